@@ -1,0 +1,76 @@
+// Block store: the blocks held in memory, keyed by index. Each is fetching
+// (with the bytes received so far), complete or failed. The Prefetcher keeps
+// it within the look-ahead budget; delivered blocks may stay a little longer
+// so short backward reads are served from memory.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+
+#include "prefetch/block_plan.h"
+
+namespace prefetch {
+
+using Clock = std::chrono::steady_clock;
+
+// A block's bytes. Shared with whoever holds a view (downstream buffers), so
+// it outlives its removal from the store. Written only beyond `filled`.
+struct BlockBuffer {
+  explicit BlockBuffer(size_t n) : bytes(new uint8_t[n]), capacity(n) {}
+  std::unique_ptr<uint8_t[]> bytes;
+  size_t capacity;
+};
+
+enum class BlockState { kFetching, kComplete };
+
+class Request;  // prefetcher.cc
+
+struct Block {
+  uint64_t index = 0;
+  ByteRange range;
+  std::shared_ptr<BlockBuffer> buffer;
+  size_t filled = 0;  // bytes [range.begin, range.begin + filled) are valid
+  BlockState state = BlockState::kFetching;
+  unsigned attempts = 0;
+  std::shared_ptr<Request> request;  // the fetch filling it, if any
+  Clock::time_point requested{}, first_byte{}, completed{};
+
+  bool complete() const { return state == BlockState::kComplete; }
+};
+
+class BlockStore {
+ public:
+  Block* find(uint64_t index);
+  const Block* find(uint64_t index) const;
+  Block& insert(uint64_t index, const ByteRange& range);
+  void erase(uint64_t index);
+  size_t size() const { return blocks_.size(); }
+  uint64_t bytes_held() const;
+
+  // Visits blocks in index order; the visitor may not insert or erase.
+  template <typename F>
+  void for_each(F&& f) {
+    for (auto& [i, b] : blocks_) f(b);
+  }
+  // Removes every block outside [lo, hi) for which `keep` is false, calling
+  // `on_drop` first (to cancel its request).
+  template <typename Drop>
+  void drop_outside(uint64_t lo, uint64_t hi, Drop&& on_drop) {
+    for (auto it = blocks_.begin(); it != blocks_.end();) {
+      if (it->first < lo || it->first >= hi) {
+        on_drop(it->second);
+        it = blocks_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+ private:
+  std::map<uint64_t, Block> blocks_;
+};
+
+}  // namespace prefetch

@@ -1,0 +1,74 @@
+// Origin: where the bytes come from. One Fetch is one HTTP range request.
+//
+// Threading contract (the Prefetcher relies on it):
+//  - start(), Fetch::cancel() and Fetch::resume() may be called from any
+//    thread, with the caller's locks held: they only post work, they never
+//    call the listener synchronously.
+//  - The listener's callbacks for one fetch come serially from the origin's
+//    own thread: on_head at most once, then write_area/on_data any number of
+//    times, then on_done exactly once. Nothing follows on_done.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "prefetch/error.h"
+
+namespace prefetch {
+
+struct RangeRequest {
+  uint64_t begin = 0;
+  std::optional<uint64_t> end;       // exclusive; nullopt asks for the rest
+  std::string validator;             // sent as If-Range / If-Match when not empty
+  std::chrono::milliseconds delay{0};  // wait this long before sending (retry backoff)
+};
+
+struct ResponseHead {
+  int status = 0;
+  // From Content-Range (206) or 416's "bytes */total".
+  bool has_range = false;
+  uint64_t first = 0;
+  uint64_t last = 0;  // inclusive, as in the header
+  std::optional<uint64_t> total;
+  std::optional<uint64_t> content_length;
+  std::string validator;  // ETag, else Last-Modified; empty if none
+  bool accept_ranges_none = false;
+  std::string retry_after;  // raw Retry-After value, if any
+  std::string final_uri;    // after redirects
+};
+
+class FetchListener {
+ public:
+  virtual ~FetchListener() = default;
+  // Headers arrived, whatever the status (the listener maps statuses to
+  // errors). Return false to abandon the transfer (on_done follows with a
+  // kCancelled error).
+  virtual bool on_head(const ResponseHead& head) = 0;
+  // Where the next body bytes go. A zero length pauses reading until
+  // Fetch::resume().
+  virtual uint8_t* write_area(size_t* length) = 0;
+  // `n` bytes were written at the last write_area.
+  virtual void on_data(size_t n) = 0;
+  // The transfer ended: nullptr at a clean end of body.
+  virtual void on_done(const Error* error) = 0;
+};
+
+class Fetch {
+ public:
+  virtual ~Fetch() = default;
+  virtual void cancel() = 0;
+  virtual void resume() = 0;
+};
+
+class Origin {
+ public:
+  virtual ~Origin() = default;
+  virtual std::shared_ptr<Fetch> start(const RangeRequest& request,
+                                       std::shared_ptr<FetchListener> listener) = 0;
+};
+
+}  // namespace prefetch

@@ -1,0 +1,116 @@
+// Prefetcher: the engine. Fetches fixed-size byte-range blocks concurrently
+// from an Origin and hands them to one reader strictly in order.
+//
+//   streaming thread          Prefetcher (one mutex)          origin thread
+//   read(offset) ------wait-----> block store <----on_data----- Fetch
+//                 <---bytes------  scheduler  -----start------>
+//
+// read() returns the head block's bytes while they are still arriving
+// (window schedule), so the first buffer leaves as early as a single
+// connection would give it.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "prefetch/block_plan.h"
+#include "prefetch/block_store.h"
+#include "prefetch/error.h"
+#include "prefetch/log.h"
+#include "prefetch/origin.h"
+#include "prefetch/scheduler.h"
+
+namespace prefetch {
+
+struct Config {
+  uint64_t block_size = 1 << 20;
+  unsigned concurrency = 4;
+  unsigned lookahead_blocks = 0;  // 0 = 2 x concurrency
+  Schedule schedule = Schedule::kWindow;
+  int retries = 3;  // per block, -1 = forever
+  std::chrono::milliseconds backoff_base{200};
+  std::chrono::milliseconds backoff_max{5000};
+  unsigned keep_behind = 1;  // delivered blocks kept for backward reads
+
+  unsigned effective_lookahead() const {
+    unsigned n = lookahead_blocks ? lookahead_blocks : 2 * concurrency;
+    return n < concurrency ? concurrency : n;
+  }
+};
+
+// Bytes handed to the reader. `owner` keeps them alive (no copy).
+struct Chunk {
+  std::shared_ptr<const void> owner;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  uint64_t offset = 0;
+};
+
+enum class ReadStatus { kOk, kEos, kFlushing, kError };
+
+struct ReadResult {
+  ReadStatus status = ReadStatus::kOk;
+  Chunk chunk;
+  Error error;
+};
+
+enum class ReadMode {
+  kAvailable,  // return as soon as any byte at offset is there (push mode)
+  kExact,      // return exactly `length` bytes, fewer only at the end (pull mode)
+};
+
+struct Stats {
+  uint64_t bytes_delivered = 0;
+  uint64_t blocks_fetched = 0;
+  uint64_t requests_started = 0;
+  uint64_t retries = 0;
+  unsigned in_flight = 0;
+  double ttfb_median_ms = 0;
+  double ttfb_p95_ms = 0;
+  double throughput_bytes_per_s = 0;  // over the last few seconds
+};
+
+class Prefetcher {
+ public:
+  Prefetcher(std::shared_ptr<Origin> origin, Config config, Logger logger = {});
+  ~Prefetcher();  // close()
+  Prefetcher(const Prefetcher&) = delete;
+  Prefetcher& operator=(const Prefetcher&) = delete;
+
+  // Starts fetching at `offset`; never blocks. Errors come with the reads.
+  void begin(uint64_t offset = 0);
+  // begin(), then waits for the first response's headers (which give the
+  // size) or an error. kOk, kError or kFlushing.
+  ReadResult open(uint64_t offset = 0);
+  std::optional<uint64_t> size() const;
+  // False once the origin is known to ignore Range requests.
+  bool seekable() const;
+
+  // Waits for the bytes at `offset`. A read far from the last one re-targets
+  // the window (seek): requests outside the new window are cancelled.
+  ReadResult read(uint64_t offset, size_t length, ReadMode mode);
+  // Re-targets the window now (a seek), before the next read arrives.
+  void seek(uint64_t offset);
+
+  // While flushing, every wait returns kFlushing at once (GstBaseSrc unlock).
+  void set_flushing(bool flushing);
+  // Cancels every request and waits until all have ended. Idempotent.
+  void close();
+
+  Stats stats() const;
+  const Config& config() const { return config_; }
+
+ private:
+  friend class Request;
+  struct Impl;
+  std::shared_ptr<Origin> origin_;
+  Config config_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace prefetch

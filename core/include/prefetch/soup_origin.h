@@ -1,0 +1,64 @@
+// SoupOrigin: an Origin over libsoup-3.0. It owns one I/O thread that runs a
+// private GMainContext; the SoupSession lives in that context and every
+// libsoup call happens there, asynchronously.
+#pragma once
+
+#include <gio/gio.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "prefetch/log.h"
+#include "prefetch/origin.h"
+
+namespace prefetch {
+
+struct HttpOptions {
+  std::string uri;
+  std::string user_agent = "prefetchsrc";
+  std::vector<std::pair<std::string, std::string>> extra_headers;
+  std::vector<std::string> cookies;  // "name=value" each
+  unsigned timeout_seconds = 15;     // without progress, per request; 0 = none
+  std::string proxy;                 // empty: the environment's (http_proxy, ...)
+  std::string proxy_id, proxy_pw;
+  std::string user_id, user_pw;
+  bool ssl_strict = true;
+  std::string ssl_ca_file;
+  bool ssl_use_system_ca_file = true;
+  GTlsDatabase* tls_database = nullptr;        // borrowed; overrides the CA settings
+  GTlsInteraction* tls_interaction = nullptr;  // borrowed
+  bool automatic_redirect = true;
+  bool keep_alive = true;
+  int http_log_level = 0;  // SoupLoggerLogLevel; 0 = no HTTP log
+  unsigned max_connections = 4;
+  // Map each block request to its own HTTP/1.1 connection: origins that cap
+  // each connection's rate would gain nothing from HTTP/2 multiplexing.
+  bool force_http1 = true;
+};
+
+class SoupOrigin : public Origin {
+ public:
+  // Starts the I/O thread. Never blocks on the network.
+  SoupOrigin(HttpOptions options, Logger logger);
+  // Cancels every fetch, waits for their on_done, joins the I/O thread.
+  ~SoupOrigin() override;
+
+  std::shared_ptr<Fetch> start(const RangeRequest& request,
+                               std::shared_ptr<FetchListener> listener) override;
+
+  // Checks a URI: http/https with a host. Returns an error message or "".
+  static std::string validate_uri(const std::string& uri);
+
+  // The GType of libsoup's logger levels (SoupLoggerLogLevel), so the element
+  // can offer souphttpsrc's `http-log-level` without calling libsoup itself.
+  static GType http_log_level_type();
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace prefetch

@@ -1,0 +1,738 @@
+// The engine: block store + scheduler + reader behind one mutex.
+//
+// Locking: every field of Impl is guarded by `mu`. Origin calls (start,
+// cancel, resume) only post work to the origin's thread, so they are made
+// with `mu` held; the origin's callbacks take `mu` themselves. Waits use `cv`.
+
+#include "prefetch/prefetcher.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstring>
+#include <deque>
+#include <random>
+
+#include <glib.h>
+
+#include "prefetch/http_parse.h"
+
+namespace prefetch {
+
+namespace {
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+Error make_error(ErrorKind kind, int status, std::string message, bool transient = false) {
+  Error e;
+  e.kind = kind;
+  e.http_status = status;
+  e.message = std::move(message);
+  e.transient = transient;
+  return e;
+}
+
+// Maps a non-success HTTP status to an error. `opened` is false until the
+// first good response: failures before it are failures to open.
+Error status_error(int status, bool opened) {
+  const std::string what = "HTTP status " + std::to_string(status);
+  if (status == 404 || status == 410)
+    return make_error(ErrorKind::kNotFound, status, "Resource not found (" + what + ")");
+  if (status == 401 || status == 403 || status == 407)
+    return make_error(ErrorKind::kNotAuthorized, status, "Not authorized (" + what + ")");
+  const bool transient = status >= 500 || status == 429 || status == 408;
+  return make_error(opened ? ErrorKind::kRead : ErrorKind::kOpenRead, status,
+                    "The origin answered with " + what, transient);
+}
+
+}  // namespace
+
+// One HTTP request: fills one block, or (stream mode) a run of blocks from a
+// body that ignores Range. Owned jointly by the origin (until on_done) and
+// the block it fills; it reaches the engine through a raw pointer, which
+// close() keeps valid by waiting for every on_done.
+class Request : public FetchListener {
+ public:
+  Request(Prefetcher::Impl* impl, uint64_t block, uint64_t pos, bool stream)
+      : impl_(impl), block(block), pos(pos), stream(stream), started(Clock::now()) {}
+
+  bool on_head(const ResponseHead& head) override;
+  uint8_t* write_area(size_t* length) override;
+  void on_data(size_t n) override;
+  void on_done(const Error* error) override;
+
+  Prefetcher::Impl* impl_;
+  uint64_t block;  // the block being filled
+  uint64_t pos;    // absolute offset of the next body byte
+  bool stream;     // a sequential body of the whole resource
+  Clock::time_point started;
+  std::shared_ptr<Fetch> fetch;
+  bool cancelled = false;
+  bool paused = false;
+  bool got_data = false;
+  bool into_scratch = false;  // the last write_area was the discard area
+  bool overflowed = false;    // the body went past its range: cut
+  std::optional<Error> failure;
+  // Keeps the buffer handed out by write_area alive until on_data, even if
+  // a seek drops its block meanwhile: the origin writes without our lock.
+  std::shared_ptr<BlockBuffer> area_owner;
+  uint8_t scratch[4096];
+};
+
+struct Prefetcher::Impl {
+  Impl(Origin* origin, const Config& cfg, Logger log)
+      : origin(origin), cfg(cfg), lookahead(cfg.effective_lookahead()), log(std::move(log)),
+        plan(cfg.block_size), rng(std::random_device{}()) {}
+
+  Origin* origin;
+  const Config cfg;
+  const unsigned lookahead;
+  Logger log;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  BlockPlan plan;
+  BlockStore store;
+  uint64_t read_block = 0;   // block of the next byte the reader wants
+  uint64_t batch_begin = 0;  // batch / barrier
+  unsigned in_flight = 0;    // started and not yet on_done
+  bool flushing = false;
+  bool closed = false;
+  bool opened = false;        // a good response arrived
+  bool ranges_ok = false;     // a 206 arrived
+  bool stream_mode = false;   // the origin ignores Range
+  std::shared_ptr<Request> stream;
+  std::string validator;
+  std::optional<Error> fatal;
+  std::mt19937 rng;
+
+  // Statistics.
+  uint64_t bytes_delivered = 0, bytes_received = 0, blocks_fetched = 0, requests_started = 0,
+           retries = 0;
+  std::deque<double> ttfb_ms;
+  Clock::time_point rate_since = Clock::now();
+  uint64_t rate_bytes = 0;
+  double rate = 0;
+
+  // ---- called with mu held ----
+
+  void fail(Error e) {
+    if (fatal) return;
+    log(LogLevel::kError, "fatal: %s (status %d): %s", to_string(e.kind), e.http_status,
+        e.message.c_str());
+    fatal = std::move(e);
+    cancel_all();
+    cv.notify_all();
+  }
+
+  void cancel_request(const std::shared_ptr<Request>& r) {
+    if (!r || r->cancelled) return;
+    r->cancelled = true;
+    if (r->fetch) r->fetch->cancel();
+  }
+
+  void cancel_all() {
+    store.for_each([&](Block& b) { cancel_request(b.request); });
+    store.drop_outside(0, 0, [](Block&) {});
+    cancel_request(stream);
+    stream.reset();
+  }
+
+  void set_size(uint64_t size) {
+    plan.set_size(size);
+    const uint64_t count = *plan.count();
+    log(LogLevel::kInfo, "resource size %" PRIu64 " bytes, %" PRIu64 " blocks", size, count);
+    // Speculative requests past the end are dropped; the last block is trimmed.
+    store.drop_outside(0, count, [&](Block& b) { cancel_request(b.request); });
+    if (count > 0) {
+      if (Block* last = store.find(count - 1)) last->range = plan.range(count - 1);
+    }
+  }
+
+  // True if every block of the batch starting at `first` is complete (or
+  // already delivered: the reader is past it).
+  bool batch_complete_from(uint64_t first) const {
+    for (uint64_t i = first; i < first + cfg.concurrency && plan.exists(i); ++i) {
+      if (i < read_block) continue;
+      const Block* b = store.find(i);
+      if (!b || !b->complete()) return false;
+    }
+    return true;
+  }
+  bool batch_complete() const { return batch_complete_from(batch_begin); }
+
+  // Bytes of block `b` the reader may take now, from the block's start.
+  size_t readable(const Block& b) const {
+    switch (cfg.schedule) {
+      case Schedule::kWindow:
+        return b.filled;
+      case Schedule::kBatch:
+        return b.complete() ? b.filled : 0;
+      case Schedule::kBarrier: {
+        // The batch holding b must be complete as a whole. Batches are
+        // `concurrency` blocks long, aligned on batch_begin.
+        const uint64_t n = cfg.concurrency;
+        const uint64_t first = b.index - (b.index % n + n - batch_begin % n) % n;
+        return batch_complete_from(first) ? b.filled : 0;
+      }
+    }
+    return 0;
+  }
+
+  void launch(Block& b, std::chrono::milliseconds delay) {
+    auto req = std::make_shared<Request>(this, b.index, b.range.begin + b.filled, false);
+    RangeRequest rr;
+    rr.begin = req->pos;
+    rr.end = b.range.end;
+    rr.validator = validator;
+    rr.delay = delay;
+    b.request = req;
+    ++in_flight;
+    ++requests_started;
+    log(LogLevel::kDebug, "block %" PRIu64 " requested bytes=%" PRIu64 "-%" PRIu64 " attempt %u",
+        b.index, rr.begin, b.range.end - 1, b.attempts);
+    req->fetch = origin->start(rr, req);
+  }
+
+  void launch_stream(uint64_t from, std::chrono::milliseconds delay) {
+    stream = std::make_shared<Request>(this, plan.index_of(from), from, true);
+    RangeRequest rr;
+    rr.begin = from;
+    rr.validator = validator;
+    rr.delay = delay;
+    ++in_flight;
+    ++requests_started;
+    log(LogLevel::kDebug, "stream requested from byte %" PRIu64, from);
+    stream->fetch = origin->start(rr, stream);
+  }
+
+  // Starts whatever the schedule allows now.
+  void pump() {
+    if (closed || fatal || flushing) return;
+    if (stream_mode) return pump_stream();
+    SchedulerInput in;
+    in.schedule = cfg.schedule;
+    in.read_block = read_block;
+    in.block_count = plan.count();
+    in.concurrency = cfg.concurrency;
+    in.lookahead = lookahead;
+    in.in_flight = in_flight;
+    in.held = [this](uint64_t i) { return store.find(i) != nullptr; };
+    in.batch_begin = batch_begin;
+    in.batch_complete = cfg.schedule != Schedule::kWindow && batch_complete();
+    SchedulerDecision d = schedule_next(in);
+    if (d.new_batch_begin) batch_begin = *d.new_batch_begin;
+    for (uint64_t i : d.start) {
+      Block& b = store.insert(i, plan.range(i));
+      b.requested = Clock::now();
+      b.attempts = 1;
+      launch(b, std::chrono::milliseconds(0));
+    }
+  }
+
+  void pump_stream() {
+    if (!stream) {
+      // The stream ended early or the reader went back before it: restart at
+      // the reader's block (the origin sends from 0; we skip ahead).
+      if (!plan.exists(read_block) || store.find(read_block)) return;
+      launch_stream(plan.range(read_block).begin, std::chrono::milliseconds(0));
+      return;
+    }
+    if (stream->paused && plan.index_of(stream->pos) < read_block + lookahead) {
+      stream->paused = false;
+      stream->fetch->resume();
+    }
+  }
+
+  // Moves the window so that it starts at the block holding `offset`.
+  void retarget(uint64_t offset) {
+    const uint64_t idx = plan.index_of(offset);
+    if (idx == read_block && (store.find(idx) || stream_mode)) return pump();
+    if (idx != read_block + 1 && idx != read_block)
+      log(LogLevel::kDebug, "reader jumps to byte %" PRIu64 " (block %" PRIu64 ")", offset, idx);
+    const bool forward_step = idx == read_block + 1;
+    read_block = idx;
+    const uint64_t keep_from = idx > cfg.keep_behind ? idx - cfg.keep_behind : 0;
+    store.drop_outside(keep_from, idx + lookahead, [&](Block& b) { cancel_request(b.request); });
+    // Blocks kept behind the reader are only worth it when complete.
+    for (uint64_t i = keep_from; i < idx; ++i) {
+      Block* b = store.find(i);
+      if (b && !b->complete()) {
+        cancel_request(b->request);
+        store.erase(i);
+      }
+    }
+    if (stream_mode && stream && plan.index_of(stream->pos) > idx && !store.find(idx)) {
+      cancel_request(stream);  // it is past what the reader wants now
+      stream.reset();
+    }
+    if (!forward_step && cfg.schedule != Schedule::kWindow &&
+        (idx < batch_begin || idx >= batch_begin + cfg.concurrency)) {
+      batch_begin = idx;  // a seek starts a new batch at the reader
+    }
+    pump();
+  }
+
+  std::chrono::milliseconds backoff(unsigned attempt, const Error& e) {
+    const int64_t base = cfg.backoff_base.count();
+    const int64_t cap = cfg.backoff_max.count();
+    int64_t ceiling = base << std::min<unsigned>(attempt - 1, 20);
+    if (ceiling > cap) ceiling = cap;
+    // "Equal jitter": half fixed, half random, so retries of many blocks spread.
+    std::uniform_int_distribution<int64_t> jitter(0, ceiling / 2);
+    int64_t wait = ceiling - ceiling / 2 + jitter(rng);
+    if (e.retry_after.count() >= 0) wait = std::max<int64_t>(wait, e.retry_after.count());
+    return std::chrono::milliseconds(std::min<int64_t>(wait, 60000));
+  }
+
+  bool may_retry(unsigned attempts) const {
+    return cfg.retries < 0 || attempts <= static_cast<unsigned>(cfg.retries);
+  }
+
+  void check_validator(const ResponseHead& head) {
+    if (head.validator.empty()) return;
+    if (validator.empty()) {
+      validator = head.validator;
+      return;
+    }
+    if (head.validator != validator) {
+      Error e = make_error(ErrorKind::kResourceChanged, head.status,
+                           "The resource changed on the server during the transfer");
+      e.detail = "validator was " + validator + ", now " + head.validator;
+      fail(std::move(e));
+    }
+  }
+
+  void check_total(uint64_t total, int status) {
+    if (!plan.size()) return set_size(total);
+    if (*plan.size() != total) {
+      Error e = make_error(ErrorKind::kResourceChanged, status,
+                           "The resource changed size on the server during the transfer");
+      e.detail = "size was " + std::to_string(*plan.size()) + ", now " + std::to_string(total);
+      fail(std::move(e));
+    }
+  }
+
+  bool on_head(Request& r, const ResponseHead& head) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (r.cancelled || fatal) return false;
+    if (head.status == 206 && head.has_range) {
+      if (head.first != r.pos) {
+        r.failure = make_error(ErrorKind::kRead, 206, "The origin sent a different range", true);
+        r.failure->detail = "asked from " + std::to_string(r.pos) + ", got from " +
+                            std::to_string(head.first);
+        return false;
+      }
+      check_validator(head);
+      if (head.total) check_total(*head.total, head.status);
+      if (fatal || r.cancelled) return false;
+      opened = ranges_ok = true;
+      cv.notify_all();
+      return true;
+    }
+    if (head.status == 200 || head.status == 206) {
+      // A whole body to a ranged request.
+      if (!validator.empty() && !head.validator.empty() && head.validator != validator) {
+        check_validator(head);  // fails: the origin's If-Range said "changed"
+        return false;
+      }
+      if (ranges_ok && !stream_mode) {
+        r.failure = make_error(ErrorKind::kRead, 200, "The origin ignored a range request", true);
+        return false;
+      }
+      check_validator(head);
+      enter_stream_mode(r, head);
+      return !fatal;
+    }
+    if (head.status == 416) {
+      if (head.total && r.pos >= *head.total) {
+        // A speculative request past the end: it tells us the size.
+        check_total(*head.total, head.status);
+        opened = true;
+        cv.notify_all();
+        return false;
+      }
+      r.failure = make_error(ErrorKind::kSeek, 416, "The origin cannot serve the range");
+      return false;
+    }
+    r.failure = status_error(head.status, opened);
+    if (!head.retry_after.empty()) {
+      if (auto ra = parse_retry_after(head.retry_after, g_get_real_time() / 1000000))
+        r.failure->retry_after = *ra;
+    }
+    return false;
+  }
+
+  void enter_stream_mode(Request& r, const ResponseHead& head) {
+    if (!stream_mode) {
+      log(LogLevel::kWarning,
+          "the origin ignores Range requests: falling back to one sequential stream");
+      stream_mode = true;
+      // Keep only this request, as the stream; drop every block and request.
+      std::shared_ptr<Request> self;
+      store.for_each([&](Block& b) {
+        if (b.request.get() == &r)
+          self = b.request;
+        else
+          cancel_request(b.request);
+      });
+      store.drop_outside(0, 0, [](Block&) {});
+      if (stream.get() != &r) cancel_request(stream);
+      stream = self ? self : stream;
+      opened = true;
+      if (head.content_length) set_size(*head.content_length);
+    }
+    r.stream = true;
+    r.pos = head.status == 206 && head.has_range ? head.first : 0;
+    r.block = plan.index_of(r.pos);
+    cv.notify_all();
+  }
+
+  uint8_t* write_area(Request& r, size_t* length) {
+    std::lock_guard<std::mutex> lock(mu);
+    *length = 0;
+    r.into_scratch = false;
+    r.area_owner.reset();
+    if (r.cancelled || fatal) return nullptr;
+    if (!r.stream) {
+      Block* b = store.find(r.block);
+      if (!b) return nullptr;
+      const uint64_t end = b->range.end;
+      if (r.pos >= end) {
+        // The block is full: let the origin find the end of the body, or
+        // notice it is longer than asked.
+        r.into_scratch = true;
+        *length = sizeof r.scratch;
+        return r.scratch;
+      }
+      *length = end - r.pos;
+      r.area_owner = b->buffer;
+      return b->buffer->bytes.get() + (r.pos - b->range.begin);
+    }
+    // Stream mode. Skip what the reader no longer wants and what is held already.
+    const auto& size = plan.size();
+    const uint64_t idx = plan.index_of(r.pos);
+    uint64_t want_from = plan.range(read_block).begin;
+    if (const Block* held = store.find(idx))
+      want_from = std::max(want_from, held->range.begin + held->filled);
+    if ((size && r.pos >= *size) || r.pos < want_from) {
+      // Past the end (a lie, cut) or before the reader: discard.
+      r.into_scratch = true;
+      *length = size && r.pos >= *size ? sizeof r.scratch
+                                        : std::min<uint64_t>(sizeof r.scratch, want_from - r.pos);
+      return r.scratch;
+    }
+    if (idx >= read_block + lookahead) {
+      r.paused = true;  // the budget is full: pump_stream() resumes us
+      return nullptr;
+    }
+    Block* b = store.find(idx);
+    if (!b) {
+      b = &store.insert(idx, plan.range(idx));
+      b->requested = r.started;
+      b->attempts = 1;
+    }
+    b->request = stream;
+    r.block = idx;
+    *length = b->range.end - r.pos;
+    r.area_owner = b->buffer;
+    return b->buffer->bytes.get() + (r.pos - b->range.begin);
+  }
+
+  void on_data(Request& r, size_t n) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::shared_ptr<BlockBuffer> area = std::move(r.area_owner);
+    if (r.cancelled || fatal) return;
+    if (r.into_scratch) {
+      if (!r.stream || (plan.size() && r.pos >= *plan.size())) {
+        log(LogLevel::kWarning, "block %" PRIu64 ": body longer than its range, cut", r.block);
+        r.overflowed = true;
+        r.fetch->cancel();
+      } else {
+        r.pos += n;  // skipping towards the reader in stream mode
+      }
+      return;
+    }
+    Block* b = store.find(r.block);
+    if (!b || b->buffer != area) return;  // dropped (and maybe re-made) meanwhile
+    const Clock::time_point now = Clock::now();
+    if (!r.got_data) {
+      r.got_data = true;
+      if (b->first_byte == Clock::time_point{}) b->first_byte = now;
+      ttfb_ms.push_back(ms_between(r.started, now));
+      if (ttfb_ms.size() > 64) ttfb_ms.pop_front();
+      log(LogLevel::kDebug, "block %" PRIu64 " first-byte", b->index);
+    }
+    b->filled += n;
+    r.pos += n;
+    bytes_received += n;
+    rate_bytes += n;
+    if (b->filled == b->range.length()) {
+      b->state = BlockState::kComplete;
+      b->completed = now;
+      ++blocks_fetched;
+      log(LogLevel::kDebug, "block %" PRIu64 " complete %" PRIu64 " bytes", b->index,
+          b->range.length());
+      cv.notify_all();
+    } else if (b->index == read_block) {
+      cv.notify_all();  // the reader may take the head block's new bytes
+    }
+  }
+
+  void on_done(Request& r, const Error* error) {
+    std::lock_guard<std::mutex> lock(mu);
+    r.area_owner.reset();
+    --in_flight;
+    const bool is_stream = stream.get() == &r;
+    if (is_stream) stream.reset();
+    Block* b = r.stream ? nullptr : store.find(r.block);
+    if (b && b->request.get() != &r) b = nullptr;  // the block was dropped and re-made
+    if (b) b->request.reset();
+    if (r.cancelled || closed || fatal) {
+      cv.notify_all();
+      return pump();
+    }
+    std::optional<Error> e = r.failure;
+    if (!e && error && !(error->kind == ErrorKind::kCancelled && r.overflowed)) e = *error;
+    if (!e) {
+      if (r.stream) {
+        if (!plan.size()) {
+          set_size(r.pos);
+          if (Block* last = store.find(plan.index_of(r.pos ? r.pos - 1 : 0))) {
+            last->range = plan.range(last->index);
+            if (last->filled == last->range.length()) last->state = BlockState::kComplete;
+          }
+        } else if (r.pos < *plan.size()) {
+          e = make_error(ErrorKind::kRead, 0, "The origin's body ended early", true);
+        }
+      } else if (b && b->filled < b->range.length()) {
+        if (!plan.size() && b->filled > 0) {
+          // No size was given: a short block is the last one.
+          set_size(b->range.begin + b->filled);
+          b = store.find(r.block);
+          if (b) b->state = BlockState::kComplete;
+        } else {
+          e = make_error(ErrorKind::kRead, 0, "The origin's body ended early", true);
+        }
+      }
+    }
+    if (e) {
+      if (e->kind == ErrorKind::kCancelled) e->transient = true;  // not ours: retry
+      const unsigned attempts = b ? b->attempts : 1;
+      if (e->transient && may_retry(attempts) && (b || r.stream)) {
+        ++retries;
+        const auto wait = backoff(attempts, *e);
+        log(LogLevel::kInfo, "%s %" PRIu64 ": %s; retry %u in %" PRId64 " ms",
+            r.stream ? "stream at block" : "block", r.block, e->message.c_str(), attempts,
+            static_cast<int64_t>(wait.count()));
+        if (b) {
+          ++b->attempts;
+          launch(*b, wait);
+        } else {
+          launch_stream(r.pos, wait);
+        }
+      } else {
+        if (e->transient && !opened && e->kind == ErrorKind::kRead) e->kind = ErrorKind::kOpenRead;
+        fail(std::move(*e));
+      }
+    }
+    cv.notify_all();
+    pump();
+  }
+
+  Chunk chunk_of(const Block& b, uint64_t offset, size_t n) {
+    Chunk c;
+    c.owner = std::shared_ptr<const void>(b.buffer, b.buffer.get());
+    c.data = b.buffer->bytes.get() + (offset - b.range.begin);
+    c.size = n;
+    c.offset = offset;
+    return c;
+  }
+
+  // After the reader took bytes [offset, offset + n).
+  // After the reader took bytes [offset, offset + n), n > 0, all in one block.
+  void delivered(uint64_t offset, size_t n) {
+    bytes_delivered += n;
+    const uint64_t end = offset + n;
+    const uint64_t last = plan.index_of(end - 1);
+    if (plan.range(last).end == end) log(LogLevel::kDebug, "block %" PRIu64 " delivered", last);
+    retarget(end);  // moves the window as soon as a block is used up
+  }
+
+  // Waits until some bytes at `offset` are readable. Returns the block or
+  // sets `result` to a terminal status.
+  Block* wait_block(std::unique_lock<std::mutex>& lock, uint64_t offset, ReadResult* result) {
+    for (;;) {
+      if (flushing || closed) {
+        result->status = ReadStatus::kFlushing;
+        return nullptr;
+      }
+      if (fatal) {
+        result->status = ReadStatus::kError;
+        result->error = *fatal;
+        return nullptr;
+      }
+      if (plan.size() && offset >= *plan.size()) {
+        result->status = ReadStatus::kEos;
+        return nullptr;
+      }
+      if (plan.index_of(offset) != read_block) retarget(offset);
+      Block* b = store.find(read_block);
+      if (b && offset < b->range.begin + readable(*b)) return b;
+      if (!b) pump();
+      cv.wait(lock);
+    }
+  }
+};
+
+// ---- Request: forwards to the engine ----
+
+bool Request::on_head(const ResponseHead& head) { return impl_->on_head(*this, head); }
+uint8_t* Request::write_area(size_t* length) { return impl_->write_area(*this, length); }
+void Request::on_data(size_t n) { impl_->on_data(*this, n); }
+void Request::on_done(const Error* error) { impl_->on_done(*this, error); }
+
+// ---- Prefetcher ----
+
+Prefetcher::Prefetcher(std::shared_ptr<Origin> origin, Config config, Logger logger)
+    : origin_(std::move(origin)), config_(config) {
+  if (config_.block_size == 0) config_.block_size = 1 << 20;
+  if (config_.concurrency == 0) config_.concurrency = 1;
+  impl_ = std::make_unique<Impl>(origin_.get(), config_, std::move(logger));
+}
+
+Prefetcher::~Prefetcher() { close(); }
+
+void Prefetcher::begin(uint64_t offset) {
+  Impl& s = *impl_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.log(LogLevel::kInfo, "open at byte %" PRIu64 ": block size %" PRIu64
+        ", concurrency %u, look-ahead %u blocks, schedule %s",
+        offset, config_.block_size, config_.concurrency, s.lookahead, to_string(config_.schedule));
+  s.read_block = s.plan.index_of(offset);
+  s.batch_begin = s.read_block;
+  s.pump();
+}
+
+ReadResult Prefetcher::open(uint64_t offset) {
+  begin(offset);
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  ReadResult r;
+  s.cv.wait(lock, [&] { return s.opened || s.fatal || s.flushing || s.closed; });
+  if (s.fatal) {
+    r.status = ReadStatus::kError;
+    r.error = *s.fatal;
+  } else if (!s.opened) {
+    r.status = ReadStatus::kFlushing;
+  }
+  return r;
+}
+
+std::optional<uint64_t> Prefetcher::size() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->plan.size();
+}
+
+bool Prefetcher::seekable() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return !impl_->stream_mode;
+}
+
+ReadResult Prefetcher::read(uint64_t offset, size_t length, ReadMode mode) {
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  ReadResult r;
+  if (length == 0) return r;
+  Block* b = s.wait_block(lock, offset, &r);
+  if (!b) return r;
+  const uint64_t total = s.plan.size() ? *s.plan.size() : UINT64_MAX;
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(length, total - offset));
+  if (mode == ReadMode::kExact && offset + want <= b->range.end) {
+    // Inside one block: wait for all of it and hand it out without a copy.
+    while (b && b->range.begin + s.readable(*b) < offset + want) {
+      s.cv.wait(lock);
+      b = s.wait_block(lock, offset, &r);
+    }
+    if (!b) return r;
+  }
+  const size_t ready = b->range.begin + s.readable(*b) - offset;
+  if (mode == ReadMode::kAvailable || want <= ready) {
+    const size_t n = std::min(ready, want);
+    r.chunk = s.chunk_of(*b, offset, n);
+    s.delivered(offset, n);
+    return r;
+  }
+  // Exact read: gather across blocks (one copy; pull mode only).
+  auto bytes = std::make_shared<std::vector<uint8_t>>(want);
+  size_t got = 0;
+  while (got < want) {
+    Block* cur = s.wait_block(lock, offset + got, &r);
+    if (!cur) {
+      if (r.status != ReadStatus::kEos) return r;
+      bytes->resize(got);  // the size shrank under us: deliver what exists
+      break;
+    }
+    const uint64_t at = offset + got;
+    const size_t n = std::min<uint64_t>(cur->range.begin + s.readable(*cur) - at, want - got);
+    std::memcpy(bytes->data() + got, cur->buffer->bytes.get() + (at - cur->range.begin), n);
+    got += n;
+    s.delivered(at, n);
+  }
+  r.status = ReadStatus::kOk;
+  r.chunk.data = bytes->data();
+  r.chunk.size = bytes->size();
+  r.chunk.offset = offset;
+  r.chunk.owner = std::move(bytes);
+  return r;
+}
+
+void Prefetcher::seek(uint64_t offset) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->retarget(offset);
+}
+
+void Prefetcher::set_flushing(bool flushing) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->flushing = flushing;
+  impl_->cv.notify_all();
+  if (!flushing) impl_->pump();
+}
+
+void Prefetcher::close() {
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  s.closed = true;
+  s.cancel_all();
+  s.cv.notify_all();
+  s.cv.wait(lock, [&] { return s.in_flight == 0; });
+}
+
+Stats Prefetcher::stats() const {
+  Impl& s = *impl_;
+  std::lock_guard<std::mutex> lock(s.mu);
+  Stats st;
+  st.bytes_delivered = s.bytes_delivered;
+  st.blocks_fetched = s.blocks_fetched;
+  st.requests_started = s.requests_started;
+  st.retries = s.retries;
+  st.in_flight = s.in_flight;
+  if (!s.ttfb_ms.empty()) {
+    std::vector<double> v(s.ttfb_ms.begin(), s.ttfb_ms.end());
+    std::sort(v.begin(), v.end());
+    st.ttfb_median_ms = v[v.size() / 2];
+    st.ttfb_p95_ms = v[std::min(v.size() - 1, v.size() * 95 / 100)];
+  }
+  const Clock::time_point now = Clock::now();
+  const double secs = std::chrono::duration<double>(now - s.rate_since).count();
+  if (secs >= 0.5) {
+    s.rate = s.rate_bytes / secs;
+    s.rate_since = now;
+    s.rate_bytes = 0;
+  }
+  st.throughput_bytes_per_s = s.rate;
+  return st;
+}
+
+}  // namespace prefetch
