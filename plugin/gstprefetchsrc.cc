@@ -1,0 +1,917 @@
+/**
+ * SECTION:element-prefetchsrc
+ * @title: prefetchsrc
+ *
+ * Reads an http:// or https:// resource as fixed-size byte-range blocks
+ * fetched over several connections at once, and pushes the bytes downstream
+ * strictly in order: each block as soon as everything before it is there, the
+ * block at the head of the line even while it arrives. On origins that are
+ * slow per request (long time to first byte, a rate cap per connection) it
+ * starts as early as souphttpsrc and then runs up to `concurrency` times
+ * faster. Property names follow souphttpsrc, so switching is one word.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 prefetchsrc location=https://example.com/clip.mp4 ! decodebin ! autovideosink
+ * gst-launch-1.0 prefetchsrc location=http://127.0.0.1:8080/big.bin concurrency=8 ! filesink location=big.bin
+ * ]|
+ */
+
+#include "gstprefetchsrc.h"
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "prefetch/prefetcher.h"
+#include "prefetch/soup_origin.h"
+
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+GST_DEBUG_CATEGORY_STATIC(gst_prefetch_src_debug);
+#define GST_CAT_DEFAULT gst_prefetch_src_debug
+
+enum {
+  PROP_0,
+  PROP_LOCATION,
+  PROP_BLOCK_SIZE,
+  PROP_CONCURRENCY,
+  PROP_LOOKAHEAD_BLOCKS,
+  PROP_SCHEDULE,
+  PROP_RETRIES,
+  PROP_TIMEOUT,
+  PROP_USER_AGENT,
+  PROP_EXTRA_HEADERS,
+  PROP_COOKIES,
+  PROP_PROXY,
+  PROP_PROXY_ID,
+  PROP_PROXY_PW,
+  PROP_USER_ID,
+  PROP_USER_PW,
+  PROP_SSL_STRICT,
+  PROP_SSL_CA_FILE,
+  PROP_SSL_USE_SYSTEM_CA_FILE,
+  PROP_TLS_DATABASE,
+  PROP_TLS_INTERACTION,
+  PROP_AUTOMATIC_REDIRECT,
+  PROP_HTTP_LOG_LEVEL,
+  PROP_IS_LIVE,
+  PROP_KEEP_ALIVE,
+  PROP_METHOD,
+  PROP_STATS,
+};
+
+#define DEFAULT_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 20)
+#define DEFAULT_CONCURRENCY 4
+#define DEFAULT_LOOKAHEAD_BLOCKS 0
+#define DEFAULT_SCHEDULE GST_PREFETCH_SRC_SCHEDULE_WINDOW
+#define DEFAULT_RETRIES 3
+#define DEFAULT_TIMEOUT 15
+#define DEFAULT_USER_AGENT "GStreamer prefetchsrc " VERSION " "
+#define DEFAULT_SSL_STRICT TRUE
+#define DEFAULT_SSL_USE_SYSTEM_CA_FILE TRUE
+#define DEFAULT_AUTOMATIC_REDIRECT TRUE
+#define DEFAULT_HTTP_LOG_LEVEL 2 /* SOUP_LOGGER_LOG_HEADERS, as souphttpsrc */
+#define DEFAULT_IS_LIVE FALSE
+#define DEFAULT_KEEP_ALIVE TRUE
+
+#define MIN_BLOCK_SIZE 1024
+#define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)
+#define MAX_CONCURRENCY 64
+
+namespace {
+
+/* Property values: set from the application thread, copied at start(). */
+struct Settings {
+  std::string location;
+  guint64 block_size = DEFAULT_BLOCK_SIZE;
+  guint concurrency = DEFAULT_CONCURRENCY;
+  guint lookahead_blocks = DEFAULT_LOOKAHEAD_BLOCKS;
+  GstPrefetchSrcSchedule schedule = DEFAULT_SCHEDULE;
+  gint retries = DEFAULT_RETRIES;
+  guint timeout = DEFAULT_TIMEOUT;
+  std::string user_agent = DEFAULT_USER_AGENT;
+  GstStructure* extra_headers = nullptr;
+  std::vector<std::string> cookies;
+  std::string proxy, proxy_id, proxy_pw, user_id, user_pw;
+  gboolean ssl_strict = DEFAULT_SSL_STRICT;
+  std::string ssl_ca_file;
+  gboolean ssl_use_system_ca_file = DEFAULT_SSL_USE_SYSTEM_CA_FILE;
+  GTlsDatabase* tls_database = nullptr;
+  GTlsInteraction* tls_interaction = nullptr;
+  gboolean automatic_redirect = DEFAULT_AUTOMATIC_REDIRECT;
+  gint http_log_level = DEFAULT_HTTP_LOG_LEVEL;
+  gboolean keep_alive = DEFAULT_KEEP_ALIVE;
+  std::string method;
+};
+
+/* What exists while running: between start() and stop(). */
+struct State {
+  std::shared_ptr<prefetch::SoupOrigin> origin;
+  std::unique_ptr<prefetch::Prefetcher> prefetcher;
+  guint64 block_size = DEFAULT_BLOCK_SIZE;
+};
+
+}  // namespace
+
+struct GstPrefetchSrcPrivate {
+  std::mutex settings_lock;
+  Settings settings;
+  /* Guards the `state` pointers against unlock()/stats from other threads;
+   * create() runs only between start() and stop() and reads them unlocked. */
+  std::mutex state_lock;
+  State state;
+};
+
+struct _GstPrefetchSrc {
+  GstBaseSrc parent;
+  GstPrefetchSrcPrivate* priv;
+};
+
+static void gst_prefetch_src_uri_handler_init(gpointer g_iface, gpointer iface_data);
+
+#define gst_prefetch_src_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE(GstPrefetchSrc, gst_prefetch_src, GST_TYPE_BASE_SRC,
+                        G_IMPLEMENT_INTERFACE(GST_TYPE_URI_HANDLER,
+                                              gst_prefetch_src_uri_handler_init);
+                        GST_DEBUG_CATEGORY_INIT(gst_prefetch_src_debug, "prefetchsrc", 0,
+                                                "HTTP source with concurrent range prefetch"));
+GST_ELEMENT_REGISTER_DEFINE(prefetchsrc, "prefetchsrc", GST_RANK_SECONDARY, GST_TYPE_PREFETCH_SRC);
+
+GType gst_prefetch_src_schedule_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {GST_PREFETCH_SRC_SCHEDULE_WINDOW,
+       "Sliding window: a request starts whenever a slot is free", "window"},
+      {GST_PREFETCH_SRC_SCHEDULE_BATCH,
+       "Batches of `concurrency` blocks, each delivered when complete", "batch"},
+      {GST_PREFETCH_SRC_SCHEDULE_BARRIER,
+       "Batches delivered only when all of the batch is complete (for comparison)", "barrier"},
+      {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter(&type)) {
+    GType t = g_enum_register_static("GstPrefetchSrcSchedule", values);
+    g_once_init_leave(&type, t);
+  }
+  return type;
+}
+
+static void gst_prefetch_src_finalize(GObject* object);
+static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const GValue* value,
+                                          GParamSpec* pspec);
+static void gst_prefetch_src_get_property(GObject* object, guint prop_id, GValue* value,
+                                          GParamSpec* pspec);
+static gboolean gst_prefetch_src_start(GstBaseSrc* src);
+static gboolean gst_prefetch_src_stop(GstBaseSrc* src);
+static gboolean gst_prefetch_src_get_size(GstBaseSrc* src, guint64* size);
+static gboolean gst_prefetch_src_is_seekable(GstBaseSrc* src);
+static gboolean gst_prefetch_src_query(GstBaseSrc* src, GstQuery* query);
+static gboolean gst_prefetch_src_do_seek(GstBaseSrc* src, GstSegment* segment);
+static gboolean gst_prefetch_src_unlock(GstBaseSrc* src);
+static gboolean gst_prefetch_src_unlock_stop(GstBaseSrc* src);
+static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, guint size,
+                                             GstBuffer** buf);
+
+static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseSrcClass* basesrc_class = GST_BASE_SRC_CLASS(klass);
+  const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+
+  gobject_class->finalize = gst_prefetch_src_finalize;
+  gobject_class->set_property = gst_prefetch_src_set_property;
+  gobject_class->get_property = gst_prefetch_src_get_property;
+
+  /* location: the http:// or https:// URI to read. */
+  g_object_class_install_property(
+      gobject_class, PROP_LOCATION,
+      g_param_spec_string("location", "Location", "HTTP or HTTPS URI to read from", nullptr, rw));
+  /* block-size: bytes per range request. Not the inherited `blocksize`,
+   * which is the size GstBaseSrc asks create() for (a hint we exceed). */
+  g_object_class_install_property(
+      gobject_class, PROP_BLOCK_SIZE,
+      g_param_spec_uint64("block-size", "Block size",
+                          "Bytes per HTTP range request (one block); unlike the inherited "
+                          "'blocksize', which is the buffer size hint of GstBaseSrc",
+                          MIN_BLOCK_SIZE, MAX_BLOCK_SIZE, DEFAULT_BLOCK_SIZE, rw));
+  /* concurrency: range requests in flight at once (= connections). */
+  g_object_class_install_property(
+      gobject_class, PROP_CONCURRENCY,
+      g_param_spec_uint("concurrency", "Concurrency",
+                        "Range requests in flight at once, each on its own connection",
+                        1, MAX_CONCURRENCY, DEFAULT_CONCURRENCY, rw));
+  /* lookahead-blocks: blocks held ahead of the reader (the memory budget). */
+  g_object_class_install_property(
+      gobject_class, PROP_LOOKAHEAD_BLOCKS,
+      g_param_spec_uint("lookahead-blocks", "Look-ahead blocks",
+                        "Blocks held in memory from the read position on, fetched or being "
+                        "fetched (0 = 2 x concurrency); memory is about this x block-size",
+                        0, 4096, DEFAULT_LOOKAHEAD_BLOCKS, rw));
+  /* schedule: how requests are started and blocks released. */
+  g_object_class_install_property(
+      gobject_class, PROP_SCHEDULE,
+      g_param_spec_enum("schedule", "Schedule",
+                        "How block requests are scheduled (batch and barrier exist to show "
+                        "the difference in benchmarks)",
+                        GST_TYPE_PREFETCH_SRC_SCHEDULE, DEFAULT_SCHEDULE, rw));
+  /* retries: per block, as souphttpsrc's. */
+  g_object_class_install_property(
+      gobject_class, PROP_RETRIES,
+      g_param_spec_int("retries", "Retries",
+                       "Maximum number of retries of one block until giving up (-1 = infinite)",
+                       -1, G_MAXINT, DEFAULT_RETRIES, rw));
+  /* timeout: seconds without progress on one request. */
+  g_object_class_install_property(
+      gobject_class, PROP_TIMEOUT,
+      g_param_spec_uint("timeout", "Timeout",
+                        "Seconds a request may go without progress before it is retried "
+                        "(0 = no timeout)",
+                        0, 3600, DEFAULT_TIMEOUT, rw));
+  /* user-agent: sent with every block request. */
+  g_object_class_install_property(
+      gobject_class, PROP_USER_AGENT,
+      g_param_spec_string("user-agent", "User-Agent",
+                          "Value of the User-Agent HTTP request header field",
+                          DEFAULT_USER_AGENT, rw));
+  /* extra-headers: a GstStructure of name=value pairs, sent with every request. */
+  g_object_class_install_property(
+      gobject_class, PROP_EXTRA_HEADERS,
+      g_param_spec_boxed("extra-headers", "Extra Headers",
+                         "Extra headers to append to every HTTP request", GST_TYPE_STRUCTURE, rw));
+  /* cookies: "name=value" strings, sent with every request. */
+  g_object_class_install_property(
+      gobject_class, PROP_COOKIES,
+      g_param_spec_boxed("cookies", "Cookies", "HTTP request cookies", G_TYPE_STRV, rw));
+  /* proxy: empty = the environment's http_proxy / https_proxy / no_proxy. */
+  g_object_class_install_property(
+      gobject_class, PROP_PROXY,
+      g_param_spec_string("proxy", "Proxy",
+                          "HTTP proxy server URI (default: the http_proxy / https_proxy "
+                          "environment variables)",
+                          "", rw));
+  g_object_class_install_property(
+      gobject_class, PROP_PROXY_ID,
+      g_param_spec_string("proxy-id", "proxy-id", "HTTP proxy URI user id for authentication",
+                          nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_PROXY_PW,
+      g_param_spec_string("proxy-pw", "proxy-pw",
+                          "HTTP proxy URI user password for authentication", nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_USER_ID,
+      g_param_spec_string("user-id", "user-id", "HTTP location URI user id for authentication",
+                          nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_USER_PW,
+      g_param_spec_string("user-pw", "user-pw",
+                          "HTTP location URI user password for authentication", nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_SSL_STRICT,
+      g_param_spec_boolean("ssl-strict", "SSL Strict", "Strict SSL certificate checking",
+                           DEFAULT_SSL_STRICT, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_SSL_CA_FILE,
+      g_param_spec_string("ssl-ca-file", "SSL CA File",
+                          "Location of a SSL anchor CA file (PEM) to trust", nullptr, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_SSL_USE_SYSTEM_CA_FILE,
+      g_param_spec_boolean("ssl-use-system-ca-file", "Use System CA File",
+                           "Use the system's CA file when no ssl-ca-file or tls-database is set",
+                           DEFAULT_SSL_USE_SYSTEM_CA_FILE, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_TLS_DATABASE,
+      g_param_spec_object("tls-database", "TLS database",
+                          "TLS database with anchor certificate authorities used to validate "
+                          "the server certificate",
+                          G_TYPE_TLS_DATABASE, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_TLS_INTERACTION,
+      g_param_spec_object("tls-interaction", "TLS interaction",
+                          "A GTlsInteraction object to be used when the connection or "
+                          "certificate database need to interact with the user",
+                          G_TYPE_TLS_INTERACTION, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_AUTOMATIC_REDIRECT,
+      g_param_spec_boolean("automatic-redirect", "automatic-redirect",
+                           "Automatically follow HTTP redirects (HTTP Status Code 3xx); the "
+                           "target is resolved once and used for every block",
+                           DEFAULT_AUTOMATIC_REDIRECT, rw));
+  /* http-log-level: libsoup's own HTTP log, shown at GST_DEBUG=prefetchsrc:6. */
+  g_object_class_install_property(
+      gobject_class, PROP_HTTP_LOG_LEVEL,
+      g_param_spec_enum("http-log-level", "HTTP log level",
+                        "Set log level for soup's HTTP session log (shown at "
+                        "GST_DEBUG=prefetchsrc:6)",
+                        prefetch::SoupOrigin::http_log_level_type(), DEFAULT_HTTP_LOG_LEVEL, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_IS_LIVE,
+      g_param_spec_boolean("is-live", "is-live", "Act like a live source", DEFAULT_IS_LIVE, rw));
+  g_object_class_install_property(
+      gobject_class, PROP_KEEP_ALIVE,
+      g_param_spec_boolean("keep-alive", "keep-alive", "Use HTTP persistent connections",
+                           DEFAULT_KEEP_ALIVE, rw));
+  /* method: only GET makes sense for ranged reads; anything else fails at start. */
+  g_object_class_install_property(
+      gobject_class, PROP_METHOD,
+      g_param_spec_string("method", "HTTP method",
+                          "The HTTP method to use; only GET is supported (default: GET)", nullptr,
+                          rw));
+  /* stats: a snapshot, see the README for its fields. */
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics",
+                         "Transfer statistics: bytes-delivered, blocks-fetched, "
+                         "requests-started, retries, requests-in-flight, ttfb-median-ms, "
+                         "ttfb-p95-ms, throughput (bytes/s over the last interval)",
+                         GST_TYPE_STRUCTURE,
+                         static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  gst_element_class_add_static_pad_template(element_class, &src_template);
+  gst_element_class_set_static_metadata(
+      element_class, "HTTP prefetching source", "Source/Network",
+      "Reads HTTP(S) resources as concurrent byte-range blocks, delivered in order",
+      "prefetchsrc developers");
+
+  basesrc_class->start = GST_DEBUG_FUNCPTR(gst_prefetch_src_start);
+  basesrc_class->stop = GST_DEBUG_FUNCPTR(gst_prefetch_src_stop);
+  basesrc_class->get_size = GST_DEBUG_FUNCPTR(gst_prefetch_src_get_size);
+  basesrc_class->is_seekable = GST_DEBUG_FUNCPTR(gst_prefetch_src_is_seekable);
+  basesrc_class->query = GST_DEBUG_FUNCPTR(gst_prefetch_src_query);
+  basesrc_class->do_seek = GST_DEBUG_FUNCPTR(gst_prefetch_src_do_seek);
+  basesrc_class->unlock = GST_DEBUG_FUNCPTR(gst_prefetch_src_unlock);
+  basesrc_class->unlock_stop = GST_DEBUG_FUNCPTR(gst_prefetch_src_unlock_stop);
+  basesrc_class->create = GST_DEBUG_FUNCPTR(gst_prefetch_src_create);
+
+  gst_type_mark_as_plugin_api(GST_TYPE_PREFETCH_SRC_SCHEDULE, static_cast<GstPluginAPIFlags>(0));
+}
+
+static void gst_prefetch_src_init(GstPrefetchSrc* self) {
+  self->priv = new GstPrefetchSrcPrivate();
+  gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_BYTES);
+  gst_base_src_set_dynamic_size(GST_BASE_SRC(self), TRUE);
+  gst_base_src_set_live(GST_BASE_SRC(self), DEFAULT_IS_LIVE);
+}
+
+static void gst_prefetch_src_finalize(GObject* object) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(object);
+  Settings& s = self->priv->settings;
+  if (s.extra_headers) gst_structure_free(s.extra_headers);
+  g_clear_object(&s.tls_database);
+  g_clear_object(&s.tls_interaction);
+  delete self->priv;
+  G_OBJECT_CLASS(parent_class)->finalize(object);
+}
+
+/* ---- properties ---- */
+
+static std::string string_or_empty(const GValue* value) {
+  const gchar* s = g_value_get_string(value);
+  return s ? s : "";
+}
+
+static void set_string_or_null(GValue* value, const std::string& s) {
+  g_value_set_string(value, s.empty() ? nullptr : s.c_str());
+}
+
+static gboolean gst_prefetch_src_set_location(GstPrefetchSrc* self, const gchar* uri,
+                                              GError** error) {
+  const std::string problem = uri ? prefetch::SoupOrigin::validate_uri(uri) : "";
+  if (!problem.empty()) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_UNSUPPORTED_PROTOCOL, "%s", problem.c_str());
+    return FALSE;
+  }
+  if (GST_STATE(self) > GST_STATE_READY) {
+    g_set_error(error, GST_URI_ERROR, GST_URI_ERROR_BAD_STATE,
+                "Changing the location of a running prefetchsrc is not supported");
+    return FALSE;
+  }
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  self->priv->settings.location = uri ? uri : "";
+  return TRUE;
+}
+
+static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const GValue* value,
+                                          GParamSpec* pspec) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(object);
+  if (prop_id == PROP_LOCATION) {
+    /* Keep the raw string: a non-http(s) location fails at start with a
+     * clear error, as the URI handler refuses it when set. */
+    GError* err = nullptr;
+    const gchar* uri = g_value_get_string(value);
+    if (!gst_prefetch_src_set_location(self, uri, &err)) {
+      GST_WARNING_OBJECT(self, "location %s: %s", uri, err->message);
+      if (err->code == GST_URI_ERROR_UNSUPPORTED_PROTOCOL) {
+        std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+        self->priv->settings.location = uri;
+      }
+      g_error_free(err);
+    }
+    return;
+  }
+  if (prop_id == PROP_IS_LIVE) {
+    gst_base_src_set_live(GST_BASE_SRC(self), g_value_get_boolean(value));
+    return;
+  }
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  Settings& s = self->priv->settings;
+  switch (prop_id) {
+    case PROP_BLOCK_SIZE:
+      s.block_size = g_value_get_uint64(value);
+      break;
+    case PROP_CONCURRENCY:
+      s.concurrency = g_value_get_uint(value);
+      break;
+    case PROP_LOOKAHEAD_BLOCKS:
+      s.lookahead_blocks = g_value_get_uint(value);
+      break;
+    case PROP_SCHEDULE:
+      s.schedule = static_cast<GstPrefetchSrcSchedule>(g_value_get_enum(value));
+      break;
+    case PROP_RETRIES:
+      s.retries = g_value_get_int(value);
+      break;
+    case PROP_TIMEOUT:
+      s.timeout = g_value_get_uint(value);
+      break;
+    case PROP_USER_AGENT:
+      s.user_agent = string_or_empty(value);
+      break;
+    case PROP_EXTRA_HEADERS: {
+      const GstStructure* st = gst_value_get_structure(value);
+      if (s.extra_headers) gst_structure_free(s.extra_headers);
+      s.extra_headers = st ? gst_structure_copy(st) : nullptr;
+      break;
+    }
+    case PROP_COOKIES: {
+      s.cookies.clear();
+      auto** strv = static_cast<gchar**>(g_value_get_boxed(value));
+      for (gchar** c = strv; c && *c; ++c) s.cookies.emplace_back(*c);
+      break;
+    }
+    case PROP_PROXY:
+      s.proxy = string_or_empty(value);
+      break;
+    case PROP_PROXY_ID:
+      s.proxy_id = string_or_empty(value);
+      break;
+    case PROP_PROXY_PW:
+      s.proxy_pw = string_or_empty(value);
+      break;
+    case PROP_USER_ID:
+      s.user_id = string_or_empty(value);
+      break;
+    case PROP_USER_PW:
+      s.user_pw = string_or_empty(value);
+      break;
+    case PROP_SSL_STRICT:
+      s.ssl_strict = g_value_get_boolean(value);
+      break;
+    case PROP_SSL_CA_FILE:
+      s.ssl_ca_file = string_or_empty(value);
+      break;
+    case PROP_SSL_USE_SYSTEM_CA_FILE:
+      s.ssl_use_system_ca_file = g_value_get_boolean(value);
+      break;
+    case PROP_TLS_DATABASE:
+      g_clear_object(&s.tls_database);
+      s.tls_database = static_cast<GTlsDatabase*>(g_value_dup_object(value));
+      break;
+    case PROP_TLS_INTERACTION:
+      g_clear_object(&s.tls_interaction);
+      s.tls_interaction = static_cast<GTlsInteraction*>(g_value_dup_object(value));
+      break;
+    case PROP_AUTOMATIC_REDIRECT:
+      s.automatic_redirect = g_value_get_boolean(value);
+      break;
+    case PROP_HTTP_LOG_LEVEL:
+      s.http_log_level = g_value_get_enum(value);
+      break;
+    case PROP_KEEP_ALIVE:
+      s.keep_alive = g_value_get_boolean(value);
+      break;
+    case PROP_METHOD:
+      s.method = string_or_empty(value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+}
+
+static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
+  prefetch::Stats st;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->state_lock);
+    if (self->priv->state.prefetcher) st = self->priv->state.prefetcher->stats();
+  }
+  return gst_structure_new("application/x-prefetchsrc-stats",                       //
+                           "bytes-delivered", G_TYPE_UINT64, st.bytes_delivered,    //
+                           "blocks-fetched", G_TYPE_UINT64, st.blocks_fetched,      //
+                           "requests-started", G_TYPE_UINT64, st.requests_started,  //
+                           "retries", G_TYPE_UINT64, st.retries,                    //
+                           "requests-in-flight", G_TYPE_UINT, st.in_flight,         //
+                           "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,      //
+                           "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,            //
+                           "throughput", G_TYPE_DOUBLE, st.throughput_bytes_per_s,  //
+                           nullptr);
+}
+
+static void gst_prefetch_src_get_property(GObject* object, guint prop_id, GValue* value,
+                                          GParamSpec* pspec) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(object);
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed(value, gst_prefetch_src_make_stats(self));
+    return;
+  }
+  if (prop_id == PROP_IS_LIVE) {
+    g_value_set_boolean(value, gst_base_src_is_live(GST_BASE_SRC(self)));
+    return;
+  }
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  const Settings& s = self->priv->settings;
+  switch (prop_id) {
+    case PROP_LOCATION:
+      set_string_or_null(value, s.location);
+      break;
+    case PROP_BLOCK_SIZE:
+      g_value_set_uint64(value, s.block_size);
+      break;
+    case PROP_CONCURRENCY:
+      g_value_set_uint(value, s.concurrency);
+      break;
+    case PROP_LOOKAHEAD_BLOCKS:
+      g_value_set_uint(value, s.lookahead_blocks);
+      break;
+    case PROP_SCHEDULE:
+      g_value_set_enum(value, s.schedule);
+      break;
+    case PROP_RETRIES:
+      g_value_set_int(value, s.retries);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_uint(value, s.timeout);
+      break;
+    case PROP_USER_AGENT:
+      g_value_set_string(value, s.user_agent.c_str());
+      break;
+    case PROP_EXTRA_HEADERS:
+      gst_value_set_structure(value, s.extra_headers);
+      break;
+    case PROP_COOKIES: {
+      std::vector<const gchar*> v;
+      for (const auto& c : s.cookies) v.push_back(c.c_str());
+      v.push_back(nullptr);
+      g_value_set_boxed(value, v.data());
+      break;
+    }
+    case PROP_PROXY:
+      g_value_set_string(value, s.proxy.c_str());
+      break;
+    case PROP_PROXY_ID:
+      set_string_or_null(value, s.proxy_id);
+      break;
+    case PROP_PROXY_PW:
+      set_string_or_null(value, s.proxy_pw);
+      break;
+    case PROP_USER_ID:
+      set_string_or_null(value, s.user_id);
+      break;
+    case PROP_USER_PW:
+      set_string_or_null(value, s.user_pw);
+      break;
+    case PROP_SSL_STRICT:
+      g_value_set_boolean(value, s.ssl_strict);
+      break;
+    case PROP_SSL_CA_FILE:
+      set_string_or_null(value, s.ssl_ca_file);
+      break;
+    case PROP_SSL_USE_SYSTEM_CA_FILE:
+      g_value_set_boolean(value, s.ssl_use_system_ca_file);
+      break;
+    case PROP_TLS_DATABASE:
+      g_value_set_object(value, s.tls_database);
+      break;
+    case PROP_TLS_INTERACTION:
+      g_value_set_object(value, s.tls_interaction);
+      break;
+    case PROP_AUTOMATIC_REDIRECT:
+      g_value_set_boolean(value, s.automatic_redirect);
+      break;
+    case PROP_HTTP_LOG_LEVEL:
+      g_value_set_enum(value, s.http_log_level);
+      break;
+    case PROP_KEEP_ALIVE:
+      g_value_set_boolean(value, s.keep_alive);
+      break;
+    case PROP_METHOD:
+      set_string_or_null(value, s.method);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+}
+
+/* ---- errors and logging ---- */
+
+/* The one place core errors become GStreamer errors, with the HTTP status
+ * attached as souphttpsrc does ("http-status-code" in the details). */
+static void gst_prefetch_src_post_error(GstPrefetchSrc* self, const prefetch::Error& e) {
+  GstResourceError code = GST_RESOURCE_ERROR_READ;
+  switch (e.kind) {
+    case prefetch::ErrorKind::kNotFound:
+      code = GST_RESOURCE_ERROR_NOT_FOUND;
+      break;
+    case prefetch::ErrorKind::kNotAuthorized:
+      code = GST_RESOURCE_ERROR_NOT_AUTHORIZED;
+      break;
+    case prefetch::ErrorKind::kOpenRead:
+      code = GST_RESOURCE_ERROR_OPEN_READ;
+      break;
+    case prefetch::ErrorKind::kSeek:
+      code = GST_RESOURCE_ERROR_SEEK;
+      break;
+    case prefetch::ErrorKind::kRead:
+    case prefetch::ErrorKind::kResourceChanged:
+    case prefetch::ErrorKind::kCancelled:
+      code = GST_RESOURCE_ERROR_READ;
+      break;
+  }
+  std::string location;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    location = self->priv->settings.location;
+  }
+  gchar* message = g_strdup(e.message.c_str());
+  gchar* debug = g_strdup_printf("%s (%s; HTTP status %d; %s)", location.c_str(),
+                                 prefetch::to_string(e.kind), e.http_status, e.detail.c_str());
+  gst_element_message_full_with_details(
+      GST_ELEMENT(self), GST_MESSAGE_ERROR, GST_RESOURCE_ERROR, code, message, debug, __FILE__,
+      GST_FUNCTION, __LINE__,
+      gst_structure_new("details", "http-status-code", G_TYPE_UINT,
+                        static_cast<guint>(e.http_status), nullptr));
+}
+
+static prefetch::Logger gst_prefetch_src_make_logger(GstPrefetchSrc* self) {
+  const GstDebugLevel threshold = gst_debug_category_get_threshold(GST_CAT_DEFAULT);
+  auto level = static_cast<prefetch::LogLevel>(std::min<int>(threshold, GST_LEVEL_LOG));
+  if (threshold < GST_LEVEL_ERROR) return prefetch::Logger();
+  GObject* obj = G_OBJECT(self);  // outlives the core objects: stop() frees them
+  return prefetch::Logger(
+      [obj](prefetch::LogLevel l, const std::string& line) {
+        gst_debug_log(GST_CAT_DEFAULT, static_cast<GstDebugLevel>(l), __FILE__, "core", 0, obj,
+                      "%s", line.c_str());
+      },
+      level);
+}
+
+/* ---- GstBaseSrc vfuncs, in lifecycle order ---- */
+
+static prefetch::HttpOptions gst_prefetch_src_http_options(const Settings& s) {
+  prefetch::HttpOptions o;
+  o.uri = s.location;
+  o.user_agent = s.user_agent;
+  if (s.extra_headers) {
+    gst_structure_foreach(
+        s.extra_headers,
+        [](GQuark field, const GValue* value, gpointer user) -> gboolean {
+          auto* headers = static_cast<std::vector<std::pair<std::string, std::string>>*>(user);
+          GValue str = G_VALUE_INIT;
+          g_value_init(&str, G_TYPE_STRING);
+          if (g_value_transform(value, &str) && g_value_get_string(&str))
+            headers->emplace_back(g_quark_to_string(field), g_value_get_string(&str));
+          g_value_unset(&str);
+          return TRUE;
+        },
+        &o.extra_headers);
+  }
+  o.cookies = s.cookies;
+  o.timeout_seconds = s.timeout;
+  o.proxy = s.proxy;
+  o.proxy_id = s.proxy_id;
+  o.proxy_pw = s.proxy_pw;
+  o.user_id = s.user_id;
+  o.user_pw = s.user_pw;
+  o.ssl_strict = s.ssl_strict;
+  o.ssl_ca_file = s.ssl_ca_file;
+  o.ssl_use_system_ca_file = s.ssl_use_system_ca_file;
+  o.tls_database = s.tls_database;
+  o.tls_interaction = s.tls_interaction;
+  o.automatic_redirect = s.automatic_redirect;
+  o.keep_alive = s.keep_alive;
+  o.max_connections = s.concurrency;
+  return o;
+}
+
+static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  Settings s;
+  prefetch::HttpOptions options;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    s = self->priv->settings;  // pointers in it stay the settings' own
+    options = gst_prefetch_src_http_options(self->priv->settings);
+    /* The origin reads these while it is constructed, below: keep them alive. */
+    if (options.tls_database) g_object_ref(options.tls_database);
+    if (options.tls_interaction) g_object_ref(options.tls_interaction);
+  }
+  s.extra_headers = nullptr;
+  s.tls_database = nullptr;
+  s.tls_interaction = nullptr;
+  struct Unref {
+    prefetch::HttpOptions& o;
+    ~Unref() {
+      if (o.tls_database) g_object_unref(o.tls_database);
+      if (o.tls_interaction) g_object_unref(o.tls_interaction);
+    }
+  } unref{options};
+  if (s.location.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("No URL set."), ("Missing location property"));
+    return FALSE;
+  }
+  const std::string problem = prefetch::SoupOrigin::validate_uri(s.location);
+  if (!problem.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("%s", problem.c_str()),
+                      ("location %s", s.location.c_str()));
+    return FALSE;
+  }
+  if (!s.method.empty() && g_ascii_strcasecmp(s.method.c_str(), "GET") != 0) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("prefetchsrc only supports the GET method, not %s", s.method.c_str()),
+                      ("byte-range reads need GET"));
+    return FALSE;
+  }
+
+  prefetch::Logger logger = gst_prefetch_src_make_logger(self);
+  if (gst_debug_category_get_threshold(GST_CAT_DEFAULT) >= GST_LEVEL_LOG)
+    options.http_log_level = s.http_log_level;
+
+  prefetch::Config config;
+  config.block_size = s.block_size;
+  config.concurrency = s.concurrency;
+  config.lookahead_blocks = s.lookahead_blocks;
+  config.schedule = static_cast<prefetch::Schedule>(s.schedule);
+  config.retries = s.retries;
+
+  auto origin = std::make_shared<prefetch::SoupOrigin>(options, logger);
+  auto prefetcher = std::make_unique<prefetch::Prefetcher>(origin, config, logger);
+  {
+    std::lock_guard<std::mutex> lock(self->priv->state_lock);
+    self->priv->state.origin = origin;
+    self->priv->state.prefetcher = std::move(prefetcher);
+    self->priv->state.block_size = s.block_size;
+  }
+  GST_INFO_OBJECT(self, "opening %s", s.location.c_str());
+  /* Never waits for the network here (the application thread is in a state
+   * change): the first create() waits, and unlock() can wake it. The size
+   * arrives with the first response; dynamic size makes GstBaseSrc ask again. */
+  self->priv->state.prefetcher->begin(0);
+  return TRUE;
+}
+
+static gboolean gst_prefetch_src_stop(GstBaseSrc* src) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  State old;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->state_lock);
+    old = std::move(self->priv->state);
+    self->priv->state = State();
+  }
+  /* Cancels every request and waits for them, then joins the I/O thread. */
+  if (old.prefetcher) old.prefetcher->close();
+  old.prefetcher.reset();
+  old.origin.reset();
+  GST_INFO_OBJECT(self, "stopped");
+  return TRUE;
+}
+
+static gboolean gst_prefetch_src_get_size(GstBaseSrc* src, guint64* size) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  if (!self->priv->state.prefetcher) return FALSE;
+  const auto known = self->priv->state.prefetcher->size();
+  if (!known) return FALSE;
+  *size = *known;
+  return TRUE;
+}
+
+static gboolean gst_prefetch_src_is_seekable(GstBaseSrc* src) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  return self->priv->state.prefetcher && self->priv->state.prefetcher->seekable();
+}
+
+static gboolean gst_prefetch_src_query(GstBaseSrc* src, GstQuery* query) {
+  if (GST_QUERY_TYPE(query) == GST_QUERY_SCHEDULING) {
+    /* Push mode only, like souphttpsrc: random pull-mode access (typefind
+     * probing the tail) would move the window away from the head. */
+    gst_query_set_scheduling(query, GST_SCHEDULING_FLAG_SEEKABLE, 1, -1, 0);
+    gst_query_add_scheduling_mode(query, GST_PAD_MODE_PUSH);
+    return TRUE;
+  }
+  if (GST_QUERY_TYPE(query) == GST_QUERY_URI) {
+    GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    gst_query_set_uri(query, self->priv->settings.location.c_str());
+    return TRUE;
+  }
+  return GST_BASE_SRC_CLASS(parent_class)->query(src, query);
+}
+
+static gboolean gst_prefetch_src_do_seek(GstBaseSrc* src, GstSegment* segment) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  prefetch::Prefetcher* p = self->priv->state.prefetcher.get();
+  if (!p) return TRUE;
+  const guint64 offset = segment->start;
+  if (!p->seekable() && offset != 0) {
+    GST_WARNING_OBJECT(self, "the origin does not support range requests: cannot seek");
+    return FALSE;
+  }
+  GST_DEBUG_OBJECT(self, "seek to byte %" G_GUINT64_FORMAT, offset);
+  p->seek(offset);
+  return TRUE;
+}
+
+static gboolean gst_prefetch_src_unlock(GstBaseSrc* src) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  if (self->priv->state.prefetcher) self->priv->state.prefetcher->set_flushing(true);
+  return TRUE;
+}
+
+static gboolean gst_prefetch_src_unlock_stop(GstBaseSrc* src) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  if (self->priv->state.prefetcher) self->priv->state.prefetcher->set_flushing(false);
+  return TRUE;
+}
+
+static void chunk_free(gpointer data) { delete static_cast<prefetch::Chunk*>(data); }
+
+static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, guint size,
+                                             GstBuffer** buf) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  State& state = self->priv->state;
+  if (!state.prefetcher) return GST_FLOW_FLUSHING;
+  /* Pull mode must get exactly `size` bytes; push mode takes what is there
+   * (up to a block), without a copy. */
+  const bool pull = GST_PAD_MODE(GST_BASE_SRC_PAD(src)) == GST_PAD_MODE_PULL;
+  const prefetch::ReadMode mode = pull ? prefetch::ReadMode::kExact : prefetch::ReadMode::kAvailable;
+  const size_t length = pull ? size : std::max<guint64>(size, state.block_size);
+  prefetch::ReadResult r = state.prefetcher->read(offset, length, mode);
+  switch (r.status) {
+    case prefetch::ReadStatus::kFlushing:
+      return GST_FLOW_FLUSHING;
+    case prefetch::ReadStatus::kEos:
+      GST_DEBUG_OBJECT(self, "end of stream at byte %" G_GUINT64_FORMAT, offset);
+      return GST_FLOW_EOS;
+    case prefetch::ReadStatus::kError:
+      gst_prefetch_src_post_error(self, r.error);
+      return GST_FLOW_ERROR;
+    case prefetch::ReadStatus::kOk:
+      break;
+  }
+  auto* chunk = new prefetch::Chunk(std::move(r.chunk));
+  GstBuffer* out = gst_buffer_new_wrapped_full(
+      GST_MEMORY_FLAG_READONLY, const_cast<uint8_t*>(chunk->data), chunk->size, 0, chunk->size,
+      chunk, chunk_free);
+  GST_BUFFER_OFFSET(out) = offset;
+  GST_BUFFER_OFFSET_END(out) = offset + gst_buffer_get_size(out);
+  GST_LOG_OBJECT(self, "buffer at %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " bytes", offset,
+                 gst_buffer_get_size(out));
+  *buf = out;
+  return GST_FLOW_OK;
+}
+
+/* ---- GstURIHandler ---- */
+
+static GstURIType gst_prefetch_src_uri_get_type(GType) { return GST_URI_SRC; }
+
+static const gchar* const* gst_prefetch_src_uri_get_protocols(GType) {
+  static const gchar* protocols[] = {"http", "https", nullptr};
+  return protocols;
+}
+
+static gchar* gst_prefetch_src_uri_get_uri(GstURIHandler* handler) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(handler);
+  std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  const std::string& l = self->priv->settings.location;
+  return l.empty() ? nullptr : g_strdup(l.c_str());
+}
+
+static gboolean gst_prefetch_src_uri_set_uri(GstURIHandler* handler, const gchar* uri,
+                                             GError** error) {
+  return gst_prefetch_src_set_location(GST_PREFETCH_SRC(handler), uri, error);
+}
+
+static void gst_prefetch_src_uri_handler_init(gpointer g_iface, gpointer iface_data) {
+  auto* iface = static_cast<GstURIHandlerInterface*>(g_iface);
+  iface->get_type = gst_prefetch_src_uri_get_type;
+  iface->get_protocols = gst_prefetch_src_uri_get_protocols;
+  iface->get_uri = gst_prefetch_src_uri_get_uri;
+  iface->set_uri = gst_prefetch_src_uri_set_uri;
+}
