@@ -1,0 +1,757 @@
+// The Prefetcher against the scripted FakeOrigin: bytes, order, progressive
+// head, schedules, budget, cancellation, seeks and errors. Gates set the
+// completion order; timeouts are hang guards only.
+#include "prefetch/prefetcher.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <thread>
+
+#include "fake_origin.h"
+
+namespace prefetch {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::FakeClock;
+using testing::FakeOrigin;
+using testing::PatternBytes;
+using testing::Reply;
+using testing::RequestRecord;
+
+constexpr uint64_t kB = 1000;           // block size of most tests
+constexpr milliseconds kHang{10000};    // hang guard: far beyond any honest wait
+constexpr milliseconds kNoReturn{150};  // "still blocked" observation window
+
+Config SmallConfig(Schedule schedule = Schedule::kWindow, unsigned concurrency = 4) {
+  Config c;
+  c.block_size = kB;
+  c.concurrency = concurrency;
+  c.schedule = schedule;
+  c.backoff_base = milliseconds(2);
+  c.backoff_max = milliseconds(20);
+  return c;
+}
+
+// A read result reduced to what the tests compare.
+struct Drained {
+  std::vector<uint8_t> bytes;
+  ReadResult last;  // the read that ended the loop (kEos, kError or kFlushing)
+  bool offsets_ok = true;
+};
+
+class PrefetcherTest : public ::testing::Test {
+ protected:
+  void Make(uint64_t size, Config config = SmallConfig()) {
+    origin_ = std::make_shared<FakeOrigin>(PatternBytes(size));
+    prefetcher_ = std::make_unique<Prefetcher>(origin_, config);
+    StartWatchdog();
+  }
+
+  void TearDown() override {
+    StopWatchdog();
+    if (!prefetcher_) return;
+    prefetcher_->close();
+    // close() waits for every on_done; the origin's records must agree.
+    for (const RequestRecord& r : origin_->requests()) {
+      EXPECT_TRUE(r.done) << "request " << r.id << " at " << r.begin << " never got on_done";
+    }
+    prefetcher_.reset();
+    origin_.reset();
+  }
+
+  // Hang guard: wakes every wait of the prefetcher, so a stuck test fails
+  // with kFlushing instead of hanging the suite.
+  void StartWatchdog() {
+    watchdog_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(watchdog_mu_);
+      if (!watchdog_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return watchdog_done_; })) {
+        ADD_FAILURE() << "watchdog: the test hung; flushing the prefetcher";
+        prefetcher_->set_flushing(true);
+      }
+    });
+  }
+  void StopWatchdog() {
+    if (!watchdog_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(watchdog_mu_);
+      watchdog_done_ = true;
+    }
+    watchdog_cv_.notify_all();
+    watchdog_.join();
+  }
+
+  const std::vector<uint8_t>& data() const { return origin_->data(); }
+  std::vector<uint8_t> Slice(uint64_t from, uint64_t to) const {
+    return std::vector<uint8_t>(data().begin() + from, data().begin() + to);
+  }
+
+  // Reads from `offset` until anything but kOk.
+  Drained Drain(uint64_t offset, size_t length = 4096, ReadMode mode = ReadMode::kAvailable) {
+    Drained d;
+    for (;;) {
+      ReadResult r = prefetcher_->read(offset, length, mode);
+      if (r.status != ReadStatus::kOk) {
+        d.last = r;
+        return d;
+      }
+      if (r.chunk.offset != offset || r.chunk.size == 0 || r.chunk.size > length || !r.chunk.data ||
+          !r.chunk.owner) {
+        ADD_FAILURE() << "bad chunk at " << offset << ": offset " << r.chunk.offset << " size "
+                      << r.chunk.size;
+        d.offsets_ok = false;
+        d.last = r;
+        return d;
+      }
+      d.bytes.insert(d.bytes.end(), r.chunk.data, r.chunk.data + r.chunk.size);
+      offset += r.chunk.size;
+    }
+  }
+
+  std::vector<RequestRecord> RequestsAt(uint64_t begin) const {
+    std::vector<RequestRecord> out;
+    for (const RequestRecord& r : origin_->requests()) {
+      if (r.begin == begin) out.push_back(r);
+    }
+    return out;
+  }
+
+  bool WaitDone(uint64_t begin) {
+    const auto deadline = std::chrono::steady_clock::now() + kHang;
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const RequestRecord& r : RequestsAt(begin)) {
+        if (r.done) return true;
+      }
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    return false;
+  }
+
+  std::shared_ptr<FakeOrigin> origin_;
+  std::unique_ptr<Prefetcher> prefetcher_;
+
+ private:
+  std::thread watchdog_;
+  std::mutex watchdog_mu_;
+  std::condition_variable watchdog_cv_;
+  bool watchdog_done_ = false;
+};
+
+// Fingerprints bytes for readable failure messages on large buffers.
+uint64_t Checksum(const std::vector<uint8_t>& v) {
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : v) h = (h ^ b) * 1099511628211ull;
+  return h;
+}
+
+// ---- bytes exact ------------------------------------------------------------
+
+class PrefetcherSizeTest : public PrefetcherTest, public ::testing::WithParamInterface<uint64_t> {};
+
+TEST_P(PrefetcherSizeTest, DeliversEveryByteInOrder) {
+  Make(GetParam());
+  origin_->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.chunk = 300;  // blocks arrive in several pieces
+    return r;
+  });
+  ReadResult o = prefetcher_->open(0);
+  ASSERT_EQ(o.status, ReadStatus::kOk) << o.error.message;
+  EXPECT_EQ(prefetcher_->size(), GetParam());
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_EQ(d.bytes.size(), GetParam());
+  EXPECT_TRUE(d.bytes == data()) << "bytes differ";
+}
+
+TEST_P(PrefetcherSizeTest, ExactReadsDeliverEveryByte) {
+  Make(GetParam());
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0, 777, ReadMode::kExact);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_TRUE(d.bytes == data()) << "bytes differ";
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, PrefetcherSizeTest,
+                         ::testing::Values(0, 1, kB - 1, kB, kB + 1, 7 * kB + 13),
+                         [](const auto& info) { return "size_" + std::to_string(info.param); });
+
+TEST_F(PrefetcherTest, FiveMegabytesWithSmallBlocksAreBytesExact) {
+  Config c = SmallConfig();
+  c.block_size = 16 * 1024;
+  Make(5 * 1000 * 1000 + 3, c);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0, 64 * 1024);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  ASSERT_EQ(d.bytes.size(), data().size());
+  EXPECT_EQ(Checksum(d.bytes), Checksum(data()));
+  EXPECT_TRUE(d.bytes == data());
+  EXPECT_LE(origin_->max_in_flight(), 4u);
+}
+
+TEST_F(PrefetcherTest, OpenAtAnOffsetDeliversFromThere) {
+  Make(10 * kB);
+  ASSERT_EQ(prefetcher_->open(4 * kB + 10).status, ReadStatus::kOk);
+  Drained d = Drain(4 * kB + 10);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(4 * kB + 10, 10 * kB));
+  for (const RequestRecord& r : origin_->requests()) EXPECT_GE(r.begin, 4 * kB);
+}
+
+// ---- order --------------------------------------------------------------------
+
+TEST_F(PrefetcherTest, OrderKeptWhenBlocksCompleteOutOfOrder) {
+  Make(4 * kB);
+  origin_->hold_all_heads();
+  origin_->release(3 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  auto reader = std::async(std::launch::async, [&] { return Drain(0, 10 * kB); });
+  for (uint64_t block : {3, 2, 1, 0}) {
+    origin_->release(block * kB);
+    ASSERT_TRUE(WaitDone(block * kB)) << "block " << block;
+    if (block > 0) {
+      EXPECT_EQ(reader.wait_for(milliseconds(0)), std::future_status::timeout)
+          << "the reader returned before block 0 arrived";
+    }
+  }
+  Drained d = reader.get();
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == data());
+}
+
+// ---- progressive head and schedules -----------------------------------------
+
+TEST_F(PrefetcherTest, WindowStreamsTheHeadBlockBeforeItIsComplete) {
+  Make(4 * kB);
+  origin_->hold_body(0, 100);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  ReadResult r = prefetcher_->read(0, kB, ReadMode::kAvailable);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.offset, 0u);
+  ASSERT_EQ(r.chunk.size, 100u) << "the head block's first bytes should leave at once";
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + 100), Slice(0, 100));
+  EXPECT_FALSE(RequestsAt(0).at(0).done);
+  origin_->release(0);
+  Drained d = Drain(100);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(100, 4 * kB));
+}
+
+TEST_F(PrefetcherTest, BatchHoldsBlockZeroUntilItIsComplete) {
+  Make(8 * kB, SmallConfig(Schedule::kBatch));
+  origin_->hold_body(0, 100);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  auto first = std::async(std::launch::async,
+                          [&] { return prefetcher_->read(0, 2 * kB, ReadMode::kAvailable); });
+  EXPECT_EQ(first.wait_for(kNoReturn), std::future_status::timeout)
+      << "batch returned bytes of an incomplete block";
+  origin_->release(0);
+  ReadResult r = first.get();
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.offset, 0u);
+  EXPECT_EQ(r.chunk.size, kB) << "batch delivers whole blocks";
+  Drained d = Drain(r.chunk.size);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(r.chunk.size, 8 * kB));
+}
+
+TEST_F(PrefetcherTest, BatchDeliversBlockZeroWithoutWaitingForTheBatch) {
+  Make(8 * kB, SmallConfig(Schedule::kBatch));
+  origin_->hold_head(3 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ReadResult r = prefetcher_->read(0, kB, ReadMode::kAvailable);  // block 3 still held
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.size, kB);
+  EXPECT_FALSE(RequestsAt(3 * kB).at(0).done);
+  origin_->release(3 * kB);
+}
+
+TEST_F(PrefetcherTest, BarrierReturnsNothingUntilTheWholeBatchIsComplete) {
+  Make(8 * kB, SmallConfig(Schedule::kBarrier));
+  origin_->hold_head(3 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  for (uint64_t b : {0, 1, 2}) ASSERT_TRUE(WaitDone(b * kB)) << "block " << b;
+  auto first = std::async(std::launch::async,
+                          [&] { return prefetcher_->read(0, kB, ReadMode::kAvailable); });
+  EXPECT_EQ(first.wait_for(kNoReturn), std::future_status::timeout)
+      << "barrier returned bytes before block 3 of its batch was complete";
+  origin_->release(3 * kB);
+  ReadResult r = first.get();
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.offset, 0u);
+  Drained d = Drain(r.chunk.size);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  std::vector<uint8_t> all(r.chunk.data, r.chunk.data + r.chunk.size);
+  all.insert(all.end(), d.bytes.begin(), d.bytes.end());
+  EXPECT_TRUE(all == data());
+}
+
+TEST_F(PrefetcherTest, BatchStartsTheNextBatchOnlyWhenTheFirstIsComplete) {
+  Make(12 * kB, SmallConfig(Schedule::kBatch));
+  origin_->hold_head(2 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  for (uint64_t b : {0, 1, 3}) ASSERT_TRUE(WaitDone(b * kB));
+  ASSERT_TRUE(origin_->wait_held(2 * kB, kHang));
+  for (const RequestRecord& r : origin_->requests()) {
+    EXPECT_LT(r.begin, 4 * kB) << "a block of the next batch started early";
+  }
+  EXPECT_EQ(origin_->request_count(), 4u);
+  origin_->release(2 * kB);
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == data());
+}
+
+TEST_F(PrefetcherTest, BatchNeverRefetchesDeliveredBlocks) {
+  Make(8 * kB, SmallConfig(Schedule::kBatch));
+  origin_->hold_head(3 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  for (uint64_t b : {0, 1, 2}) {
+    ReadResult r = prefetcher_->read(b * kB, kB, ReadMode::kExact);
+    ASSERT_EQ(r.status, ReadStatus::kOk);
+    ASSERT_EQ(r.chunk.size, kB);
+  }
+  // The reader is at block 3, whose request is still held.
+  for (uint64_t b : {0, 1, 2}) {
+    EXPECT_EQ(RequestsAt(b * kB).size(), 1u) << "block " << b << " fetched again";
+  }
+  origin_->release(3 * kB);
+  Drained d = Drain(3 * kB);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(3 * kB, 8 * kB));
+}
+
+// ---- budget -------------------------------------------------------------------
+
+TEST_F(PrefetcherTest, WindowNeverExceedsConcurrencyOrLookahead) {
+  Config c = SmallConfig(Schedule::kWindow, 3);
+  c.lookahead_blocks = 6;
+  const uint64_t blocks = 30;
+  Make(blocks * kB, c);
+  origin_->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.chunk = 250;
+    r.chunk_interval = std::chrono::microseconds(200);  // fetches overlap
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  std::vector<uint8_t> got;
+  for (uint64_t next = 0; next < blocks; ++next) {
+    // The slow reader: let the prefetcher do all it wants before each read.
+    ASSERT_TRUE(origin_->wait_idle(kHang));
+    uint64_t highest = 0;
+    for (const RequestRecord& r : origin_->requests()) highest = std::max(highest, r.begin / kB);
+    EXPECT_LT(highest, next + 6) << "a block beyond the look-ahead was requested (reader at "
+                                 << next << ")";
+    EXPECT_EQ(highest, std::min<uint64_t>(next + 6, blocks) - 1)
+        << "the look-ahead is not filled (reader at " << next << ")";
+    ReadResult r = prefetcher_->read(next * kB, kB, ReadMode::kExact);
+    ASSERT_EQ(r.status, ReadStatus::kOk);
+    ASSERT_EQ(r.chunk.size, kB);
+    got.insert(got.end(), r.chunk.data, r.chunk.data + r.chunk.size);
+  }
+  EXPECT_TRUE(got == data());
+  EXPECT_LE(origin_->max_in_flight(), 3u);
+  EXPECT_EQ(origin_->max_in_flight(), 3u) << "concurrency was not used";
+  EXPECT_EQ(origin_->request_count(), blocks) << "a block was fetched twice";
+}
+
+TEST_F(PrefetcherTest, InFlightNeverExceedsConcurrencyWithAFastReader) {
+  Config c = SmallConfig(Schedule::kWindow, 2);
+  c.lookahead_blocks = 8;
+  Make(40 * kB, c);
+  origin_->set_script([](const RangeRequest& req, unsigned) {
+    Reply r;
+    r.first_byte_delay = milliseconds((req.begin / kB) % 3);  // jittery completion order
+    r.chunk = 400;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == data());
+  EXPECT_LE(origin_->max_in_flight(), 2u);
+}
+
+// ---- cancellation -------------------------------------------------------------
+
+TEST_F(PrefetcherTest, FlushingWakesABlockedReadWithin100ms) {
+  Make(4 * kB);
+  origin_->hold_head(0);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);  // block 1-3 heads open it
+  auto reader = std::async(std::launch::async,
+                           [&] { return prefetcher_->read(0, kB, ReadMode::kAvailable); });
+  ASSERT_EQ(reader.wait_for(milliseconds(50)), std::future_status::timeout);
+  const auto t0 = std::chrono::steady_clock::now();
+  prefetcher_->set_flushing(true);
+  ASSERT_EQ(reader.wait_for(milliseconds(100)), std::future_status::ready)
+      << "read still blocked 100 ms after set_flushing(true)";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(100));
+  EXPECT_EQ(reader.get().status, ReadStatus::kFlushing);
+  // While flushing, reads return at once.
+  EXPECT_EQ(prefetcher_->read(0, kB, ReadMode::kAvailable).status, ReadStatus::kFlushing);
+  // After the flush, reading works again.
+  prefetcher_->set_flushing(false);
+  origin_->release(0);
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == data());
+}
+
+TEST_F(PrefetcherTest, FlushingWakesABlockedOpen) {
+  Make(4 * kB);
+  origin_->hold_all_heads();
+  auto opener = std::async(std::launch::async, [&] { return prefetcher_->open(0); });
+  ASSERT_TRUE(origin_->wait_requests(1, kHang));
+  ASSERT_EQ(opener.wait_for(milliseconds(50)), std::future_status::timeout);
+  prefetcher_->set_flushing(true);
+  ASSERT_EQ(opener.wait_for(milliseconds(100)), std::future_status::ready);
+  EXPECT_EQ(opener.get().status, ReadStatus::kFlushing);
+}
+
+TEST_F(PrefetcherTest, CloseReturnsPromptlyWithRequestsInFlight) {
+  Make(8 * kB);
+  origin_->hold_all_heads();
+  origin_->release(0);
+  origin_->hold_body(kB, 10);  // one request stuck mid-body
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_held(kB, kHang));
+  ASSERT_GT(origin_->in_flight(), 1u);
+  auto closer = std::async(std::launch::async, [&] { prefetcher_->close(); });
+  ASSERT_EQ(closer.wait_for(milliseconds(500)), std::future_status::ready)
+      << "close() hangs with requests in flight";
+  EXPECT_EQ(origin_->in_flight(), 0u);
+  for (const RequestRecord& r : origin_->requests()) {
+    EXPECT_TRUE(r.done) << "request at " << r.begin << " got no on_done";
+  }
+  // Idempotent, and reads after close do not block.
+  prefetcher_->close();
+}
+
+TEST_F(PrefetcherTest, CloseWakesABlockedRead) {
+  Make(4 * kB);
+  origin_->hold_head(0);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  auto reader = std::async(std::launch::async,
+                           [&] { return prefetcher_->read(0, kB, ReadMode::kAvailable); });
+  ASSERT_EQ(reader.wait_for(milliseconds(50)), std::future_status::timeout);
+  prefetcher_->close();
+  const bool woke = reader.wait_for(milliseconds(500)) == std::future_status::ready;
+  EXPECT_TRUE(woke) << "a read blocked on a block that close() cancelled stays blocked";
+  if (!woke) prefetcher_->set_flushing(true);  // free the reader
+  EXPECT_NE(reader.get().status, ReadStatus::kOk);
+}
+
+// ---- seek -----------------------------------------------------------------------
+
+TEST_F(PrefetcherTest, SeekCancelsRequestsOutsideTheNewWindow) {
+  Config c = SmallConfig(Schedule::kWindow, 2);
+  c.lookahead_blocks = 4;
+  Make(100 * kB, c);
+  origin_->hold_head(kB);  // block 1 stays in flight
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(WaitDone(0));
+  ASSERT_TRUE(origin_->wait_held(kB, kHang));
+
+  const uint64_t target = 50 * kB + 123;
+  ReadResult r = prefetcher_->read(target, 500, ReadMode::kAvailable);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.offset, target);
+  ASSERT_GT(r.chunk.size, 0u);
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size),
+            Slice(target, target + r.chunk.size));
+
+  ASSERT_TRUE(WaitDone(kB));
+  RequestRecord old = RequestsAt(kB).at(0);
+  EXPECT_TRUE(old.cancel_called) << "block 1's request was not cancelled by the seek";
+  EXPECT_EQ(old.error, ErrorKind::kCancelled);
+  for (const RequestRecord& q : origin_->requests()) {
+    EXPECT_FALSE(q.begin >= 4 * kB && q.begin < 50 * kB) << "fetched skipped bytes at " << q.begin;
+  }
+  Drained d = Drain(target + r.chunk.size);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(target + r.chunk.size, 100 * kB));
+}
+
+// The area write_area() hands out must outlive a seek that drops its block:
+// the origin writes into it without the prefetcher's lock. Fails (heap use
+// after free) under PREFETCHSRC_SANITIZE=address when the buffer is freed.
+TEST_F(PrefetcherTest, SeekWhileAnAreaIsHandedOutKeepsItAlive) {
+  Make(100 * kB);
+  std::promise<void> handed_out, go;
+  std::shared_future<void> go_f = go.get_future().share();
+  std::atomic<bool> once{false};
+  origin_->set_write_hook([&](uint64_t begin) {
+    if (begin == kB && !once.exchange(true)) {
+      handed_out.set_value();
+      go_f.wait();
+    }
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_EQ(handed_out.get_future().wait_for(kHang), std::future_status::ready);
+  prefetcher_->seek(50 * kB);  // drops block 1 while the origin holds its area
+  go.set_value();
+  Drained d = Drain(50 * kB);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(50 * kB, 100 * kB));
+}
+
+TEST_F(PrefetcherTest, BackwardSeekDeliversTheRightBytes) {
+  Make(20 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained first = Drain(0);
+  ASSERT_EQ(first.last.status, ReadStatus::kEos);
+  Drained again = Drain(3 * kB + 1);
+  EXPECT_EQ(again.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(again.bytes == Slice(3 * kB + 1, 20 * kB));
+}
+
+// ---- errors ---------------------------------------------------------------------
+
+Reply Status(int status) {
+  Reply r;
+  r.status = status;
+  return r;
+}
+
+TEST_F(PrefetcherTest, NotFoundFailsOpenWithKNotFound) {
+  Make(4 * kB);
+  origin_->set_script([](const RangeRequest&, unsigned) { return Status(404); });
+  ReadResult o = prefetcher_->open(0);
+  ASSERT_EQ(o.status, ReadStatus::kError);
+  EXPECT_EQ(o.error.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(o.error.http_status, 404);
+  EXPECT_EQ(RequestsAt(0).size(), 1u) << "a 404 is not worth a retry";
+  // Later reads report the same error.
+  ReadResult r = prefetcher_->read(0, kB, ReadMode::kAvailable);
+  EXPECT_EQ(r.status, ReadStatus::kError);
+  EXPECT_EQ(r.error.kind, ErrorKind::kNotFound);
+}
+
+TEST_F(PrefetcherTest, ForbiddenFailsOpenWithKNotAuthorized) {
+  Make(4 * kB);
+  origin_->set_script([](const RangeRequest&, unsigned) { return Status(403); });
+  ReadResult o = prefetcher_->open(0);
+  ASSERT_EQ(o.status, ReadStatus::kError);
+  EXPECT_EQ(o.error.kind, ErrorKind::kNotAuthorized);
+  EXPECT_EQ(o.error.http_status, 403);
+}
+
+TEST_F(PrefetcherTest, NotFoundOnALaterBlockFailsTheRead) {
+  Make(8 * kB);
+  origin_->set_script([](const RangeRequest& req, unsigned) {
+    return req.begin == 5 * kB ? Status(404) : Reply{};
+  });
+  origin_->hold_head(5 * kB);  // the 404 comes after open()
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  origin_->release(5 * kB);
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kError);
+  EXPECT_EQ(d.last.error.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(d.last.error.http_status, 404);
+  ASSERT_LE(d.bytes.size(), 5 * kB);
+  EXPECT_TRUE(d.bytes == Slice(0, d.bytes.size()));
+}
+
+TEST_F(PrefetcherTest, ServiceUnavailableIsRetriedToBytesExact) {
+  Make(6 * kB + 5);
+  origin_->set_script(
+      [](const RangeRequest&, unsigned attempt) { return attempt == 0 ? Status(503) : Reply{}; });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_TRUE(d.bytes == data());
+  EXPECT_EQ(RequestsAt(0).size(), 2u);
+  EXPECT_GE(prefetcher_->stats().retries, 7u);
+}
+
+TEST_F(PrefetcherTest, CutConnectionResumesWhereItStopped) {
+  Make(6 * kB + 5);
+  origin_->set_script([](const RangeRequest&, unsigned attempt) {
+    Reply r;
+    if (attempt == 0) r.cut_after = 300;
+    r.chunk = 100;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_TRUE(d.bytes == data());
+  // The retry of block 2 asks only for what is missing.
+  std::vector<RequestRecord> resumed = RequestsAt(2 * kB + 300);
+  ASSERT_EQ(resumed.size(), 1u) << "block 2 was not resumed from byte 300";
+  EXPECT_EQ(resumed[0].end, 3 * kB);
+  EXPECT_EQ(resumed[0].validator, "\"v1\"") << "a resumed request must carry the validator";
+}
+
+TEST_F(PrefetcherTest, RetryAfterIsHonoured) {
+  Make(2 * kB);
+  origin_->set_script([](const RangeRequest& req, unsigned attempt) {
+    Reply r;
+    if (req.begin == kB && attempt == 0) {
+      r.status = 503;
+      r.retry_after = "1";
+    }
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == data());
+  std::vector<RequestRecord> block1 = RequestsAt(kB);
+  ASSERT_EQ(block1.size(), 2u);
+  EXPECT_GE(block1[1].delay, milliseconds(1000));
+}
+
+TEST_F(PrefetcherTest, PersistentServiceUnavailableFailsAfterTheRetries) {
+  Config c = SmallConfig();
+  c.retries = 2;
+  Make(4 * kB, c);
+  origin_->set_script([](const RangeRequest&, unsigned) { return Status(503); });
+  ReadResult o = prefetcher_->open(0);
+  ASSERT_EQ(o.status, ReadStatus::kError);
+  EXPECT_EQ(o.error.http_status, 503);
+  EXPECT_THAT(o.error.kind, ::testing::AnyOf(ErrorKind::kOpenRead, ErrorKind::kRead));
+  EXPECT_EQ(RequestsAt(0).size(), 3u) << "1 attempt + 2 retries";
+}
+
+TEST_F(PrefetcherTest, PersistentCutFailsTheReadAfterTheRetries) {
+  Config c = SmallConfig();
+  c.retries = 1;
+  Make(4 * kB, c);
+  origin_->set_script([](const RangeRequest& req, unsigned) {
+    Reply r;
+    if (req.begin >= 2 * kB && req.begin < 3 * kB) r.cut_after = 200;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kError);
+  EXPECT_EQ(d.last.error.kind, ErrorKind::kRead);
+  ASSERT_LE(d.bytes.size(), 2 * kB + 400);
+  EXPECT_TRUE(d.bytes == Slice(0, d.bytes.size())) << "wrong bytes before the error";
+}
+
+TEST_F(PrefetcherTest, RangeIgnoredFallsBackToOneStreamBytesExact) {
+  Make(9 * kB + 7);
+  origin_->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.ignore_range = true;
+    r.chunk = 333;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  EXPECT_EQ(prefetcher_->size(), 9 * kB + 7);
+  EXPECT_FALSE(prefetcher_->seekable());
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_TRUE(d.bytes == data());
+}
+
+TEST_F(PrefetcherTest, RangeIgnoredFromAnOffsetSkipsToIt) {
+  Make(9 * kB + 7);
+  origin_->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.ignore_range = true;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(5 * kB + 3).status, ReadStatus::kOk);
+  Drained d = Drain(5 * kB + 3);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_TRUE(d.bytes == Slice(5 * kB + 3, 9 * kB + 7));
+}
+
+TEST_F(PrefetcherTest, RangesHonouredMeansSeekable) {
+  Make(3 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  EXPECT_TRUE(prefetcher_->seekable());
+}
+
+TEST_F(PrefetcherTest, ChangedValidatorIsResourceChanged) {
+  Make(8 * kB);
+  origin_->hold_all_heads();
+  origin_->release(0);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(WaitDone(0));
+  std::vector<uint8_t> changed = data();
+  for (auto& b : changed) b ^= 0x5A;
+  origin_->change_resource(changed, "\"v2\"");
+  origin_->release_all();
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kError);
+  EXPECT_EQ(d.last.error.kind, ErrorKind::kResourceChanged);
+  EXPECT_TRUE(d.bytes == Slice(0, d.bytes.size())) << "bytes of the new resource were spliced in";
+  // Requests started once the first response was in carry its validator.
+  const FakeClock::time_point first_done = RequestsAt(0).at(0).ended;
+  size_t later = 0;
+  for (const RequestRecord& r : origin_->requests()) {
+    if (r.started < first_done) continue;
+    ++later;
+    EXPECT_EQ(r.validator, "\"v1\"") << "request at " << r.begin << " sent no validator";
+  }
+  EXPECT_GT(later, 0u);
+}
+
+TEST_F(PrefetcherTest, IfRangeFullBodyOfAChangedResourceIsResourceChanged) {
+  // A real origin answers If-Range with a changed validator by a 200 with the
+  // new body: that must not be taken for "ranges are ignored".
+  Make(8 * kB);
+  std::atomic<bool> changed{false};
+  origin_->set_script([&changed](const RangeRequest& req, unsigned) {
+    Reply r;
+    if (changed && !req.validator.empty()) r.ignore_range = true;
+    return r;
+  });
+  origin_->hold_all_heads();
+  origin_->release(0);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(WaitDone(0));
+  std::vector<uint8_t> other = data();
+  for (auto& b : other) b ^= 0xA5;
+  origin_->change_resource(other, "\"v2\"");
+  changed = true;
+  origin_->release_all();
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kError);
+  EXPECT_EQ(d.last.error.kind, ErrorKind::kResourceChanged);
+  EXPECT_TRUE(d.bytes == Slice(0, d.bytes.size()));
+}
+
+TEST_F(PrefetcherTest, WrongContentRangeIsNeverSpliced) {
+  Make(6 * kB);
+  origin_->set_script([](const RangeRequest& req, unsigned) {
+    Reply r;
+    if (req.begin == 3 * kB) r.content_range = std::make_pair(req.begin + 1, req.begin + kB);
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kError);
+  EXPECT_EQ(d.last.error.kind, ErrorKind::kRead);
+  EXPECT_LE(d.bytes.size(), 3 * kB);
+  EXPECT_TRUE(d.bytes == Slice(0, d.bytes.size()));
+}
+
+TEST_F(PrefetcherTest, BodyLongerThanItsRangeIsCut) {
+  Make(4 * kB);
+  origin_->set_script([](const RangeRequest& req, unsigned) {
+    Reply r;
+    if (req.begin == kB) r.extra_bytes = 5000;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_TRUE(d.bytes == data());
+  EXPECT_LT(RequestsAt(kB).at(0).body_bytes, kB + 5000) << "the overlong body was read to its end";
+}
+
+}  // namespace
+}  // namespace prefetch

@@ -1,0 +1,272 @@
+#include "element_test_util.h"
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+
+#include "test_server.h"
+
+namespace prefetch {
+namespace element_test {
+
+std::string describe(const GError* error) {
+  if (!error) return "(no error)";
+  std::ostringstream out;
+  out << g_quark_to_string(error->domain) << "/" << error->code << ": "
+      << (error->message ? error->message : "");
+  return out.str();
+}
+
+// --- watchdog --------------------------------------------------------------------
+
+Watchdog::Watchdog(std::chrono::seconds deadline) {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "?";
+  thread_ = std::thread([this, deadline, name] {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!cv_.wait_for(lock, deadline, [this] { return done_; })) {
+      std::fprintf(stderr, "\n*** WATCHDOG: %s did not finish within %lld s (hang) ***\n",
+                   name.c_str(), static_cast<long long>(deadline.count()));
+      std::fflush(stderr);
+      std::_Exit(3);
+    }
+  });
+}
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void ElementTest::SetUp() { watchdog_ = std::make_unique<Watchdog>(60s); }
+
+void ElementTest::TearDown() { watchdog_.reset(); }
+
+void ElementTest::set_deadline(std::chrono::seconds deadline) {
+  watchdog_.reset();
+  watchdog_ = std::make_unique<Watchdog>(deadline);
+}
+
+// --- elements and pipelines --------------------------------------------------------
+
+GstElement* make_prefetchsrc() {
+  GstElement* src = gst_element_factory_make("prefetchsrc", nullptr);
+  EXPECT_NE(src, nullptr) << "no prefetchsrc factory (GST_PLUGIN_PATH=" PREFETCH_PLUGIN_DIR ")";
+  return src;
+}
+
+void set_prop(GstElement* element, const char* name, const std::string& value) {
+  ASSERT_NE(g_object_class_find_property(G_OBJECT_GET_CLASS(element), name), nullptr)
+      << "no property " << name;
+  gst_util_set_object_arg(G_OBJECT(element), name, value.c_str());
+}
+
+GstStateChangeReturn set_state_and_wait(GstElement* pipeline, GstState state,
+                                        std::chrono::milliseconds timeout) {
+  GstStateChangeReturn ret = gst_element_set_state(pipeline, state);
+  if (ret == GST_STATE_CHANGE_FAILURE) return ret;
+  if (ret == GST_STATE_CHANGE_ASYNC) {
+    ret = gst_element_get_state(pipeline, nullptr, nullptr,
+                                static_cast<GstClockTime>(timeout.count()) * GST_MSECOND);
+    if (ret == GST_STATE_CHANGE_ASYNC) return GST_STATE_CHANGE_FAILURE;
+  }
+  return ret;
+}
+
+MessagePtr wait_error_or_eos(GstElement* pipeline, std::chrono::milliseconds timeout) {
+  GstPtr<GstBus> bus(gst_element_get_bus(pipeline));
+  GstMessage* msg = gst_bus_timed_pop_filtered(
+      bus.get(), static_cast<GstClockTime>(timeout.count()) * GST_MSECOND,
+      static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS));
+  return MessagePtr(msg);
+}
+
+ErrorPtr error_of(GstMessage* message) {
+  if (!message || GST_MESSAGE_TYPE(message) != GST_MESSAGE_ERROR) return nullptr;
+  GError* error = nullptr;
+  gst_message_parse_error(message, &error, nullptr);
+  return ErrorPtr(error);
+}
+
+namespace {
+
+struct HashState {
+  GChecksum* checksum = g_checksum_new(G_CHECKSUM_SHA256);
+  uint64_t bytes = 0;
+  uint64_t buffers = 0;
+  std::string offset_problem;
+  ~HashState() { g_checksum_free(checksum); }
+};
+
+GstFlowReturn on_new_sample(GstAppSink* sink, gpointer user_data) {
+  auto* state = static_cast<HashState*>(user_data);
+  SamplePtr sample(gst_app_sink_pull_sample(sink));
+  if (!sample) return GST_FLOW_ERROR;
+  GstBuffer* buffer = gst_sample_get_buffer(sample.get());
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return GST_FLOW_ERROR;
+  if (state->offset_problem.empty()) {
+    guint64 offset = GST_BUFFER_OFFSET(buffer);
+    guint64 offset_end = GST_BUFFER_OFFSET_END(buffer);
+    if (offset != state->bytes || offset_end != state->bytes + map.size || map.size == 0) {
+      std::ostringstream out;
+      out << "buffer #" << state->buffers << ": OFFSET=" << offset << " OFFSET_END=" << offset_end
+          << " size=" << map.size << ", expected OFFSET=" << state->bytes
+          << " OFFSET_END=" << state->bytes + map.size << " and size > 0";
+      state->offset_problem = out.str();
+    }
+  }
+  g_checksum_update(state->checksum, map.data, static_cast<gssize>(map.size));
+  state->bytes += map.size;
+  state->buffers++;
+  gst_buffer_unmap(buffer, &map);
+  return GST_FLOW_OK;
+}
+
+}  // namespace
+
+std::unique_ptr<TransferResult> run_transfer(GstElement* src, std::chrono::milliseconds timeout) {
+  auto result = std::make_unique<TransferResult>();
+  GstPtr<GstElement> pipeline(gst_pipeline_new(nullptr));
+  GstElement* sink = gst_element_factory_make("appsink", nullptr);
+  g_object_set(sink, "sync", FALSE, "max-buffers", 8u, "drop", FALSE, nullptr);
+  gst_bin_add_many(GST_BIN(pipeline.get()), src, sink, nullptr);
+  EXPECT_TRUE(gst_element_link(src, sink));
+
+  HashState state;
+  GstAppSinkCallbacks callbacks = {};
+  callbacks.new_sample = on_new_sample;
+  gst_app_sink_set_callbacks(GST_APP_SINK(sink), &callbacks, &state, nullptr);
+
+  gst_element_set_state(pipeline.get(), GST_STATE_PLAYING);
+  MessagePtr msg = wait_error_or_eos(pipeline.get(), timeout);
+  if (!msg) {
+    result->timed_out = true;
+  } else if (GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_EOS) {
+    result->eos = true;
+    GstStructure* stats = nullptr;
+    if (g_object_class_find_property(G_OBJECT_GET_CLASS(src), "stats")) {
+      g_object_get(src, "stats", &stats, nullptr);
+    }
+    result->stats = stats;
+  } else {
+    result->error = error_of(msg.get());
+  }
+  EXPECT_NE(gst_element_set_state(pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_FAILURE);
+  result->bytes = state.bytes;
+  result->buffers = state.buffers;
+  result->sha256 = g_checksum_get_string(state.checksum);
+  result->offset_problem = state.offset_problem;
+  return result;
+}
+
+SeekPipeline make_seek_pipeline(GstElement* src, guint max_buffers) {
+  SeekPipeline p;
+  p.pipeline.reset(GST_ELEMENT(gst_object_ref_sink(gst_pipeline_new(nullptr))));
+  p.src = src;
+  p.sink = gst_element_factory_make("appsink", "sink");
+  g_object_set(p.sink, "sync", FALSE, "max-buffers", max_buffers, "drop", FALSE, nullptr);
+  gst_bin_add_many(GST_BIN(p.pipeline.get()), src, p.sink, nullptr);
+  EXPECT_TRUE(gst_element_link(src, p.sink));
+  return p;
+}
+
+uint16_t unused_port() {
+  GError* error = nullptr;
+  GSocket* socket =
+      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  if (!socket) {
+    ADD_FAILURE() << describe(error);
+    g_clear_error(&error);
+    return 1;
+  }
+  GInetAddress* loopback = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress* any = g_inet_socket_address_new(loopback, 0);
+  uint16_t port = 1;
+  if (g_socket_bind(socket, any, FALSE, &error)) {
+    GSocketAddress* bound = g_socket_get_local_address(socket, &error);
+    if (bound) {
+      port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+      g_object_unref(bound);
+    }
+  }
+  g_clear_error(&error);
+  g_object_unref(any);
+  g_object_unref(loopback);
+  g_socket_close(socket, nullptr);
+  g_object_unref(socket);
+  return port;
+}
+
+TempDir::TempDir() {
+  GError* error = nullptr;
+  gchar* dir = g_dir_make_tmp("prefetch-element-XXXXXX", &error);
+  if (!dir) {
+    ADD_FAILURE() << describe(error);
+    g_clear_error(&error);
+    return;
+  }
+  path_ = dir;
+  g_free(dir);
+}
+
+TempDir::~TempDir() {
+  if (!path_.empty()) run_command({"rm", "-rf", path_});
+}
+
+bool write_file(const std::string& filename, const std::vector<uint8_t>& data) {
+  GError* error = nullptr;
+  bool ok = g_file_set_contents(filename.c_str(), reinterpret_cast<const gchar*>(data.data()),
+                                static_cast<gssize>(data.size()), &error);
+  if (!ok) {
+    ADD_FAILURE() << describe(error);
+    g_clear_error(&error);
+  }
+  return ok;
+}
+
+int run_command(const std::vector<std::string>& argv, std::string* out, std::string* err) {
+  std::vector<gchar*> args;
+  for (const auto& a : argv) args.push_back(const_cast<gchar*>(a.c_str()));
+  args.push_back(nullptr);
+  gchar* std_out = nullptr;
+  gchar* std_err = nullptr;
+  gint status = 0;
+  GError* error = nullptr;
+  bool ran = g_spawn_sync(nullptr, args.data(), nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr,
+                          &std_out, &std_err, &status, &error);
+  if (!ran) {
+    if (err) *err = describe(error);
+    g_clear_error(&error);
+    return -1;
+  }
+  if (out) *out = std_out ? std_out : "";
+  if (err) *err = std_err ? std_err : "";
+  g_free(std_out);
+  g_free(std_err);
+  if (!WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+const std::vector<uint8_t>& pattern(size_t size) {
+  static std::mutex mutex;
+  static std::map<size_t, std::vector<uint8_t>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(size);
+  if (it == cache.end()) {
+    it = cache.emplace(size, prefetch::testing::make_pattern(size, 11)).first;
+  }
+  return it->second;
+}
+
+}  // namespace element_test
+}  // namespace prefetch

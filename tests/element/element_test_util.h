@@ -1,0 +1,163 @@
+// Helpers shared by the element tests: pipelines around prefetchsrc, a
+// per-test watchdog (a hang fails the run instead of stalling it), bus waits
+// and byte checks.
+#pragma once
+
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace prefetch {
+namespace element_test {
+
+using namespace std::chrono_literals;
+
+// --- owning pointers ---------------------------------------------------------
+struct GstObjectDeleter {
+  void operator()(gpointer p) const {
+    if (p) gst_object_unref(p);
+  }
+};
+struct GErrorDeleter {
+  void operator()(GError* e) const {
+    if (e) g_error_free(e);
+  }
+};
+struct GstMessageDeleter {
+  void operator()(GstMessage* m) const {
+    if (m) gst_message_unref(m);
+  }
+};
+struct GstSampleDeleter {
+  void operator()(GstSample* s) const {
+    if (s) gst_sample_unref(s);
+  }
+};
+template <typename T>
+using GstPtr = std::unique_ptr<T, GstObjectDeleter>;
+using ErrorPtr = std::unique_ptr<GError, GErrorDeleter>;
+using MessagePtr = std::unique_ptr<GstMessage, GstMessageDeleter>;
+using SamplePtr = std::unique_ptr<GstSample, GstSampleDeleter>;
+
+// "domain/code: message" for failure output.
+std::string describe(const GError* error);
+
+// --- watchdog ------------------------------------------------------------------
+// Every test fixture arms one: if the test body does not finish within the
+// deadline, the process prints the test's name and exits with status 3, so a
+// hang (a wait that is never woken, a state change that never returns) is a
+// failure of the run, never a stalled CI job.
+class Watchdog {
+ public:
+  explicit Watchdog(std::chrono::seconds deadline);
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+class ElementTest : public ::testing::Test {
+ protected:
+  // The whole test must finish within this time; override per test with
+  // set_deadline() before the slow part.
+  void SetUp() override;
+  void TearDown() override;
+  void set_deadline(std::chrono::seconds deadline);
+
+ private:
+  std::unique_ptr<Watchdog> watchdog_;
+};
+
+// --- elements and pipelines -----------------------------------------------------
+// A new prefetchsrc (fails the test and returns null if the factory is missing).
+GstElement* make_prefetchsrc();
+
+// Sets a property from a string as gst-launch would (enums by nick, etc.).
+void set_prop(GstElement* element, const char* name, const std::string& value);
+
+// set_state and wait for it to complete; returns the final result
+// (GST_STATE_CHANGE_FAILURE on error or timeout).
+GstStateChangeReturn set_state_and_wait(GstElement* pipeline, GstState state,
+                                        std::chrono::milliseconds timeout = 10s);
+
+// Pops the first ERROR or EOS from the pipeline's bus within `timeout`;
+// null on timeout.
+MessagePtr wait_error_or_eos(GstElement* pipeline, std::chrono::milliseconds timeout);
+
+// The GError of an ERROR message (null for anything else).
+ErrorPtr error_of(GstMessage* message);
+
+// What a full transfer through `prefetchsrc ! appsink` delivered.
+struct TransferResult {
+  bool eos = false;
+  bool timed_out = false;
+  ErrorPtr error;  // set if the bus carried an ERROR
+  uint64_t bytes = 0;
+  uint64_t buffers = 0;
+  std::string sha256;
+  // First buffer whose OFFSET / OFFSET_END did not continue the byte count;
+  // empty if all did.
+  std::string offset_problem;
+  GstStructure* stats = nullptr;  // the element's stats after EOS (owned)
+  ~TransferResult() {
+    if (stats) gst_structure_free(stats);
+  }
+};
+
+// Runs `src ! appsink` (src already configured; ownership taken) to EOS or
+// ERROR (or `timeout`), hashing every byte and checking offsets.
+std::unique_ptr<TransferResult> run_transfer(GstElement* src,
+                                             std::chrono::milliseconds timeout = 60s);
+
+// A pipeline `src ! appsink name=sink` (sync=false), for seek tests.
+struct SeekPipeline {
+  GstPtr<GstElement> pipeline;
+  GstElement* src = nullptr;   // borrowed
+  GstElement* sink = nullptr;  // borrowed (appsink)
+};
+SeekPipeline make_seek_pipeline(GstElement* src, guint max_buffers);
+
+// A free TCP port on 127.0.0.1 that nothing listens on (bound then closed).
+uint16_t unused_port();
+
+// A temporary directory, removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Writes bytes to a file; false on error.
+bool write_file(const std::string& filename, const std::vector<uint8_t>& data);
+
+// Runs a command (argv), returns exit status (-1 if it could not run);
+// stdout into *out when given.
+int run_command(const std::vector<std::string>& argv, std::string* out = nullptr,
+                std::string* err = nullptr);
+
+// The pattern bytes used by the suite, cached per size (the 64 MiB file is
+// made once).
+const std::vector<uint8_t>& pattern(size_t size);
+
+}  // namespace element_test
+}  // namespace prefetch

@@ -1,0 +1,144 @@
+// Against a real nginx (tests/support/nginx/nginx.sh): real range, ETag,
+// keep-alive, TLS, basic auth and redirect behaviour of a production server.
+#include <gst/gst.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "element_test_util.h"
+#include "test_server.h"
+
+namespace prefetch {
+namespace element_test {
+namespace {
+
+using prefetch::testing::sha256_hex;
+
+constexpr size_t kFiveMillion = 5000003;
+constexpr size_t kSixtyFourMiB = 64u << 20;
+
+class NginxTest : public ElementTest {
+ protected:
+  void SetUp() override {
+    ElementTest::SetUp();
+    if (access("/usr/sbin/nginx", X_OK) != 0 && std::getenv("NGINX") == nullptr) {
+      GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
+    }
+    ASSERT_TRUE(write_file(root_.file("five.bin"), pattern(kFiveMillion)));
+    std::string out, err;
+    ASSERT_EQ(run_command({PREFETCH_NGINX_SH, "start", root_.path(), state_.path()}, &out, &err), 0)
+        << err;
+    std::istringstream in(out);
+    std::string word;
+    while (in >> word) {
+      if (word.rfind("http=", 0) == 0) http_port_ = std::stoi(word.substr(5));
+      if (word.rfind("https=", 0) == 0) https_port_ = std::stoi(word.substr(6));
+      if (word.rfind("ca=", 0) == 0) ca_ = word.substr(3);
+    }
+    started_ = true;
+    ASSERT_GT(http_port_, 0) << "nginx.sh printed: " << out;
+    ASSERT_GT(https_port_, 0) << "nginx.sh printed: " << out;
+  }
+
+  void TearDown() override {
+    if (started_) run_command({PREFETCH_NGINX_SH, "stop", state_.path()});
+    ElementTest::TearDown();
+  }
+
+  std::string http(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(http_port_) + path;
+  }
+  std::string https(const std::string& path) const {
+    return "https://127.0.0.1:" + std::to_string(https_port_) + path;
+  }
+
+  void expect_exact(GstElement* src, const std::vector<uint8_t>& data) {
+    auto result = run_transfer(src, 100s);
+    ASSERT_FALSE(result->timed_out) << "got " << result->bytes << " of " << data.size();
+    ASSERT_TRUE(result->eos) << describe(result->error.get());
+    EXPECT_EQ(result->bytes, data.size());
+    EXPECT_EQ(result->sha256, sha256_hex(data));
+    EXPECT_EQ(result->offset_problem, "");
+  }
+
+  // Lines of nginx's access log (one per request).
+  std::vector<std::string> access_log() const {
+    std::vector<std::string> lines;
+    gchar* text = nullptr;
+    if (g_file_get_contents((state_.path() + "/access.log").c_str(), &text, nullptr, nullptr)) {
+      std::istringstream in(text);
+      std::string line;
+      while (std::getline(in, line)) lines.push_back(line);
+      g_free(text);
+    }
+    return lines;
+  }
+
+  TempDir root_;
+  TempDir state_;
+  bool started_ = false;
+  int http_port_ = 0;
+  int https_port_ = 0;
+  std::string ca_;
+};
+
+TEST_F(NginxTest, FiveMillionAndThreeBytesExact) {
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", http("/five.bin").c_str(), "block-size",
+               static_cast<guint64>(256 * 1024), "concurrency", 4u, nullptr);
+  expect_exact(src, pattern(kFiveMillion));
+  // The transfer was made of range requests (nginx answered 206).
+  int ranged = 0;
+  for (const auto& line : access_log()) {
+    if (line.find("/five.bin") != std::string::npos && line.find("\" 206 ") != std::string::npos)
+      ++ranged;
+  }
+  EXPECT_GE(ranged, 2) << "expected several 206 answers in nginx's access log";
+}
+
+TEST_F(NginxTest, SixtyFourMiBExact) {
+  set_deadline(150s);
+  ASSERT_TRUE(write_file(root_.file("big.bin"), pattern(kSixtyFourMiB)));
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", http("/big.bin").c_str(), "block-size",
+               static_cast<guint64>(1u << 20), "concurrency", 4u, nullptr);
+  expect_exact(src, pattern(kSixtyFourMiB));
+}
+
+TEST_F(NginxTest, HttpsWithCaFileAuthAndRedirect) {
+  // TLS with the test CA, basic auth, then the redirect path over plain http.
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", https("/private/five.bin").c_str(), "block-size",
+               static_cast<guint64>(512 * 1024), "ssl-ca-file", ca_.c_str(), "ssl-strict", TRUE,
+               "user-id", "user", "user-pw", "secret", nullptr);
+  expect_exact(src, pattern(kFiveMillion));
+
+  GstElement* redirected = make_prefetchsrc();
+  ASSERT_NE(redirected, nullptr);
+  g_object_set(redirected, "location", http("/redirect/five.bin").c_str(), "block-size",
+               static_cast<guint64>(512 * 1024), nullptr);
+  expect_exact(redirected, pattern(kFiveMillion));
+}
+
+TEST_F(NginxTest, HttpsWithoutTrustedCaFails) {
+  // ssl-strict with an unknown CA: an error, not a silent insecure read.
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", https("/five.bin").c_str(), "ssl-strict", TRUE, "retries", 0,
+               nullptr);
+  auto result = run_transfer(src, 30s);
+  ASSERT_FALSE(result->timed_out);
+  EXPECT_FALSE(result->eos);
+  ASSERT_NE(result->error, nullptr);
+  EXPECT_EQ(result->error->domain, GST_RESOURCE_ERROR) << describe(result->error.get());
+}
+
+}  // namespace
+}  // namespace element_test
+}  // namespace prefetch

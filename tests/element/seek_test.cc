@@ -1,0 +1,187 @@
+// Flushing BYTES seeks, in PAUSED and in PLAYING: the first buffer after each
+// seek starts exactly at the seek offset and carries the file's bytes there.
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "element_test_util.h"
+#include "test_server.h"
+
+namespace prefetch {
+namespace element_test {
+namespace {
+
+using prefetch::testing::Behavior;
+using prefetch::testing::TestServer;
+
+constexpr uint64_t kBlock = 64 * 1024;
+constexpr uint64_t kSize = 20 * kBlock + 4321;
+constexpr size_t kCompareBytes = 4096;
+
+// The offsets every seek test visits, in this order (forward and backward
+// jumps, block boundaries and their neighbours, the last byte).
+std::vector<uint64_t> seek_offsets() {
+  return {kSize / 2,   0,         5 * kBlock,       5 * kBlock - 1, 5 * kBlock + 1,
+          17 * kBlock, kSize - 1, 3 * kBlock + 100, kSize - 2000,   0};
+}
+
+// Compares `buffer` with the file at its offset; a failure message or "".
+std::string check_buffer(GstBuffer* buffer, const std::vector<uint8_t>& data,
+                         uint64_t expected_offset, size_t max_compare) {
+  std::ostringstream problem;
+  if (GST_BUFFER_OFFSET(buffer) != expected_offset) {
+    problem << "OFFSET=" << GST_BUFFER_OFFSET(buffer) << ", expected " << expected_offset << "; ";
+  }
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return "unmappable buffer";
+  if (map.size == 0) problem << "empty buffer; ";
+  if (expected_offset + map.size > data.size()) {
+    problem << "buffer of " << map.size << " bytes at " << expected_offset << " runs past the end ("
+            << data.size() << "); ";
+  } else {
+    size_t n = std::min(map.size, max_compare);
+    if (std::memcmp(map.data, data.data() + expected_offset, n) != 0) {
+      size_t i = 0;
+      while (i < n && map.data[i] == data[expected_offset + i]) ++i;
+      problem << "bytes differ from the file at offset " << expected_offset + i << "; ";
+    }
+  }
+  if (GST_BUFFER_OFFSET_END(buffer) != expected_offset + map.size) {
+    problem << "OFFSET_END=" << GST_BUFFER_OFFSET_END(buffer) << ", expected "
+            << expected_offset + map.size << "; ";
+  }
+  gst_buffer_unmap(buffer, &map);
+  return problem.str();
+}
+
+class SeekTest : public ElementTest {
+ protected:
+  void SetUp() override {
+    ElementTest::SetUp();
+    server_.add_file("/seek.bin", pattern(kSize));
+  }
+
+  GstElement* make_src() {
+    GstElement* src = make_prefetchsrc();
+    if (src) {
+      g_object_set(src, "location", server_.url("/seek.bin").c_str(), "block-size", kBlock,
+                   "concurrency", 3u, nullptr);
+    }
+    return src;
+  }
+
+  TestServer server_;
+};
+
+TEST_F(SeekTest, FlushingSeeksInPaused) {
+  const std::vector<uint8_t>& data = pattern(kSize);
+  GstElement* src = make_src();
+  ASSERT_NE(src, nullptr);
+  SeekPipeline p = make_seek_pipeline(src, 1);
+  ASSERT_EQ(set_state_and_wait(p.pipeline.get(), GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  {
+    SamplePtr preroll(gst_app_sink_try_pull_preroll(GST_APP_SINK(p.sink), 10 * GST_SECOND));
+    ASSERT_NE(preroll, nullptr);
+    EXPECT_EQ(check_buffer(gst_sample_get_buffer(preroll.get()), data, 0, kCompareBytes), "");
+  }
+  for (uint64_t offset : seek_offsets()) {
+    SCOPED_TRACE("seek to " + std::to_string(offset));
+    ASSERT_TRUE(gst_element_seek_simple(
+        p.pipeline.get(), GST_FORMAT_BYTES,
+        static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
+        static_cast<gint64>(offset)));
+    ASSERT_EQ(gst_element_get_state(p.pipeline.get(), nullptr, nullptr, 10 * GST_SECOND),
+              GST_STATE_CHANGE_SUCCESS);
+    SamplePtr preroll(gst_app_sink_try_pull_preroll(GST_APP_SINK(p.sink), 10 * GST_SECOND));
+    ASSERT_NE(preroll, nullptr) << "no preroll buffer after the seek";
+    const GstSegment* segment = gst_sample_get_segment(preroll.get());
+    ASSERT_NE(segment, nullptr);
+    EXPECT_EQ(segment->format, GST_FORMAT_BYTES);
+    EXPECT_EQ(segment->start, offset);
+    EXPECT_EQ(check_buffer(gst_sample_get_buffer(preroll.get()), data, offset, kCompareBytes), "");
+  }
+  EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+}
+
+TEST_F(SeekTest, FlushingSeeksInPlaying) {
+  const std::vector<uint8_t>& data = pattern(kSize);
+  // A slow-ish origin so that seeks land while blocks are in flight.
+  Behavior b;
+  b.first_byte_delay = prefetch::testing::fixed_delay(20ms);
+  server_.set_behavior("/seek.bin", b);
+  GstElement* src = make_src();
+  ASSERT_NE(src, nullptr);
+  SeekPipeline p = make_seek_pipeline(src, 2);
+  ASSERT_EQ(set_state_and_wait(p.pipeline.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS);
+  {
+    SamplePtr first(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND));
+    ASSERT_NE(first, nullptr);
+    EXPECT_EQ(check_buffer(gst_sample_get_buffer(first.get()), data, 0, kCompareBytes), "");
+  }
+  for (uint64_t offset : seek_offsets()) {
+    SCOPED_TRACE("seek to " + std::to_string(offset));
+    ASSERT_TRUE(gst_element_seek_simple(
+        p.pipeline.get(), GST_FORMAT_BYTES,
+        static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
+        static_cast<gint64>(offset)));
+    // Read on until kCompareBytes bytes (or the end of the file) have come,
+    // checking that they continue each other and match the file.
+    uint64_t expected = offset;
+    const uint64_t want = std::min<uint64_t>(offset + kCompareBytes, kSize);
+    while (expected < want) {
+      SamplePtr sample(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND));
+      ASSERT_NE(sample, nullptr) << "no buffer at " << expected << " after the seek"
+                                 << (gst_app_sink_is_eos(GST_APP_SINK(p.sink)) ? " (EOS)" : "");
+      if (expected == offset) {
+        const GstSegment* segment = gst_sample_get_segment(sample.get());
+        ASSERT_NE(segment, nullptr);
+        EXPECT_EQ(segment->start, offset);
+      }
+      GstBuffer* buffer = gst_sample_get_buffer(sample.get());
+      ASSERT_EQ(check_buffer(buffer, data, expected, kCompareBytes), "");
+      expected += gst_buffer_get_size(buffer);
+    }
+    if (offset == kSize - 1) {
+      // The last byte is followed by EOS.
+      EXPECT_EQ(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND), nullptr);
+      EXPECT_TRUE(gst_app_sink_is_eos(GST_APP_SINK(p.sink)));
+    }
+  }
+  EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+}
+
+TEST_F(SeekTest, SeekThenReadToEndIsExact) {
+  // After a seek into the middle of a block, the rest of the file arrives
+  // whole: every byte from the offset to the end, then EOS.
+  const std::vector<uint8_t>& data = pattern(kSize);
+  const uint64_t offset = 7 * kBlock + 333;
+  GstElement* src = make_src();
+  ASSERT_NE(src, nullptr);
+  SeekPipeline p = make_seek_pipeline(src, 4);
+  ASSERT_EQ(set_state_and_wait(p.pipeline.get(), GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(gst_element_seek_simple(p.pipeline.get(), GST_FORMAT_BYTES,
+                                      static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH),
+                                      static_cast<gint64>(offset)));
+  ASSERT_EQ(set_state_and_wait(p.pipeline.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS);
+  uint64_t expected = offset;
+  while (true) {
+    SamplePtr sample(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND));
+    if (!sample) break;
+    GstBuffer* buffer = gst_sample_get_buffer(sample.get());
+    ASSERT_EQ(check_buffer(buffer, data, expected, SIZE_MAX), "");
+    expected += gst_buffer_get_size(buffer);
+  }
+  EXPECT_TRUE(gst_app_sink_is_eos(GST_APP_SINK(p.sink)));
+  EXPECT_EQ(expected, kSize);
+  EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+}
+
+}  // namespace
+}  // namespace element_test
+}  // namespace prefetch

@@ -1,0 +1,321 @@
+// Whole-resource transfers through `prefetchsrc ! appsink`: every byte
+// exactly once, in order, with continuous buffer offsets, then EOS. Also the
+// element's properties, URI handler and HTTP request details.
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "element_test_util.h"
+#include "test_server.h"
+
+namespace prefetch {
+namespace element_test {
+namespace {
+
+using prefetch::testing::Behavior;
+using prefetch::testing::sha256_hex;
+using prefetch::testing::TestServer;
+
+constexpr uint64_t kBlock = 64 * 1024;
+
+class TransferTest : public ElementTest {
+ protected:
+  // Serves `size` pattern bytes at /file and transfers them with the given
+  // block size and concurrency; asserts bytes, offsets and EOS.
+  void expect_exact(uint64_t size, uint64_t block_size, unsigned concurrency,
+                    const char* schedule = nullptr) {
+    const std::vector<uint8_t>& data = pattern(size);
+    server_.add_file("/file", data);
+    GstElement* src = make_prefetchsrc();
+    ASSERT_NE(src, nullptr);
+    g_object_set(src, "location", server_.url("/file").c_str(), "block-size",
+                 static_cast<guint64>(block_size), "concurrency", concurrency, nullptr);
+    if (schedule) set_prop(src, "schedule", schedule);
+    auto result = run_transfer(src, 100s);
+    ASSERT_FALSE(result->timed_out)
+        << "no EOS/ERROR within the timeout, got " << result->bytes << " of " << size << " bytes";
+    ASSERT_TRUE(result->eos) << describe(result->error.get());
+    EXPECT_EQ(result->bytes, size);
+    EXPECT_EQ(result->sha256, sha256_hex(data)) << "received bytes differ from the file";
+    EXPECT_EQ(result->offset_problem, "");
+    EXPECT_NE(result->stats, nullptr) << "stats property was null after EOS";
+  }
+
+  TestServer server_;
+};
+
+TEST_F(TransferTest, EmptyResource) { expect_exact(0, kBlock, 4); }
+TEST_F(TransferTest, OneByte) { expect_exact(1, kBlock, 4); }
+TEST_F(TransferTest, BlockMinusOne) { expect_exact(kBlock - 1, kBlock, 4); }
+TEST_F(TransferTest, ExactlyOneBlock) { expect_exact(kBlock, kBlock, 4); }
+TEST_F(TransferTest, BlockPlusOne) { expect_exact(kBlock + 1, kBlock, 4); }
+TEST_F(TransferTest, DefaultBlockSizeBoundaries) {
+  // The default block size (1 MiB) ± 1 and exact, with default settings.
+  for (uint64_t size : {(1u << 20) - 1, 1u << 20, (1u << 20) + 1}) {
+    SCOPED_TRACE(size);
+    const std::vector<uint8_t>& data = pattern(size);
+    server_.add_file("/d", data);
+    GstElement* src = make_prefetchsrc();
+    ASSERT_NE(src, nullptr);
+    g_object_set(src, "location", server_.url("/d").c_str(), nullptr);
+    auto result = run_transfer(src);
+    ASSERT_TRUE(result->eos) << describe(result->error.get());
+    EXPECT_EQ(result->bytes, size);
+    EXPECT_EQ(result->sha256, sha256_hex(data));
+    EXPECT_EQ(result->offset_problem, "");
+  }
+}
+TEST_F(TransferTest, FiveMillionAndThree) { expect_exact(5000003, kBlock, 4); }
+TEST_F(TransferTest, FiveMillionAndThreeBatch) { expect_exact(5000003, 256 * 1024, 3, "batch"); }
+TEST_F(TransferTest, FiveMillionAndThreeBarrier) {
+  expect_exact(5000003, 256 * 1024, 3, "barrier");
+}
+TEST_F(TransferTest, SixtyFourMiB) {
+  set_deadline(120s);
+  expect_exact(64u << 20, 1u << 20, 4);
+}
+
+TEST_F(TransferTest, BlocksArriveOutOfOrderButBytesInOrder) {
+  // Block 0 is the slowest to start, later blocks come back first: the
+  // element must still push block 0's bytes first.
+  const uint64_t size = 10 * kBlock + 17;
+  Behavior b;
+  b.first_byte_delay = prefetch::testing::block_delay_schedule(
+      kBlock, {400ms, 50ms, 250ms, 0ms, 100ms, 0ms, 300ms}, 10ms);
+  server_.set_behavior("/file", b);
+  expect_exact(size, kBlock, 4);
+  // The window really ran requests concurrently, and never above the knob.
+  EXPECT_GE(server_.max_in_flight(), 2u);
+  EXPECT_LE(server_.max_in_flight(), 4u);
+}
+
+TEST_F(TransferTest, ConcurrencyIsHonoured) {
+  Behavior b;
+  b.first_byte_delay = prefetch::testing::fixed_delay(80ms);
+  server_.set_behavior("/file", b);
+  expect_exact(16 * kBlock, kBlock, 3);
+  EXPECT_LE(server_.max_in_flight(), 3u) << "more requests in flight than concurrency=3";
+  EXPECT_GE(server_.max_in_flight(), 2u) << "requests were not concurrent";
+  // Every block request is a range request inside the file.
+  for (const auto& r : server_.requests("/file")) {
+    if (r.method != "GET") continue;
+    EXPECT_FALSE(r.range.empty()) << "request " << r.id << " had no Range";
+  }
+}
+
+TEST_F(TransferTest, OriginIgnoringRangesStillGivesExactBytes) {
+  Behavior b;
+  b.ignore_range = true;
+  server_.set_behavior("/file", b);
+  expect_exact(3 * kBlock + 5, kBlock, 4);
+}
+
+TEST_F(TransferTest, TransientErrorsAreRetried) {
+  Behavior b;
+  b.status = 503;
+  b.status_count = 2;
+  server_.set_behavior("/file", b);
+  expect_exact(4 * kBlock + 3, kBlock, 2);
+}
+
+TEST_F(TransferTest, CutConnectionsAreResumed) {
+  Behavior b;
+  b.cut_every = 2;
+  b.cut_after_bytes = 10000;
+  b.cut_count = 3;
+  server_.set_behavior("/file", b);
+  expect_exact(8 * kBlock + 9, kBlock, 4);
+}
+
+TEST_F(TransferTest, BasicAuthWithUserIdAndPassword) {
+  const std::vector<uint8_t>& data = pattern(2 * kBlock + 1);
+  server_.add_file("/auth.bin", data);
+  server_.require_basic_auth("/auth.bin", "alice", "wonder");
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/auth.bin").c_str(), "block-size", kBlock, "user-id",
+               "alice", "user-pw", "wonder", nullptr);
+  auto result = run_transfer(src);
+  ASSERT_TRUE(result->eos) << describe(result->error.get());
+  EXPECT_EQ(result->sha256, sha256_hex(data));
+}
+
+TEST_F(TransferTest, FollowsRedirect) {
+  const std::vector<uint8_t>& data = pattern(3 * kBlock + 77);
+  server_.add_file("/real.bin", data);
+  server_.add_redirect("/moved.bin", "/real.bin", 302);
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/moved.bin").c_str(), "block-size", kBlock, nullptr);
+  auto result = run_transfer(src);
+  ASSERT_TRUE(result->eos) << describe(result->error.get());
+  EXPECT_EQ(result->sha256, sha256_hex(data));
+  EXPECT_EQ(result->offset_problem, "");
+}
+
+TEST_F(TransferTest, SendsUserAgentExtraHeadersAndCookies) {
+  const std::vector<uint8_t>& data = pattern(2 * kBlock);
+  server_.add_file("/h.bin", data);
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  GstStructure* extra =
+      gst_structure_new("extra-headers", "X-Prefetch-Test", G_TYPE_STRING, "hello", nullptr);
+  const gchar* cookies[] = {"flavour=oat", nullptr};
+  g_object_set(src, "location", server_.url("/h.bin").c_str(), "block-size", kBlock, "user-agent",
+               "prefetch-element-test/1.0", "extra-headers", extra, "cookies", cookies, nullptr);
+  gst_structure_free(extra);
+  auto result = run_transfer(src);
+  ASSERT_TRUE(result->eos) << describe(result->error.get());
+  EXPECT_EQ(result->sha256, sha256_hex(data));
+  auto requests = server_.requests("/h.bin");
+  ASSERT_FALSE(requests.empty());
+  for (const auto& r : requests) {
+    SCOPED_TRACE("request " + std::to_string(r.id) + " range=" + r.range);
+    EXPECT_EQ(r.header("User-Agent").value_or("<none>"), "prefetch-element-test/1.0");
+    EXPECT_EQ(r.header("X-Prefetch-Test").value_or("<none>"), "hello");
+    EXPECT_NE(r.header("Cookie").value_or("").find("flavour=oat"), std::string::npos);
+  }
+}
+
+TEST_F(TransferTest, HeadOfLineBlockIsForwardedWhileArriving) {
+  // One 1 MiB block at 256 KiB/s takes 4 s; its first bytes must reach
+  // downstream long before the block is complete (progressive head).
+  const uint64_t size = 4u << 20;
+  server_.add_file("/p.bin", pattern(size));
+  Behavior b;
+  b.rate_bytes_per_sec = 256 * 1024;
+  b.chunk_bytes = 8 * 1024;
+  server_.set_behavior("/p.bin", b);
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/p.bin").c_str(), "block-size",
+               static_cast<guint64>(1u << 20), "concurrency", 2u, nullptr);
+  SeekPipeline p = make_seek_pipeline(src, 2);
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_NE(gst_element_set_state(p.pipeline.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  SamplePtr first(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND));
+  const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(GST_BUFFER_OFFSET(gst_sample_get_buffer(first.get())), 0u);
+  EXPECT_LT(took_ms, 2000) << "ms: the first buffer waited for the whole first block";
+  EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+}
+
+TEST_F(TransferTest, LookaheadBudgetBoundsRequests) {
+  // Downstream stops reading (PAUSED, appsink holds one buffer): the element
+  // may fetch ahead only up to its look-ahead budget, not the whole file.
+  const uint64_t size = 40 * kBlock;
+  server_.add_file("/l.bin", pattern(size));
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/l.bin").c_str(), "block-size", kBlock, "concurrency",
+               2u, "lookahead-blocks", 4u, nullptr);
+  SeekPipeline p = make_seek_pipeline(src, 1);
+  ASSERT_EQ(set_state_and_wait(p.pipeline.get(), GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  std::this_thread::sleep_for(1s);
+  std::set<std::string> ranges;
+  for (const auto& r : server_.requests("/l.bin")) ranges.insert(r.range);
+  // The read block, 4 blocks of look-ahead, and slack for a first probe and
+  // a block that was just delivered.
+  EXPECT_LE(ranges.size(), 7u) << "requested " << ranges.size()
+                               << " distinct ranges of 40 blocks with lookahead-blocks=4";
+  EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+}
+
+// --- properties and URI handler ----------------------------------------------------
+
+TEST_F(TransferTest, PropertyDefaults) {
+  GstPtr<GstElement> src(make_prefetchsrc());
+  ASSERT_NE(src, nullptr);
+  gst_object_ref_sink(src.get());
+  guint64 block_size = 0;
+  guint concurrency = 0, lookahead = 99;
+  gint retries = 0;
+  g_object_get(src.get(), "block-size", &block_size, "concurrency", &concurrency,
+               "lookahead-blocks", &lookahead, "retries", &retries, nullptr);
+  EXPECT_EQ(block_size, 1048576u);
+  EXPECT_EQ(concurrency, 4u);
+  EXPECT_EQ(lookahead, 0u);
+  EXPECT_EQ(retries, 3);
+  for (const char* name : {"location", "schedule", "timeout", "user-agent", "extra-headers",
+                           "cookies", "proxy", "user-id", "user-pw", "ssl-strict", "ssl-ca-file",
+                           "automatic-redirect", "is-live", "method", "stats"}) {
+    EXPECT_NE(g_object_class_find_property(G_OBJECT_GET_CLASS(src.get()), name), nullptr)
+        << "missing property " << name;
+  }
+  GParamSpec* stats = g_object_class_find_property(G_OBJECT_GET_CLASS(src.get()), "stats");
+  if (stats) {
+    EXPECT_FALSE(stats->flags & G_PARAM_WRITABLE) << "stats must be read-only";
+  }
+}
+
+TEST_F(TransferTest, UriHandler) {
+  GstPtr<GstElement> src(make_prefetchsrc());
+  ASSERT_NE(src, nullptr);
+  gst_object_ref_sink(src.get());
+  ASSERT_TRUE(GST_IS_URI_HANDLER(src.get()));
+  GstURIHandler* handler = GST_URI_HANDLER(src.get());
+  EXPECT_EQ(gst_uri_handler_get_uri_type(handler), GST_URI_SRC);
+  const gchar* const* protocols = gst_uri_handler_get_protocols(handler);
+  ASSERT_NE(protocols, nullptr);
+  std::vector<std::string> protos;
+  for (auto p = protocols; *p; ++p) protos.emplace_back(*p);
+  EXPECT_NE(std::find(protos.begin(), protos.end(), "http"), protos.end());
+  EXPECT_NE(std::find(protos.begin(), protos.end(), "https"), protos.end());
+  EXPECT_EQ(std::find(protos.begin(), protos.end(), "file"), protos.end());
+
+  for (const char* uri : {"http://127.0.0.1:8080/a/b.mp4?x=1", "https://example.test/c"}) {
+    GError* error = nullptr;
+    EXPECT_TRUE(gst_uri_handler_set_uri(handler, uri, &error)) << describe(error);
+    g_clear_error(&error);
+    gchar* got = gst_uri_handler_get_uri(handler);
+    EXPECT_STREQ(got, uri);
+    g_free(got);
+    gchar* location = nullptr;
+    g_object_get(src.get(), "location", &location, nullptr);
+    EXPECT_STREQ(location, uri);
+    g_free(location);
+  }
+
+  GError* error = nullptr;
+  EXPECT_FALSE(gst_uri_handler_set_uri(handler, "file:///x", &error));
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(error->domain, GST_URI_ERROR) << describe(error);
+  g_clear_error(&error);
+  // A refused URI leaves the previous one in place.
+  gchar* got = gst_uri_handler_get_uri(handler);
+  EXPECT_STREQ(got, "https://example.test/c");
+  g_free(got);
+}
+
+TEST_F(TransferTest, DurationQueryAnswersResourceSize) {
+  const uint64_t size = 3 * kBlock + 123;
+  server_.add_file("/q.bin", pattern(size));
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/q.bin").c_str(), "block-size", kBlock, nullptr);
+  SeekPipeline p = make_seek_pipeline(src, 1);
+  ASSERT_EQ(set_state_and_wait(p.pipeline.get(), GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  gint64 duration = -1;
+  EXPECT_TRUE(gst_element_query_duration(p.src, GST_FORMAT_BYTES, &duration));
+  EXPECT_EQ(duration, static_cast<gint64>(size));
+  GstQuery* seeking = gst_query_new_seeking(GST_FORMAT_BYTES);
+  EXPECT_TRUE(gst_element_query(p.src, seeking));
+  gboolean seekable = FALSE;
+  gst_query_parse_seeking(seeking, nullptr, &seekable, nullptr, nullptr);
+  EXPECT_TRUE(seekable);
+  gst_query_unref(seeking);
+  EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+}
+
+}  // namespace
+}  // namespace element_test
+}  // namespace prefetch

@@ -1,0 +1,851 @@
+// The core against a real HTTP server: prefetch::SoupOrigin +
+// prefetch::Prefetcher fetching from the in-process TestServer.
+//
+// Timeouts here are hang guards only (a Watchdog sets the prefetcher
+// flushing and the test fails); no assertion depends on how fast a machine is.
+#include <gio/gio.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "prefetch/prefetcher.h"
+#include "prefetch/soup_origin.h"
+#include "test_server.h"
+
+namespace prefetch {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::Behavior;
+using testing::RequestRecord;
+using testing::TestClock;
+using testing::TestServer;
+
+constexpr uint64_t kKiB = 1024;
+constexpr uint64_t kMiB = 1024 * 1024;
+
+Logger test_logger() {
+  if (!g_getenv("PREFETCH_TEST_LOG")) return Logger();
+  return Logger([](LogLevel level, const std::string& line) {
+    std::fprintf(stderr, "[prefetch %d] %s\n", static_cast<int>(level), line.c_str());
+  });
+}
+
+// Sets the prefetcher flushing if the test body takes longer than `limit`,
+// so a hang becomes a failure instead of a stuck suite.
+class Watchdog {
+ public:
+  Watchdog(Prefetcher* p, std::chrono::milliseconds limit) : p_(p) {
+    thread_ = std::thread([this, limit] {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+        fired_ = true;
+        lock.unlock();
+        p_->set_flushing(true);
+      }
+    });
+  }
+  ~Watchdog() { stop(); }
+  // Returns true if the watchdog fired.
+  bool stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return fired_;
+  }
+
+ private:
+  Prefetcher* p_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool fired_ = false;
+  std::thread thread_;
+};
+
+struct Fetched {
+  ReadStatus status = ReadStatus::kOk;  // the status that ended the loop
+  Error error;
+  std::vector<uint8_t> bytes;
+  bool order_ok = true;  // every chunk started where the previous ended
+};
+
+// Reads from `offset` until EOS, an error, flushing, or `limit` bytes.
+Fetched read_until_end(Prefetcher& p, uint64_t offset, size_t length, ReadMode mode,
+                       uint64_t limit = UINT64_MAX) {
+  Fetched f;
+  uint64_t at = offset;
+  while (f.bytes.size() < limit) {
+    ReadResult r = p.read(at, length, mode);
+    f.status = r.status;
+    if (r.status != ReadStatus::kOk) {
+      f.error = r.error;
+      break;
+    }
+    if (r.chunk.size == 0 || r.chunk.offset != at) {
+      f.order_ok = false;
+      break;
+    }
+    f.bytes.insert(f.bytes.end(), r.chunk.data, r.chunk.data + r.chunk.size);
+    at += r.chunk.size;
+  }
+  return f;
+}
+
+std::vector<uint8_t> slice(const std::vector<uint8_t>& v, uint64_t begin, uint64_t end) {
+  return std::vector<uint8_t>(v.begin() + begin, v.begin() + end);
+}
+
+// The first byte of a "bytes=a-..." Range header, or -1.
+int64_t range_first(const RequestRecord& r) {
+  unsigned long long a;
+  if (std::sscanf(r.range.c_str(), "bytes=%llu-", &a) == 1) return static_cast<int64_t>(a);
+  return -1;
+}
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override { testing::unset_proxy_env(); }
+
+  HttpOptions options(const std::string& path, unsigned max_connections = 8) {
+    HttpOptions o;
+    o.uri = server_.url(path);
+    o.timeout_seconds = 10;
+    o.max_connections = max_connections;
+    return o;
+  }
+
+  static Config config(uint64_t block_size, unsigned concurrency) {
+    Config c;
+    c.block_size = block_size;
+    c.concurrency = concurrency;
+    c.retries = 3;
+    c.backoff_base = milliseconds(5);
+    c.backoff_max = milliseconds(50);
+    return c;
+  }
+
+  std::unique_ptr<Prefetcher> make(const HttpOptions& o, const Config& c) {
+    auto origin = std::make_shared<SoupOrigin>(o, test_logger());
+    return std::make_unique<Prefetcher>(origin, c, test_logger());
+  }
+
+  // open + read everything, under a watchdog.
+  Fetched fetch(const HttpOptions& o, const Config& c, size_t read_length = 64 * kKiB,
+                ReadMode mode = ReadMode::kAvailable, milliseconds guard = seconds(20)) {
+    auto p = make(o, c);
+    Watchdog dog(p.get(), guard);
+    Fetched f;
+    ReadResult opened = p->open(0);
+    if (opened.status != ReadStatus::kOk) {
+      f.status = opened.status;
+      f.error = opened.error;
+    } else {
+      f = read_until_end(*p, 0, read_length, mode);
+    }
+    p->close();
+    EXPECT_FALSE(dog.stop()) << "hang guard fired";
+    return f;
+  }
+
+  TestServer server_;
+};
+
+// ---------------------------------------------------------------------------
+// Bytes exact for awkward sizes and block sizes.
+
+std::string ExactBytesName(
+    const ::testing::TestParamInfo<std::tuple<uint64_t, int, ReadMode>>& info) {
+  static const char* const kNames[] = {"0", "1", "BlockMinus1", "Block", "BlockPlus1", "5000003"};
+  return "Block" + std::to_string(std::get<0>(info.param) / kKiB) + "KiB_Size" +
+         kNames[std::get<1>(info.param)] +
+         (std::get<2>(info.param) == ReadMode::kExact ? "_Exact" : "_Available");
+}
+
+class ExactBytesTest : public HttpTest,
+                       public ::testing::WithParamInterface<std::tuple<uint64_t, int, ReadMode>> {};
+
+TEST_P(ExactBytesTest, Sha256Equal) {
+  const uint64_t block = std::get<0>(GetParam());
+  const int which = std::get<1>(GetParam());
+  const ReadMode mode = std::get<2>(GetParam());
+  const uint64_t sizes[] = {0, 1, block - 1, block, block + 1, 5000003};
+  const uint64_t size = sizes[which];
+  auto data = testing::make_pattern(size, static_cast<uint32_t>(block + size));
+  server_.add_file("/f", data);
+
+  const size_t read_length = mode == ReadMode::kExact ? 100003 : 64 * kKiB;
+  Fetched f = fetch(options("/f"), config(block, 4), read_length, mode);
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_TRUE(f.order_ok);
+  EXPECT_EQ(f.bytes.size(), size);
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+
+  // Every request asked for a range at a block boundary; each block of the
+  // file was served once (speculative requests past the end, made before the
+  // size is known, get 416 and do not count).
+  std::set<int64_t> firsts;
+  for (const auto& r : server_.requests("/f")) {
+    EXPECT_EQ(r.method, "GET");
+    int64_t first = range_first(r);
+    EXPECT_GE(first, 0) << "Range: " << r.range;
+    if (r.status == 416) {
+      EXPECT_GE(static_cast<uint64_t>(first), size) << "416 inside the file: " << r.range;
+      continue;
+    }
+    if (size > 0 && first >= 0) {
+      EXPECT_EQ(static_cast<uint64_t>(first) % block, 0u) << "Range: " << r.range;
+      EXPECT_TRUE(firsts.insert(first).second) << "block requested twice: " << r.range;
+    }
+  }
+  if (size > 0) {
+    EXPECT_EQ(firsts.size(), (size + block - 1) / block);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Sizes, ExactBytesTest,
+    ::testing::Combine(::testing::Values(64 * kKiB, 256 * kKiB, 1 * kMiB), ::testing::Range(0, 6),
+                       ::testing::Values(ReadMode::kAvailable, ReadMode::kExact)),
+    ExactBytesName);
+
+// ---------------------------------------------------------------------------
+// Concurrency: requests in flight reach `concurrency` and never exceed it.
+
+class ConcurrencyTest : public HttpTest,
+                        public ::testing::WithParamInterface<std::tuple<unsigned, Schedule>> {};
+
+TEST_P(ConcurrencyTest, InFlightReachesAndNeverExceedsConcurrency) {
+  const unsigned concurrency = std::get<0>(GetParam());
+  const uint64_t block = 64 * kKiB;
+  const uint64_t blocks = 3 * concurrency + 5;
+  auto data = testing::make_pattern(blocks * block - 17, 11);
+  server_.add_file("/f", data);
+  Behavior b;
+  // Every block waits before its first byte, so requests overlap.
+  b.first_byte_delay = testing::fixed_delay(milliseconds(120));
+  server_.set_behavior("/f", b);
+
+  Config c = config(block, concurrency);
+  c.schedule = std::get<1>(GetParam());
+  Fetched f = fetch(options("/f", concurrency), c);
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+  EXPECT_EQ(server_.max_in_flight(), concurrency);
+  EXPECT_EQ(server_.request_count(), blocks) << "one request per block, no retries";
+}
+
+INSTANTIATE_TEST_SUITE_P(Concurrency, ConcurrencyTest,
+                         ::testing::Combine(::testing::Values(1u, 2u, 4u, 6u),
+                                            ::testing::Values(Schedule::kWindow, Schedule::kBatch,
+                                                              Schedule::kBarrier)),
+                         [](const auto& info) {
+                           return "C" + std::to_string(std::get<0>(info.param)) + "_" +
+                                  to_string(std::get<1>(info.param));
+                         });
+
+// ---------------------------------------------------------------------------
+// Later blocks answer first: bytes still come exactly, in order.
+
+TEST_F(HttpTest, OutOfOrderCompletionGivesBytesInOrder) {
+  const uint64_t block = 64 * kKiB;
+  const unsigned n = 8;
+  auto data = testing::make_pattern(n * block, 5);
+  server_.add_file("/f", data);
+  std::vector<milliseconds> delays = {milliseconds(0)};
+  for (unsigned i = 1; i < n; ++i) delays.push_back(milliseconds(60 * (n - i)));
+  Behavior b;
+  b.first_byte_delay = testing::block_delay_schedule(block, delays);
+  server_.set_behavior("/f", b);
+
+  Fetched f = fetch(options("/f"), config(block, n));
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_TRUE(f.order_ok);
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+
+  // The test means something only if the server really finished a later
+  // block before an earlier one.
+  std::optional<TestClock::time_point> end1, end_last;
+  for (const auto& r : server_.requests("/f")) {
+    if (range_first(r) == static_cast<int64_t>(block)) end1 = r.end;
+    if (range_first(r) == static_cast<int64_t>((n - 1) * block)) end_last = r.end;
+  }
+  ASSERT_TRUE(end1 && end_last);
+  EXPECT_LT(*end_last, *end1);
+}
+
+// ---------------------------------------------------------------------------
+// Errors.
+
+TEST_F(HttpTest, NotFound) {
+  Fetched f = fetch(options("/missing"), config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(f.error.http_status, 404);
+  int block0 = 0;
+  for (const auto& r : server_.requests("/missing")) block0 += range_first(r) == 0;
+  EXPECT_EQ(block0, 1) << "a 404 is not retried";
+}
+
+TEST_F(HttpTest, NotFoundFromStatus410) {
+  server_.add_file("/f", testing::make_pattern(1000, 1));
+  Behavior b;
+  b.status = 410;
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(f.error.http_status, 410);
+}
+
+class NotAuthorizedTest : public HttpTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(NotAuthorizedTest, MapsToNotAuthorized) {
+  server_.add_file("/f", testing::make_pattern(1000, 1));
+  Behavior b;
+  b.status = GetParam();
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kNotAuthorized);
+  EXPECT_EQ(f.error.http_status, GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Statuses, NotAuthorizedTest, ::testing::Values(401, 403));
+
+TEST_F(HttpTest, BasicAuthWithCredentials) {
+  auto data = testing::make_pattern(300 * kKiB, 2);
+  server_.add_file("/f", data);
+  server_.require_basic_auth("/f", "user", "secret");
+  HttpOptions o = options("/f");
+  o.user_id = "user";
+  o.user_pw = "secret";
+  Fetched f = fetch(o, config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+
+  o.user_pw = "wrong";
+  f = fetch(o, config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kNotAuthorized);
+  EXPECT_EQ(f.error.http_status, 401);
+}
+
+uint16_t unused_port() {
+  GSocket* s =
+      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+  GInetAddress* lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress* addr = g_inet_socket_address_new(lo, 0);
+  g_socket_bind(s, addr, FALSE, nullptr);
+  GSocketAddress* bound = g_socket_get_local_address(s, nullptr);
+  uint16_t port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+  g_object_unref(bound);
+  g_object_unref(addr);
+  g_object_unref(lo);
+  g_socket_close(s, nullptr);
+  g_object_unref(s);
+  return port;  // bound but never listened on, now closed: connections are refused
+}
+
+TEST_F(HttpTest, ConnectionRefusedIsOpenReadWithinRetries) {
+  HttpOptions o = options("/f");
+  o.uri = "http://127.0.0.1:" + std::to_string(unused_port()) + "/f";
+  Config c = config(64 * kKiB, 4);
+  c.retries = 2;
+  Fetched f = fetch(o, c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kOpenRead);
+  EXPECT_EQ(f.error.http_status, 0);
+}
+
+TEST_F(HttpTest, ServiceUnavailableFirstNIsRetried) {
+  auto data = testing::make_pattern(700 * kKiB + 3, 9);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.status = 503;
+  b.status_count = 3;
+  server_.set_behavior("/f", b);
+  Config c = config(64 * kKiB, 4);
+  c.retries = 5;
+  Fetched f = fetch(options("/f"), c);
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+  int n503 = 0;
+  for (const auto& r : server_.requests("/f")) n503 += r.status == 503;
+  EXPECT_EQ(n503, 3);
+}
+
+TEST_F(HttpTest, ServiceUnavailableForeverFailsAfterRetries) {
+  server_.add_file("/f", testing::make_pattern(100 * kKiB, 9));
+  Behavior b;
+  b.status = 503;
+  server_.set_behavior("/f", b);
+  Config c = config(64 * kKiB, 2);
+  c.retries = 2;
+  Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.http_status, 503);
+  EXPECT_NE(f.error.kind, ErrorKind::kNotFound);
+  EXPECT_NE(f.error.kind, ErrorKind::kNotAuthorized);
+  // No block is tried more than 1 + retries times, and the block that made
+  // the error fatal was tried exactly that often.
+  std::map<int64_t, int> attempts;
+  for (const auto& r : server_.requests("/f")) attempts[range_first(r)]++;
+  int most = 0;
+  for (const auto& [first, n] : attempts) {
+    EXPECT_LE(n, 3) << "block at " << first;
+    most = std::max(most, n);
+  }
+  EXPECT_EQ(most, 3);
+}
+
+TEST_F(HttpTest, TooManyRequestsHonoursRetryAfter) {
+  auto data = testing::make_pattern(200 * kKiB, 4);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.status = 429;
+  b.status_count = 1;
+  b.retry_after_seconds = 1;
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+  auto log = server_.requests("/f");
+  ASSERT_GE(log.size(), 2u);
+  EXPECT_EQ(log[0].status, 429);
+  ASSERT_TRUE(log[0].end);
+  // The retry of that block waited at least the Retry-After (a lower bound:
+  // not flaky).
+  const RequestRecord* retry = nullptr;
+  for (size_t i = 1; i < log.size() && !retry; ++i) {
+    if (range_first(log[i]) == range_first(log[0])) retry = &log[i];
+  }
+  ASSERT_NE(retry, nullptr);
+  EXPECT_GE(retry->start - *log[0].end, milliseconds(900));
+}
+
+TEST_F(HttpTest, CutConnectionsAreRetriedToExactBytes) {
+  auto data = testing::make_pattern(1 * kMiB + 12345, 8);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.cut_every = 3;
+  b.cut_after_bytes = 10000;
+  b.cut_count = 4;
+  server_.set_behavior("/f", b);
+  Config c = config(64 * kKiB, 4);
+  c.retries = 5;
+  Fetched f = fetch(options("/f"), c);
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+  int cuts = 0;
+  for (const auto& r : server_.requests("/f")) cuts += r.cut;
+  EXPECT_EQ(cuts, 4);
+}
+
+TEST_F(HttpTest, CutRetryResumesFromBytesReceived) {
+  auto data = testing::make_pattern(256 * kKiB, 8);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.cut_every = 1;
+  b.cut_after_bytes = 40000;
+  b.cut_count = 1;
+  b.chunk_bytes = 4000;
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(256 * kKiB, 1));
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+  auto log = server_.requests("/f");
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_TRUE(log[0].cut);
+  EXPECT_EQ(log[0].bytes_sent, 40000u);
+  // The retry asks for what is missing, not the whole block again.
+  EXPECT_EQ(range_first(log[1]), 40000);
+}
+
+TEST_F(HttpTest, CutEveryResponseFailsWithReadError) {
+  server_.add_file("/f", testing::make_pattern(256 * kKiB, 8));
+  Behavior b;
+  b.cut_every = 1;
+  b.cut_after_bytes = 1000;
+  server_.set_behavior("/f", b);
+  Config c = config(64 * kKiB, 2);
+  c.retries = 2;
+  Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kRead);
+  // Each cut gives some bytes; delivered bytes, if any, are a correct prefix.
+  auto data = testing::make_pattern(256 * kKiB, 8);
+  ASSERT_LE(f.bytes.size(), data.size());
+  EXPECT_EQ(f.bytes, slice(data, 0, f.bytes.size()));
+}
+
+TEST_F(HttpTest, StallShorterThanTimeoutIsHarmless) {
+  auto data = testing::make_pattern(300 * kKiB, 12);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.stall_after_bytes = 20000;
+  b.stall_duration = milliseconds(400);
+  b.stall_count = 2;
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+}
+
+TEST_F(HttpTest, StallLongerThanTimeoutIsRetried) {
+  auto data = testing::make_pattern(200 * kKiB, 12);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.stall_after_bytes = 20000;
+  b.stall_duration = milliseconds(30000);
+  b.stall_count = 1;
+  server_.set_behavior("/f", b);
+  HttpOptions o = options("/f");
+  o.timeout_seconds = 1;
+  Fetched f = fetch(o, config(64 * kKiB, 2), 64 * kKiB, ReadMode::kAvailable, seconds(15));
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+}
+
+// ---------------------------------------------------------------------------
+// Origins that do not honour ranges.
+
+TEST_F(HttpTest, RangeIgnoredGivesExactBytes) {
+  auto data = testing::make_pattern(1 * kMiB + 77, 6);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.ignore_range = true;
+  server_.set_behavior("/f", b);
+  auto p = make(options("/f"), config(64 * kKiB, 4));
+  Watchdog dog(p.get(), seconds(20));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+  Fetched f = read_until_end(*p, 0, 64 * kKiB, ReadMode::kAvailable);
+  EXPECT_FALSE(p->seekable());
+  EXPECT_EQ(p->size(), std::optional<uint64_t>(data.size()));
+  p->close();
+  EXPECT_FALSE(dog.stop());
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+}
+
+TEST_F(HttpTest, RangeIgnoredWithAcceptRangesNone) {
+  auto data = testing::make_pattern(500 * kKiB, 6);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.ignore_range = true;
+  b.accept_ranges_none = true;
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 4), 100003, ReadMode::kExact);
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+}
+
+TEST_F(HttpTest, SeekableWhenRangesHonoured) {
+  server_.add_file("/f", testing::make_pattern(300 * kKiB, 6));
+  auto p = make(options("/f"), config(64 * kKiB, 2));
+  Watchdog dog(p.get(), seconds(10));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+  EXPECT_TRUE(p->seekable());
+  EXPECT_EQ(p->size(), std::optional<uint64_t>(300 * kKiB));
+  p->close();
+  EXPECT_FALSE(dog.stop());
+}
+
+// ---------------------------------------------------------------------------
+// Validators.
+
+TEST_F(HttpTest, ChangedEtagIsResourceChanged) {
+  server_.add_file("/f", testing::make_pattern(1 * kMiB, 6));
+  Behavior b;
+  b.etag_change_after = 1;  // the first response has the old ETag, all others the new
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 2));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kResourceChanged);
+  // Never a silent splice: what was delivered is the first response's bytes.
+  EXPECT_LE(f.bytes.size(), 64 * kKiB);
+}
+
+TEST_F(HttpTest, ChangedLastModifiedWithoutEtagIsResourceChanged) {
+  server_.add_file("/f", testing::make_pattern(1 * kMiB, 6));
+  Behavior b;
+  b.etag_change_after = 1;
+  b.no_etag = true;
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 2));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kResourceChanged);
+}
+
+TEST_F(HttpTest, LaterRequestsCarryTheValidator) {
+  auto data = testing::make_pattern(512 * kKiB, 6);
+  server_.add_file("/f", data);
+  server_.set_etag("/f", "\"v1\"");
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 2));
+  EXPECT_EQ(f.status, ReadStatus::kEos);
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+  auto log = server_.requests("/f");
+  ASSERT_EQ(log.size(), 8u);
+  int with_validator = 0;
+  for (const auto& r : log) {
+    auto v = r.header("If-Range");
+    if (!v) v = r.header("If-Match");
+    if (v) {
+      EXPECT_EQ(*v, "\"v1\"");
+      ++with_validator;
+    }
+  }
+  // Every request sent after the first response knew the validator.
+  EXPECT_GE(with_validator, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Lying bodies: never wrong bytes.
+
+class BodyLengthTest : public HttpTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(BodyLengthTest, NeverWrongBytes) {
+  auto data = testing::make_pattern(400 * kKiB, 13);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.body_length_delta = GetParam();
+  server_.set_behavior("/f", b);
+  Config c = config(64 * kKiB, 2);
+  c.retries = 2;
+  Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  ASSERT_LE(f.bytes.size(), data.size());
+  EXPECT_EQ(f.bytes, slice(data, 0, f.bytes.size())) << "delivered bytes differ from the file";
+  if (f.status == ReadStatus::kError) {
+    EXPECT_EQ(f.error.kind, ErrorKind::kRead);
+  } else {
+    EXPECT_EQ(f.status, ReadStatus::kEos);
+    EXPECT_EQ(f.bytes.size(), data.size());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Deltas, BodyLengthTest, ::testing::Values(-100, 100),
+                         [](const auto& info) {
+                           return std::string(info.param < 0 ? "Shorter" : "Longer");
+                         });
+
+// ---------------------------------------------------------------------------
+// Seeks.
+
+TEST_F(HttpTest, SeekReturnsBytesStartingExactlyThere) {
+  const uint64_t size = 5000003;
+  auto data = testing::make_pattern(size, 21);
+  server_.add_file("/f", data);
+  auto p = make(options("/f"), config(256 * kKiB, 4));
+  Watchdog dog(p.get(), seconds(20));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+
+  ReadResult r = p->read(0, 1000, ReadMode::kExact);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  ASSERT_EQ(r.chunk.size, 1000u);
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + 1000), slice(data, 0, 1000));
+
+  // Far forward, mid-block.
+  const uint64_t far = 3000001;
+  r = p->read(far, 500000, ReadMode::kExact);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.offset, far);
+  ASSERT_EQ(r.chunk.size, 500000u);
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size),
+            slice(data, far, far + 500000));
+
+  // Push-mode read right after it.
+  r = p->read(far + 500000, 64 * kKiB, ReadMode::kAvailable);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.offset, far + 500000);
+  ASSERT_GT(r.chunk.size, 0u);
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size),
+            slice(data, far + 500000, far + 500000 + r.chunk.size));
+
+  // Far backward.
+  r = p->read(123457, 300000, ReadMode::kExact);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  ASSERT_EQ(r.chunk.size, 300000u);
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size),
+            slice(data, 123457, 423457));
+
+  // Near the end, then to EOS.
+  Fetched tail = read_until_end(*p, size - 700000, 64 * kKiB, ReadMode::kAvailable);
+  EXPECT_EQ(tail.status, ReadStatus::kEos);
+  EXPECT_TRUE(tail.order_ok);
+  EXPECT_EQ(tail.bytes, slice(data, size - 700000, size));
+
+  p->close();
+  EXPECT_FALSE(dog.stop());
+
+  // The seek really fetched from the middle: some request started in the
+  // block holding `far`, and the blocks in between were not all fetched.
+  bool far_block = false;
+  std::set<int64_t> firsts;
+  for (const auto& rec : server_.requests("/f")) {
+    int64_t first = range_first(rec);
+    firsts.insert(first);
+    if (first >= 0 && static_cast<uint64_t>(first) / (256 * kKiB) == far / (256 * kKiB))
+      far_block = true;
+  }
+  EXPECT_TRUE(far_block);
+  EXPECT_EQ(firsts.count(static_cast<int64_t>(8 * 256 * kKiB)), 0u)
+      << "block 8 (2 MiB) lies between the first window and the seek target";
+}
+
+TEST_F(HttpTest, OpenAtOffset) {
+  const uint64_t size = 1 * kMiB + 5;
+  auto data = testing::make_pattern(size, 22);
+  server_.add_file("/f", data);
+  auto p = make(options("/f"), config(64 * kKiB, 4));
+  Watchdog dog(p.get(), seconds(20));
+  const uint64_t start = 700001;
+  ASSERT_EQ(p->open(start).status, ReadStatus::kOk);
+  EXPECT_EQ(p->size(), std::optional<uint64_t>(size));
+  Fetched f = read_until_end(*p, start, 64 * kKiB, ReadMode::kAvailable);
+  p->close();
+  EXPECT_FALSE(dog.stop());
+  EXPECT_EQ(f.status, ReadStatus::kEos);
+  EXPECT_EQ(f.bytes, slice(data, start, size));
+  for (const auto& rec : server_.requests("/f")) {
+    EXPECT_GE(range_first(rec), static_cast<int64_t>(start / (64 * kKiB) * 64 * kKiB))
+        << "no request before the open offset's block: " << rec.range;
+  }
+}
+
+TEST_F(HttpTest, ReadPastEndIsEos) {
+  server_.add_file("/f", testing::make_pattern(1000, 1));
+  auto p = make(options("/f"), config(64 * kKiB, 2));
+  Watchdog dog(p.get(), seconds(10));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+  EXPECT_EQ(p->read(1000, 10, ReadMode::kAvailable).status, ReadStatus::kEos);
+  EXPECT_EQ(p->read(5000, 10, ReadMode::kExact).status, ReadStatus::kEos);
+  ReadResult r = p->read(990, 100, ReadMode::kExact);
+  EXPECT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.size, 10u);
+  p->close();
+  EXPECT_FALSE(dog.stop());
+}
+
+// ---------------------------------------------------------------------------
+// Cancellation.
+
+TEST_F(HttpTest, CloseDuringTransfersReturnsPromptly) {
+  server_.add_file("/f", testing::make_pattern(4 * kMiB, 30));
+  Behavior b;
+  b.rate_bytes_per_sec = 100 * kKiB;
+  b.chunk_bytes = 4 * kKiB;
+  server_.set_behavior("/f", b);
+  auto p = make(options("/f"), config(256 * kKiB, 4));
+  Watchdog dog(p.get(), seconds(20));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+  ReadResult r = p->read(0, 1000, ReadMode::kAvailable);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  ASSERT_TRUE(server_.wait_for([&] { return server_.in_flight() == 4; }));
+  auto t0 = std::chrono::steady_clock::now();
+  p->close();
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_FALSE(dog.stop());
+  EXPECT_LT(took, seconds(2)) << "close() waited for the transfers";
+  p.reset();
+  // The server sees every client go away (it notices at its next write).
+  EXPECT_TRUE(server_.wait_idle(seconds(10)));
+  int gone = 0;
+  for (const auto& rec : server_.requests("/f")) gone += rec.client_gone;
+  EXPECT_GE(gone, 1);
+}
+
+TEST_F(HttpTest, CloseWhileWaitingForFirstByteReturnsPromptly) {
+  server_.add_file("/f", testing::make_pattern(1 * kMiB, 30));
+  Behavior b;
+  // Block 0 answers at once, the others only after 10 s.
+  b.first_byte_delay = testing::block_delay_schedule(64 * kKiB, {milliseconds(0)}, seconds(10));
+  server_.set_behavior("/f", b);
+  auto p = make(options("/f"), config(64 * kKiB, 4));
+  Watchdog dog(p.get(), seconds(20));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(server_.wait_for([&] { return server_.in_flight() >= 3; }));
+  auto t0 = std::chrono::steady_clock::now();
+  p->close();
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_FALSE(dog.stop());
+  EXPECT_LT(took, seconds(2));
+}
+
+TEST_F(HttpTest, FlushingWakesABlockedRead) {
+  server_.add_file("/f", testing::make_pattern(1 * kMiB, 30));
+  Behavior b;
+  b.first_byte_delay = testing::block_delay_schedule(64 * kKiB, {milliseconds(0)}, seconds(10));
+  server_.set_behavior("/f", b);
+  auto p = make(options("/f"), config(64 * kKiB, 2));
+  Watchdog dog(p.get(), seconds(20));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+  std::thread unlock([&] {
+    server_.wait_for([&] { return server_.in_flight() >= 2; });
+    std::this_thread::sleep_for(milliseconds(100));
+    p->set_flushing(true);
+  });
+  ReadResult r = p->read(64 * kKiB, 1000, ReadMode::kAvailable);  // block 1: 10 s away
+  unlock.join();
+  EXPECT_EQ(r.status, ReadStatus::kFlushing);
+  p->close();
+  EXPECT_FALSE(dog.stop());
+}
+
+// ---------------------------------------------------------------------------
+// What goes on the wire.
+
+TEST_F(HttpTest, UserAgentExtraHeadersAndCookies) {
+  server_.add_file("/f", testing::make_pattern(100 * kKiB, 1));
+  HttpOptions o = options("/f");
+  o.user_agent = "prefetch-test/1.0";
+  o.extra_headers = {{"X-Test", "42"}};
+  o.cookies = {"a=1", "b=2"};
+  Fetched f = fetch(o, config(64 * kKiB, 2));
+  EXPECT_EQ(f.status, ReadStatus::kEos);
+  auto log = server_.requests("/f");
+  ASSERT_FALSE(log.empty());
+  for (const auto& r : log) {
+    EXPECT_EQ(r.header("User-Agent").value_or(""), "prefetch-test/1.0");
+    EXPECT_EQ(r.header("X-Test").value_or(""), "42");
+    std::string cookie = r.header("Cookie").value_or("");
+    EXPECT_NE(cookie.find("a=1"), std::string::npos) << cookie;
+    EXPECT_NE(cookie.find("b=2"), std::string::npos) << cookie;
+  }
+}
+
+TEST_F(HttpTest, RedirectIsFollowed) {
+  auto data = testing::make_pattern(300 * kKiB, 3);
+  server_.add_file("/f", data);
+  server_.add_redirect("/r", "/f", 302);
+  Fetched f = fetch(options("/r"), config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+}
+
+TEST_F(HttpTest, ProxyEnvironmentIsNotUsedWhenUnset) {
+  // Sanity check of the suite itself: with the proxies unset, requests reach
+  // the TestServer directly (a proxy would have turned them into CONNECTs
+  // or absolute-URI requests to another port).
+  server_.add_file("/f", testing::make_pattern(10, 1));
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 1));
+  EXPECT_EQ(f.status, ReadStatus::kEos);
+  EXPECT_EQ(server_.request_count(), 1u);
+}
+
+}  // namespace
+}  // namespace prefetch
