@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""Runs one pipeline to EOS and prints its figures as one JSON object.
+
+    measure.py [--decode] [--timeout S] SOURCE-DESCRIPTION
+
+SOURCE-DESCRIPTION is the source element with its properties, e.g.
+    "souphttpsrc location=http://127.0.0.1:8080/f.bin"
+    "prefetchsrc location=... concurrency=8 block-size=1048576 schedule=window"
+It is followed by `fakesink` (raw bytes) or, with --decode,
+`decodebin ! fakesink` (first decoded video frame).
+
+One pipeline per process, so peak RSS and CPU time belong to that pipeline
+alone. All times are seconds from the call that sets PLAYING.
+
+Output keys: first_buffer_s (first buffer on the source's src pad),
+first_frame_s (first decoded video buffer; --decode only), total_s (EOS),
+bytes (through the source's src pad), throughput_mib_s, peak_rss_mib
+(ru_maxrss of the whole process) and base_rss_mib (the same just before
+PLAYING: Python, GStreamer and the plugins loaded), cpu_s (user+sys during
+the run), playing_log_s (PLAYING on the clock of GStreamer's debug log, for
+lining up GST_DEBUG output with these figures).
+
+Errors: the message goes to stderr and the exit status is 1.
+"""
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import gi
+
+gi.require_version("Gst", "1.0")
+from gi.repository import GLib, Gst  # noqa: E402
+
+
+class FirstAndCount:
+    """Pad probe: time of the first matching buffer and bytes seen. Each pad
+    has one streaming thread; the main thread reads only after EOS."""
+
+    def __init__(self, t0, caps_prefix=None):
+        self.t0 = t0
+        self.caps_prefix = caps_prefix
+        self.first = None
+        self.bytes = 0
+
+    def __call__(self, pad, info):
+        buf = info.get_buffer()
+        if self.caps_prefix:
+            caps = pad.get_current_caps()
+            if caps is None or not caps.get_structure(0).get_name().startswith(self.caps_prefix):
+                return Gst.PadProbeReturn.OK
+        if self.first is None:
+            self.first = time.monotonic() - self.t0[0]
+        self.bytes += buf.get_size()
+        return Gst.PadProbeReturn.OK
+
+
+def cpu_seconds():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run(source, decode, timeout, log_epoch):
+    # The names come last so they win over any name= in the description.
+    sink = "fakesink name=benchsink sync=false"
+    if decode:
+        sink = f"decodebin ! {sink}"
+    pipeline = Gst.parse_launch(f"{source} name=benchsrc ! {sink}")
+    # t0 is filled in just before PLAYING; probes read it through the list.
+    t0 = [0.0]
+    src_probe = FirstAndCount(t0)
+    pipeline.get_by_name("benchsrc").get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, src_probe)
+    frame_probe = None
+    if decode:
+        frame_probe = FirstAndCount(t0, caps_prefix="video/x-raw")
+        sinkpad = pipeline.get_by_name("benchsink").get_static_pad("sink")
+        sinkpad.add_probe(Gst.PadProbeType.BUFFER, frame_probe)
+
+    base_rss = peak_rss_mib()
+    cpu0 = cpu_seconds()
+    t0[0] = time.monotonic()
+    playing_log_s = (Gst.util_get_timestamp() - log_epoch) / Gst.SECOND
+    if pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+        error = first_error(pipeline.get_bus()) or "could not set PLAYING"
+        pipeline.set_state(Gst.State.NULL)
+        raise RuntimeError(error)
+
+    msg = pipeline.get_bus().timed_pop_filtered(
+        int(timeout * Gst.SECOND), Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    total = time.monotonic() - t0[0]
+    cpu = cpu_seconds() - cpu0
+    pipeline.set_state(Gst.State.NULL)
+    if msg is None:
+        raise RuntimeError(f"no EOS within {timeout} s")
+    if msg.type == Gst.MessageType.ERROR:
+        raise RuntimeError(format_error(msg))
+    if decode and frame_probe.first is None:
+        raise RuntimeError("EOS without a decoded video frame")
+
+    result = {
+        "first_buffer_s": src_probe.first,
+        "total_s": total,
+        "bytes": src_probe.bytes,
+        "throughput_mib_s": src_probe.bytes / total / 2**20,
+        "peak_rss_mib": peak_rss_mib(),
+        "base_rss_mib": base_rss,
+        "cpu_s": cpu,
+        "playing_log_s": playing_log_s,
+    }
+    if decode:
+        result["first_frame_s"] = frame_probe.first
+    return result
+
+
+def format_error(msg):
+    err, debug = msg.parse_error()
+    return f"{msg.src.get_name()}: {err.message} ({debug})"
+
+
+def first_error(bus):
+    msg = bus.pop_filtered(Gst.MessageType.ERROR)
+    return format_error(msg) if msg else None
+
+
+def main():
+    p = argparse.ArgumentParser(description="Run one pipeline to EOS and print its figures as JSON.")
+    p.add_argument("source", help="source element description, e.g. 'souphttpsrc location=URL'")
+    p.add_argument("--decode", action="store_true", help="decodebin ! fakesink instead of fakesink")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for EOS")
+    args = p.parse_args()
+    Gst.init(None)
+    # GStreamer's debug-log timestamps count from gst_init(); taking the clock
+    # right after it gives the same zero to within microseconds.
+    log_epoch = Gst.util_get_timestamp()
+    try:
+        result = run(args.source, args.decode, args.timeout, log_epoch)
+    except (RuntimeError, GLib.Error) as e:
+        print(f"measure.py: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

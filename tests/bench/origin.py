@@ -1,0 +1,331 @@
+#!/usr/bin/python3
+"""Benchmark origin: an HTTP/1.1 file server on 127.0.0.1 that behaves like a
+slow, jittery, per-connection-throttled origin (Telegram's file API, object
+stores, throttled mirrors).
+
+    origin.py --root DIR [--port 0] [--port-file F] [--ttfb SPEC] [--seed N]
+              [--rate BYTES_PER_S] [--log FILE.jsonl]
+
+--ttfb SPEC   none | fixed:S | uniform:LO,HI | lognormal:MEDIAN,SIGMA
+              The wait before each response is drawn from (seed, path, range
+              start), so a given block waits the same time in every run and for
+              every client: runs and rows stay comparable.
+--rate        body bytes/s per response (one response at a time per
+              connection, so per connection); 0 = unlimited.
+--log         one JSON line per request. Times are time.monotonic() seconds
+              (CLOCK_MONOTONIC, system-wide on Linux, so comparable with other
+              processes on the same machine).
+
+Stdlib only. Runs until SIGTERM/SIGINT.
+"""
+
+import argparse
+import asyncio
+import email.utils
+import hashlib
+import itertools
+import json
+import math
+import mimetypes
+import os
+import random
+import signal
+import sys
+import time
+import urllib.parse
+
+MAX_HEAD = 64 * 1024  # request line + headers
+UNLIMITED_CHUNK = 256 * 1024
+
+
+class Ttfb:
+    """Deterministic per-(path, offset) delay before the response head."""
+
+    def __init__(self, spec, seed):
+        self.seed = seed
+        kind, _, args = spec.partition(":")
+        values = [float(v) for v in args.split(",")] if args else []
+        expected = {"none": 0, "fixed": 1, "uniform": 2, "lognormal": 2}
+        if kind not in expected or len(values) != expected[kind]:
+            raise ValueError(f"bad --ttfb {spec!r}")
+        if any(v < 0 for v in values):
+            raise ValueError(f"bad --ttfb {spec!r}: negative value")
+        self.kind, self.values = kind, values
+
+    def delay(self, path, offset):
+        if self.kind == "none":
+            return 0.0
+        if self.kind == "fixed":
+            return self.values[0]
+        # A private generator seeded from the key: the same block gets the same
+        # delay whatever order or concurrency the client requests blocks in.
+        key = f"{self.seed}\0{path}\0{offset}".encode()
+        rng = random.Random(hashlib.sha256(key).digest())
+        if self.kind == "uniform":
+            lo, hi = self.values
+            return rng.uniform(lo, hi)
+        median, sigma = self.values
+        return median * math.exp(sigma * rng.gauss(0.0, 1.0))
+
+
+class Pacer:
+    """Token bucket for one response body: at most `rate` bytes/s, with a
+    burst of one chunk. Small chunks keep the stream smooth, as a throttling
+    origin does, rather than bursts followed by long pauses."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        self.chunk = min(64 * 1024, max(16 * 1024, rate // 64)) if rate else UNLIMITED_CHUNK
+        self.tokens = float(self.chunk)
+        self.last = time.monotonic()
+
+    async def take(self, n):
+        if not self.rate:
+            return
+        now = time.monotonic()
+        self.tokens = min(float(self.chunk), self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        self.tokens -= n
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
+
+
+class BadRequest(Exception):
+    pass
+
+
+def parse_range(value, size):
+    """Returns (start, end_inclusive), "unsatisfiable", or None to ignore the
+    header (absent, malformed or multi-range: RFC 9110 lets a server ignore
+    Range and answer 200)."""
+    if not value:
+        return None
+    unit, _, spec = value.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first == "":  # suffix: the last n bytes
+            n = int(last)
+            if n < 0:
+                return None
+            if n == 0 or size == 0:
+                return "unsatisfiable"
+            return max(0, size - n), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    if end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+class Origin:
+    def __init__(self, root, ttfb, rate, log):
+        self.root = os.path.realpath(root)
+        self.ttfb = ttfb
+        self.rate = rate
+        self.log = log
+        self.conn_ids = itertools.count(1)
+        self.connections = set()
+
+    def resolve(self, target):
+        path = urllib.parse.unquote(urllib.parse.urlsplit(target).path)
+        full = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
+        if os.path.commonpath([full, self.root]) != self.root or not os.path.isfile(full):
+            return path, None
+        return path, full
+
+    async def handle(self, reader, writer):
+        task = asyncio.current_task()
+        self.connections.add(task)
+        conn = next(self.conn_ids)
+        try:
+            while await self.serve_one(reader, writer, conn):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, BadRequest):
+            pass  # the client went away (or spoke garbage): drop the connection
+        finally:
+            self.connections.discard(task)
+            writer.close()
+
+    async def read_head(self, reader):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as e:
+            if not e.partial:
+                return None  # clean close between requests
+            raise
+        except asyncio.LimitOverrunError:
+            raise BadRequest("request head too large")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise BadRequest(lines[0])
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, sep, value = line.partition(":")
+                if not sep:
+                    raise BadRequest(line)
+                headers[name.strip().lower()] = value.strip()
+        return parts[0], parts[1], parts[2], headers
+
+    async def serve_one(self, reader, writer, conn):
+        """Serves one request; returns whether the connection stays open."""
+        request = await self.read_head(reader)
+        if request is None:
+            return False
+        method, target, version, headers = request
+        t_start = time.monotonic()
+        if "content-length" in headers:  # GET/HEAD bodies carry no meaning here
+            try:
+                await reader.readexactly(int(headers["content-length"]))
+            except ValueError:
+                raise BadRequest("bad Content-Length")
+        conn_tokens = headers.get("connection", "").lower()
+        keep_alive = "close" not in conn_tokens and (
+            version == "HTTP/1.1" or "keep-alive" in conn_tokens)
+
+        path, full = self.resolve(target)
+        rec = {"conn": conn, "method": method, "path": path,
+               "range": headers.get("range"), "t_start": t_start}
+        out_headers = {}
+        body_range = None
+        if method not in ("GET", "HEAD"):
+            status = 405
+            out_headers["Allow"] = "GET, HEAD"
+        elif full is None:
+            status = 404
+        else:
+            st = os.stat(full)
+            size = st.st_size
+            etag = f'"{size:x}-{st.st_mtime_ns:x}"'
+            last_modified = email.utils.formatdate(st.st_mtime, usegmt=True)
+            out_headers.update({
+                "Accept-Ranges": "bytes",
+                "ETag": etag,
+                "Last-Modified": last_modified,
+                "Content-Type": mimetypes.guess_type(full)[0] or "application/octet-stream",
+            })
+            wanted = parse_range(headers.get("range"), size)
+            if_range = headers.get("if-range")
+            if if_range is not None and if_range not in (etag, last_modified):
+                wanted = None  # resource changed since the client's copy: send it whole
+            if wanted == "unsatisfiable":
+                status = 416
+                out_headers["Content-Range"] = f"bytes */{size}"
+            elif wanted is None:
+                status = 200
+                body_range = (0, size - 1)
+            else:
+                status = 206
+                body_range = wanted
+                out_headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
+
+        length = body_range[1] - body_range[0] + 1 if body_range else 0
+        out_headers["Content-Length"] = str(length)
+        out_headers["Date"] = email.utils.formatdate(usegmt=True)
+        out_headers["Connection"] = "keep-alive" if keep_alive else "close"
+        rec["status"] = status
+
+        offset = body_range[0] if body_range else 0
+        await asyncio.sleep(self.ttfb.delay(path, offset))
+
+        reason = {200: "OK", 206: "Partial Content", 404: "Not Found",
+                  405: "Method Not Allowed", 416: "Range Not Satisfiable"}[status]
+        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in out_headers.items()) + "\r\n"
+        rec["bytes"] = 0
+        try:
+            writer.write(head.encode("latin-1"))
+            await writer.drain()
+            rec["t_first_byte"] = time.monotonic()
+            if method == "GET" and length:
+                await self.send_body(writer, full, offset, length, rec)
+        except ConnectionError:
+            rec["aborted"] = True
+            raise
+        finally:
+            rec["t_end"] = time.monotonic()
+            self.write_log(rec)
+        return keep_alive
+
+    async def send_body(self, writer, full, offset, length, rec):
+        """Sends the body, counting in rec["bytes"] (kept if the client leaves)."""
+        pacer = Pacer(self.rate)
+        # Blocking reads on the event loop: the files are small and sit in the
+        # page cache, so a read costs microseconds; an executor would cost more.
+        with open(full, "rb") as f:
+            f.seek(offset)
+            while rec["bytes"] < length:
+                data = f.read(min(pacer.chunk, length - rec["bytes"]))
+                if not data:
+                    raise ConnectionError("file shrank while serving")
+                await pacer.take(len(data))
+                writer.write(data)
+                await writer.drain()
+                rec["bytes"] += len(data)
+
+    def write_log(self, rec):
+        if self.log:
+            self.log.write(json.dumps(rec) + "\n")
+            self.log.flush()
+
+
+async def main(args):
+    ttfb = Ttfb(args.ttfb, args.seed)
+    log = open(args.log, "a", encoding="utf-8") if args.log else None
+    origin = Origin(args.root, ttfb, args.rate, log)
+    server = await asyncio.start_server(origin.handle, "127.0.0.1", args.port,
+                                        limit=MAX_HEAD, backlog=128)
+    port = server.sockets[0].getsockname()[1]
+    if args.port_file:
+        # Write then rename, so a poller never reads a half-written port.
+        tmp = f"{args.port_file}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+        server.close()
+        for task in list(origin.connections):
+            task.cancel()
+        await asyncio.gather(*origin.connections, return_exceptions=True)
+    if log:
+        log.close()
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", required=True, help="directory to serve")
+    p.add_argument("--port", type=int, default=0, help="0 = ephemeral")
+    p.add_argument("--port-file", help="write the bound port here once listening")
+    p.add_argument("--ttfb", default="none", help="none | fixed:S | uniform:LO,HI | lognormal:MEDIAN,SIGMA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate", type=int, default=0, help="body bytes/s per connection, 0 = unlimited")
+    p.add_argument("--log", help="JSON-lines request log")
+    args = p.parse_args(argv)
+    try:
+        Ttfb(args.ttfb, args.seed)
+    except ValueError as e:
+        p.error(str(e))
+    if not os.path.isdir(args.root):
+        p.error(f"--root {args.root}: not a directory")
+    if args.rate < 0:
+        p.error("--rate must be >= 0")
+    return args
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args(sys.argv[1:])))
