@@ -812,6 +812,17 @@ static gboolean gst_prefetch_src_query(GstBaseSrc* src, GstQuery* query) {
     gst_query_add_scheduling_mode(query, GST_PAD_MODE_PUSH);
     return TRUE;
   }
+  if (GST_QUERY_TYPE(query) == GST_QUERY_DURATION) {
+    /* GstBaseSrc caches the size it saw at start(), before the first
+     * response; answer bytes from what the origin said since. */
+    GstFormat format;
+    gst_query_parse_duration(query, &format, nullptr);
+    guint64 size;
+    if (format == GST_FORMAT_BYTES && gst_prefetch_src_get_size(src, &size)) {
+      gst_query_set_duration(query, GST_FORMAT_BYTES, static_cast<gint64>(size));
+      return TRUE;
+    }
+  }
   if (GST_QUERY_TYPE(query) == GST_QUERY_URI) {
     GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
     std::lock_guard<std::mutex> lock(self->priv->settings_lock);

@@ -264,6 +264,7 @@ struct Prefetcher::Impl {
       }
     }
     if (stream_mode && stream && plan.index_of(stream->pos) > idx && !store.find(idx)) {
+      log(LogLevel::kDebug, "stream at byte %" PRIu64 " is past the reader: restarting", stream->pos);
       cancel_request(stream);  // it is past what the reader wants now
       stream.reset();
     }
@@ -433,8 +434,7 @@ struct Prefetcher::Impl {
       b->requested = r.started;
       b->attempts = 1;
     }
-    b->request = stream;
-    r.block = idx;
+    r.block = idx;  // the block does not own the stream: dropping it must not cancel it
     *length = b->range.end - r.pos;
     r.area_owner = b->buffer;
     return b->buffer->bytes.get() + (r.pos - b->range.begin);
@@ -484,6 +484,9 @@ struct Prefetcher::Impl {
     std::lock_guard<std::mutex> lock(mu);
     r.area_owner.reset();
     --in_flight;
+    if (r.stream)
+      log(LogLevel::kDebug, "stream ends at byte %" PRIu64 "%s: %s", r.pos,
+          r.cancelled ? " (cancelled)" : "", error ? error->message.c_str() : "end of body");
     const bool is_stream = stream.get() == &r;
     if (is_stream) stream.reset();
     Block* b = r.stream ? nullptr : store.find(r.block);
