@@ -61,6 +61,7 @@ enum {
   PROP_IS_LIVE,
   PROP_KEEP_ALIVE,
   PROP_METHOD,
+  PROP_HEDGE,
   PROP_STATS,
 };
 
@@ -77,6 +78,7 @@ enum {
 #define DEFAULT_HTTP_LOG_LEVEL 2 /* SOUP_LOGGER_LOG_HEADERS, as souphttpsrc */
 #define DEFAULT_IS_LIVE FALSE
 #define DEFAULT_KEEP_ALIVE TRUE
+#define DEFAULT_HEDGE TRUE
 
 #define MIN_BLOCK_SIZE 1024
 #define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)
@@ -106,6 +108,7 @@ struct Settings {
   gint http_log_level = DEFAULT_HTTP_LOG_LEVEL;
   gboolean keep_alive = DEFAULT_KEEP_ALIVE;
   std::string method;
+  gboolean hedge = DEFAULT_HEDGE;
 };
 
 /* What exists while running: between start() and stop(). */
@@ -296,8 +299,8 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_AUTOMATIC_REDIRECT,
       g_param_spec_boolean("automatic-redirect", "automatic-redirect",
-                           "Automatically follow HTTP redirects (HTTP Status Code 3xx); the "
-                           "target is resolved once and used for every block",
+                           "Automatically follow HTTP redirects (HTTP Status Code 3xx); block "
+                           "requests started after the first answer go to its target",
                            DEFAULT_AUTOMATIC_REDIRECT, rw));
   /* http-log-level: libsoup's own HTTP log, shown at GST_DEBUG=prefetchsrc:6. */
   g_object_class_install_property(
@@ -319,12 +322,21 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
       g_param_spec_string("method", "HTTP method",
                           "The HTTP method to use; only GET is supported (default: GET)", nullptr,
                           rw));
+  /* hedge: duplicate requests for late blocks at the head of the line. */
+  g_object_class_install_property(
+      gobject_class, PROP_HEDGE,
+      g_param_spec_boolean("hedge", "Hedge",
+                           "Send a second request for a block near the read position whose "
+                           "first byte is much later than usual (at most 10% extra requests, "
+                           "one per block); the first answer wins",
+                           DEFAULT_HEDGE, rw));
   /* stats: a snapshot, see the README for its fields. */
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Transfer statistics: bytes-delivered, blocks-fetched, "
-                         "requests-started, retries, requests-in-flight, ttfb-median-ms, "
+                         "requests-started, retries, hedges-sent, hedges-won, "
+                         "requests-in-flight, ttfb-median-ms, "
                          "ttfb-p95-ms, throughput (bytes/s over the last interval)",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
@@ -495,6 +507,9 @@ static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const 
     case PROP_METHOD:
       s.method = string_or_empty(value);
       break;
+    case PROP_HEDGE:
+      s.hedge = g_value_get_boolean(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -512,6 +527,8 @@ static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
                            "blocks-fetched", G_TYPE_UINT64, st.blocks_fetched,      //
                            "requests-started", G_TYPE_UINT64, st.requests_started,  //
                            "retries", G_TYPE_UINT64, st.retries,                    //
+                           "hedges-sent", G_TYPE_UINT64, st.hedges_sent,            //
+                           "hedges-won", G_TYPE_UINT64, st.hedges_won,              //
                            "requests-in-flight", G_TYPE_UINT, st.in_flight,         //
                            "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,      //
                            "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,            //
@@ -608,6 +625,9 @@ static void gst_prefetch_src_get_property(GObject* object, guint prop_id, GValue
       break;
     case PROP_METHOD:
       set_string_or_null(value, s.method);
+      break;
+    case PROP_HEDGE:
+      g_value_set_boolean(value, s.hedge);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -755,6 +775,7 @@ static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
   config.lookahead_blocks = s.lookahead_blocks;
   config.schedule = static_cast<prefetch::Schedule>(s.schedule);
   config.retries = s.retries;
+  config.hedge = s.hedge;
 
   auto origin = std::make_shared<prefetch::SoupOrigin>(options, logger);
   auto prefetcher = std::make_unique<prefetch::Prefetcher>(origin, config, logger);

@@ -70,6 +70,7 @@ class Request : public FetchListener {
   std::shared_ptr<Fetch> fetch;
   bool cancelled = false;
   bool paused = false;
+  bool got_head = false;  // a good response head arrived
   bool got_data = false;
   bool into_scratch = false;  // the last write_area was the discard area
   bool overflowed = false;    // the body went past its range: cut
@@ -109,7 +110,7 @@ struct Prefetcher::Impl {
 
   // Statistics.
   uint64_t bytes_delivered = 0, bytes_received = 0, blocks_fetched = 0, requests_started = 0,
-           retries = 0;
+           retries = 0, hedges_sent = 0, hedges_won = 0;
   std::deque<double> ttfb_ms;
   Clock::time_point rate_since = Clock::now();
   uint64_t rate_bytes = 0;
@@ -132,9 +133,13 @@ struct Prefetcher::Impl {
     if (r->fetch) r->fetch->cancel();
   }
 
+  void cancel_block(Block& b) {
+    cancel_request(b.request);
+    cancel_request(b.hedge);
+  }
+
   void cancel_all() {
-    store.for_each([&](Block& b) { cancel_request(b.request); });
-    store.drop_outside(0, 0, [](Block&) {});
+    store.drop_outside(0, 0, [&](Block& b) { cancel_block(b); });
     cancel_request(stream);
     stream.reset();
   }
@@ -144,7 +149,7 @@ struct Prefetcher::Impl {
     const uint64_t count = *plan.count();
     log(LogLevel::kInfo, "resource size %" PRIu64 " bytes, %" PRIu64 " blocks", size, count);
     // Speculative requests past the end are dropped; the last block is trimmed.
-    store.drop_outside(0, count, [&](Block& b) { cancel_request(b.request); });
+    store.drop_outside(0, count, [&](Block& b) { cancel_block(b); });
     if (count > 0) {
       if (Block* last = store.find(count - 1)) last->range = plan.range(count - 1);
     }
@@ -180,19 +185,60 @@ struct Prefetcher::Impl {
     return 0;
   }
 
-  void launch(Block& b, std::chrono::milliseconds delay) {
+  // Starts a request for the rest of block `b`: its main one, or a hedge.
+  void launch(Block& b, std::chrono::milliseconds delay, bool as_hedge = false) {
     auto req = std::make_shared<Request>(this, b.index, b.range.begin + b.filled, false);
     RangeRequest rr;
     rr.begin = req->pos;
     rr.end = b.range.end;
     rr.validator = validator;
     rr.delay = delay;
-    b.request = req;
+    (as_hedge ? b.hedge : b.request) = req;
+    req->started = Clock::now() + delay;  // first-byte times exclude backoff
     ++in_flight;
-    ++requests_started;
-    log(LogLevel::kDebug, "block %" PRIu64 " requested bytes=%" PRIu64 "-%" PRIu64 " attempt %u",
-        b.index, rr.begin, b.range.end - 1, b.attempts);
+    if (as_hedge) {
+      ++hedges_sent;
+      log(LogLevel::kDebug, "block %" PRIu64 " hedge requested bytes=%" PRIu64 "-%" PRIu64,
+          b.index, rr.begin, b.range.end - 1);
+    } else {
+      ++requests_started;
+      log(LogLevel::kDebug,
+          "block %" PRIu64 " requested bytes=%" PRIu64 "-%" PRIu64 " attempt %u", b.index,
+          rr.begin, b.range.end - 1, b.attempts);
+    }
     req->fetch = origin->start(rr, req);
+  }
+
+  // The first-byte time past which a request counts as late, or nullopt
+  // while there are too few samples to tell.
+  std::optional<double> hedge_threshold_ms() const {
+    if (ttfb_ms.size() < cfg.hedge_min_samples) return std::nullopt;
+    std::vector<double> v(ttfb_ms.begin(), ttfb_ms.end());
+    const size_t k = std::min(v.size() - 1, static_cast<size_t>(cfg.hedge_percentile * v.size()));
+    std::nth_element(v.begin(), v.begin() + k, v.end());
+    return std::max<double>(cfg.hedge_floor.count(), cfg.hedge_factor * v[k]);
+  }
+
+  // Sends at most one hedge for a late block near the reader, on a free slot.
+  // Returns true if it did (the slot is taken).
+  bool maybe_hedge() {
+    if (!cfg.hedge || stream_mode || in_flight >= cfg.concurrency) return false;
+    if (hedges_sent + 1 > cfg.hedge_share * static_cast<double>(requests_started)) return false;
+    const auto threshold = hedge_threshold_ms();
+    if (!threshold) return false;
+    const Clock::time_point now = Clock::now();
+    for (uint64_t i = read_block; i < read_block + cfg.hedge_span; ++i) {
+      Block* b = store.find(i);
+      if (!b || b->complete() || b->hedged || !b->request || b->request->got_head) continue;
+      // Only a request that is actually waiting on the origin, not a backoff.
+      if (ms_between(b->request->started, now) < *threshold) continue;
+      b->hedged = true;
+      log(LogLevel::kInfo, "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging",
+          i, ms_between(b->request->started, now), *threshold);
+      launch(*b, std::chrono::milliseconds(0), true);
+      return true;
+    }
+    return false;
   }
 
   void launch_stream(uint64_t from, std::chrono::milliseconds delay) {
@@ -211,6 +257,8 @@ struct Prefetcher::Impl {
   void pump() {
     if (closed || fatal || flushing) return;
     if (stream_mode) return pump_stream();
+    // A late block at the head of the line matters more than one far ahead.
+    maybe_hedge();
     SchedulerInput in;
     in.schedule = cfg.schedule;
     in.read_block = read_block;
@@ -254,12 +302,12 @@ struct Prefetcher::Impl {
     const bool forward_step = idx == read_block + 1;
     read_block = idx;
     const uint64_t keep_from = idx > cfg.keep_behind ? idx - cfg.keep_behind : 0;
-    store.drop_outside(keep_from, idx + lookahead, [&](Block& b) { cancel_request(b.request); });
+    store.drop_outside(keep_from, idx + lookahead, [&](Block& b) { cancel_block(b); });
     // Blocks kept behind the reader are only worth it when complete.
     for (uint64_t i = keep_from; i < idx; ++i) {
       Block* b = store.find(i);
       if (b && !b->complete()) {
-        cancel_request(b->request);
+        cancel_block(*b);
         store.erase(i);
       }
     }
@@ -329,6 +377,8 @@ struct Prefetcher::Impl {
       if (head.total) check_total(*head.total, head.status);
       if (fatal || r.cancelled) return false;
       opened = ranges_ok = true;
+      r.got_head = true;
+      settle_hedge(r);
       cv.notify_all();
       return true;
     }
@@ -363,6 +413,21 @@ struct Prefetcher::Impl {
         r.failure->retry_after = *ra;
     }
     return false;
+  }
+
+  // The first of a block's two requests to answer wins; the other is cancelled.
+  void settle_hedge(Request& r) {
+    Block* b = store.find(r.block);
+    if (!b || !b->hedge) return;
+    if (b->hedge.get() == &r) {
+      ++hedges_won;
+      log(LogLevel::kDebug, "block %" PRIu64 " hedge won", b->index);
+      cancel_request(b->request);
+      b->request = std::move(b->hedge);
+    } else {
+      cancel_request(b->hedge);
+    }
+    b->hedge.reset();
   }
 
   void enter_stream_mode(Request& r, const ResponseHead& head) {
@@ -490,6 +555,15 @@ struct Prefetcher::Impl {
     const bool is_stream = stream.get() == &r;
     if (is_stream) stream.reset();
     Block* b = r.stream ? nullptr : store.find(r.block);
+    if (b && b->hedge.get() == &r) {
+      // A hedge that ended before it won: the main request carries on.
+      b->hedge.reset();
+      if (!r.cancelled && error)
+        log(LogLevel::kDebug, "block %" PRIu64 " hedge failed: %s", b->index,
+            error->message.c_str());
+      cv.notify_all();
+      return pump();
+    }
     if (b && b->request.get() != &r) b = nullptr;  // the block was dropped and re-made
     if (b) b->request.reset();
     if (r.cancelled || closed || fatal) {
@@ -519,6 +593,14 @@ struct Prefetcher::Impl {
           e = make_error(ErrorKind::kRead, 0, "The origin's body ended early", true);
         }
       }
+    }
+    if (e && b && b->hedge) {
+      // The main request failed while a hedge runs: the hedge takes over.
+      log(LogLevel::kDebug, "block %" PRIu64 ": %s; its hedge takes over", b->index,
+          e->message.c_str());
+      b->request = std::move(b->hedge);
+      b->hedge.reset();
+      e.reset();
     }
     if (e) {
       if (e->kind == ErrorKind::kCancelled) e->transient = true;  // not ours: retry
@@ -584,8 +666,16 @@ struct Prefetcher::Impl {
       Block* b = store.find(read_block);
       if (b && offset < b->range.begin + readable(*b)) return b;
       if (!b) pump();
-      cv.wait(lock);
+      idle_wait(lock);
     }
+  }
+
+  // The reader's wait. With hedging on it wakes now and then to see whether
+  // the block it waits for has become late.
+  void idle_wait(std::unique_lock<std::mutex>& lock) {
+    if (!cfg.hedge || stream_mode) return cv.wait(lock);
+    cv.wait_for(lock, std::chrono::milliseconds(20));
+    if (!flushing && !closed && !fatal) maybe_hedge();
   }
 };
 
@@ -655,7 +745,7 @@ ReadResult Prefetcher::read(uint64_t offset, size_t length, ReadMode mode) {
   if (mode == ReadMode::kExact && offset + want <= b->range.end) {
     // Inside one block: wait for all of it and hand it out without a copy.
     while (b && b->range.begin + s.readable(*b) < offset + want) {
-      s.cv.wait(lock);
+      s.idle_wait(lock);
       b = s.wait_block(lock, offset, &r);
     }
     if (!b) return r;
@@ -720,6 +810,8 @@ Stats Prefetcher::stats() const {
   st.blocks_fetched = s.blocks_fetched;
   st.requests_started = s.requests_started;
   st.retries = s.retries;
+  st.hedges_sent = s.hedges_sent;
+  st.hedges_won = s.hedges_won;
   st.in_flight = s.in_flight;
   if (!s.ttfb_ms.empty()) {
     std::vector<double> v(s.ttfb_ms.begin(), s.ttfb_ms.end());

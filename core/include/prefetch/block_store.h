@@ -36,6 +36,8 @@ struct Block {
   BlockState state = BlockState::kFetching;
   unsigned attempts = 0;
   std::shared_ptr<Request> request;  // the fetch filling it, if any
+  std::shared_ptr<Request> hedge;    // a second fetch racing `request`, if any
+  bool hedged = false;               // a hedge was sent for it (one per block)
   Clock::time_point requested{}, first_byte{}, completed{};
 
   bool complete() const { return state == BlockState::kComplete; }

@@ -37,6 +37,19 @@ struct Config {
   std::chrono::milliseconds backoff_max{5000};
   unsigned keep_behind = 1;  // delivered blocks kept for backward reads
 
+  // Hedging: when the first byte of a block near the reader is later than
+  // max(hedge_floor, hedge_factor x the hedge_percentile of recent first-byte
+  // times), a second request for it starts on a spare slot; the first answer
+  // wins and the other is cancelled. At most hedge_share extra requests
+  // overall and one per block.
+  bool hedge = true;
+  double hedge_percentile = 0.75;
+  double hedge_factor = 2.0;
+  std::chrono::milliseconds hedge_floor{50};
+  double hedge_share = 0.10;
+  unsigned hedge_span = 3;        // blocks from the read position that may be hedged
+  unsigned hedge_min_samples = 8; // first-byte times needed before hedging
+
   unsigned effective_lookahead() const {
     unsigned n = lookahead_blocks ? lookahead_blocks : 2 * concurrency;
     return n < concurrency ? concurrency : n;
@@ -69,6 +82,8 @@ struct Stats {
   uint64_t blocks_fetched = 0;
   uint64_t requests_started = 0;
   uint64_t retries = 0;
+  uint64_t hedges_sent = 0;
+  uint64_t hedges_won = 0;
   unsigned in_flight = 0;
   double ttfb_median_ms = 0;
   double ttfb_p95_ms = 0;
