@@ -12,7 +12,10 @@ stores, throttled mirrors).
               every client: runs and rows stay comparable.
 --rate        body bytes/s per response (one response at a time per
               connection, so per connection); 0 = unlimited.
---log         one JSON line per request. Times are time.monotonic() seconds
+--log         one JSON line per request, written when it ends (served, dropped
+              by the client, or cancelled at shutdown: "aborted"), with the
+              request's query string (clients may tag requests with one; it
+              never selects the file nor changes the wait). Times are time.monotonic() seconds
               (CLOCK_MONOTONIC, system-wide on Linux, so comparable with other
               processes on the same machine).
 
@@ -43,6 +46,7 @@ class Ttfb:
 
     def __init__(self, spec, seed):
         self.seed = seed
+        self.requests = {}  # (path, offset) -> how many times it was asked
         kind, _, args = spec.partition(":")
         values = [float(v) for v in args.split(",")] if args else []
         expected = {"none": 0, "fixed": 1, "uniform": 2, "lognormal": 2}
@@ -59,7 +63,11 @@ class Ttfb:
             return self.values[0]
         # A private generator seeded from the key: the same block gets the same
         # delay whatever order or concurrency the client requests blocks in.
-        key = f"{self.seed}\0{path}\0{offset}".encode()
+        # A repeated request for it (a retry or a hedge) draws a new delay, as
+        # a real origin's slowness belongs to the request, not to the bytes.
+        nth = self.requests.get((path, offset), 0)
+        self.requests[(path, offset)] = nth + 1
+        key = f"{self.seed}\0{path}\0{offset}\0{nth}".encode()
         rng = random.Random(hashlib.sha256(key).digest())
         if self.kind == "uniform":
             lo, hi = self.values
@@ -193,8 +201,23 @@ class Origin:
             version == "HTTP/1.1" or "keep-alive" in conn_tokens)
 
         path, full = self.resolve(target)
+        # The query never selects the file, but a client may tag its requests
+        # with one (the benchmark does: ?run=...) to find them in the log.
         rec = {"conn": conn, "method": method, "path": path,
+               "query": urllib.parse.urlsplit(target).query,
                "range": headers.get("range"), "t_start": t_start}
+        # Logged however the request ends: served, dropped by the client, or
+        # cancelled at shutdown while still waiting for its first byte.
+        try:
+            return await self.respond(writer, method, headers, full, path, keep_alive, rec)
+        except (ConnectionError, asyncio.CancelledError):
+            rec["aborted"] = True
+            raise
+        finally:
+            rec["t_end"] = time.monotonic()
+            self.write_log(rec)
+
+    async def respond(self, writer, method, headers, full, path, keep_alive, rec):
         out_headers = {}
         body_range = None
         if method not in ("GET", "HEAD"):
@@ -233,6 +256,7 @@ class Origin:
         out_headers["Date"] = email.utils.formatdate(usegmt=True)
         out_headers["Connection"] = "keep-alive" if keep_alive else "close"
         rec["status"] = status
+        rec["bytes"] = 0
 
         offset = body_range[0] if body_range else 0
         await asyncio.sleep(self.ttfb.delay(path, offset))
@@ -241,19 +265,11 @@ class Origin:
                   405: "Method Not Allowed", 416: "Range Not Satisfiable"}[status]
         head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in out_headers.items()) + "\r\n"
-        rec["bytes"] = 0
-        try:
-            writer.write(head.encode("latin-1"))
-            await writer.drain()
-            rec["t_first_byte"] = time.monotonic()
-            if method == "GET" and length:
-                await self.send_body(writer, full, offset, length, rec)
-        except ConnectionError:
-            rec["aborted"] = True
-            raise
-        finally:
-            rec["t_end"] = time.monotonic()
-            self.write_log(rec)
+        writer.write(head.encode("latin-1"))
+        await writer.drain()
+        rec["t_first_byte"] = time.monotonic()
+        if method == "GET" and length:
+            await self.send_body(writer, full, offset, length, rec)
         return keep_alive
 
     async def send_body(self, writer, full, offset, length, rec):
