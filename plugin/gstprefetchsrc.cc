@@ -13,7 +13,8 @@
  * ## Example launch lines
  * |[
  * gst-launch-1.0 prefetchsrc location=https://example.com/clip.mp4 ! decodebin ! autovideosink
- * gst-launch-1.0 prefetchsrc location=http://127.0.0.1:8080/big.bin concurrency=8 ! filesink location=big.bin
+ * gst-launch-1.0 prefetchsrc location=http://127.0.0.1:8080/big.bin concurrency=8 ! filesink
+ * location=big.bin
  * ]|
  */
 
@@ -147,8 +148,8 @@ GST_ELEMENT_REGISTER_DEFINE(prefetchsrc, "prefetchsrc", GST_RANK_SECONDARY, GST_
 GType gst_prefetch_src_schedule_get_type(void) {
   static GType type = 0;
   static const GEnumValue values[] = {
-      {GST_PREFETCH_SRC_SCHEDULE_WINDOW,
-       "Sliding window: a request starts whenever a slot is free", "window"},
+      {GST_PREFETCH_SRC_SCHEDULE_WINDOW, "Sliding window: a request starts whenever a slot is free",
+       "window"},
       {GST_PREFETCH_SRC_SCHEDULE_BATCH,
        "Batches of `concurrency` blocks, each delivered when complete", "batch"},
       {GST_PREFETCH_SRC_SCHEDULE_BARRIER,
@@ -204,8 +205,8 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_CONCURRENCY,
       g_param_spec_uint("concurrency", "Concurrency",
-                        "Range requests in flight at once, each on its own connection",
-                        1, MAX_CONCURRENCY, DEFAULT_CONCURRENCY, rw));
+                        "Range requests in flight at once, each on its own connection", 1,
+                        MAX_CONCURRENCY, DEFAULT_CONCURRENCY, rw));
   /* lookahead-blocks: blocks held ahead of the reader (the memory budget). */
   g_object_class_install_property(
       gobject_class, PROP_LOOKAHEAD_BLOCKS,
@@ -224,8 +225,8 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_RETRIES,
       g_param_spec_int("retries", "Retries",
-                       "Maximum number of retries of one block until giving up (-1 = infinite)",
-                       -1, G_MAXINT, DEFAULT_RETRIES, rw));
+                       "Maximum number of retries of one block until giving up (-1 = infinite)", -1,
+                       G_MAXINT, DEFAULT_RETRIES, rw));
   /* timeout: seconds without progress on one request. */
   g_object_class_install_property(
       gobject_class, PROP_TIMEOUT,
@@ -237,8 +238,8 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_USER_AGENT,
       g_param_spec_string("user-agent", "User-Agent",
-                          "Value of the User-Agent HTTP request header field",
-                          DEFAULT_USER_AGENT, rw));
+                          "Value of the User-Agent HTTP request header field", DEFAULT_USER_AGENT,
+                          rw));
   /* extra-headers: a GstStructure of name=value pairs, sent with every request. */
   g_object_class_install_property(
       gobject_class, PROP_EXTRA_HEADERS,
@@ -261,8 +262,8 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
                           nullptr, rw));
   g_object_class_install_property(
       gobject_class, PROP_PROXY_PW,
-      g_param_spec_string("proxy-pw", "proxy-pw",
-                          "HTTP proxy URI user password for authentication", nullptr, rw));
+      g_param_spec_string("proxy-pw", "proxy-pw", "HTTP proxy URI user password for authentication",
+                          nullptr, rw));
   g_object_class_install_property(
       gobject_class, PROP_USER_ID,
       g_param_spec_string("user-id", "user-id", "HTTP location URI user id for authentication",
@@ -892,7 +893,8 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
   /* Pull mode must get exactly `size` bytes; push mode takes what is there
    * (up to a block), without a copy. */
   const bool pull = GST_PAD_MODE(GST_BASE_SRC_PAD(src)) == GST_PAD_MODE_PULL;
-  const prefetch::ReadMode mode = pull ? prefetch::ReadMode::kExact : prefetch::ReadMode::kAvailable;
+  const prefetch::ReadMode mode =
+      pull ? prefetch::ReadMode::kExact : prefetch::ReadMode::kAvailable;
   const size_t length = pull ? size : std::max<guint64>(size, state.block_size);
   prefetch::ReadResult r = state.prefetcher->read(offset, length, mode);
   switch (r.status) {
@@ -908,9 +910,9 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
       break;
   }
   auto* chunk = new prefetch::Chunk(std::move(r.chunk));
-  GstBuffer* out = gst_buffer_new_wrapped_full(
-      GST_MEMORY_FLAG_READONLY, const_cast<uint8_t*>(chunk->data), chunk->size, 0, chunk->size,
-      chunk, chunk_free);
+  GstBuffer* out =
+      gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY, const_cast<uint8_t*>(chunk->data),
+                                  chunk->size, 0, chunk->size, chunk, chunk_free);
   GST_BUFFER_OFFSET(out) = offset;
   GST_BUFFER_OFFSET_END(out) = offset + gst_buffer_get_size(out);
   GST_LOG_OBJECT(self, "buffer at %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " bytes", offset,

@@ -108,6 +108,8 @@ std::optional<std::string_view> parse_etag(std::string_view value) {
   return value;
 }
 
-bool is_weak_etag(std::string_view tag) { return tag.size() >= 2 && tag[0] == 'W' && tag[1] == '/'; }
+bool is_weak_etag(std::string_view tag) {
+  return tag.size() >= 2 && tag[0] == 'W' && tag[1] == '/';
+}
 
 }  // namespace prefetch

@@ -6,13 +6,13 @@
 
 #include "prefetch/prefetcher.h"
 
+#include <glib.h>
+
 #include <algorithm>
 #include <cinttypes>
 #include <cstring>
 #include <deque>
 #include <random>
-
-#include <glib.h>
 
 #include "prefetch/http_parse.h"
 
@@ -83,8 +83,12 @@ class Request : public FetchListener {
 
 struct Prefetcher::Impl {
   Impl(Origin* origin, const Config& cfg, Logger log)
-      : origin(origin), cfg(cfg), lookahead(cfg.effective_lookahead()), log(std::move(log)),
-        plan(cfg.block_size), rng(std::random_device{}()) {}
+      : origin(origin),
+        cfg(cfg),
+        lookahead(cfg.effective_lookahead()),
+        log(std::move(log)),
+        plan(cfg.block_size),
+        rng(std::random_device{}()) {}
 
   Origin* origin;
   const Config cfg;
@@ -100,9 +104,9 @@ struct Prefetcher::Impl {
   unsigned in_flight = 0;    // started and not yet on_done
   bool flushing = false;
   bool closed = false;
-  bool opened = false;        // a good response arrived
-  bool ranges_ok = false;     // a 206 arrived
-  bool stream_mode = false;   // the origin ignores Range
+  bool opened = false;       // a good response arrived
+  bool ranges_ok = false;    // a 206 arrived
+  bool stream_mode = false;  // the origin ignores Range
   std::shared_ptr<Request> stream;
   std::string validator;
   std::optional<Error> fatal;
@@ -198,13 +202,12 @@ struct Prefetcher::Impl {
     ++in_flight;
     if (as_hedge) {
       ++hedges_sent;
-      log(LogLevel::kDebug, "block %" PRIu64 " hedge requested bytes=%" PRIu64 "-%" PRIu64,
-          b.index, rr.begin, b.range.end - 1);
+      log(LogLevel::kDebug, "block %" PRIu64 " hedge requested bytes=%" PRIu64 "-%" PRIu64, b.index,
+          rr.begin, b.range.end - 1);
     } else {
       ++requests_started;
-      log(LogLevel::kDebug,
-          "block %" PRIu64 " requested bytes=%" PRIu64 "-%" PRIu64 " attempt %u", b.index,
-          rr.begin, b.range.end - 1, b.attempts);
+      log(LogLevel::kDebug, "block %" PRIu64 " requested bytes=%" PRIu64 "-%" PRIu64 " attempt %u",
+          b.index, rr.begin, b.range.end - 1, b.attempts);
     }
     req->fetch = origin->start(rr, req);
   }
@@ -233,8 +236,9 @@ struct Prefetcher::Impl {
       // Only a request that is actually waiting on the origin, not a backoff.
       if (ms_between(b->request->started, now) < *threshold) continue;
       b->hedged = true;
-      log(LogLevel::kInfo, "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging",
-          i, ms_between(b->request->started, now), *threshold);
+      log(LogLevel::kInfo,
+          "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging", i,
+          ms_between(b->request->started, now), *threshold);
       launch(*b, std::chrono::milliseconds(0), true);
       return true;
     }
@@ -312,7 +316,8 @@ struct Prefetcher::Impl {
       }
     }
     if (stream_mode && stream && plan.index_of(stream->pos) > idx && !store.find(idx)) {
-      log(LogLevel::kDebug, "stream at byte %" PRIu64 " is past the reader: restarting", stream->pos);
+      log(LogLevel::kDebug, "stream at byte %" PRIu64 " is past the reader: restarting",
+          stream->pos);
       cancel_request(stream);  // it is past what the reader wants now
       stream.reset();
     }
@@ -369,8 +374,8 @@ struct Prefetcher::Impl {
     if (head.status == 206 && head.has_range) {
       if (head.first != r.pos) {
         r.failure = make_error(ErrorKind::kRead, 206, "The origin sent a different range", true);
-        r.failure->detail = "asked from " + std::to_string(r.pos) + ", got from " +
-                            std::to_string(head.first);
+        r.failure->detail =
+            "asked from " + std::to_string(r.pos) + ", got from " + std::to_string(head.first);
         return false;
       }
       check_validator(head);
@@ -486,7 +491,7 @@ struct Prefetcher::Impl {
       // Past the end (a lie, cut) or before the reader: discard.
       r.into_scratch = true;
       *length = size && r.pos >= *size ? sizeof r.scratch
-                                        : std::min<uint64_t>(sizeof r.scratch, want_from - r.pos);
+                                       : std::min<uint64_t>(sizeof r.scratch, want_from - r.pos);
       return r.scratch;
     }
     if (idx >= read_block + lookahead) {
@@ -700,7 +705,8 @@ Prefetcher::~Prefetcher() { close(); }
 void Prefetcher::begin(uint64_t offset) {
   Impl& s = *impl_;
   std::lock_guard<std::mutex> lock(s.mu);
-  s.log(LogLevel::kInfo, "open at byte %" PRIu64 ": block size %" PRIu64
+  s.log(LogLevel::kInfo,
+        "open at byte %" PRIu64 ": block size %" PRIu64
         ", concurrency %u, look-ahead %u blocks, schedule %s",
         offset, config_.block_size, config_.concurrency, s.lookahead, to_string(config_.schedule));
   s.read_block = s.plan.index_of(offset);

@@ -9,8 +9,6 @@
 
 #include "prefetch/soup_origin.h"
 
-#include "prefetch/http_parse.h"
-
 #include <libsoup/soup.h>
 
 #include <algorithm>
@@ -20,6 +18,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
+
+#include "prefetch/http_parse.h"
 
 namespace prefetch {
 
@@ -145,8 +145,8 @@ class SoupOrigin::Impl {
   GMainContext* context_ = nullptr;
   GMainLoop* loop_ = nullptr;
   SoupSession* session_ = nullptr;
-  GUri* uri_ = nullptr;       // I/O thread after construction: the redirect target
-  bool resolved_ = false;     // redirects were followed once
+  GUri* uri_ = nullptr;    // I/O thread after construction: the redirect target
+  bool resolved_ = false;  // redirects were followed once
   bool shutting_down_ = false;
   std::set<std::shared_ptr<SoupFetch>> active_;
 
@@ -164,7 +164,9 @@ class SoupOrigin::Impl {
 class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
  public:
   SoupFetch(SoupOrigin::Impl* origin, RangeRequest request, std::shared_ptr<FetchListener> l)
-      : origin_(origin), request(std::move(request)), listener(std::move(l)),
+      : origin_(origin),
+        request(std::move(request)),
+        listener(std::move(l)),
         cancellable(g_cancellable_new()) {}
   ~SoupFetch() override {
     if (stream) g_object_unref(stream);
@@ -192,9 +194,9 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
   GCancellable* cancellable;
   SoupMessage* msg = nullptr;
   GInputStream* stream = nullptr;
-  bool sent = false;    // soup_session_send_async was called
-  bool paused = false;  // waiting for resume()
-  bool reading = false; // a read is in flight
+  bool sent = false;     // soup_session_send_async was called
+  bool paused = false;   // waiting for resume()
+  bool reading = false;  // a read is in flight
   bool done = false;
 };
 
@@ -361,8 +363,8 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
   // instead of splicing new bytes into old. Weak tags are not allowed there.
   if (!r.validator.empty() && r.validator.rfind("W/", 0) != 0)
     add_header(h, "If-Range", r.validator);
-  for (const auto& [name, value] : opts_.extra_headers) soup_message_headers_append(
-      h, name.c_str(), value.c_str());
+  for (const auto& [name, value] : opts_.extra_headers)
+    soup_message_headers_append(h, name.c_str(), value.c_str());
   if (!opts_.cookies.empty()) {
     std::string cookie;
     for (const auto& c : opts_.cookies) cookie += (cookie.empty() ? "" : "; ") + c;

@@ -18,12 +18,12 @@ enum class ErrorKind {
 
 struct Error {
   ErrorKind kind = ErrorKind::kRead;
-  int http_status = 0;   // 0 when no HTTP status was received
-  std::string message;   // for people
-  std::string detail;    // for the debug log
-  bool transient = false;                        // worth a retry
-  bool tls = false;                              // a TLS certificate / handshake problem
-  std::chrono::milliseconds retry_after{-1};     // from Retry-After, -1 if absent
+  int http_status = 0;                        // 0 when no HTTP status was received
+  std::string message;                        // for people
+  std::string detail;                         // for the debug log
+  bool transient = false;                     // worth a retry
+  bool tls = false;                           // a TLS certificate / handshake problem
+  std::chrono::milliseconds retry_after{-1};  // from Retry-After, -1 if absent
 };
 
 const char* to_string(ErrorKind kind);

@@ -12,7 +12,7 @@ namespace prefetch {
 struct ContentRange {
   bool unsatisfied = false;  // "bytes */total" (416)
   uint64_t first = 0;
-  uint64_t last = 0;  // inclusive
+  uint64_t last = 0;              // inclusive
   std::optional<uint64_t> total;  // nullopt for "*"
 };
 

@@ -47,8 +47,8 @@ struct Config {
   double hedge_factor = 2.0;
   std::chrono::milliseconds hedge_floor{50};
   double hedge_share = 0.10;
-  unsigned hedge_span = 3;        // blocks from the read position that may be hedged
-  unsigned hedge_min_samples = 8; // first-byte times needed before hedging
+  unsigned hedge_span = 3;         // blocks from the read position that may be hedged
+  unsigned hedge_min_samples = 8;  // first-byte times needed before hedging
 
   unsigned effective_lookahead() const {
     unsigned n = lookahead_blocks ? lookahead_blocks : 2 * concurrency;

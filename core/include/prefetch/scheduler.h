@@ -22,11 +22,11 @@ const char* to_string(Schedule schedule);
 
 struct SchedulerInput {
   Schedule schedule = Schedule::kWindow;
-  uint64_t read_block = 0;                 // block holding the read position
-  std::optional<uint64_t> block_count;     // nullopt while the size is unknown
-  unsigned concurrency = 4;                // requests in flight at most
-  unsigned lookahead = 8;                  // blocks held from read_block on, at most
-  unsigned in_flight = 0;                  // requests running now
+  uint64_t read_block = 0;              // block holding the read position
+  std::optional<uint64_t> block_count;  // nullopt while the size is unknown
+  unsigned concurrency = 4;             // requests in flight at most
+  unsigned lookahead = 8;               // blocks held from read_block on, at most
+  unsigned in_flight = 0;               // requests running now
   // Block i is held (fetching or complete) in the store.
   std::function<bool(uint64_t)> held;
   // batch/barrier: first block of the current batch and whether all of it is
@@ -36,8 +36,8 @@ struct SchedulerInput {
 };
 
 struct SchedulerDecision {
-  std::vector<uint64_t> start;                 // blocks to request now, in order
-  std::optional<uint64_t> new_batch_begin;     // batch/barrier: a new batch starts here
+  std::vector<uint64_t> start;              // blocks to request now, in order
+  std::optional<uint64_t> new_batch_begin;  // batch/barrier: a new batch starts here
 };
 
 SchedulerDecision schedule_next(const SchedulerInput& in);
