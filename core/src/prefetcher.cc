@@ -99,7 +99,8 @@ struct Prefetcher::Impl {
   std::condition_variable cv;
   BlockPlan plan;
   BlockStore store;
-  uint64_t read_block = 0;   // block of the next byte the reader wants
+  uint64_t read_pos = 0;     // the next byte the reader wants
+  uint64_t read_block = 0;   // the block holding it
   uint64_t batch_begin = 0;  // batch / barrier
   unsigned in_flight = 0;    // started and not yet on_done
   bool flushing = false;
@@ -155,7 +156,13 @@ struct Prefetcher::Impl {
     // Speculative requests past the end are dropped; the last block is trimmed.
     store.drop_outside(0, count, [&](Block& b) { cancel_block(b); });
     if (count > 0) {
-      if (Block* last = store.find(count - 1)) last->range = plan.range(count - 1);
+      if (Block* last = store.find(count - 1)) {
+        last->range.end = plan.range(count - 1).end;
+        if (last->range.begin >= last->range.end) {  // a jump past the end
+          cancel_block(*last);
+          store.erase(count - 1);
+        }
+      }
     }
   }
 
@@ -276,7 +283,11 @@ struct Prefetcher::Impl {
     SchedulerDecision d = schedule_next(in);
     if (d.new_batch_begin) batch_begin = *d.new_batch_begin;
     for (uint64_t i : d.start) {
-      Block& b = store.insert(i, plan.range(i));
+      // The reader's own block starts at the reader: after a jump, the bytes
+      // before it in the block would only delay the first buffer.
+      ByteRange r = plan.range(i);
+      if (i == read_block && read_pos > r.begin && read_pos < r.end) r.begin = read_pos;
+      Block& b = store.insert(i, r);
       b.requested = Clock::now();
       b.attempts = 1;
       launch(b, std::chrono::milliseconds(0));
@@ -299,7 +310,13 @@ struct Prefetcher::Impl {
 
   // Moves the window so that it starts at the block holding `offset`.
   void retarget(uint64_t offset) {
+    read_pos = offset;
     const uint64_t idx = plan.index_of(offset);
+    if (Block* held = store.find(idx); held && offset < held->range.begin) {
+      // Held from a later byte (an earlier jump): refetch from the reader.
+      cancel_block(*held);
+      store.erase(idx);
+    }
     if (idx == read_block && (store.find(idx) || stream_mode)) return pump();
     if (idx != read_block + 1 && idx != read_block)
       log(LogLevel::kDebug, "reader jumps to byte %" PRIu64 " (block %" PRIu64 ")", offset, idx);
@@ -582,7 +599,7 @@ struct Prefetcher::Impl {
         if (!plan.size()) {
           set_size(r.pos);
           if (Block* last = store.find(plan.index_of(r.pos ? r.pos - 1 : 0))) {
-            last->range = plan.range(last->index);
+            last->range.end = plan.range(last->index).end;
             if (last->filled == last->range.length()) last->state = BlockState::kComplete;
           }
         } else if (r.pos < *plan.size()) {

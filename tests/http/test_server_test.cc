@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -316,12 +318,23 @@ TEST_F(TestServerTest, DelayRateAndStall) {
 
 TEST_F(TestServerTest, MaxInFlight) {
   Behavior b;
-  b.first_byte_delay = fixed_delay(milliseconds(1000));  // all 3 overlap even under load
+  // Clients are made first and released together, so on a loaded machine
+  // the three requests still overlap within the delay.
+  b.first_byte_delay = fixed_delay(milliseconds(2000));
   server_.set_behavior("/f", b);
+  std::mutex m;
+  std::condition_variable cv;
+  int ready = 0;
   std::vector<std::thread> threads;
   for (int i = 0; i < 3; ++i) {
-    threads.emplace_back([this] {
+    threads.emplace_back([&] {
       Client c;
+      {
+        std::unique_lock<std::mutex> lock(m);
+        ++ready;
+        cv.notify_all();
+        cv.wait(lock, [&] { return ready == 3; });
+      }
       EXPECT_EQ(c.get(server_.url("/f")).status, 200);
     });
   }
