@@ -404,7 +404,12 @@ struct Prefetcher::Impl {
       cv.notify_all();
       return true;
     }
-    if (head.status == 200 || head.status == 206) {
+    if (head.status == 206) {
+      r.failure = make_error(ErrorKind::kRead, 206, "The origin sent 206 without a valid range",
+                             true);
+      return false;
+    }
+    if (head.status == 200) {
       // A whole body to a ranged request.
       if (!validator.empty() && !head.validator.empty() && head.validator != validator) {
         check_validator(head);  // fails: the origin's If-Range said "changed"
