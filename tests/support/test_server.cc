@@ -216,6 +216,11 @@ struct TestServer::Impl {
 
   // Server thread only.
   std::map<SoupServerMessage*, std::unique_ptr<Response>> responses;
+  // Digest auth domains (require_digest_auth), with their credentials.
+  struct DigestCredentials {
+    std::string user, password;
+  };
+  std::vector<std::pair<SoupAuthDomain*, std::unique_ptr<DigestCredentials>>> digest_domains;
   bool stopping = false;
 
   // --- record helpers (take mu) ----------------------------------------------
@@ -291,8 +296,21 @@ struct TestServer::Impl {
     schedule(r, delay);
   }
 
+  static char* on_digest_auth(SoupAuthDomain* domain, SoupServerMessage*, const char* username,
+                              gpointer data) {
+    auto* cred = static_cast<DigestCredentials*>(data);
+    if (!username || cred->user != username) return nullptr;
+    return soup_auth_domain_digest_encode_password(username, soup_auth_domain_get_realm(domain),
+                                                   cred->password.c_str());
+  }
+
   void stop() {
     stopping = true;
+    for (auto& [domain, cred] : digest_domains) {
+      soup_server_remove_auth_domain(server, domain);
+      g_object_unref(domain);
+    }
+    digest_domains.clear();
     soup_server_disconnect(server);
     while (!responses.empty()) finish(responses.begin()->second.get(), true);
     g_object_unref(server);
@@ -740,6 +758,40 @@ void TestServer::require_basic_auth(const std::string& path, const std::string& 
   e.need_auth = true;
   e.auth_user = user;
   e.auth_password = password;
+}
+
+void TestServer::require_digest_auth(const std::string& path, const std::string& user,
+                                     const std::string& password) {
+  struct Job {
+    Impl* impl;
+    std::string path, user, password;
+    std::promise<void> done;
+  };
+  Job job{impl_.get(), path, user, password, {}};
+  auto done = job.done.get_future();
+  GSource* s = g_idle_source_new();
+  g_source_set_callback(
+      s,
+      [](gpointer data) -> gboolean {
+        auto* j = static_cast<Job*>(data);
+        if (j->impl->server) {
+          auto cred = std::make_unique<Impl::DigestCredentials>();
+          cred->user = j->user;
+          cred->password = j->password;
+          SoupAuthDomain* domain = soup_auth_domain_digest_new("realm", "test", nullptr);
+          soup_auth_domain_add_path(domain, j->path.c_str());
+          soup_auth_domain_digest_set_auth_callback(domain, &Impl::on_digest_auth, cred.get(),
+                                                    nullptr);
+          soup_server_add_auth_domain(j->impl->server, domain);
+          j->impl->digest_domains.emplace_back(domain, std::move(cred));
+        }
+        j->done.set_value();
+        return G_SOURCE_REMOVE;
+      },
+      &job, nullptr);
+  g_source_attach(s, impl_->ctx);
+  g_source_unref(s);
+  done.wait();
 }
 
 void TestServer::set_behavior(const std::string& path, Behavior behavior) {

@@ -176,6 +176,15 @@ class TestServer {
   // credentials; otherwise 401 with WWW-Authenticate: Basic realm="test".
   void require_basic_auth(const std::string& path, const std::string& user,
                           const std::string& password);
+  // Requests for `path` need HTTP Digest authentication (RFC 2617, via
+  // libsoup's SoupAuthDomainDigest, realm "test") with these credentials.
+  // libsoup answers unauthenticated requests itself with 401 and a Digest
+  // challenge before the path's handler runs, so those 401s are not in the
+  // request log and never count as in flight; authenticated requests are
+  // served (and logged) as usual. Blocks until the server thread has
+  // installed the auth domain.
+  void require_digest_auth(const std::string& path, const std::string& user,
+                           const std::string& password);
 
   // --- behaviour (thread-safe, any time; affects responses that start later)
   // Sets the Behavior of `path` and resets its counters.
