@@ -1,6 +1,31 @@
 #include "prefetch/block_store.h"
 
+#include <sys/mman.h>
+
+#include <new>
+
 namespace prefetch {
+
+namespace {
+constexpr size_t kMapAtLeast = 64 * 1024;
+}
+
+BlockBuffer::BlockBuffer(size_t n) : capacity_(n), mapped_(n >= kMapAtLeast) {
+  if (mapped_) {
+    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    bytes_ = static_cast<uint8_t*>(p);
+  } else {
+    bytes_ = new uint8_t[n ? n : 1];
+  }
+}
+
+BlockBuffer::~BlockBuffer() {
+  if (mapped_)
+    munmap(bytes_, capacity_);
+  else
+    delete[] bytes_;
+}
 
 Block* BlockStore::find(uint64_t index) {
   auto it = blocks_.find(index);

@@ -405,8 +405,8 @@ struct Prefetcher::Impl {
       return true;
     }
     if (head.status == 206) {
-      r.failure = make_error(ErrorKind::kRead, 206, "The origin sent 206 without a valid range",
-                             true);
+      r.failure =
+          make_error(ErrorKind::kRead, 206, "The origin sent 206 without a valid range", true);
       return false;
     }
     if (head.status == 200) {
@@ -501,7 +501,7 @@ struct Prefetcher::Impl {
       }
       *length = end - r.pos;
       r.area_owner = b->buffer;
-      return b->buffer->bytes.get() + (r.pos - b->range.begin);
+      return b->buffer->data() + (r.pos - b->range.begin);
     }
     // Stream mode. Skip what the reader no longer wants and what is held already.
     const auto& size = plan.size();
@@ -529,7 +529,7 @@ struct Prefetcher::Impl {
     r.block = idx;  // the block does not own the stream: dropping it must not cancel it
     *length = b->range.end - r.pos;
     r.area_owner = b->buffer;
-    return b->buffer->bytes.get() + (r.pos - b->range.begin);
+    return b->buffer->data() + (r.pos - b->range.begin);
   }
 
   void on_data(Request& r, size_t n) {
@@ -656,7 +656,7 @@ struct Prefetcher::Impl {
   Chunk chunk_of(const Block& b, uint64_t offset, size_t n) {
     Chunk c;
     c.owner = std::shared_ptr<const void>(b.buffer, b.buffer.get());
-    c.data = b.buffer->bytes.get() + (offset - b.range.begin);
+    c.data = b.buffer->data() + (offset - b.range.begin);
     c.size = n;
     c.offset = offset;
     return c;
@@ -797,7 +797,7 @@ ReadResult Prefetcher::read(uint64_t offset, size_t length, ReadMode mode) {
     }
     const uint64_t at = offset + got;
     const size_t n = std::min<uint64_t>(cur->range.begin + s.readable(*cur) - at, want - got);
-    std::memcpy(bytes->data() + got, cur->buffer->bytes.get() + (at - cur->range.begin), n);
+    std::memcpy(bytes->data() + got, cur->buffer->data() + (at - cur->range.begin), n);
     got += n;
     s.delivered(at, n);
   }

@@ -18,10 +18,23 @@ using Clock = std::chrono::steady_clock;
 
 // A block's bytes. Shared with whoever holds a view (downstream buffers), so
 // it outlives its removal from the store. Written only beyond `filled`.
-struct BlockBuffer {
-  explicit BlockBuffer(size_t n) : bytes(new uint8_t[n]), capacity(n) {}
-  std::unique_ptr<uint8_t[]> bytes;
-  size_t capacity;
+// Large blocks are mapped directly: malloc would keep freed blocks in its
+// arenas, and memory would then sit at twice the look-ahead budget.
+class BlockBuffer {
+ public:
+  explicit BlockBuffer(size_t n);
+  ~BlockBuffer();
+  BlockBuffer(const BlockBuffer&) = delete;
+  BlockBuffer& operator=(const BlockBuffer&) = delete;
+
+  uint8_t* data() { return bytes_; }
+  const uint8_t* data() const { return bytes_; }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  uint8_t* bytes_;
+  size_t capacity_;
+  bool mapped_;
 };
 
 enum class BlockState { kFetching, kComplete };
