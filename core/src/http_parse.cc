@@ -82,6 +82,11 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
   if (value.size() != 29 || value[3] != ',' || value.substr(26) != "GMT") return std::nullopt;
   auto num = [&](size_t pos, size_t len) { return parse_u64(value.substr(pos, len)); };
   auto day = num(5, 2), year = num(12, 4), hour = num(17, 2), min = num(20, 2), sec = num(23, 2);
+  static const char* const kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+  bool day_name = false;
+  for (const char* d : kDays) day_name |= value.substr(0, 3) == d;
+  if (!day_name || value[4] != ' ' || value[7] != ' ' || value[11] != ' ' || value[25] != ' ')
+    return std::nullopt;
   int month = 0;
   for (int m = 0; m < 12; ++m)
     if (value.substr(8, 3) == kMonths[m]) month = m + 1;

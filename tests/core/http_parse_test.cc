@@ -155,5 +155,11 @@ TEST(EtagTest, RejectsJunk) {
   }
 }
 
+TEST(RetryAfter, RejectsADateWithoutDayNameOrSeparators) {
+  // Right length and month, but not an IMF-fixdate: no guessing.
+  EXPECT_EQ(parse_retry_after("XYZ,X21YOctZ2015 07:28:00XGMT", kDateUnix - 30), std::nullopt);
+  EXPECT_EQ(parse_retry_after("Wed, 21-Oct 2015 07:28:00 GMT", kDateUnix - 30), std::nullopt);
+}
+
 }  // namespace
 }  // namespace prefetch

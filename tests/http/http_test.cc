@@ -204,10 +204,10 @@ TEST_P(ExactBytesTest, Sha256Equal) {
     EXPECT_EQ(r.method, "GET");
     int64_t first = range_first(r);
     EXPECT_GE(first, 0) << "Range: " << r.range;
-    if (r.status == 416) {
-      EXPECT_GE(static_cast<uint64_t>(first), size) << "416 inside the file: " << r.range;
-      continue;
-    }
+    if (r.status == 416) EXPECT_GE(static_cast<uint64_t>(first), size) << "416 inside: " << r.range;
+    // Past the end: a speculative request made before the size was known (its
+    // 416 may not be logged yet when we look).
+    if (static_cast<uint64_t>(first) >= size) continue;
     if (size > 0 && first >= 0) {
       EXPECT_EQ(static_cast<uint64_t>(first) % block, 0u) << "Range: " << r.range;
       EXPECT_TRUE(firsts.insert(first).second) << "block requested twice: " << r.range;

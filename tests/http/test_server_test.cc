@@ -340,6 +340,8 @@ TEST_F(TestServerTest, MaxInFlight) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(server_.max_in_flight(), 3u);
+  // The server finishes its bookkeeping just after the client has its answer.
+  EXPECT_TRUE(server_.wait_idle(std::chrono::seconds(5)));
   EXPECT_EQ(server_.in_flight(), 0u);
   server_.reset_log();
   EXPECT_EQ(server_.max_in_flight(), 0u);
