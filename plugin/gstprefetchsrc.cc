@@ -63,6 +63,7 @@ enum {
   PROP_KEEP_ALIVE,
   PROP_METHOD,
   PROP_HEDGE,
+  PROP_CACHE_SIZE,
   PROP_STATS,
 };
 
@@ -80,6 +81,7 @@ enum {
 #define DEFAULT_IS_LIVE FALSE
 #define DEFAULT_KEEP_ALIVE TRUE
 #define DEFAULT_HEDGE TRUE
+#define DEFAULT_CACHE_SIZE (G_GUINT64_CONSTANT(8) << 20)
 
 #define MIN_BLOCK_SIZE 1024
 #define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)
@@ -110,6 +112,7 @@ struct Settings {
   gboolean keep_alive = DEFAULT_KEEP_ALIVE;
   std::string method;
   gboolean hedge = DEFAULT_HEDGE;
+  guint64 cache_size = DEFAULT_CACHE_SIZE;
 };
 
 /* What exists while running: between start() and stop(). */
@@ -331,12 +334,20 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
                            "first byte is much later than usual (at most 10% extra requests, "
                            "one per block); the first answer wins",
                            DEFAULT_HEDGE, rw));
+  /* cache-size: delivered blocks kept for jumps back (bytes). */
+  g_object_class_install_property(
+      gobject_class, PROP_CACHE_SIZE,
+      g_param_spec_uint64("cache-size", "Cache size",
+                          "Bytes of complete blocks kept after they leave the look-ahead "
+                          "window (least recently used first out), so jumps back are served "
+                          "without a request (0 = none)",
+                          0, G_MAXUINT64, DEFAULT_CACHE_SIZE, rw));
   /* stats: a snapshot, see the README for its fields. */
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "Transfer statistics: bytes-delivered, blocks-fetched, "
-                         "requests-started, retries, hedges-sent, hedges-won, "
+                         "requests-started, retries, hedges-sent, hedges-won, cache-hits, "
                          "requests-in-flight, ttfb-median-ms, "
                          "ttfb-p95-ms, throughput (bytes/s over the last interval)",
                          GST_TYPE_STRUCTURE,
@@ -511,6 +522,9 @@ static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const 
     case PROP_HEDGE:
       s.hedge = g_value_get_boolean(value);
       break;
+    case PROP_CACHE_SIZE:
+      s.cache_size = g_value_get_uint64(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -530,6 +544,7 @@ static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
                            "retries", G_TYPE_UINT64, st.retries,                    //
                            "hedges-sent", G_TYPE_UINT64, st.hedges_sent,            //
                            "hedges-won", G_TYPE_UINT64, st.hedges_won,              //
+                           "cache-hits", G_TYPE_UINT64, st.cache_hits,              //
                            "requests-in-flight", G_TYPE_UINT, st.in_flight,         //
                            "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,      //
                            "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,            //
@@ -629,6 +644,9 @@ static void gst_prefetch_src_get_property(GObject* object, guint prop_id, GValue
       break;
     case PROP_HEDGE:
       g_value_set_boolean(value, s.hedge);
+      break;
+    case PROP_CACHE_SIZE:
+      g_value_set_uint64(value, s.cache_size);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -777,6 +795,7 @@ static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
   config.schedule = static_cast<prefetch::Schedule>(s.schedule);
   config.retries = s.retries;
   config.hedge = s.hedge;
+  config.cache_bytes = s.cache_size;
 
   auto origin = std::make_shared<prefetch::SoupOrigin>(options, logger);
   auto prefetcher = std::make_unique<prefetch::Prefetcher>(origin, config, logger);

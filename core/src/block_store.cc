@@ -46,6 +46,11 @@ Block& BlockStore::insert(uint64_t index, const ByteRange& range) {
   return b;
 }
 
+Block& BlockStore::put(Block&& block) {
+  const uint64_t index = block.index;
+  return blocks_[index] = std::move(block);
+}
+
 void BlockStore::erase(uint64_t index) { blocks_.erase(index); }
 
 uint64_t BlockStore::bytes_held() const {

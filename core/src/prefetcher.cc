@@ -115,7 +115,10 @@ struct Prefetcher::Impl {
 
   // Statistics.
   uint64_t bytes_delivered = 0, bytes_received = 0, blocks_fetched = 0, requests_started = 0,
-           retries = 0, hedges_sent = 0, hedges_won = 0;
+           retries = 0, hedges_sent = 0, hedges_won = 0, cache_hits = 0;
+  // Complete blocks that left the window, by index; LRU by Block::last_use.
+  std::map<uint64_t, Block> cache;
+  uint64_t cache_tick = 0;
   std::deque<double> ttfb_ms;
   Clock::time_point rate_since = Clock::now();
   uint64_t rate_bytes = 0;
@@ -145,6 +148,7 @@ struct Prefetcher::Impl {
 
   void cancel_all() {
     store.drop_outside(0, 0, [&](Block& b) { cancel_block(b); });
+    cache.clear();
     cancel_request(stream);
     stream.reset();
   }
@@ -308,10 +312,43 @@ struct Prefetcher::Impl {
     }
   }
 
+  // A block leaves the window: its requests end; if complete, it is cached.
+  void retire(Block& b) {
+    cancel_block(b);
+    if (!b.complete() || b.range.length() > cfg.cache_bytes) return;
+    b.request.reset();
+    b.hedge.reset();
+    b.last_use = ++cache_tick;
+    const uint64_t index = b.index;
+    cache[index] = std::move(b);
+    uint64_t bytes = 0;
+    for (const auto& [i, c] : cache) bytes += c.range.length();
+    while (bytes > cfg.cache_bytes) {
+      auto oldest = cache.begin();
+      for (auto it = cache.begin(); it != cache.end(); ++it)
+        if (it->second.last_use < oldest->second.last_use) oldest = it;
+      bytes -= oldest->second.range.length();
+      cache.erase(oldest);
+    }
+  }
+
+  // Cached blocks inside [lo, hi) come back into the window.
+  void restore_from_cache(uint64_t lo, uint64_t hi) {
+    for (auto it = cache.lower_bound(lo); it != cache.end() && it->first < hi;) {
+      if (!store.find(it->first)) {
+        ++cache_hits;
+        log(LogLevel::kDebug, "block %" PRIu64 " from cache", it->first);
+        store.put(std::move(it->second));
+      }
+      it = cache.erase(it);
+    }
+  }
+
   // Moves the window so that it starts at the block holding `offset`.
   void retarget(uint64_t offset) {
     read_pos = offset;
     const uint64_t idx = plan.index_of(offset);
+    if (!cache.empty()) restore_from_cache(idx, idx + lookahead);
     if (Block* held = store.find(idx); held && offset < held->range.begin) {
       // Held from a later byte (an earlier jump): refetch from the reader.
       cancel_block(*held);
@@ -323,7 +360,7 @@ struct Prefetcher::Impl {
     const bool forward_step = idx == read_block + 1;
     read_block = idx;
     const uint64_t keep_from = idx > cfg.keep_behind ? idx - cfg.keep_behind : 0;
-    store.drop_outside(keep_from, idx + lookahead, [&](Block& b) { cancel_block(b); });
+    store.drop_outside(keep_from, idx + lookahead, [&](Block& b) { retire(b); });
     // Blocks kept behind the reader are only worth it when complete.
     for (uint64_t i = keep_from; i < idx; ++i) {
       Block* b = store.find(i);
@@ -840,6 +877,7 @@ Stats Prefetcher::stats() const {
   st.retries = s.retries;
   st.hedges_sent = s.hedges_sent;
   st.hedges_won = s.hedges_won;
+  st.cache_hits = s.cache_hits;
   st.in_flight = s.in_flight;
   if (!s.ttfb_ms.empty()) {
     std::vector<double> v(s.ttfb_ms.begin(), s.ttfb_ms.end());

@@ -204,7 +204,9 @@ TEST_P(ExactBytesTest, Sha256Equal) {
     EXPECT_EQ(r.method, "GET");
     int64_t first = range_first(r);
     EXPECT_GE(first, 0) << "Range: " << r.range;
-    if (r.status == 416) EXPECT_GE(static_cast<uint64_t>(first), size) << "416 inside: " << r.range;
+    if (r.status == 416) {
+      EXPECT_GE(static_cast<uint64_t>(first), size) << "416 inside: " << r.range;
+    }
     // Past the end: a speculative request made before the size was known (its
     // 416 may not be logged yet when we look).
     if (static_cast<uint64_t>(first) >= size) continue;
@@ -553,6 +555,34 @@ TEST_F(HttpTest, RangeIgnoredWithAcceptRangesNone) {
   Fetched f = fetch(options("/f"), config(64 * kKiB, 4), 100003, ReadMode::kExact);
   EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
   EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
+}
+
+// A demuxer whose index sits at the end reads the head, jumps to the tail
+// and comes back: the head comes from the cache, not from a second request.
+TEST_F(HttpTest, JumpToTheTailAndBackIsServedFromTheCache) {
+  const uint64_t size = 40 * 64 * kKiB;
+  auto data = testing::make_pattern(size, 9);
+  server_.add_file("/f", data);
+  Config c = config(64 * kKiB, 2);
+  c.cache_bytes = 4 * 64 * kKiB;
+  auto p = make(options("/f"), c);
+  Watchdog dog(p.get(), seconds(20));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+  ReadResult r = p->read(0, 64 * kKiB, ReadMode::kExact);  // all of block 0
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  r = p->read(size - 1000, 1000, ReadMode::kExact);  // the tail
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + 1000),
+            slice(data, size - 1000, size));
+  r = p->read(100, 5000, ReadMode::kExact);  // back to the head
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + 5000), slice(data, 100, 5100));
+  EXPECT_GE(p->stats().cache_hits, 1u);
+  int block0 = 0;
+  for (const auto& rec : server_.requests("/f")) block0 += rec.first_byte == 0 && rec.status == 206;
+  EXPECT_EQ(block0, 1) << "block 0 was fetched again";
+  p->close();
+  EXPECT_FALSE(dog.stop());
 }
 
 TEST_F(HttpTest, SeekableWhenRangesHonoured) {

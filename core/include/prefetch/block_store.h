@@ -51,6 +51,7 @@ struct Block {
   std::shared_ptr<Request> request;  // the fetch filling it, if any
   std::shared_ptr<Request> hedge;    // a second fetch racing `request`, if any
   bool hedged = false;               // a hedge was sent for it (one per block)
+  uint64_t last_use = 0;             // cache: when it left the window (LRU)
   Clock::time_point requested{}, first_byte{}, completed{};
 
   bool complete() const { return state == BlockState::kComplete; }
@@ -61,6 +62,7 @@ class BlockStore {
   Block* find(uint64_t index);
   const Block* find(uint64_t index) const;
   Block& insert(uint64_t index, const ByteRange& range);
+  Block& put(Block&& block);  // a block made elsewhere (the cache)
   void erase(uint64_t index);
   size_t size() const { return blocks_.size(); }
   uint64_t bytes_held() const;

@@ -36,6 +36,9 @@ struct Config {
   std::chrono::milliseconds backoff_base{200};
   std::chrono::milliseconds backoff_max{5000};
   unsigned keep_behind = 1;  // delivered blocks kept for backward reads
+  // Complete blocks that leave the window stay in an LRU cache of this many
+  // bytes, so a demuxer's jump (to an index at the end) and back is cheap.
+  uint64_t cache_bytes = 8 << 20;
 
   // Hedging: when the first byte of a block near the reader is later than
   // max(hedge_floor, hedge_factor x the hedge_percentile of recent first-byte
@@ -84,6 +87,7 @@ struct Stats {
   uint64_t retries = 0;
   uint64_t hedges_sent = 0;
   uint64_t hedges_won = 0;
+  uint64_t cache_hits = 0;  // blocks served from the cache instead of a request
   unsigned in_flight = 0;
   double ttfb_median_ms = 0;
   double ttfb_p95_ms = 0;
