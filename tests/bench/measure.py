@@ -14,7 +14,11 @@ alone. All times are seconds from the call that sets PLAYING.
 
 Output keys: first_buffer_s (first buffer on the source's src pad),
 first_frame_s (first decoded video buffer; --decode only), total_s (EOS),
-bytes (through the source's src pad), throughput_mib_s, peak_rss_mib
+bytes and buffers (through the source's src pad), max_stall_s (the longest
+gap between two consecutive buffers on the source's src pad: how long a
+reader downstream waited at worst once data flowed; the wait for the first
+buffer is first_buffer_s) and max_stall_end_s (when that gap ended; null
+with fewer than two buffers), throughput_mib_s, peak_rss_mib
 (ru_maxrss of the whole process) and base_rss_mib (the same just before
 PLAYING: Python, GStreamer and the plugins loaded), cpu_s (user+sys during
 the run), playing_log_s (PLAYING on the clock of GStreamer's debug log, for
@@ -43,7 +47,11 @@ class FirstAndCount:
         self.t0 = t0
         self.caps_prefix = caps_prefix
         self.first = None
+        self.last = None
         self.bytes = 0
+        self.buffers = 0
+        self.max_gap = 0.0
+        self.max_gap_end = None
 
     def __call__(self, pad, info):
         buf = info.get_buffer()
@@ -51,9 +59,14 @@ class FirstAndCount:
             caps = pad.get_current_caps()
             if caps is None or not caps.get_structure(0).get_name().startswith(self.caps_prefix):
                 return Gst.PadProbeReturn.OK
+        now = time.monotonic() - self.t0[0]
         if self.first is None:
-            self.first = time.monotonic() - self.t0[0]
+            self.first = now
+        elif now - self.last > self.max_gap:
+            self.max_gap, self.max_gap_end = now - self.last, now
+        self.last = now
         self.bytes += buf.get_size()
+        self.buffers += 1
         return Gst.PadProbeReturn.OK
 
 
@@ -107,6 +120,9 @@ def run(source, decode, timeout, log_epoch):
         "first_buffer_s": src_probe.first,
         "total_s": total,
         "bytes": src_probe.bytes,
+        "buffers": src_probe.buffers,
+        "max_stall_s": src_probe.max_gap,
+        "max_stall_end_s": src_probe.max_gap_end,
         "throughput_mib_s": src_probe.bytes / total / 2**20,
         "peak_rss_mib": peak_rss_mib(),
         "base_rss_mib": base_rss,

@@ -8,8 +8,10 @@ stores, throttled mirrors).
 
 --ttfb SPEC   none | fixed:S | uniform:LO,HI | lognormal:MEDIAN,SIGMA
               The wait before each response is drawn from (seed, path, range
-              start), so a given block waits the same time in every run and for
-              every client: runs and rows stay comparable.
+              start, n), n counting earlier requests for that range by the same
+              client (same query string): a given block's first request waits
+              the same time for every client, so rows stay comparable, while a
+              client's retry or hedge of it draws a fresh wait.
 --rate        body bytes/s per response (one response at a time per
               connection, so per connection); 0 = unlimited.
 --log         one JSON line per request, written when it ends (served, dropped
@@ -46,7 +48,7 @@ class Ttfb:
 
     def __init__(self, spec, seed):
         self.seed = seed
-        self.requests = {}  # (path, offset) -> how many times it was asked
+        self.requests = {}  # (client, path, offset) -> how many times it was asked
         kind, _, args = spec.partition(":")
         values = [float(v) for v in args.split(",")] if args else []
         expected = {"none": 0, "fixed": 1, "uniform": 2, "lognormal": 2}
@@ -56,7 +58,7 @@ class Ttfb:
             raise ValueError(f"bad --ttfb {spec!r}: negative value")
         self.kind, self.values = kind, values
 
-    def delay(self, path, offset):
+    def delay(self, path, offset, client=""):
         if self.kind == "none":
             return 0.0
         if self.kind == "fixed":
@@ -65,8 +67,11 @@ class Ttfb:
         # delay whatever order or concurrency the client requests blocks in.
         # A repeated request for it (a retry or a hedge) draws a new delay, as
         # a real origin's slowness belongs to the request, not to the bytes.
-        nth = self.requests.get((path, offset), 0)
-        self.requests[(path, offset)] = nth + 1
+        # Repeats count per client (the request's query tag), so clients that
+        # tag their requests differently (the benchmark's rows) all draw the
+        # same delays for their first request of each block.
+        nth = self.requests.get((client, path, offset), 0)
+        self.requests[(client, path, offset)] = nth + 1
         key = f"{self.seed}\0{path}\0{offset}\0{nth}".encode()
         rng = random.Random(hashlib.sha256(key).digest())
         if self.kind == "uniform":
@@ -259,7 +264,7 @@ class Origin:
         rec["bytes"] = 0
 
         offset = body_range[0] if body_range else 0
-        await asyncio.sleep(self.ttfb.delay(path, offset))
+        await asyncio.sleep(self.ttfb.delay(path, offset, rec["query"]))
 
         reason = {200: "OK", 206: "Partial Content", 404: "Not Found",
                   405: "Method Not Allowed", 416: "Range Not Satisfiable"}[status]
