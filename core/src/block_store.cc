@@ -27,6 +27,32 @@ BlockBuffer::~BlockBuffer() {
     delete[] bytes_;
 }
 
+std::shared_ptr<BlockBuffer> BufferPool::get(size_t n) {
+  if (n > size_) return std::make_shared<BlockBuffer>(n);
+  BlockBuffer* b = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!free_.empty()) {
+      b = free_.back().release();
+      free_.pop_back();
+    }
+  }
+  if (!b) b = new BlockBuffer(size_);
+  std::weak_ptr<BufferPool> home = weak_from_this();
+  return std::shared_ptr<BlockBuffer>(b, [home](BlockBuffer* p) {
+    if (auto pool = home.lock())
+      pool->put(p);
+    else
+      delete p;
+  });
+}
+
+void BufferPool::put(BlockBuffer* b) {
+  std::unique_ptr<BlockBuffer> owned(b);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (free_.size() < max_free_) free_.push_back(std::move(owned));
+}
+
 Block* BlockStore::find(uint64_t index) {
   auto it = blocks_.find(index);
   return it == blocks_.end() ? nullptr : &it->second;
@@ -42,7 +68,7 @@ Block& BlockStore::insert(uint64_t index, const ByteRange& range) {
   b = Block{};
   b.index = index;
   b.range = range;
-  b.buffer = std::make_shared<BlockBuffer>(range.length());
+  b.buffer = pool_ ? pool_->get(range.length()) : std::make_shared<BlockBuffer>(range.length());
   return b;
 }
 

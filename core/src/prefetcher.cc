@@ -88,7 +88,9 @@ struct Prefetcher::Impl {
         lookahead(cfg.effective_lookahead()),
         log(std::move(log)),
         plan(cfg.block_size),
-        rng(std::random_device{}()) {}
+        rng(std::random_device{}()) {
+    store.set_pool(std::make_shared<BufferPool>(cfg.block_size, lookahead + cfg.keep_behind + 2));
+  }
 
   Origin* origin;
   const Config cfg;
@@ -238,12 +240,12 @@ struct Prefetcher::Impl {
   bool maybe_hedge() {
     if (!cfg.hedge || stream_mode || in_flight >= cfg.concurrency) return false;
     if (hedges_sent + 1 > cfg.hedge_share * static_cast<double>(requests_started)) return false;
-    const auto threshold = hedge_threshold_ms();
-    if (!threshold) return false;
+    std::optional<double> threshold;  // computed only once a candidate exists
     const Clock::time_point now = Clock::now();
     for (uint64_t i = read_block; i < read_block + cfg.hedge_span; ++i) {
       Block* b = store.find(i);
       if (!b || b->complete() || b->hedged || !b->request || b->request->got_head) continue;
+      if (!threshold && !(threshold = hedge_threshold_ms())) return false;
       // Only a request that is actually waiting on the origin, not a backoff.
       if (ms_between(b->request->started, now) < *threshold) continue;
       b->hedged = true;

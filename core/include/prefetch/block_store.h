@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "prefetch/block_plan.h"
 
@@ -37,6 +39,24 @@ class BlockBuffer {
   bool mapped_;
 };
 
+// Recycles block buffers: a fresh mapping faults in every page, which on a
+// fast origin costs more than the transfer. Buffers come back here when the
+// last view of them (a downstream GstBuffer, say) goes, from any thread;
+// at most `max_free` wait for reuse, the rest are unmapped.
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+ public:
+  BufferPool(size_t buffer_size, size_t max_free) : size_(buffer_size), max_free_(max_free) {}
+  std::shared_ptr<BlockBuffer> get(size_t n);
+
+ private:
+  void put(BlockBuffer* b);
+
+  const size_t size_;
+  const size_t max_free_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<BlockBuffer>> free_;
+};
+
 enum class BlockState { kFetching, kComplete };
 
 class Request;  // prefetcher.cc
@@ -59,6 +79,7 @@ struct Block {
 
 class BlockStore {
  public:
+  void set_pool(std::shared_ptr<BufferPool> pool) { pool_ = std::move(pool); }
   Block* find(uint64_t index);
   const Block* find(uint64_t index) const;
   Block& insert(uint64_t index, const ByteRange& range);
@@ -88,6 +109,7 @@ class BlockStore {
 
  private:
   std::map<uint64_t, Block> blocks_;
+  std::shared_ptr<BufferPool> pool_;
 };
 
 }  // namespace prefetch
