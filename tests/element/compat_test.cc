@@ -38,7 +38,7 @@ namespace {
 using prefetch::testing::sha256_hex;
 using prefetch::testing::TestServer;
 
-constexpr size_t kFiveMillion = 5000003;
+constexpr size_t kFiveMillion = NginxFixture::kNginxFileSize;
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -204,7 +204,7 @@ TEST_F(CompatInspectTest, DefaultUserAgentIsSentWithEveryBlockRequest) {
 // A private nginx (tests/support/nginx/nginx.sh)
 // ================================================================================
 
-class CompatNginxTest : public ElementTest {
+class CompatNginxTest : public NginxFixture {
  protected:
   void SetUp() override {
     ElementTest::SetUp();
@@ -212,39 +212,10 @@ class CompatNginxTest : public ElementTest {
     if (access(nginx ? nginx : "/usr/sbin/nginx", X_OK) != 0) {
       GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
     }
-    ASSERT_TRUE(write_file(root_.file("five.bin"), pattern(kFiveMillion)));
-    std::string out, err;
-    ASSERT_EQ(run_command({PREFETCH_NGINX_SH, "start", root_.path(), state_.path()}, &out, &err), 0)
-        << err;
-    started_ = true;
-    std::istringstream in(out);
-    std::string word;
-    while (in >> word) {
-      if (word.rfind("http=", 0) == 0) http_port_ = std::stoi(word.substr(5));
-      if (word.rfind("https=", 0) == 0) https_port_ = std::stoi(word.substr(6));
-    }
-    ASSERT_GT(http_port_, 0) << "nginx.sh printed: " << out;
-    ASSERT_GT(https_port_, 0) << "nginx.sh printed: " << out;
+    start_nginx();
   }
 
-  void TearDown() override {
-    if (started_) run_command({PREFETCH_NGINX_SH, "stop", state_.path()});
-    ElementTest::TearDown();
-  }
-
-  std::string http(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(http_port_) + path;
-  }
-  std::string https(const std::string& path) const {
-    return "https://127.0.0.1:" + std::to_string(https_port_) + path;
-  }
   std::vector<std::string> access_log() const { return read_lines(state_.file("access.log")); }
-
-  TempDir root_;
-  TempDir state_;
-  bool started_ = false;
-  int http_port_ = 0;
-  int https_port_ = 0;
 };
 
 // Bytes exact through nginx's 302, and once the redirect is known the block

@@ -4,8 +4,10 @@
 #include <glib/gstdio.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <sstream>
 
@@ -266,6 +268,75 @@ const std::vector<uint8_t>& pattern(size_t size) {
     it = cache.emplace(size, prefetch::testing::make_pattern(size, 11)).first;
   }
   return it->second;
+}
+
+std::string check_buffer(GstBuffer* buffer, const std::vector<uint8_t>& data,
+                         uint64_t expected_offset, size_t max_compare) {
+  std::ostringstream problem;
+  if (GST_BUFFER_OFFSET(buffer) != expected_offset) {
+    problem << "OFFSET=" << GST_BUFFER_OFFSET(buffer) << ", expected " << expected_offset << "; ";
+  }
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return "unmappable buffer";
+  if (map.size == 0) problem << "empty buffer; ";
+  if (expected_offset + map.size > data.size()) {
+    problem << "buffer of " << map.size << " bytes at " << expected_offset << " runs past the end ("
+            << data.size() << "); ";
+  } else {
+    size_t n = std::min(map.size, max_compare);
+    if (std::memcmp(map.data, data.data() + expected_offset, n) != 0) {
+      size_t i = 0;
+      while (i < n && map.data[i] == data[expected_offset + i]) ++i;
+      problem << "bytes differ from the file at offset " << expected_offset + i << "; ";
+    }
+  }
+  if (GST_BUFFER_OFFSET_END(buffer) != expected_offset + map.size) {
+    problem << "OFFSET_END=" << GST_BUFFER_OFFSET_END(buffer) << ", expected "
+            << expected_offset + map.size << "; ";
+  }
+  gst_buffer_unmap(buffer, &map);
+  return problem.str();
+}
+
+gboolean flushing_seek(GstElement* pipeline, uint64_t offset) {
+  return gst_element_seek_simple(
+      pipeline, GST_FORMAT_BYTES,
+      static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
+      static_cast<gint64>(offset));
+}
+
+void expect_transfer_error(const TransferResult& result, GQuark domain, gint code,
+                           std::chrono::milliseconds timeout) {
+  EXPECT_FALSE(result.timed_out) << "neither ERROR nor EOS within " << timeout.count() << " ms";
+  EXPECT_FALSE(result.eos) << "expected an error, got EOS after " << result.bytes << " bytes";
+  EXPECT_NE(result.error, nullptr);
+  if (result.error) {
+    EXPECT_TRUE(g_error_matches(result.error.get(), domain, code))
+        << "expected " << g_quark_to_string(domain) << "/" << code << ", got "
+        << describe(result.error.get());
+  }
+}
+
+void NginxFixture::start_nginx() {
+  ASSERT_TRUE(write_file(root_.file("five.bin"), pattern(kNginxFileSize)));
+  std::string out, err;
+  ASSERT_EQ(run_command({PREFETCH_NGINX_SH, "start", root_.path(), state_.path()}, &out, &err), 0)
+      << err;
+  started_ = true;
+  std::istringstream in(out);
+  std::string word;
+  while (in >> word) {
+    if (word.rfind("http=", 0) == 0) http_port_ = std::stoi(word.substr(5));
+    if (word.rfind("https=", 0) == 0) https_port_ = std::stoi(word.substr(6));
+    if (word.rfind("ca=", 0) == 0) ca_ = word.substr(3);
+  }
+  ASSERT_GT(http_port_, 0) << "nginx.sh printed: " << out;
+  ASSERT_GT(https_port_, 0) << "nginx.sh printed: " << out;
+}
+
+void NginxFixture::TearDown() {
+  if (started_) run_command({PREFETCH_NGINX_SH, "stop", state_.path()});
+  ElementTest::TearDown();
 }
 
 }  // namespace element_test

@@ -132,6 +132,19 @@ struct SeekPipeline {
 };
 SeekPipeline make_seek_pipeline(GstElement* src, guint max_buffers);
 
+// Compares `buffer` with `data` at `expected_offset` (at most `max_compare`
+// bytes, plus OFFSET / OFFSET_END); "" if it matches, else what is wrong.
+std::string check_buffer(GstBuffer* buffer, const std::vector<uint8_t>& data,
+                         uint64_t expected_offset, size_t max_compare);
+
+// A flushing, accurate BYTES seek of `pipeline` to `offset`.
+gboolean flushing_seek(GstElement* pipeline, uint64_t offset);
+
+// Expects `result` (of a transfer run with `timeout`) to have ended in an
+// ERROR of `domain`/`code`: no EOS, no timeout.
+void expect_transfer_error(const TransferResult& result, GQuark domain, gint code,
+                           std::chrono::milliseconds timeout);
+
 // A free TCP port on 127.0.0.1 that nothing listens on (bound then closed).
 uint16_t unused_port();
 
@@ -154,6 +167,33 @@ bool write_file(const std::string& filename, const std::vector<uint8_t>& data);
 // stdout into *out when given.
 int run_command(const std::vector<std::string>& argv, std::string* out = nullptr,
                 std::string* err = nullptr);
+
+// A private nginx (tests/support/nginx/nginx.sh) serving root_ (with
+// five.bin, kNginxFileSize bytes of pattern()) for one test. Subclasses check
+// that nginx is installed in SetUp, then call start_nginx().
+class NginxFixture : public ElementTest {
+ public:
+  static constexpr size_t kNginxFileSize = 5000003;
+
+ protected:
+  // Writes five.bin, starts nginx and reads its ports (and CA file).
+  void start_nginx();
+  void TearDown() override;
+
+  std::string http(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(http_port_) + path;
+  }
+  std::string https(const std::string& path) const {
+    return "https://127.0.0.1:" + std::to_string(https_port_) + path;
+  }
+
+  TempDir root_;
+  TempDir state_;
+  bool started_ = false;
+  int http_port_ = 0;
+  int https_port_ = 0;
+  std::string ca_;
+};
 
 // The pattern bytes used by the suite, cached per size (the 64 MiB file is
 // made once).

@@ -27,14 +27,7 @@ class ErrorTest : public ElementTest {
     auto result = run_transfer(src, timeout);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - start);
-    EXPECT_FALSE(result->timed_out) << "neither ERROR nor EOS within " << timeout.count() << " ms";
-    EXPECT_FALSE(result->eos) << "expected an error, got EOS after " << result->bytes << " bytes";
-    EXPECT_NE(result->error, nullptr);
-    if (result->error) {
-      EXPECT_TRUE(g_error_matches(result->error.get(), domain, code))
-          << "expected " << g_quark_to_string(domain) << "/" << code << ", got "
-          << describe(result->error.get());
-    }
+    expect_transfer_error(*result, domain, code, timeout);
     return took;
   }
 

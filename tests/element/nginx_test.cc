@@ -17,42 +17,17 @@ namespace {
 
 using prefetch::testing::sha256_hex;
 
-constexpr size_t kFiveMillion = 5000003;
+constexpr size_t kFiveMillion = NginxFixture::kNginxFileSize;
 constexpr size_t kSixtyFourMiB = 64u << 20;
 
-class NginxTest : public ElementTest {
+class NginxTest : public NginxFixture {
  protected:
   void SetUp() override {
     ElementTest::SetUp();
     if (access("/usr/sbin/nginx", X_OK) != 0 && std::getenv("NGINX") == nullptr) {
       GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
     }
-    ASSERT_TRUE(write_file(root_.file("five.bin"), pattern(kFiveMillion)));
-    std::string out, err;
-    ASSERT_EQ(run_command({PREFETCH_NGINX_SH, "start", root_.path(), state_.path()}, &out, &err), 0)
-        << err;
-    std::istringstream in(out);
-    std::string word;
-    while (in >> word) {
-      if (word.rfind("http=", 0) == 0) http_port_ = std::stoi(word.substr(5));
-      if (word.rfind("https=", 0) == 0) https_port_ = std::stoi(word.substr(6));
-      if (word.rfind("ca=", 0) == 0) ca_ = word.substr(3);
-    }
-    started_ = true;
-    ASSERT_GT(http_port_, 0) << "nginx.sh printed: " << out;
-    ASSERT_GT(https_port_, 0) << "nginx.sh printed: " << out;
-  }
-
-  void TearDown() override {
-    if (started_) run_command({PREFETCH_NGINX_SH, "stop", state_.path()});
-    ElementTest::TearDown();
-  }
-
-  std::string http(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(http_port_) + path;
-  }
-  std::string https(const std::string& path) const {
-    return "https://127.0.0.1:" + std::to_string(https_port_) + path;
+    start_nginx();
   }
 
   void expect_exact(GstElement* src, const std::vector<uint8_t>& data) {
@@ -76,13 +51,6 @@ class NginxTest : public ElementTest {
     }
     return lines;
   }
-
-  TempDir root_;
-  TempDir state_;
-  bool started_ = false;
-  int http_port_ = 0;
-  int https_port_ = 0;
-  std::string ca_;
 };
 
 TEST_F(NginxTest, FiveMillionAndThreeBytesExact) {

@@ -31,35 +31,6 @@ std::vector<uint64_t> seek_offsets() {
           17 * kBlock, kSize - 1, 3 * kBlock + 100, kSize - 2000,   0};
 }
 
-// Compares `buffer` with the file at its offset; a failure message or "".
-std::string check_buffer(GstBuffer* buffer, const std::vector<uint8_t>& data,
-                         uint64_t expected_offset, size_t max_compare) {
-  std::ostringstream problem;
-  if (GST_BUFFER_OFFSET(buffer) != expected_offset) {
-    problem << "OFFSET=" << GST_BUFFER_OFFSET(buffer) << ", expected " << expected_offset << "; ";
-  }
-  GstMapInfo map;
-  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return "unmappable buffer";
-  if (map.size == 0) problem << "empty buffer; ";
-  if (expected_offset + map.size > data.size()) {
-    problem << "buffer of " << map.size << " bytes at " << expected_offset << " runs past the end ("
-            << data.size() << "); ";
-  } else {
-    size_t n = std::min(map.size, max_compare);
-    if (std::memcmp(map.data, data.data() + expected_offset, n) != 0) {
-      size_t i = 0;
-      while (i < n && map.data[i] == data[expected_offset + i]) ++i;
-      problem << "bytes differ from the file at offset " << expected_offset + i << "; ";
-    }
-  }
-  if (GST_BUFFER_OFFSET_END(buffer) != expected_offset + map.size) {
-    problem << "OFFSET_END=" << GST_BUFFER_OFFSET_END(buffer) << ", expected "
-            << expected_offset + map.size << "; ";
-  }
-  gst_buffer_unmap(buffer, &map);
-  return problem.str();
-}
-
 class SeekTest : public ElementTest {
  protected:
   void SetUp() override {
@@ -92,10 +63,7 @@ TEST_F(SeekTest, FlushingSeeksInPaused) {
   }
   for (uint64_t offset : seek_offsets()) {
     SCOPED_TRACE("seek to " + std::to_string(offset));
-    ASSERT_TRUE(gst_element_seek_simple(
-        p.pipeline.get(), GST_FORMAT_BYTES,
-        static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
-        static_cast<gint64>(offset)));
+    ASSERT_TRUE(flushing_seek(p.pipeline.get(), offset));
     ASSERT_EQ(gst_element_get_state(p.pipeline.get(), nullptr, nullptr, 10 * GST_SECOND),
               GST_STATE_CHANGE_SUCCESS);
     SamplePtr preroll(gst_app_sink_try_pull_preroll(GST_APP_SINK(p.sink), 10 * GST_SECOND));
@@ -126,10 +94,7 @@ TEST_F(SeekTest, FlushingSeeksInPlaying) {
   }
   for (uint64_t offset : seek_offsets()) {
     SCOPED_TRACE("seek to " + std::to_string(offset));
-    ASSERT_TRUE(gst_element_seek_simple(
-        p.pipeline.get(), GST_FORMAT_BYTES,
-        static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
-        static_cast<gint64>(offset)));
+    ASSERT_TRUE(flushing_seek(p.pipeline.get(), offset));
     // Read on until kCompareBytes bytes (or the end of the file) have come,
     // checking that they continue each other and match the file.
     uint64_t expected = offset;

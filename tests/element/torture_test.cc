@@ -48,36 +48,6 @@ int thread_count() {
   return n;
 }
 
-// Compares `buffer` with `data` at `expected_offset` (at most `max_compare`
-// bytes); "" if it matches, else what is wrong.
-std::string check_buffer(GstBuffer* buffer, const std::vector<uint8_t>& data,
-                         uint64_t expected_offset, size_t max_compare) {
-  std::ostringstream problem;
-  if (GST_BUFFER_OFFSET(buffer) != expected_offset) {
-    problem << "OFFSET=" << GST_BUFFER_OFFSET(buffer) << ", expected " << expected_offset << "; ";
-  }
-  GstMapInfo map;
-  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return "unmappable buffer";
-  if (map.size == 0) problem << "empty buffer; ";
-  if (expected_offset + map.size > data.size()) {
-    problem << "buffer of " << map.size << " bytes at " << expected_offset << " runs past the end ("
-            << data.size() << "); ";
-  } else {
-    size_t n = std::min(map.size, max_compare);
-    if (std::memcmp(map.data, data.data() + expected_offset, n) != 0) {
-      size_t i = 0;
-      while (i < n && map.data[i] == data[expected_offset + i]) ++i;
-      problem << "bytes differ from the file at offset " << expected_offset + i << "; ";
-    }
-  }
-  if (GST_BUFFER_OFFSET_END(buffer) != expected_offset + map.size) {
-    problem << "OFFSET_END=" << GST_BUFFER_OFFSET_END(buffer) << ", expected "
-            << expected_offset + map.size << "; ";
-  }
-  gst_buffer_unmap(buffer, &map);
-  return problem.str();
-}
-
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(g_ascii_tolower(c));
   return s;
@@ -142,14 +112,7 @@ class TortureTest : public ElementTest {
   ErrorPtr expect_error(GstElement* src, GQuark domain, gint code,
                         std::chrono::milliseconds timeout = 30s) {
     auto result = run_transfer(src, timeout);
-    EXPECT_FALSE(result->timed_out) << "neither ERROR nor EOS within " << timeout.count() << " ms";
-    EXPECT_FALSE(result->eos) << "expected an error, got EOS after " << result->bytes << " bytes";
-    EXPECT_NE(result->error, nullptr);
-    if (result->error) {
-      EXPECT_TRUE(g_error_matches(result->error.get(), domain, code))
-          << "expected " << g_quark_to_string(domain) << "/" << code << ", got "
-          << describe(result->error.get());
-    }
+    expect_transfer_error(*result, domain, code, timeout);
     return std::move(result->error);
   }
 
@@ -193,10 +156,7 @@ TEST_F(TortureTest, FortyRandomFlushingSeeksWhileDataFlows) {
     const uint64_t offset = any_offset(rng);
     SCOPED_TRACE("seek #" + std::to_string(i) + " to " + std::to_string(offset));
     in_flight_seen += server_.in_flight() > 0;
-    ASSERT_TRUE(gst_element_seek_simple(
-        p.pipeline.get(), GST_FORMAT_BYTES,
-        static_cast<GstSeekFlags>(GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE),
-        static_cast<gint64>(offset)));
+    ASSERT_TRUE(flushing_seek(p.pipeline.get(), offset));
     uint64_t expected = offset;
     const uint64_t want = std::min<uint64_t>(offset + kCompare, size);
     while (expected < want) {
