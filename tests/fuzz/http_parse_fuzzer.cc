@@ -5,8 +5,6 @@
 // breaks, each line is handed to every parser again: a multi-line input tests
 // several values per execution. Each accepted value is checked against the
 // parser's contract; a violation aborts, which libFuzzer reports as a crash.
-#include "prefetch/http_parse.h"
-
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -15,19 +13,20 @@
 #include <string>
 #include <string_view>
 
+#include "prefetch/http_parse.h"
+
 namespace {
 
 using prefetch::ContentRange;
 
 // abort() with the offending value: the crash report then says what broke.
-#define FUZZ_CHECK(cond, value)                                                     \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n  value: '%.*s'\n",        \
-                   __FILE__, __LINE__, #cond, static_cast<int>((value).size()),     \
-                   (value).data());                                                 \
-      std::abort();                                                                 \
-    }                                                                               \
+#define FUZZ_CHECK(cond, value)                                                                  \
+  do {                                                                                           \
+    if (!(cond)) {                                                                               \
+      std::fprintf(stderr, "%s:%d: invariant failed: %s\n  value: '%.*s'\n", __FILE__, __LINE__, \
+                   #cond, static_cast<int>((value).size()), (value).data());                     \
+      std::abort();                                                                              \
+    }                                                                                            \
   } while (0)
 
 std::string_view trim_ows(std::string_view s) {
@@ -84,8 +83,7 @@ void check_content_range(std::string_view value) {
   }
   for (std::string_view::size_type i = 6; i < t.size(); ++i) {
     const char c = t[i];
-    FUZZ_CHECK((c >= '0' && c <= '9') || c == '-' || c == '/' || c == '*' || c == ' ' ||
-                   c == '\t',
+    FUZZ_CHECK((c >= '0' && c <= '9') || c == '-' || c == '/' || c == '*' || c == ' ' || c == '\t',
                value);
   }
   // Formatting the result and reading it again gives the same values.
@@ -166,8 +164,9 @@ void check_etag(std::string_view value) {
   // The tag is returned as sent, without surrounding whitespace, and points
   // into the input.
   FUZZ_CHECK(*tag == t, value);
-  FUZZ_CHECK(tag->data() >= value.data() && tag->data() + tag->size() <= value.data() + value.size(),
-             value);
+  FUZZ_CHECK(
+      tag->data() >= value.data() && tag->data() + tag->size() <= value.data() + value.size(),
+      value);
   // A parsed tag parses again to itself and keeps its weakness.
   const auto again = prefetch::parse_etag(*tag);
   FUZZ_CHECK(again.has_value() && *again == *tag, *tag);
