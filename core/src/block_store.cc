@@ -79,10 +79,4 @@ Block& BlockStore::put(Block&& block) {
 
 void BlockStore::erase(uint64_t index) { blocks_.erase(index); }
 
-uint64_t BlockStore::bytes_held() const {
-  uint64_t n = 0;
-  for (const auto& [i, b] : blocks_) n += b.range.length();
-  return n;
-}
-
 }  // namespace prefetch

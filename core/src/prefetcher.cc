@@ -116,8 +116,8 @@ struct Prefetcher::Impl {
   std::mt19937 rng;
 
   // Statistics.
-  uint64_t bytes_delivered = 0, bytes_received = 0, blocks_fetched = 0, requests_started = 0,
-           retries = 0, hedges_sent = 0, hedges_won = 0, cache_hits = 0;
+  uint64_t bytes_delivered = 0, blocks_fetched = 0, requests_started = 0, retries = 0,
+           hedges_sent = 0, hedges_won = 0, cache_hits = 0;
   // Complete blocks that left the window, by index; LRU by Block::last_use.
   std::map<uint64_t, Block> cache;
   uint64_t cache_tick = 0;
@@ -294,7 +294,6 @@ struct Prefetcher::Impl {
       ByteRange r = plan.range(i);
       if (i == read_block && read_pos > r.begin && read_pos < r.end) r.begin = read_pos;
       Block& b = store.insert(i, r);
-      b.requested = Clock::now();
       b.attempts = 1;
       launch(b, std::chrono::milliseconds(0));
     }
@@ -562,7 +561,6 @@ struct Prefetcher::Impl {
     Block* b = store.find(idx);
     if (!b) {
       b = &store.insert(idx, plan.range(idx));
-      b->requested = r.started;
       b->attempts = 1;
     }
     r.block = idx;  // the block does not own the stream: dropping it must not cancel it
@@ -587,21 +585,17 @@ struct Prefetcher::Impl {
     }
     Block* b = store.find(r.block);
     if (!b || b->buffer != area) return;  // dropped (and maybe re-made) meanwhile
-    const Clock::time_point now = Clock::now();
     if (!r.got_data) {
       r.got_data = true;
-      if (b->first_byte == Clock::time_point{}) b->first_byte = now;
-      ttfb_ms.push_back(ms_between(r.started, now));
+      ttfb_ms.push_back(ms_between(r.started, Clock::now()));
       if (ttfb_ms.size() > 64) ttfb_ms.pop_front();
       log(LogLevel::kDebug, "block %" PRIu64 " first-byte", b->index);
     }
     b->filled += n;
     r.pos += n;
-    bytes_received += n;
     rate_bytes += n;
     if (b->filled == b->range.length()) {
       b->state = BlockState::kComplete;
-      b->completed = now;
       ++blocks_fetched;
       log(LogLevel::kDebug, "block %" PRIu64 " complete %" PRIu64 " bytes", b->index,
           b->range.length());

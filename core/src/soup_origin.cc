@@ -36,7 +36,6 @@ Error gerror_to_error(const GError* err) {
   }
   if (err->domain == G_TLS_ERROR) {
     e.kind = ErrorKind::kOpenRead;
-    e.tls = true;
     e.message = "TLS certificate or handshake problem: " + e.message;
     return e;
   }
@@ -422,24 +421,21 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
           if (const char* lm = soup_message_headers_get_one(rh, "Last-Modified"))
             head.validator = lm;
         }
-        if (const char* ar = soup_message_headers_get_one(rh, "Accept-Ranges"))
-          head.accept_ranges_none = g_ascii_strcasecmp(ar, "none") == 0;
         if (const char* ra = soup_message_headers_get_one(rh, "Retry-After")) head.retry_after = ra;
-        GUri* final_uri = soup_message_get_uri(f->msg);
-        char* uri_text = g_uri_to_string(final_uri);
-        head.final_uri = uri_text;
-        g_free(uri_text);
         // Follow redirects once: later blocks go straight to the target.
+        // (Only the first good answer pays for comparing URIs.)
         if (!o->resolved_ && head.status >= 200 && head.status < 300) {
           o->resolved_ = true;
+          GUri* final_uri = soup_message_get_uri(f->msg);
+          char* after = g_uri_to_string(final_uri);
           char* before = g_uri_to_string(o->uri_);
-          const bool moved = head.final_uri != before;
-          g_free(before);
-          if (moved) {
+          if (g_strcmp0(after, before) != 0) {
             g_uri_unref(o->uri_);
             o->uri_ = g_uri_ref(final_uri);
-            o->log_(LogLevel::kInfo, "redirected to %s", head.final_uri.c_str());
+            o->log_(LogLevel::kInfo, "redirected to %s", after);
           }
+          g_free(after);
+          g_free(before);
         }
         if (!f->listener->on_head(head)) {
           Error e = cancelled_error();

@@ -340,7 +340,6 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
     }
     ResponseHead head;
     head.validator = s->validator;
-    head.final_uri = "http://fake.invalid/resource";
     head.retry_after = reply.retry_after;
     if (reply.status >= 400) {
       head.status = reply.status;

@@ -72,7 +72,6 @@ struct Block {
   std::shared_ptr<Request> hedge;    // a second fetch racing `request`, if any
   bool hedged = false;               // a hedge was sent for it (one per block)
   uint64_t last_use = 0;             // cache: when it left the window (LRU)
-  Clock::time_point requested{}, first_byte{}, completed{};
 
   bool complete() const { return state == BlockState::kComplete; }
 };
@@ -86,7 +85,6 @@ class BlockStore {
   Block& put(Block&& block);  // a block made elsewhere (the cache)
   void erase(uint64_t index);
   size_t size() const { return blocks_.size(); }
-  uint64_t bytes_held() const;
 
   // Visits blocks in index order; the visitor may not insert or erase.
   template <typename F>

@@ -22,7 +22,6 @@ struct Error {
   std::string message;                        // for people
   std::string detail;                         // for the debug log
   bool transient = false;                     // worth a retry
-  bool tls = false;                           // a TLS certificate / handshake problem
   std::chrono::milliseconds retry_after{-1};  // from Retry-After, -1 if absent
 };
 

@@ -35,10 +35,8 @@ struct ResponseHead {
   uint64_t last = 0;  // inclusive, as in the header
   std::optional<uint64_t> total;
   std::optional<uint64_t> content_length;
-  std::string validator;  // ETag, else Last-Modified; empty if none
-  bool accept_ranges_none = false;
+  std::string validator;    // ETag, else Last-Modified; empty if none
   std::string retry_after;  // raw Retry-After value, if any
-  std::string final_uri;    // after redirects
 };
 
 class FetchListener {
