@@ -121,6 +121,9 @@ struct Prefetcher::Impl {
   // Complete blocks that left the window, by index; LRU by Block::last_use.
   std::map<uint64_t, Block> cache;
   uint64_t cache_tick = 0;
+  // The block the reader was in when it jumped away, still fetching outside
+  // the window (see retarget). Its bytes count against the cache budget.
+  std::optional<uint64_t> parked;
   std::deque<double> ttfb_ms;
   Clock::time_point rate_since = Clock::now();
   uint64_t rate_bytes = 0;
@@ -150,6 +153,7 @@ struct Prefetcher::Impl {
 
   void cancel_all() {
     store.drop_outside(0, 0, [&](Block& b) { cancel_block(b); });
+    parked.reset();
     cache.clear();
     cancel_request(stream);
     stream.reset();
@@ -322,9 +326,16 @@ struct Prefetcher::Impl {
     b.last_use = ++cache_tick;
     const uint64_t index = b.index;
     cache[index] = std::move(b);
+    trim_cache();
+  }
+
+  // Evicts least recently used blocks until the cache and the parked block
+  // fit in cache_bytes.
+  void trim_cache() {
     uint64_t bytes = 0;
     for (const auto& [i, c] : cache) bytes += c.range.length();
-    while (bytes > cfg.cache_bytes) {
+    if (const Block* p = parked ? store.find(*parked) : nullptr) bytes += p->range.length();
+    while (bytes > cfg.cache_bytes && !cache.empty()) {
       auto oldest = cache.begin();
       for (auto it = cache.begin(); it != cache.end(); ++it)
         if (it->second.last_use < oldest->second.last_use) oldest = it;
@@ -345,7 +356,21 @@ struct Prefetcher::Impl {
     }
   }
 
-  // Moves the window so that it starts at the block holding `offset`.
+  // Moves the window so that it starts at the block holding `offset`. This
+  // is the whole access-pattern logic, for push-mode seeks and for pull-mode
+  // reads at any offset alike:
+  //  - the next block: a sequential run; the window slides one block ahead.
+  //  - a step back of at most keep_behind blocks (a demuxer reading
+  //    interleaved chunks a little out of order): the blocks ahead stay.
+  //  - anything else is a jump: the window moves at once; requests outside it
+  //    are cancelled and complete blocks go to the cache, except that the
+  //    block the reader was in, if still fetching, is parked: its request runs
+  //    on to completion (then the block is cached like any other), because a
+  //    reader that jumps away from a block it was reading usually comes back
+  //    (a demuxer reads the header, jumps to the index at the end, returns to
+  //    the media right after the header). One block is parked at most, only
+  //    if it fits in cache_bytes, and it counts against them: memory stays
+  //    within the look-ahead budget plus the cache.
   void retarget(uint64_t offset) {
     read_pos = offset;
     const uint64_t idx = plan.index_of(offset);
@@ -356,12 +381,20 @@ struct Prefetcher::Impl {
       store.erase(idx);
     }
     if (idx == read_block && (store.find(idx) || stream_mode)) return pump();
-    if (idx != read_block + 1 && idx != read_block)
+    const uint64_t old = read_block;
+    const bool forward_step = idx == old + 1;
+    const bool step_back = idx < old && old - idx <= cfg.keep_behind;
+    const bool jump = idx != old && !forward_step && !step_back;
+    if (jump)
       log(LogLevel::kDebug, "reader jumps to byte %" PRIu64 " (block %" PRIu64 ")", offset, idx);
-    const bool forward_step = idx == read_block + 1;
     read_block = idx;
+    if (jump && !stream_mode) park(old);
     const uint64_t keep_from = idx > cfg.keep_behind ? idx - cfg.keep_behind : 0;
-    store.drop_outside(keep_from, idx + lookahead, [&](Block& b) { retire(b); });
+    const uint64_t keep_to = (step_back ? old : idx) + lookahead;
+    store.drop_outside(
+        keep_from, keep_to,
+        [&](const Block& b) { return parked && b.index == *parked && !b.complete(); },
+        [&](Block& b) { retire(b); });
     // Blocks kept behind the reader are only worth it when complete.
     for (uint64_t i = keep_from; i < idx; ++i) {
       Block* b = store.find(i);
@@ -370,6 +403,9 @@ struct Prefetcher::Impl {
         store.erase(i);
       }
     }
+    // Unparked once it is back in the window (or gone).
+    if (parked && (!store.find(*parked) || (*parked >= keep_from && *parked < keep_to)))
+      parked.reset();
     if (stream_mode && stream && plan.index_of(stream->pos) > idx && !store.find(idx)) {
       log(LogLevel::kDebug, "stream at byte %" PRIu64 " is past the reader: restarting",
           stream->pos);
@@ -381,6 +417,16 @@ struct Prefetcher::Impl {
       batch_begin = idx;  // a seek starts a new batch at the reader
     }
     pump();
+  }
+
+  // The reader jumps away from block `i`: park it if it is still fetching
+  // (see retarget). A block parked before is dropped with the window.
+  void park(uint64_t i) {
+    Block* b = store.find(i);
+    if (!b || b->complete() || !b->request || b->range.length() > cfg.cache_bytes) return;
+    log(LogLevel::kDebug, "block %" PRIu64 " parked: its request runs on after the jump", i);
+    parked = i;
+    trim_cache();
   }
 
   std::chrono::milliseconds backoff(unsigned attempt, const Error& e) {
@@ -654,6 +700,15 @@ struct Prefetcher::Impl {
         }
       }
     }
+    if (e && b && parked && b->index == *parked) {
+      // Parked blocks are speculative: no retry; a reader coming back refetches.
+      log(LogLevel::kDebug, "block %" PRIu64 " (parked) dropped: %s", b->index, e->message.c_str());
+      cancel_block(*b);  // a hedge, if any
+      store.erase(b->index);
+      parked.reset();
+      b = nullptr;
+      e.reset();
+    }
     if (e && b && b->hedge) {
       // The main request failed while a hedge runs: the hedge takes over.
       log(LogLevel::kDebug, "block %" PRIu64 ": %s; its hedge takes over", b->index,
@@ -771,10 +826,18 @@ void Prefetcher::begin(uint64_t offset) {
 
 ReadResult Prefetcher::open(uint64_t offset) {
   begin(offset);
+  return wait_open(std::chrono::milliseconds::max());
+}
+
+ReadResult Prefetcher::wait_open(std::chrono::milliseconds timeout) {
   Impl& s = *impl_;
   std::unique_lock<std::mutex> lock(s.mu);
   ReadResult r;
-  s.cv.wait(lock, [&] { return s.opened || s.fatal || s.flushing || s.closed; });
+  const auto done = [&] { return s.opened || s.fatal || s.flushing || s.closed; };
+  if (timeout == std::chrono::milliseconds::max())
+    s.cv.wait(lock, done);
+  else
+    s.cv.wait_for(lock, timeout, done);
   if (s.fatal) {
     r.status = ReadStatus::kError;
     r.error = *s.fatal;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <map>
 #include <thread>
 
 #include "fake_origin.h"
@@ -751,6 +752,165 @@ TEST_F(PrefetcherTest, BodyLongerThanItsRangeIsCut) {
   EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
   EXPECT_TRUE(d.bytes == data());
   EXPECT_LT(RequestsAt(kB).at(0).body_bytes, kB + 5000) << "the overlong body was read to its end";
+}
+
+// ---- access pattern: reads anywhere (pull mode) ------------------------------------
+
+std::vector<uint8_t> Bytes(const ReadResult& r) {
+  return std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size);
+}
+
+// The block the reader was in when it jumped keeps fetching (parked) and the
+// return to it costs no request; the other requests of the old window are
+// cancelled.
+TEST_F(PrefetcherTest, JumpParksTheReadersBlockAndCancelsTheRest) {
+  Config c = SmallConfig(Schedule::kWindow, 3);
+  c.lookahead_blocks = 6;
+  Make(100 * kB, c);
+  origin_->hold_body(0, 300);
+  origin_->hold_head(kB);
+  origin_->hold_head(2 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ReadResult r = prefetcher_->read(0, 100, ReadMode::kExact);  // a header at 0
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(0, 100));
+  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  ASSERT_TRUE(origin_->wait_held(kB, kHang));
+  ASSERT_TRUE(origin_->wait_held(2 * kB, kHang));
+
+  r = prefetcher_->read(99 * kB + 10, 200, ReadMode::kExact);  // the index at the end
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(99 * kB + 10, 99 * kB + 210));
+
+  ASSERT_TRUE(WaitDone(kB));
+  ASSERT_TRUE(WaitDone(2 * kB));
+  EXPECT_TRUE(RequestsAt(kB).at(0).cancel_called) << "block 1 was not cancelled by the jump";
+  EXPECT_TRUE(RequestsAt(2 * kB).at(0).cancel_called) << "block 2 was not cancelled by the jump";
+  EXPECT_FALSE(RequestsAt(0).at(0).cancel_called) << "the reader's block was not parked";
+
+  origin_->release_all();
+  r = prefetcher_->read(100, 800, ReadMode::kExact);  // back to the media after the header
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(100, 900));
+  size_t block0 = 0;
+  for (const RequestRecord& q : origin_->requests()) block0 += q.begin < kB;
+  EXPECT_EQ(block0, 1u) << "block 0 was requested again after the return";
+  Drained d = Drain(900, 777, ReadMode::kExact);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(900, 100 * kB));
+}
+
+// Parking stays within the cache budget: with no cache, nothing is parked.
+TEST_F(PrefetcherTest, NoParkingWithoutCacheRoom) {
+  Config c = SmallConfig(Schedule::kWindow, 2);
+  c.cache_bytes = 0;
+  Make(100 * kB, c);
+  origin_->hold_body(0, 300);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_EQ(prefetcher_->read(0, 100, ReadMode::kExact).status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  ASSERT_EQ(prefetcher_->read(50 * kB, 100, ReadMode::kExact).status, ReadStatus::kOk);
+  ASSERT_TRUE(WaitDone(0));
+  EXPECT_TRUE(RequestsAt(0).at(0).cancel_called);
+  origin_->release_all();
+}
+
+// One block is parked at most: a second jump cancels the first parked block.
+TEST_F(PrefetcherTest, ASecondJumpCancelsTheFirstParkedBlock) {
+  Config c = SmallConfig(Schedule::kWindow, 2);
+  Make(100 * kB, c);
+  origin_->hold_body(0, 300);
+  origin_->hold_body(50 * kB, 300);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_EQ(prefetcher_->read(0, 100, ReadMode::kExact).status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  ReadResult r = prefetcher_->read(50 * kB, 100, ReadMode::kExact);  // parks block 0
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(50 * kB, 50 * kB + 100));
+  ASSERT_TRUE(origin_->wait_held(50 * kB, kHang));
+  EXPECT_FALSE(RequestsAt(0).at(0).cancel_called);
+  r = prefetcher_->read(80 * kB, 100, ReadMode::kExact);  // parks block 50, drops block 0
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(80 * kB, 80 * kB + 100));
+  ASSERT_TRUE(WaitDone(0));
+  EXPECT_TRUE(RequestsAt(0).at(0).cancel_called) << "two blocks were parked at once";
+  EXPECT_FALSE(RequestsAt(50 * kB).at(0).cancel_called);
+  origin_->release_all();
+}
+
+// A short step back (a demuxer reading interleaved chunks a little out of
+// order) keeps the far end of the window in flight.
+TEST_F(PrefetcherTest, ShortStepBackKeepsTheBlocksAhead) {
+  Config c = SmallConfig(Schedule::kWindow, 2);
+  c.lookahead_blocks = 4;
+  Make(20 * kB, c);
+  origin_->hold_head(8 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  for (uint64_t at = 0; at < 5 * kB + 100; at += 100) {
+    ReadResult r = prefetcher_->read(at, 100, ReadMode::kExact);
+    ASSERT_EQ(r.status, ReadStatus::kOk);
+    ASSERT_EQ(Bytes(r), Slice(at, at + 100)) << "at " << at;
+  }
+  ASSERT_TRUE(origin_->wait_held(8 * kB, kHang));  // the window's last block, in flight
+  ReadResult r = prefetcher_->read(4 * kB + 500, 300, ReadMode::kExact);  // one block back
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(4 * kB + 500, 4 * kB + 800));
+  std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_FALSE(RequestsAt(8 * kB).at(0).cancel_called) << "a step back cancelled block 8";
+  origin_->release_all();
+  Drained d = Drain(4 * kB + 800, 333, ReadMode::kExact);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(4 * kB + 800, 20 * kB));
+  for (uint64_t b = 0; b < 20; ++b) EXPECT_EQ(RequestsAt(b * kB).size(), 1u) << "block " << b;
+}
+
+// Small exact reads, one after the other, keep the window ahead of the reader.
+TEST_F(PrefetcherTest, SequentialExactReadsKeepTheWindowAhead) {
+  Config c = SmallConfig(Schedule::kWindow, 2);
+  c.lookahead_blocks = 4;
+  Make(30 * kB, c);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  for (uint64_t at = 0; at < 6 * kB + 50; at += 100) {
+    ReadResult r = prefetcher_->read(at, 100, ReadMode::kExact);
+    ASSERT_EQ(r.status, ReadStatus::kOk);
+    ASSERT_EQ(Bytes(r), Slice(at, at + 100));
+  }
+  const auto deadline = FakeClock::now() + kHang;
+  while (RequestsAt(9 * kB).empty() && FakeClock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(1));
+  EXPECT_EQ(RequestsAt(9 * kB).size(), 1u) << "the window did not reach block 9";
+  for (const RequestRecord& q : origin_->requests())
+    EXPECT_LT(q.begin, 10 * kB) << "a request beyond the look-ahead budget";
+}
+
+// typefind and a demuxer: probe at 0, the tail, the header again, the tail
+// again, then the media. Every read is exact and nothing complete is fetched
+// twice.
+TEST_F(PrefetcherTest, DemuxerPatternNeverRefetchesCompleteBlocks) {
+  Config c = SmallConfig(Schedule::kWindow, 2);
+  c.lookahead_blocks = 4;
+  c.cache_bytes = 10 * kB;
+  Make(50 * kB + 321, c);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  const std::vector<std::pair<uint64_t, size_t>> reads = {
+      {0, 700},    {50 * kB + 193, 128}, {0, 32},
+      {32, 8},     {49 * kB + 5, 1316},  {40, 2500},
+      {2540, 100}, {50 * kB + 300, 21},  {2640, 5000},
+      {7640, 100}, {49 * kB + 5, 16},    {7740, 3000}};
+  for (const auto& [at, n] : reads) {
+    ReadResult r = prefetcher_->read(at, n, ReadMode::kExact);
+    ASSERT_EQ(r.status, ReadStatus::kOk) << "at " << at;
+    EXPECT_EQ(Bytes(r), Slice(at, at + n)) << "at " << at;
+  }
+  // In-flight blocks that leave the window are cancelled and may be asked
+  // again later; bytes that arrived whole are never asked twice.
+  ASSERT_TRUE(origin_->wait_idle(kHang));
+  std::map<uint64_t, int> completed;
+  for (const RequestRecord& q : origin_->requests())
+    completed[q.begin] += q.done && !q.cancel_called && !q.error;
+  for (const auto& [begin, n] : completed) EXPECT_LE(n, 1) << "bytes from " << begin;
+  EXPECT_EQ(completed[0], 1);
+  EXPECT_GE(prefetcher_->stats().cache_hits, 1u);
 }
 
 }  // namespace

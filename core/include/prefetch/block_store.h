@@ -91,12 +91,18 @@ class BlockStore {
   void for_each(F&& f) {
     for (auto& [i, b] : blocks_) f(b);
   }
-  // Removes every block outside [lo, hi) for which `keep` is false, calling
-  // `on_drop` first (to cancel its request).
+  // Removes every block outside [lo, hi), calling `on_drop` first (to cancel
+  // its request).
   template <typename Drop>
   void drop_outside(uint64_t lo, uint64_t hi, Drop&& on_drop) {
+    drop_outside(
+        lo, hi, [](const Block&) { return false; }, on_drop);
+  }
+  // The same, but blocks for which `keep` is true stay.
+  template <typename Keep, typename Drop>
+  void drop_outside(uint64_t lo, uint64_t hi, Keep&& keep, Drop&& on_drop) {
     for (auto it = blocks_.begin(); it != blocks_.end();) {
-      if (it->first < lo || it->first >= hi) {
+      if ((it->first < lo || it->first >= hi) && !keep(it->second)) {
         on_drop(it->second);
         it = blocks_.erase(it);
       } else {

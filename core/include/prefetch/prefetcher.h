@@ -10,6 +10,7 @@
 // connection would give it.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -106,6 +107,9 @@ class Prefetcher {
   // begin(), then waits for the first response's headers (which give the
   // size) or an error. kOk, kError or kFlushing.
   ReadResult open(uint64_t offset = 0);
+  // After begin(): waits at most `timeout` for the first response's headers.
+  // kOk once they came, kError, or kFlushing (flushing, closed or timed out).
+  ReadResult wait_open(std::chrono::milliseconds timeout);
   std::optional<uint64_t> size() const;
   // False once the origin is known to ignore Range requests.
   bool seekable() const;
