@@ -777,9 +777,12 @@ struct Prefetcher::Impl {
         result->status = ReadStatus::kEos;
         return nullptr;
       }
-      if (plan.index_of(offset) != read_block) retarget(offset);
+      // A new block, or the reader's block held only from a later byte (it
+      // was requested from a jump's offset): re-target, which refetches it.
+      const Block* at = store.find(plan.index_of(offset));
+      if (plan.index_of(offset) != read_block || (at && offset < at->range.begin)) retarget(offset);
       Block* b = store.find(read_block);
-      if (b && offset < b->range.begin + readable(*b)) return b;
+      if (b && offset >= b->range.begin && offset < b->range.begin + readable(*b)) return b;
       if (!b) pump();
       idle_wait(lock);
     }

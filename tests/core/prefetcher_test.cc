@@ -800,6 +800,24 @@ TEST_F(PrefetcherTest, JumpParksTheReadersBlockAndCancelsTheRest) {
   EXPECT_TRUE(d.bytes == Slice(900, 100 * kB));
 }
 
+// A jump lands mid-block, so the block is fetched from there; a later read
+// before that byte, with no other block in between, must refetch it, not
+// hand out bytes from before the block's buffer.
+TEST_F(PrefetcherTest, ReadBeforeAPartlyHeldBlockRefetchesIt) {
+  Make(20 * kB);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ReadResult r = prefetcher_->read(5 * kB + 600, 100, ReadMode::kExact);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(5 * kB + 600, 5 * kB + 700));
+  r = prefetcher_->read(5 * kB + 100, 300, ReadMode::kExact);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(5 * kB + 100, 5 * kB + 400));
+  r = prefetcher_->read(5 * kB + 50, 20, ReadMode::kAvailable);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.offset, 5 * kB + 50);
+  EXPECT_EQ(Bytes(r), Slice(5 * kB + 50, 5 * kB + 50 + r.chunk.size));
+}
+
 // Parking stays within the cache budget: with no cache, nothing is parked.
 TEST_F(PrefetcherTest, NoParkingWithoutCacheRoom) {
   Config c = SmallConfig(Schedule::kWindow, 2);
