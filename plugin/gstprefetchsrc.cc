@@ -21,6 +21,7 @@
 #include "gstprefetchsrc.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -115,11 +116,13 @@ struct Settings {
   guint64 cache_size = DEFAULT_CACHE_SIZE;
 };
 
-/* What exists while running: between start() and stop(). */
+/* What exists while running: between start() and stop(). Shared so that a
+ * scheduling query can wait on the engine while another thread stops it. */
 struct State {
   std::shared_ptr<prefetch::SoupOrigin> origin;
-  std::unique_ptr<prefetch::Prefetcher> prefetcher;
+  std::shared_ptr<prefetch::Prefetcher> prefetcher;
   guint64 block_size = DEFAULT_BLOCK_SIZE;
+  guint64 serial = 0; /* the settings' serial it was made from */
 };
 
 }  // namespace
@@ -127,10 +130,17 @@ struct State {
 struct GstPrefetchSrcPrivate {
   std::mutex settings_lock;
   Settings settings;
+  guint64 settings_serial = 0; /* bumped by every property change */
   /* Guards the `state` pointers against unlock()/stats from other threads;
    * create() runs only between start() and stop() and reads them unlocked. */
   std::mutex state_lock;
   State state;
+  /* An engine running while the element is not started: made for the
+   * scheduling query, which downstream sends before our start() (pads are
+   * activated sink to source), or kept across a pad-mode switch. start()
+   * adopts it when the settings have not changed since, so nothing is
+   * requested twice; PAUSED->READY, READY->NULL and finalize close it. */
+  State standby;
 };
 
 struct _GstPrefetchSrc {
@@ -171,6 +181,8 @@ static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const 
                                           GParamSpec* pspec);
 static void gst_prefetch_src_get_property(GObject* object, guint prop_id, GValue* value,
                                           GParamSpec* pspec);
+static GstStateChangeReturn gst_prefetch_src_change_state(GstElement* element,
+                                                          GstStateChange transition);
 static gboolean gst_prefetch_src_start(GstBaseSrc* src);
 static gboolean gst_prefetch_src_stop(GstBaseSrc* src);
 static gboolean gst_prefetch_src_get_size(GstBaseSrc* src, guint64* size);
@@ -359,6 +371,7 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
       "Reads HTTP(S) resources as concurrent byte-range blocks, delivered in order",
       "prefetchsrc developers");
 
+  element_class->change_state = GST_DEBUG_FUNCPTR(gst_prefetch_src_change_state);
   basesrc_class->start = GST_DEBUG_FUNCPTR(gst_prefetch_src_start);
   basesrc_class->stop = GST_DEBUG_FUNCPTR(gst_prefetch_src_stop);
   basesrc_class->get_size = GST_DEBUG_FUNCPTR(gst_prefetch_src_get_size);
@@ -420,6 +433,10 @@ static gboolean gst_prefetch_src_set_location(GstPrefetchSrc* self, const gchar*
 static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const GValue* value,
                                           GParamSpec* pspec) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(object);
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    ++self->priv->settings_serial;
+  }
   if (prop_id == PROP_LOCATION) {
     /* Keep the raw string: a non-http(s) location fails at start with a
      * clear error, as the URI handler refuses it when set. */
@@ -745,13 +762,17 @@ static prefetch::HttpOptions gst_prefetch_src_http_options(const Settings& s) {
   return o;
 }
 
-static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
-  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+/* Makes the engine from the current settings and starts fetching at byte 0
+ * (never waiting for the network). Bad settings give an empty State, with an
+ * error posted only if `post`: the scheduling query leaves that to start(). */
+static State gst_prefetch_src_make_state(GstPrefetchSrc* self, bool post) {
   Settings s;
   prefetch::HttpOptions options;
+  State state;
   {
     std::lock_guard<std::mutex> lock(self->priv->settings_lock);
     s = self->priv->settings;  // pointers in it stay the settings' own
+    state.serial = self->priv->settings_serial;
     options = gst_prefetch_src_http_options(self->priv->settings);
     /* The origin reads these while it is constructed, below: keep them alive. */
     if (options.tls_database) g_object_ref(options.tls_database);
@@ -768,20 +789,23 @@ static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
     }
   } unref{options};
   if (s.location.empty()) {
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("No URL set."), ("Missing location property"));
-    return FALSE;
+    if (post)
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("No URL set."), ("Missing location property"));
+    return State();
   }
   const std::string problem = prefetch::SoupOrigin::validate_uri(s.location);
   if (!problem.empty()) {
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("%s", problem.c_str()),
-                      ("location %s", s.location.c_str()));
-    return FALSE;
+    if (post)
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("%s", problem.c_str()),
+                        ("location %s", s.location.c_str()));
+    return State();
   }
   if (!s.method.empty() && g_ascii_strcasecmp(s.method.c_str(), "GET") != 0) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-                      ("prefetchsrc only supports the GET method, not %s", s.method.c_str()),
-                      ("byte-range reads need GET"));
-    return FALSE;
+    if (post)
+      GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                        ("prefetchsrc only supports the GET method, not %s", s.method.c_str()),
+                        ("byte-range reads need GET"));
+    return State();
   }
 
   prefetch::Logger logger = gst_prefetch_src_make_logger(self);
@@ -797,36 +821,94 @@ static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
   config.hedge = s.hedge;
   config.cache_bytes = s.cache_size;
 
-  auto origin = std::make_shared<prefetch::SoupOrigin>(options, logger);
-  auto prefetcher = std::make_unique<prefetch::Prefetcher>(origin, config, logger);
+  state.origin = std::make_shared<prefetch::SoupOrigin>(options, logger);
+  state.prefetcher = std::make_shared<prefetch::Prefetcher>(state.origin, config, logger);
+  state.block_size = s.block_size;
+  GST_INFO_OBJECT(self, "opening %s", s.location.c_str());
+  /* The size arrives with the first response; dynamic size makes GstBaseSrc
+   * ask again. */
+  state.prefetcher->begin(0);
+  return state;
+}
+
+/* Cancels every request of `state` and waits for them, then joins its I/O
+ * thread. Never called with a lock held. */
+static void gst_prefetch_src_close_state(State& state) {
+  if (state.prefetcher) state.prefetcher->close();
+  state.prefetcher.reset();
+  state.origin.reset();
+}
+
+static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  State standby;
+  guint64 serial;
   {
     std::lock_guard<std::mutex> lock(self->priv->state_lock);
-    self->priv->state.origin = origin;
-    self->priv->state.prefetcher = std::move(prefetcher);
-    self->priv->state.block_size = s.block_size;
+    standby = std::move(self->priv->standby);
+    self->priv->standby = State();
   }
-  GST_INFO_OBJECT(self, "opening %s", s.location.c_str());
-  /* Never waits for the network here (the application thread is in a state
-   * change): the first create() waits, and unlock() can wake it. The size
-   * arrives with the first response; dynamic size makes GstBaseSrc ask again. */
-  self->priv->state.prefetcher->begin(0);
+  {
+    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+    serial = self->priv->settings_serial;
+  }
+  State state;
+  if (standby.prefetcher && standby.serial == serial) {
+    GST_DEBUG_OBJECT(self, "adopting the engine started before");
+    standby.prefetcher->set_flushing(false);
+    state = std::move(standby);
+  } else {
+    gst_prefetch_src_close_state(standby);  // made from other settings
+    /* Never waits for the network here (the application thread is in a state
+     * change): the first create() waits, and unlock() can wake it. */
+    state = gst_prefetch_src_make_state(self, true);
+    if (!state.prefetcher) return FALSE;
+  }
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  self->priv->state = std::move(state);
   return TRUE;
 }
 
 static gboolean gst_prefetch_src_stop(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
+  /* A pad-mode switch (typefind found the type in pull mode and goes on in
+   * push mode) deactivates the pad and activates it again while the element
+   * stays on its way to PAUSED or PLAYING: keep the engine, and the blocks it
+   * holds, for the start() that follows. A real stop has a target below. */
+  GST_OBJECT_LOCK(self);
+  const bool switching = GST_STATE_TARGET(self) >= GST_STATE_PAUSED;
+  GST_OBJECT_UNLOCK(self);
   State old;
   {
     std::lock_guard<std::mutex> lock(self->priv->state_lock);
     old = std::move(self->priv->state);
     self->priv->state = State();
+    if (switching && old.prefetcher && !self->priv->standby.prefetcher) {
+      GST_DEBUG_OBJECT(self, "pad mode switch: keeping the engine");
+      self->priv->standby = std::move(old);
+    }
   }
-  /* Cancels every request and waits for them, then joins the I/O thread. */
-  if (old.prefetcher) old.prefetcher->close();
-  old.prefetcher.reset();
-  old.origin.reset();
+  gst_prefetch_src_close_state(old);
   GST_INFO_OBJECT(self, "stopped");
   return TRUE;
+}
+
+static GstStateChangeReturn gst_prefetch_src_change_state(GstElement* element,
+                                                          GstStateChange transition) {
+  GstPrefetchSrc* self = GST_PREFETCH_SRC(element);
+  GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY ||
+      transition == GST_STATE_CHANGE_READY_TO_NULL) {
+    /* A standby engine nobody adopted (the state change failed elsewhere). */
+    State standby;
+    {
+      std::lock_guard<std::mutex> lock(self->priv->state_lock);
+      standby = std::move(self->priv->standby);
+      self->priv->standby = State();
+    }
+    gst_prefetch_src_close_state(standby);
+  }
+  return ret;
 }
 
 static gboolean gst_prefetch_src_get_size(GstBaseSrc* src, guint64* size) {
@@ -845,14 +927,56 @@ static gboolean gst_prefetch_src_is_seekable(GstBaseSrc* src) {
   return self->priv->state.prefetcher && self->priv->state.prefetcher->seekable();
 }
 
-static gboolean gst_prefetch_src_query(GstBaseSrc* src, GstQuery* query) {
-  if (GST_QUERY_TYPE(query) == GST_QUERY_SCHEDULING) {
-    /* Push mode only, like souphttpsrc: random pull-mode access (typefind
-     * probing the tail) would move the window away from the head. */
-    gst_query_set_scheduling(query, GST_SCHEDULING_FLAG_SEEKABLE, 1, -1, 0);
-    gst_query_add_scheduling_mode(query, GST_PAD_MODE_PUSH);
-    return TRUE;
+/* Pull mode needs the size and an origin that honours Range, which only the
+ * first response tells; downstream asks before our start(). So the query
+ * starts the engine if it is not running (start() adopts it), waits for the
+ * first response head (at most `timeout`; unlock() and errors end the wait
+ * early), and offers PULL only when both are known. An error is not posted
+ * here: the engine keeps it and the first create() posts it, as without the
+ * query. */
+static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery* query) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::shared_ptr<prefetch::Prefetcher> p;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    p = priv->state.prefetcher ? priv->state.prefetcher : priv->standby.prefetcher;
   }
+  if (!p && !gst_base_src_is_live(GST_BASE_SRC(self))) {
+    State fresh = gst_prefetch_src_make_state(self, false);
+    {
+      std::lock_guard<std::mutex> lock(priv->state_lock);
+      if (fresh.prefetcher && !priv->state.prefetcher && !priv->standby.prefetcher) {
+        priv->standby = fresh;
+        GST_DEBUG_OBJECT(self, "scheduling query: engine started early");
+      }
+      p = priv->state.prefetcher ? priv->state.prefetcher : priv->standby.prefetcher;
+    }
+    if (fresh.prefetcher && fresh.prefetcher != p) gst_prefetch_src_close_state(fresh);
+  }
+  bool pull = false, seekable = true;
+  if (p) {
+    guint timeout;
+    {
+      std::lock_guard<std::mutex> lock(priv->settings_lock);
+      timeout = priv->settings.timeout ? priv->settings.timeout : DEFAULT_TIMEOUT;
+    }
+    const prefetch::ReadResult r = p->wait_open(std::chrono::seconds(timeout));
+    seekable = p->seekable();
+    pull = r.status == prefetch::ReadStatus::kOk && seekable && p->size().has_value();
+    GST_DEBUG_OBJECT(self, "scheduling query: %s (open status %d)", pull ? "pull and push" : "push",
+                     static_cast<int>(r.status));
+  }
+  gst_query_set_scheduling(
+      query, seekable ? GST_SCHEDULING_FLAG_SEEKABLE : static_cast<GstSchedulingFlags>(0), 1, -1,
+      0);
+  gst_query_add_scheduling_mode(query, GST_PAD_MODE_PUSH);
+  if (pull) gst_query_add_scheduling_mode(query, GST_PAD_MODE_PULL);
+  return TRUE;
+}
+
+static gboolean gst_prefetch_src_query(GstBaseSrc* src, GstQuery* query) {
+  if (GST_QUERY_TYPE(query) == GST_QUERY_SCHEDULING)
+    return gst_prefetch_src_query_scheduling(GST_PREFETCH_SRC(src), query);
   if (GST_QUERY_TYPE(query) == GST_QUERY_DURATION) {
     /* GstBaseSrc caches the size it saw at start(), before the first
      * response; answer bytes from what the origin said since. */
@@ -892,6 +1016,7 @@ static gboolean gst_prefetch_src_unlock(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
   if (self->priv->state.prefetcher) self->priv->state.prefetcher->set_flushing(true);
+  if (self->priv->standby.prefetcher) self->priv->standby.prefetcher->set_flushing(true);
   return TRUE;
 }
 
@@ -899,6 +1024,7 @@ static gboolean gst_prefetch_src_unlock_stop(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
   if (self->priv->state.prefetcher) self->priv->state.prefetcher->set_flushing(false);
+  if (self->priv->standby.prefetcher) self->priv->standby.prefetcher->set_flushing(false);
   return TRUE;
 }
 
