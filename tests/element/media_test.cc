@@ -4,6 +4,12 @@
 #include <gst/gst.h>
 
 #include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <random>
 #include <string>
 
 #include "element_test_util.h"
@@ -24,18 +30,28 @@ struct DecodeRun {
   ErrorPtr error;
   guint64 video_frames = 0;
   GstClockTime last_pts = GST_CLOCK_TIME_NONE;
+  bool pull_mode = false;  // the source's pad was in pull mode at the first frame
+  double first_frame_s = -1;
 };
 
 struct DecodeState {
   GstElement* pipeline = nullptr;
+  GstPad* src_pad = nullptr;
+  std::chrono::steady_clock::time_point started;
   std::atomic<guint64> video_frames{0};
   std::atomic<GstClockTime> last_pts{GST_CLOCK_TIME_NONE};
+  std::atomic<bool> pull_mode{false};
+  std::atomic<double> first_frame_s{-1};
 };
 
 GstPadProbeReturn count_frame(GstPad*, GstPadProbeInfo* info, gpointer user_data) {
   auto* state = static_cast<DecodeState*>(user_data);
   GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
-  state->video_frames++;
+  if (state->video_frames++ == 0) {
+    state->pull_mode = GST_PAD_MODE(state->src_pad) == GST_PAD_MODE_PULL;
+    state->first_frame_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - state->started).count();
+  }
   if (GST_BUFFER_PTS_IS_VALID(buffer)) state->last_pts = GST_BUFFER_PTS(buffer);
   return GST_PAD_PROBE_OK;
 }
@@ -68,7 +84,10 @@ std::unique_ptr<DecodeRun> decode(GstElement* src) {
   EXPECT_TRUE(gst_element_link(src, decodebin));
   DecodeState state;
   state.pipeline = pipeline.get();
+  GstPtr<GstPad> src_pad(gst_element_get_static_pad(src, "src"));
+  state.src_pad = src_pad.get();
   g_signal_connect(decodebin, "pad-added", G_CALLBACK(on_pad_added), &state);
+  state.started = std::chrono::steady_clock::now();
   gst_element_set_state(pipeline.get(), GST_STATE_PLAYING);
   MessagePtr msg = wait_error_or_eos(pipeline.get(), 40s);
   if (msg && GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_EOS) run->eos = true;
@@ -77,6 +96,8 @@ std::unique_ptr<DecodeRun> decode(GstElement* src) {
   EXPECT_EQ(gst_element_set_state(pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   run->video_frames = state.video_frames;
   run->last_pts = state.last_pts;
+  run->pull_mode = state.pull_mode;
+  run->first_frame_s = state.first_frame_s;
   return run;
 }
 
@@ -111,9 +132,75 @@ TEST_P(MediaTest, PlaysToTheLastFrame) {
   ASSERT_TRUE(run->eos) << describe(run->error.get());
   EXPECT_EQ(run->video_frames, reference->video_frames);
   EXPECT_EQ(run->last_pts, reference->last_pts) << "the last decoded frame differs";
+  // qtdemux pulls from prefetchsrc, as it does from filesrc.
+  EXPECT_TRUE(reference->pull_mode);
+  EXPECT_TRUE(run->pull_mode) << "qtdemux did not read prefetchsrc in pull mode";
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, MediaTest, ::testing::Values("faststart", "tail"));
+
+// True if the clip's moov box comes after its mdat box (top-level boxes).
+bool moov_after_mdat(const std::string& filename) {
+  gchar* contents = nullptr;
+  gsize length = 0;
+  if (!g_file_get_contents(filename.c_str(), &contents, &length, nullptr)) return false;
+  const auto* p = reinterpret_cast<const guint8*>(contents);
+  gsize at = 0;
+  std::optional<gsize> moov, mdat;
+  while (at + 8 <= length) {
+    guint64 box = GST_READ_UINT32_BE(p + at);
+    if (box == 1 && at + 16 <= length) box = GST_READ_UINT64_BE(p + at + 8);
+    const std::string type(reinterpret_cast<const char*>(p + at + 4), 4);
+    if (type == "moov" && !moov) moov = at;
+    if (type == "mdat" && !mdat) mdat = at;
+    if (box < 8) break;
+    at += box;
+  }
+  g_free(contents);
+  return moov && mdat && *moov > *mdat;
+}
+
+// The index at the end on an origin whose first bytes come after a jittery
+// wait (0.1-1.5 s): qtdemux reads the head, jumps to the moov at the tail
+// and comes back, in pull mode, and the clip plays to its last frame. No
+// block that arrived whole is requested again.
+TEST_F(MediaTest, TailIndexOnAJitteryOriginPlaysInPullMode) {
+  set_deadline(120s);
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string clip = dir.file("clip-tail.mp4");
+  std::string out, err;
+  ASSERT_EQ(run_command({PREFETCH_MAKE_CLIP, clip, std::to_string(kSeconds), "tail", "320x240"},
+                        &out, &err),
+            0)
+      << err;
+  ASSERT_TRUE(moov_after_mdat(clip)) << "make_clip.sh tail did not put the index last";
+
+  TestServer server;
+  ASSERT_TRUE(server.add_file_from_disk("/clip.mp4", clip, "video/mp4"));
+  prefetch::testing::Behavior b;
+  b.first_byte_delay = [](uint64_t first_byte) {
+    // Log-uniform 0.1-1.5 s, a fixed draw per first byte.
+    std::mt19937 draw(static_cast<uint32_t>(first_byte * 2654435761u + 5));
+    const double s =
+        std::exp(std::uniform_real_distribution<double>(std::log(0.1), std::log(1.5))(draw));
+    return std::chrono::milliseconds(static_cast<int>(s * 1000));
+  };
+  server.set_behavior("/clip.mp4", b);
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server.url("/clip.mp4").c_str(), "block-size",
+               static_cast<guint64>(64 * 1024), "concurrency", 4u, nullptr);
+  auto run = decode(src);
+  ASSERT_TRUE(run->eos) << describe(run->error.get());
+  EXPECT_EQ(run->video_frames, kFrames);
+  EXPECT_TRUE(run->pull_mode) << "qtdemux did not read prefetchsrc in pull mode";
+  std::printf("tail index, jittery origin: first frame after %.3f s\n", run->first_frame_s);
+  std::map<uint64_t, int> complete;
+  for (const auto& r : server.requests("/clip.mp4")) complete[r.first_byte] += r.complete;
+  for (const auto& [first_byte, n] : complete)
+    EXPECT_LE(n, 1) << "bytes from " << first_byte << " were sent whole " << n << " times";
+}
 
 }  // namespace
 }  // namespace element_test
