@@ -581,6 +581,56 @@ TEST_F(HttpTest, JumpToTheTailAndBackIsServedFromTheCache) {
   EXPECT_FALSE(dog.stop());
 }
 
+// The origin's own log on a demuxer-like jump: the requests of the old
+// window that had not answered are cancelled (the client goes away before
+// their bodies), the block the reader was in runs on (parked), and on the way
+// back neither it nor the cached block 0 is asked for again.
+TEST_F(HttpTest, JumpCancelsStaleRequestsAndNeverRefetchesCachedBlocks) {
+  const uint64_t block = 64 * kKiB;
+  const uint64_t size = 40 * block;
+  auto data = testing::make_pattern(size, 11);
+  server_.add_file("/f", data);
+  Behavior b;
+  // Block 0 at once, block 1 after 300 ms, blocks 2 and 3 after 1.5 s.
+  b.first_byte_delay = testing::block_delay_schedule(
+      block, {milliseconds(0), milliseconds(300), milliseconds(1500), milliseconds(1500)},
+      milliseconds(0));
+  server_.set_behavior("/f", b);
+  Config c = config(block, 4);
+  c.hedge = false;  // the slow blocks must not be asked twice by a hedge
+  auto p = make(options("/f"), c);
+  Watchdog dog(p.get(), seconds(20));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+  ReadResult r = p->read(0, block, ReadMode::kExact);  // all of block 0: the reader is in block 1
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  ASSERT_TRUE(server_.wait_for_requests(4));
+  r = p->read(size - 3000, 3000, ReadMode::kExact);  // the index at the end
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size),
+            slice(data, size - 3000, size));
+  r = p->read(block - 100, 5000, ReadMode::kExact);  // back: the end of block 0, into block 1
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size),
+            slice(data, block - 100, block + 4900));
+  p->close();
+  EXPECT_FALSE(dog.stop());
+  ASSERT_TRUE(server_.wait_idle());
+
+  std::map<uint64_t, std::vector<RequestRecord>> by_first;
+  for (const RequestRecord& rec : server_.requests("/f")) by_first[rec.first_byte].push_back(rec);
+  ASSERT_EQ(by_first[0].size(), 1u) << "cached block 0 was fetched again";
+  EXPECT_TRUE(by_first[0][0].complete);
+  ASSERT_EQ(by_first[block].size(), 1u) << "parked block 1 was fetched again";
+  EXPECT_TRUE(by_first[block][0].complete) << "parked block 1 did not run to its end";
+  for (uint64_t first : {2 * block, 3 * block}) {
+    ASSERT_GE(by_first[first].size(), 1u) << "block " << first / block << " never requested";
+    const RequestRecord& stale = by_first[first][0];
+    EXPECT_FALSE(stale.complete) << "block " << first / block << " was not cancelled";
+    EXPECT_LT(stale.bytes_sent, stale.body_length);
+  }
+  EXPECT_GE(p->stats().cache_hits, 1u);
+}
+
 TEST_F(HttpTest, SeekableWhenRangesHonoured) {
   server_.add_file("/f", testing::make_pattern(300 * kKiB, 6));
   auto p = make(options("/f"), config(64 * kKiB, 2));
