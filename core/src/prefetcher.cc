@@ -841,7 +841,9 @@ ReadResult Prefetcher::wait_open(std::chrono::milliseconds timeout) {
     s.cv.wait(lock, done);
   else
     s.cv.wait_for(lock, timeout, done);
-  if (s.fatal) {
+  // Opened is opened, even if a later block has failed since: that error
+  // comes with the next read, whoever waited here.
+  if (s.fatal && !s.opened) {
     r.status = ReadStatus::kError;
     r.error = *s.fatal;
   } else if (!s.opened) {

@@ -108,7 +108,8 @@ class Prefetcher {
   // size) or an error. kOk, kError or kFlushing.
   ReadResult open(uint64_t offset = 0);
   // After begin(): waits at most `timeout` for the first response's headers.
-  // kOk once they came, kError, or kFlushing (flushing, closed or timed out).
+  // kOk once they came (even if a later block failed since: the error comes
+  // with the next read), kError, or kFlushing (flushing, closed, timed out).
   ReadResult wait_open(std::chrono::milliseconds timeout);
   std::optional<uint64_t> size() const;
   // False once the origin is known to ignore Range requests.
