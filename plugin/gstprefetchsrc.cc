@@ -758,7 +758,6 @@ static prefetch::HttpOptions gst_prefetch_src_http_options(const Settings& s) {
   o.tls_interaction = s.tls_interaction;
   o.automatic_redirect = s.automatic_redirect;
   o.keep_alive = s.keep_alive;
-  o.max_connections = s.concurrency;
   return o;
 }
 
@@ -820,6 +819,7 @@ static State gst_prefetch_src_make_state(GstPrefetchSrc* self, bool post) {
   config.retries = s.retries;
   config.hedge = s.hedge;
   config.cache_bytes = s.cache_size;
+  options.max_connections = config.max_connections();
 
   state.origin = std::make_shared<prefetch::SoupOrigin>(options, logger);
   state.prefetcher = std::make_shared<prefetch::Prefetcher>(state.origin, config, logger);

@@ -239,23 +239,43 @@ struct Prefetcher::Impl {
     return std::max<double>(cfg.hedge_floor.count(), cfg.hedge_factor * v[k]);
   }
 
-  // Sends at most one hedge for a late block near the reader, on a free slot.
-  // Returns true if it did (the slot is taken).
+  // Hedges left in the budget: hedge_share of the requests made so far plus
+  // the look-ahead's worth about to be made (so one hedge may go before the
+  // tenth request), but no more than the share of the file's blocks while the
+  // transfer has not made more requests than that.
+  double hedge_tokens() const {
+    double base = static_cast<double>(requests_started) + lookahead;
+    if (plan.count())
+      base =
+          std::min(base, static_cast<double>(std::max<uint64_t>(requests_started, *plan.count())));
+    return cfg.hedge_share * base - static_cast<double>(hedges_sent);
+  }
+
+  // Sends at most one hedge for a late block near the reader. Regular
+  // requests fill `concurrency` slots; a hedge may also take the one spare
+  // beyond them. Returns true if it sent one.
   bool maybe_hedge() {
-    if (!cfg.hedge || stream_mode || in_flight >= cfg.concurrency) return false;
-    if (hedges_sent + 1 > cfg.hedge_share * static_cast<double>(requests_started)) return false;
+    if (!cfg.hedge || stream_mode || in_flight > cfg.concurrency) return false;
+    const double tokens = hedge_tokens();
+    if (tokens < 1) return false;
+    // The last hedge in the budget waits for a block twice as late: a very
+    // late block (the tail's tail) should not find the budget spent.
+    const double scarcity = tokens < 2 ? 2.0 : 1.0;
     std::optional<double> threshold;  // computed only once a candidate exists
     const Clock::time_point now = Clock::now();
     for (uint64_t i = read_block; i < read_block + cfg.hedge_span; ++i) {
       Block* b = store.find(i);
       if (!b || b->complete() || b->hedged || !b->request || b->request->got_head) continue;
       if (!threshold && !(threshold = hedge_threshold_ms())) return false;
+      // Blocks further from the reader wait longer before a hedge: the budget
+      // is best spent on the block the reader is (about to be) stuck on.
+      const double limit = *threshold * scarcity * static_cast<double>(1 + (i - read_block));
       // Only a request that is actually waiting on the origin, not a backoff.
-      if (ms_between(b->request->started, now) < *threshold) continue;
+      if (ms_between(b->request->started, now) < limit) continue;
       b->hedged = true;
       log(LogLevel::kInfo,
           "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging", i,
-          ms_between(b->request->started, now), *threshold);
+          ms_between(b->request->started, now), limit);
       launch(*b, std::chrono::milliseconds(0), true);
       return true;
     }

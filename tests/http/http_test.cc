@@ -251,7 +251,7 @@ TEST_P(ConcurrencyTest, InFlightReachesAndNeverExceedsConcurrency) {
 
   Config c = config(block, concurrency);
   c.schedule = std::get<1>(GetParam());
-  Fetched f = fetch(options("/f", concurrency), c);
+  Fetched f = fetch(options("/f", c.max_connections()), c);
   expect_exact(f, data);
   EXPECT_EQ(server_.max_in_flight(), concurrency);
   EXPECT_EQ(server_.request_count(), blocks) << "one request per block, no retries";

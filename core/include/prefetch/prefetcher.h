@@ -43,21 +43,29 @@ struct Config {
 
   // Hedging: when the first byte of a block near the reader is later than
   // max(hedge_floor, hedge_factor x the hedge_percentile of recent first-byte
-  // times), a second request for it starts on a spare slot; the first answer
-  // wins and the other is cancelled. At most hedge_share extra requests
-  // overall and one per block.
+  // times), a second request for its missing bytes starts; the first answer
+  // wins and the other is cancelled. A hedge may use a free slot or the one
+  // spare slot beyond `concurrency` (see max_connections()), so a late block
+  // at the head of the line never waits for a request far ahead to finish.
+  // Hedges are at most hedge_share of the requests and one per block. A block
+  // d places past the reader waits (1 + d) x the threshold, and the budget's
+  // last hedge waits twice as long: with so few hedges to spend, they go to
+  // the block the reader is stuck on and to the tail's tail.
   bool hedge = true;
-  double hedge_percentile = 0.75;
-  double hedge_factor = 2.0;
+  double hedge_percentile = 0.5;
+  double hedge_factor = 2.5;
   std::chrono::milliseconds hedge_floor{50};
   double hedge_share = 0.10;
   unsigned hedge_span = 3;         // blocks from the read position that may be hedged
-  unsigned hedge_min_samples = 8;  // first-byte times needed before hedging
+  unsigned hedge_min_samples = 6;  // first-byte times needed before hedging
 
   unsigned effective_lookahead() const {
     unsigned n = lookahead_blocks ? lookahead_blocks : 2 * concurrency;
     return n < concurrency ? concurrency : n;
   }
+  // Connections the origin should allow to the host: one per request slot,
+  // plus the hedge's spare.
+  unsigned max_connections() const { return concurrency + (hedge ? 1 : 0); }
 };
 
 // Bytes handed to the reader. `owner` keeps them alive (no copy).
