@@ -135,6 +135,9 @@ class SoupOrigin::Impl {
   void cancel_fetch(const std::shared_ptr<SoupFetch>& f);
   void finish(const std::shared_ptr<SoupFetch>& f, const Error* error);
   void read_next(const std::shared_ptr<SoupFetch>& f);
+  void read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* area, size_t length);
+  void read_pollable(const std::shared_ptr<SoupFetch>& f);
+  void wait_readable(const std::shared_ptr<SoupFetch>& f);
   void maybe_quit() {
     if (shutting_down_ && active_.empty()) g_main_loop_quit(loop_);
   }
@@ -168,6 +171,10 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
         listener(std::move(l)),
         cancellable(g_cancellable_new()) {}
   ~SoupFetch() override {
+    if (source) {
+      g_source_destroy(source);
+      g_source_unref(source);
+    }
     if (stream) g_object_unref(stream);
     if (msg) g_object_unref(msg);
     g_object_unref(cancellable);
@@ -193,9 +200,14 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
   GCancellable* cancellable;
   SoupMessage* msg = nullptr;
   GInputStream* stream = nullptr;
-  bool sent = false;     // soup_session_send_async was called
-  bool paused = false;   // waiting for resume()
-  bool reading = false;  // a read is in flight
+  // The body stream can be read without waiting (libsoup's HTTP/1.1 and
+  // HTTP/2 body streams can): reads loop until it would block, then one
+  // source waits for more. Otherwise each read is a g_input_stream_read_async.
+  bool pollable = false;
+  GSource* source = nullptr;  // waits for the pollable stream to be readable
+  bool sent = false;          // soup_session_send_async was called
+  bool paused = false;        // waiting for resume()
+  bool reading = false;       // a read (or a wait for one) is in flight
   bool done = false;
 };
 
@@ -313,6 +325,10 @@ void SoupOrigin::Impl::finish(const std::shared_ptr<SoupFetch>& f, const Error* 
   active_.erase(f);
   // libsoup objects are released here, on the I/O thread, never by whoever
   // drops the last reference to the fetch.
+  if (f->source) {
+    g_source_destroy(f->source);
+    g_clear_pointer(&f->source, g_source_unref);
+  }
   g_clear_object(&f->stream);
   g_clear_object(&f->msg);
   f->listener->on_done(error);
@@ -400,6 +416,8 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
           return o->finish(f, &e);
         }
         f->stream = stream;
+        f->pollable = G_IS_POLLABLE_INPUT_STREAM(stream) &&
+                      g_pollable_input_stream_can_poll(G_POLLABLE_INPUT_STREAM(stream));
 
         ResponseHead head;
         head.status = static_cast<int>(soup_message_get_status(f->msg));
@@ -449,6 +467,7 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
 
 void SoupOrigin::Impl::read_next(const std::shared_ptr<SoupFetch>& f) {
   if (f->done) return;
+  if (f->pollable) return read_pollable(f);
   size_t length = 0;
   uint8_t* area = f->listener->write_area(&length);
   if (length == 0) {
@@ -459,6 +478,11 @@ void SoupOrigin::Impl::read_next(const std::shared_ptr<SoupFetch>& f) {
     f->paused = true;
     return;
   }
+  read_async(f, area, length);
+}
+
+void SoupOrigin::Impl::read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* area,
+                                  size_t length) {
   f->reading = true;
   auto* ref = new std::shared_ptr<SoupFetch>(f);
   g_input_stream_read_async(
@@ -484,6 +508,91 @@ void SoupOrigin::Impl::read_next(const std::shared_ptr<SoupFetch>& f) {
         o->read_next(f);
       },
       ref);
+}
+
+namespace {
+
+// Bytes one pass of read_pollable() takes from a stream before it lets the
+// other sources of the context run (other fetches, cancellations).
+constexpr size_t kPollableBudget = 1 << 20;
+
+}  // namespace
+
+// Reads whatever the stream holds without waiting, into the listener's area,
+// and reports it with one on_data per area filled or per pass: one lock of
+// the engine and one wake-up of the reader per batch of socket reads, not
+// per read. Then waits for more with a source (no GTask per read). A pass
+// ends as soon as the socket is empty, so no byte waits for a later one.
+void SoupOrigin::Impl::read_pollable(const std::shared_ptr<SoupFetch>& f) {
+  auto* in = G_POLLABLE_INPUT_STREAM(f->stream);
+  size_t budget = kPollableBudget;
+  bool past_budget = false;
+  while (!f->done) {
+    size_t length = 0;
+    uint8_t* area = f->listener->write_area(&length);
+    if (length == 0) {
+      if (g_cancellable_is_cancelled(f->cancellable)) {
+        Error e = cancelled_error();
+        return finish(f, &e);
+      }
+      f->paused = true;
+      return;
+    }
+    size_t got = 0;
+    bool eof = false;
+    GError* err = nullptr;
+    do {  // at least one read per area: a full block's next read finds the end of the body
+      const gssize n = g_pollable_input_stream_read_nonblocking(in, area + got, length - got,
+                                                                f->cancellable, &err);
+      if (n < 0) break;
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      got += static_cast<size_t>(n);
+    } while (got < length && got < budget);
+    budget -= std::min(budget, got);
+    if (got > 0) f->listener->on_data(got);
+    if (err) {
+      if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        g_error_free(err);
+        return wait_readable(f);
+      }
+      Error e = gerror_to_error(err);
+      g_error_free(err);
+      return finish(f, &e);
+    }
+    if (eof) return finish(f, nullptr);
+    // The budget is spent: let other sources run; more may be there, so the
+    // source fires at once. Not when an area was just filled, though: one more
+    // read may find the end of the body, and a fetch that ends here keeps its
+    // connection for the next request (a cancel before that read, when the
+    // reader is done with the block, would make libsoup close it).
+    if (budget == 0 && (got < length || past_budget)) return wait_readable(f);
+    past_budget = budget == 0;
+  }
+}
+
+// One-shot source: fires when the stream is readable, its socket times out
+// (the session's `timeout`: the next read then fails with TIMED_OUT) or the
+// fetch is cancelled (the next read fails with CANCELLED). While it waits
+// the fetch counts as reading, so cancel_fetch leaves the ending to it.
+void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
+  f->reading = true;
+  f->source =
+      g_pollable_input_stream_create_source(G_POLLABLE_INPUT_STREAM(f->stream), f->cancellable);
+  g_source_set_priority(f->source, G_PRIORITY_DEFAULT);
+  GPollableSourceFunc ready = [](GObject*, gpointer data) -> gboolean {
+    std::shared_ptr<SoupFetch> f = *static_cast<std::shared_ptr<SoupFetch>*>(data);
+    f->reading = false;
+    g_clear_pointer(&f->source, g_source_unref);  // GLib holds it while dispatching
+    if (!f->done) f->origin_->read_pollable(f);
+    return G_SOURCE_REMOVE;
+  };
+  g_source_set_callback(
+      f->source, G_SOURCE_FUNC(ready), new std::shared_ptr<SoupFetch>(f),
+      [](gpointer data) { delete static_cast<std::shared_ptr<SoupFetch>*>(data); });
+  g_source_attach(f->source, context_);
 }
 
 // ---- SoupOrigin ----
