@@ -74,6 +74,8 @@ class Request : public FetchListener {
   bool got_data = false;
   bool into_scratch = false;  // the last write_area was the discard area
   bool overflowed = false;    // the body went past its range: cut
+  bool full = false;          // every byte of its range arrived (block requests)
+  bool read_end = false;      // a cancelled full request was given one read for the end
   std::optional<Error> failure;
   // Keeps the buffer handed out by write_area alive until on_data, even if
   // a seek drops its block meanwhile: the origin writes without our lock.
@@ -525,7 +527,16 @@ struct Prefetcher::Impl {
     *length = 0;
     r.into_scratch = false;
     r.area_owner.reset();
-    if (r.cancelled || fatal) return nullptr;
+    if (r.cancelled || fatal) {
+      // A request that has all its bytes (its block delivered and retired
+      // meanwhile, say) may still read the end of its body: with the end
+      // read, libsoup hands the connection back for the next request
+      // instead of closing it. One read only: a longer body is cut anyway.
+      if (!r.full || r.read_end) return nullptr;
+      r.read_end = r.into_scratch = true;
+      *length = sizeof r.scratch;
+      return r.scratch;
+    }
     if (!r.stream) {
       Block* b = store.find(r.block);
       if (!b) return nullptr;
@@ -594,6 +605,7 @@ struct Prefetcher::Impl {
     b->filled += n;
     r.pos += n;
     rate_bytes += n;
+    if (r.pos >= b->range.end) r.full = true;
     if (b->filled == b->range.length()) {
       b->state = BlockState::kComplete;
       ++blocks_fetched;
