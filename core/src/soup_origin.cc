@@ -138,6 +138,7 @@ class SoupOrigin::Impl {
   void read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* area, size_t length);
   void read_pollable(const std::shared_ptr<SoupFetch>& f);
   void wait_readable(const std::shared_ptr<SoupFetch>& f);
+  void stop_waiting(const std::shared_ptr<SoupFetch>& f);
   void maybe_quit() {
     if (shutting_down_ && active_.empty()) g_main_loop_quit(loop_);
   }
@@ -325,10 +326,7 @@ void SoupOrigin::Impl::finish(const std::shared_ptr<SoupFetch>& f, const Error* 
   active_.erase(f);
   // libsoup objects are released here, on the I/O thread, never by whoever
   // drops the last reference to the fetch.
-  if (f->source) {
-    g_source_destroy(f->source);
-    g_clear_pointer(&f->source, g_source_unref);
-  }
+  stop_waiting(f);
   g_clear_object(&f->stream);
   g_clear_object(&f->msg);
   f->listener->on_done(error);
@@ -536,7 +534,7 @@ void SoupOrigin::Impl::read_pollable(const std::shared_ptr<SoupFetch>& f) {
         return finish(f, &e);
       }
       f->paused = true;
-      return;
+      return stop_waiting(f);
     }
     size_t got = 0;
     bool eof = false;
@@ -573,26 +571,44 @@ void SoupOrigin::Impl::read_pollable(const std::shared_ptr<SoupFetch>& f) {
   }
 }
 
-// One-shot source: fires when the stream is readable, its socket times out
+// A source that fires whenever the stream is readable, its socket times out
 // (the session's `timeout`: the next read then fails with TIMED_OUT) or the
-// fetch is cancelled (the next read fails with CANCELLED). While it waits
-// the fetch counts as reading, so cancel_fetch leaves the ending to it.
+// fetch is cancelled (the next read fails with CANCELLED). It stays attached
+// from one wait to the next: making and destroying one per wait cost several
+// wake-ups of the context each (GLib signals it when poll fds come and go).
+// While it exists the fetch counts as reading, so cancel_fetch leaves the
+// ending to it.
 void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
   f->reading = true;
+  if (f->source) return;
   f->source =
       g_pollable_input_stream_create_source(G_POLLABLE_INPUT_STREAM(f->stream), f->cancellable);
   g_source_set_priority(f->source, G_PRIORITY_DEFAULT);
+  // GLib blocks a source that may not recurse while it dispatches: it takes
+  // its (and its children's) poll fds out of the context and puts them
+  // back, and each change wakes the context (an eventfd write, then a
+  // spurious poll). Our callback never iterates the context, so recursion
+  // cannot happen and the blocking is pure cost: twice per dispatch.
+  g_source_set_can_recurse(f->source, TRUE);
   GPollableSourceFunc ready = [](GObject*, gpointer data) -> gboolean {
     std::shared_ptr<SoupFetch> f = *static_cast<std::shared_ptr<SoupFetch>*>(data);
-    f->reading = false;
-    g_clear_pointer(&f->source, g_source_unref);  // GLib holds it while dispatching
+    GSource* self = f->source;
     if (!f->done) f->origin_->read_pollable(f);
-    return G_SOURCE_REMOVE;
+    // Still waiting with this source: keep it. Otherwise it was destroyed.
+    return f->source == self && self ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
   };
   g_source_set_callback(
       f->source, G_SOURCE_FUNC(ready), new std::shared_ptr<SoupFetch>(f),
       [](gpointer data) { delete static_cast<std::shared_ptr<SoupFetch>*>(data); });
   g_source_attach(f->source, context_);
+}
+
+// The fetch pauses (or ends): no more waiting for the stream.
+void SoupOrigin::Impl::stop_waiting(const std::shared_ptr<SoupFetch>& f) {
+  f->reading = false;
+  if (!f->source) return;
+  g_source_destroy(f->source);
+  g_clear_pointer(&f->source, g_source_unref);
 }
 
 // ---- SoupOrigin ----
