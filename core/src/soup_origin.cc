@@ -571,31 +571,25 @@ void SoupOrigin::Impl::read_pollable(const std::shared_ptr<SoupFetch>& f) {
   }
 }
 
-// A source that fires whenever the stream is readable, its socket times out
+// One-shot source: fires when the stream is readable, its socket times out
 // (the session's `timeout`: the next read then fails with TIMED_OUT) or the
-// fetch is cancelled (the next read fails with CANCELLED). It stays attached
-// from one wait to the next: making and destroying one per wait cost several
-// wake-ups of the context each (GLib signals it when poll fds come and go).
-// While it exists the fetch counts as reading, so cancel_fetch leaves the
-// ending to it.
+// fetch is cancelled (the next read fails with CANCELLED). While it waits
+// the fetch counts as reading, so cancel_fetch leaves the ending to it.
+// One source per wait, as GIO's own read_async does: a source kept attached
+// across waits stops firing on TLS streams (glib-networking sets its
+// readiness when the source is made).
 void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
   f->reading = true;
-  if (f->source) return;
+  if (f->source) return;  // already waiting
   f->source =
       g_pollable_input_stream_create_source(G_POLLABLE_INPUT_STREAM(f->stream), f->cancellable);
   g_source_set_priority(f->source, G_PRIORITY_DEFAULT);
-  // GLib blocks a source that may not recurse while it dispatches: it takes
-  // its (and its children's) poll fds out of the context and puts them
-  // back, and each change wakes the context (an eventfd write, then a
-  // spurious poll). Our callback never iterates the context, so recursion
-  // cannot happen and the blocking is pure cost: twice per dispatch.
-  g_source_set_can_recurse(f->source, TRUE);
   GPollableSourceFunc ready = [](GObject*, gpointer data) -> gboolean {
     std::shared_ptr<SoupFetch> f = *static_cast<std::shared_ptr<SoupFetch>*>(data);
-    GSource* self = f->source;
+    f->reading = false;
+    g_clear_pointer(&f->source, g_source_unref);  // GLib holds it while dispatching
     if (!f->done) f->origin_->read_pollable(f);
-    // Still waiting with this source: keep it. Otherwise it was destroyed.
-    return f->source == self && self ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+    return G_SOURCE_REMOVE;
   };
   g_source_set_callback(
       f->source, G_SOURCE_FUNC(ready), new std::shared_ptr<SoupFetch>(f),
