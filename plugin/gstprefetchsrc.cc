@@ -87,6 +87,10 @@ enum {
 #define MIN_BLOCK_SIZE 1024
 #define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)
 #define MAX_CONCURRENCY 64
+/* Push mode's batching of a block that is still arriving (see create()):
+ * how many bytes a buffer waits for, and how long at most. */
+#define GATHER_BYTES (G_GUINT64_CONSTANT(512) * 1024)
+#define GATHER_WAIT std::chrono::microseconds(3000)
 
 namespace {
 
@@ -123,6 +127,9 @@ struct State {
   std::shared_ptr<prefetch::Prefetcher> prefetcher;
   guint64 block_size = DEFAULT_BLOCK_SIZE;
   guint64 serial = 0; /* the settings' serial it was made from */
+  /* Where the last buffer ended: a create() elsewhere is the first after
+   * start() or a seek, whose bytes are never held back to gather more. */
+  guint64 next_offset = G_MAXUINT64;
 };
 
 }  // namespace
@@ -1041,6 +1048,12 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
   const prefetch::ReadMode mode =
       pull ? prefetch::ReadMode::kExact : prefetch::ReadMode::kAvailable;
   const size_t length = pull ? size : std::max<guint64>(size, state.block_size);
+  /* Push mode on a fast origin: let the head block's bytes gather a little
+   * (see Prefetcher::gather: at most GATHER_WAIT, and only when its rate
+   * says they are due by then) so that downstream gets fewer, larger buffers. */
+  if (!pull && offset == state.next_offset)
+    state.prefetcher->gather(offset, std::min<guint64>(GATHER_BYTES, state.block_size),
+                             GATHER_WAIT);
   prefetch::ReadResult r = state.prefetcher->read(offset, length, mode);
   switch (r.status) {
     case prefetch::ReadStatus::kFlushing:
@@ -1060,6 +1073,7 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
                                   chunk->size, 0, chunk->size, chunk, chunk_free);
   GST_BUFFER_OFFSET(out) = offset;
   GST_BUFFER_OFFSET_END(out) = offset + gst_buffer_get_size(out);
+  state.next_offset = GST_BUFFER_OFFSET_END(out);
   GST_LOG_OBJECT(self, "buffer at %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " bytes", offset,
                  gst_buffer_get_size(out));
   *buf = out;

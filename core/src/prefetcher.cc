@@ -74,6 +74,8 @@ class Request : public FetchListener {
   bool got_data = false;
   bool into_scratch = false;  // the last write_area was the discard area
   bool overflowed = false;    // the body went past its range: cut
+  bool full = false;          // every byte of its range arrived (block requests)
+  bool read_end = false;      // a cancelled full request was given one read for the end
   std::optional<Error> failure;
   // Keeps the buffer handed out by write_area alive until on_data, even if
   // a seek drops its block meanwhile: the origin writes without our lock.
@@ -125,6 +127,9 @@ struct Prefetcher::Impl {
   // the window (see retarget). Its bytes count against the cache budget.
   std::optional<uint64_t> parked;
   std::deque<double> ttfb_ms;
+  // While the reader gathers (gather()): the byte it waits to be readable.
+  // Head-block bytes short of it do not wake it.
+  uint64_t gather_until = 0;
   Clock::time_point rate_since = Clock::now();
   uint64_t rate_bytes = 0;
   double rate = 0;
@@ -591,7 +596,16 @@ struct Prefetcher::Impl {
     *length = 0;
     r.into_scratch = false;
     r.area_owner.reset();
-    if (r.cancelled || fatal) return nullptr;
+    if (r.cancelled || fatal) {
+      // A request that has all its bytes (its block delivered and retired
+      // meanwhile, say) may still read the end of its body: with the end
+      // read, libsoup hands the connection back for the next request
+      // instead of closing it. One read only: a longer body is cut anyway.
+      if (!r.full || r.read_end) return nullptr;
+      r.read_end = r.into_scratch = true;
+      *length = sizeof r.scratch;
+      return r.scratch;
+    }
     if (!r.stream) {
       Block* b = store.find(r.block);
       if (!b) return nullptr;
@@ -657,16 +671,18 @@ struct Prefetcher::Impl {
       if (ttfb_ms.size() > 64) ttfb_ms.pop_front();
       log(LogLevel::kDebug, "block %" PRIu64 " first-byte", b->index);
     }
+    if (b->filled == 0) b->first_byte = Clock::now();
     b->filled += n;
     r.pos += n;
     rate_bytes += n;
+    if (r.pos >= b->range.end) r.full = true;
     if (b->filled == b->range.length()) {
       b->state = BlockState::kComplete;
       ++blocks_fetched;
       log(LogLevel::kDebug, "block %" PRIu64 " complete %" PRIu64 " bytes", b->index,
           b->range.length());
       cv.notify_all();
-    } else if (b->index == read_block) {
+    } else if (b->index == read_block && b->range.begin + b->filled >= gather_until) {
       cv.notify_all();  // the reader may take the head block's new bytes
     }
   }
@@ -928,6 +944,31 @@ ReadResult Prefetcher::read(uint64_t offset, size_t length, ReadMode mode) {
   r.chunk.offset = offset;
   r.chunk.owner = std::move(bytes);
   return r;
+}
+
+void Prefetcher::gather(uint64_t offset, size_t want, std::chrono::microseconds max_wait) {
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  const uint64_t idx = s.plan.index_of(offset);
+  const Block* b = s.store.find(idx);
+  // The first bytes of a block are never held back (nor is anything of a
+  // block whose rate cannot be told yet).
+  if (!b || b->complete() || offset <= b->range.begin || b->filled == 0) return;
+  const uint64_t have = b->range.begin + s.readable(*b);
+  const uint64_t target = std::min<uint64_t>(offset + want, b->range.end);
+  if (have >= target) return;
+  const Clock::time_point now = Clock::now();
+  const double secs = std::chrono::duration<double>(now - b->first_byte).count();
+  const double due = std::chrono::duration<double>(max_wait).count();
+  // The bytes still missing, at the rate this block has filled so far.
+  if (secs <= 0 || static_cast<double>(target - have) * secs > b->filled * due) return;
+  s.gather_until = target;
+  s.cv.wait_until(lock, now + max_wait, [&] {
+    if (s.flushing || s.closed || s.fatal) return true;
+    const Block* cur = s.store.find(idx);
+    return !cur || cur->complete() || cur->range.begin + s.readable(*cur) >= target;
+  });
+  s.gather_until = 0;
 }
 
 void Prefetcher::seek(uint64_t offset) {

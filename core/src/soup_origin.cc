@@ -9,15 +9,19 @@
 
 #include "prefetch/soup_origin.h"
 
+#include <glib-unix.h>
 #include <libsoup/soup.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cinttypes>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "prefetch/http_parse.h"
 
@@ -108,6 +112,7 @@ class SoupOrigin::Impl {
       maybe_quit();
     });
     thread_.join();
+    for (auto& [id, socket] : sockets_) g_object_unref(socket);
     g_main_loop_unref(loop_);
     g_main_context_unref(context_);
     if (uri_) g_uri_unref(uri_);
@@ -135,6 +140,10 @@ class SoupOrigin::Impl {
   void cancel_fetch(const std::shared_ptr<SoupFetch>& f);
   void finish(const std::shared_ptr<SoupFetch>& f, const Error* error);
   void read_next(const std::shared_ptr<SoupFetch>& f);
+  void read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* area, size_t length);
+  void read_pollable(const std::shared_ptr<SoupFetch>& f);
+  void wait_readable(const std::shared_ptr<SoupFetch>& f);
+  void stop_waiting(const std::shared_ptr<SoupFetch>& f);
   void maybe_quit() {
     if (shutting_down_ && active_.empty()) g_main_loop_quit(loop_);
   }
@@ -148,6 +157,15 @@ class SoupOrigin::Impl {
   bool resolved_ = false;  // redirects were followed once
   bool shutting_down_ = false;
   std::set<std::shared_ptr<SoupFetch>> active_;
+  // Plain-TCP sockets of the session's connections, by libsoup's connection
+  // id (I/O thread only; a reference each). See SoupFetch::socket.
+  std::map<guint64, GSocket*> sockets_;
+  void note_socket(const std::shared_ptr<SoupFetch>& f);
+  static void make_room(GSocket* socket, uint64_t bytes);
+  // Times out body waits on a socket (the session's timeout covers only
+  // libsoup's own waits); runs while some fetch waits on its socket.
+  GSource* stall_timer_ = nullptr;
+  void check_stalls();
 
  private:
   void run();
@@ -168,6 +186,12 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
         listener(std::move(l)),
         cancellable(g_cancellable_new()) {}
   ~SoupFetch() override {
+    if (socket) g_object_unref(socket);
+    if (new_socket) g_object_unref(new_socket);
+    if (source) {
+      g_source_destroy(source);
+      g_source_unref(source);
+    }
     if (stream) g_object_unref(stream);
     if (msg) g_object_unref(msg);
     g_object_unref(cancellable);
@@ -193,9 +217,24 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
   GCancellable* cancellable;
   SoupMessage* msg = nullptr;
   GInputStream* stream = nullptr;
-  bool sent = false;     // soup_session_send_async was called
-  bool paused = false;   // waiting for resume()
-  bool reading = false;  // a read is in flight
+  // The body stream can be read without waiting (libsoup's HTTP/1.1 and
+  // HTTP/2 body streams can): reads loop until it would block, then one
+  // source waits for more. Otherwise each read is a g_input_stream_read_async.
+  bool pollable = false;
+  GSource* source = nullptr;  // waits for the pollable stream to be readable
+  // The plain-TCP socket under the body, when known (not TLS): a wait for
+  // more body is then a wait on it alone. libsoup's pollable source is a
+  // tree of four nested sources, each dispatched on its own, and each such
+  // dispatch takes the socket's fd out of the context and puts it back
+  // (every change an eventfd write, then a spurious poll): ~8 wake-ups per
+  // chunk of body.
+  GSocket* socket = nullptr;
+  GSocket* new_socket = nullptr;  // from network-event: a connection made for it
+  bool on_socket = false;         // `source` waits on `socket` (kept from wait to wait)
+  gint64 last_progress = 0;       // monotonic us of the last body bytes (stall timeout)
+  bool sent = false;              // soup_session_send_async was called
+  bool paused = false;            // waiting for resume()
+  bool reading = false;           // a read (or a wait for one) is in flight
   bool done = false;
 };
 
@@ -208,6 +247,10 @@ void SoupOrigin::Impl::run() {
   }
   cv_.notify_all();
   g_main_loop_run(loop_);
+  if (stall_timer_) {
+    g_source_destroy(stall_timer_);
+    g_clear_pointer(&stall_timer_, g_source_unref);
+  }
   soup_session_abort(session_);
   g_object_unref(session_);
   session_ = nullptr;
@@ -301,7 +344,8 @@ void SoupOrigin::Impl::cancel_fetch(const std::shared_ptr<SoupFetch>& f) {
   g_cancellable_cancel(f->cancellable);
   // Not yet sent (still in its delay) or paused between reads: nothing of
   // libsoup's will call us back, so end it here.
-  if (!f->sent || (f->stream && !f->reading)) {
+  // A wait on the socket alone does not see the cancellable either.
+  if (!f->sent || (f->stream && !f->reading) || f->on_socket) {
     Error e = cancelled_error();
     finish(f, &e);
   }
@@ -313,6 +357,9 @@ void SoupOrigin::Impl::finish(const std::shared_ptr<SoupFetch>& f, const Error* 
   active_.erase(f);
   // libsoup objects are released here, on the I/O thread, never by whoever
   // drops the last reference to the fetch.
+  stop_waiting(f);
+  g_clear_object(&f->socket);
+  g_clear_object(&f->new_socket);
   g_clear_object(&f->stream);
   g_clear_object(&f->msg);
   f->listener->on_done(error);
@@ -334,6 +381,16 @@ gboolean on_authenticate(SoupMessage*, SoupAuth* auth, gboolean retrying, gpoint
   if (retrying || id.empty()) return FALSE;  // wrong credentials: the 401/407 stands
   soup_auth_authenticate(auth, id.c_str(), pw.c_str());
   return TRUE;
+}
+
+// A connection was made for the message. Plain TCP only: over TLS, bytes
+// may wait decrypted inside the TLS layer while its socket is quiet.
+void on_network_event(SoupMessage*, GSocketClientEvent event, GIOStream* connection,
+                      gpointer user) {
+  if (event != G_SOCKET_CLIENT_COMPLETE || !G_IS_SOCKET_CONNECTION(connection)) return;
+  auto** slot = static_cast<GSocket**>(user);
+  g_clear_object(slot);
+  *slot = G_SOCKET(g_object_ref(g_socket_connection_get_socket(G_SOCKET_CONNECTION(connection))));
 }
 
 gboolean on_accept_certificate(SoupMessage*, GTlsCertificate*, GTlsCertificateFlags, gpointer) {
@@ -377,6 +434,7 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
   if (opts_.force_http1) soup_message_set_force_http1(f->msg, TRUE);
 #endif
   g_signal_connect(f->msg, "authenticate", G_CALLBACK(on_authenticate), &opts_);
+  g_signal_connect(f->msg, "network-event", G_CALLBACK(on_network_event), &f->new_socket);
   if (!opts_.ssl_strict)
     g_signal_connect(f->msg, "accept-certificate", G_CALLBACK(on_accept_certificate), nullptr);
 
@@ -400,6 +458,9 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
           return o->finish(f, &e);
         }
         f->stream = stream;
+        f->pollable = G_IS_POLLABLE_INPUT_STREAM(stream) &&
+                      g_pollable_input_stream_can_poll(G_POLLABLE_INPUT_STREAM(stream));
+        o->note_socket(f);
 
         ResponseHead head;
         head.status = static_cast<int>(soup_message_get_status(f->msg));
@@ -449,6 +510,7 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
 
 void SoupOrigin::Impl::read_next(const std::shared_ptr<SoupFetch>& f) {
   if (f->done) return;
+  if (f->pollable) return read_pollable(f);
   size_t length = 0;
   uint8_t* area = f->listener->write_area(&length);
   if (length == 0) {
@@ -459,6 +521,11 @@ void SoupOrigin::Impl::read_next(const std::shared_ptr<SoupFetch>& f) {
     f->paused = true;
     return;
   }
+  read_async(f, area, length);
+}
+
+void SoupOrigin::Impl::read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* area,
+                                  size_t length) {
   f->reading = true;
   auto* ref = new std::shared_ptr<SoupFetch>(f);
   g_input_stream_read_async(
@@ -484,6 +551,231 @@ void SoupOrigin::Impl::read_next(const std::shared_ptr<SoupFetch>& f) {
         o->read_next(f);
       },
       ref);
+}
+
+namespace {
+
+// Bytes one pass of read_pollable() takes from a stream before it lets the
+// other sources of the context run (other fetches, cancellations).
+constexpr size_t kPollableBudget = 1 << 20;
+
+}  // namespace
+
+// Reads whatever the stream holds without waiting, into the listener's area,
+// and reports it with one on_data per area filled or per pass: one lock of
+// the engine and one wake-up of the reader per batch of socket reads, not
+// per read. Then waits for more with a source (no GTask per read). A pass
+// ends as soon as the socket is empty, so no byte waits for a later one.
+void SoupOrigin::Impl::read_pollable(const std::shared_ptr<SoupFetch>& f) {
+  auto* in = G_POLLABLE_INPUT_STREAM(f->stream);
+  size_t budget = kPollableBudget;
+  bool past_budget = false;
+  while (!f->done) {
+    size_t length = 0;
+    uint8_t* area = f->listener->write_area(&length);
+    if (length == 0) {
+      if (g_cancellable_is_cancelled(f->cancellable)) {
+        Error e = cancelled_error();
+        return finish(f, &e);
+      }
+      f->paused = true;
+      return stop_waiting(f);
+    }
+    size_t got = 0;
+    bool eof = false;
+    GError* err = nullptr;
+    do {  // at least one read per area: a full block's next read finds the end of the body
+      const gssize n = g_pollable_input_stream_read_nonblocking(in, area + got, length - got,
+                                                                f->cancellable, &err);
+      if (n < 0) break;
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      got += static_cast<size_t>(n);
+    } while (got < length && got < budget);
+    budget -= std::min(budget, got);
+    if (got > 0) f->last_progress = g_get_monotonic_time();
+    if (got > 0) f->listener->on_data(got);
+    if (err) {
+      if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        g_error_free(err);
+        return wait_readable(f);
+      }
+      Error e = gerror_to_error(err);
+      g_error_free(err);
+      return finish(f, &e);
+    }
+    if (eof) return finish(f, nullptr);
+    // The budget is spent: let other sources run; more may be there, so the
+    // source fires at once. Not when an area was just filled, though: one more
+    // read may find the end of the body, and a fetch that ends here keeps its
+    // connection for the next request (a cancel before that read, when the
+    // reader is done with the block, would make libsoup close it).
+    if (budget == 0 && (got < length || past_budget)) return wait_readable(f);
+    past_budget = budget == 0;
+  }
+}
+
+// Learns which socket the message's connection has: a new connection
+// brought it (network-event), a reused one was seen before.
+void SoupOrigin::Impl::note_socket(const std::shared_ptr<SoupFetch>& f) {
+  const guint64 id = soup_message_get_connection_id(f->msg);
+  if (f->new_socket) {
+    for (auto it = sockets_.begin(); it != sockets_.end();) {  // forget closed connections
+      if (g_socket_is_closed(it->second)) {
+        g_object_unref(it->second);
+        it = sockets_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    GSocket*& slot = sockets_[id];
+    if (slot) g_object_unref(slot);
+    slot = f->new_socket;  // the map takes the reference
+    f->new_socket = nullptr;
+  }
+  auto it = sockets_.find(id);
+  if (id == 0 || it == sockets_.end() || g_socket_is_closed(it->second)) return;
+  f->socket = G_SOCKET(g_object_ref(it->second));
+  if (f->request.end) make_room(f->socket, *f->request.end - f->request.begin);
+}
+
+namespace {
+
+// The most a socket's receive buffer may be set to (net.core.rmem_max), or
+// 0 if unknown.
+int max_receive_buffer() {
+  static const int max = [] {
+    gchar* text = nullptr;
+    int value = 0;
+    if (g_file_get_contents("/proc/sys/net/core/rmem_max", &text, nullptr, nullptr)) {
+      value = static_cast<int>(g_ascii_strtoll(text, nullptr, 10));
+      g_free(text);
+    }
+    return value;
+  }();
+  return max;
+}
+
+}  // namespace
+
+// Lets the socket hold a whole body of `bytes` (up to 4 MiB), so that the
+// origin can send it without waiting for our reads. Linux sizes a receive
+// buffer by how much the reader takes per round trip; on a short round trip
+// (loopback, LAN) with a reader as quick as ours it stays small: the sender
+// then waits for each window update, our reads come ~64 KiB at a time, and
+// our thread even runs the sender's transmissions when its ACKs open the
+// window (perf: a third of the I/O thread in softirq TCP). Only ever raised,
+// and only where the kernel grants it in full (at most rmem_max): a set size
+// ends the kernel's own tuning, which must not be traded for less.
+void SoupOrigin::Impl::make_room(GSocket* socket, uint64_t bytes) {
+  const int want = static_cast<int>(std::min<uint64_t>(bytes, 4u << 20));
+  if (want > max_receive_buffer()) return;
+  const int fd = g_socket_get_fd(socket);
+  int have = 0;
+  socklen_t len = sizeof have;
+  // The kernel reports (and allocates) twice the size asked for.
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &have, &len) != 0 || have / 2 >= want) return;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+}
+
+// One-shot source: fires when the stream is readable, its socket times out
+// (the session's `timeout`: the next read then fails with TIMED_OUT) or the
+// fetch is cancelled (the next read fails with CANCELLED). While it waits
+// the fetch counts as reading, so cancel_fetch leaves the ending to it.
+// One source per wait, as GIO's own read_async does: a source kept attached
+// across waits stops firing on TLS streams (glib-networking sets its
+// readiness when the source is made).
+void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
+  f->reading = true;
+  if (f->source) return;  // already waiting
+  if (f->socket && !g_socket_is_closed(f->socket)) {
+    // Every layer above the socket has handed out what it buffered (the
+    // read that would block went through them), so the socket's readiness
+    // is the stream's. One plain fd source, kept from one wait to the next
+    // and never blocked while it dispatches (blocking takes the fd out of
+    // the context and puts it back, each time waking the context; the
+    // callback never iterates the context, so it cannot recurse anyway).
+    // The stall timeout and the cancellation are ours to watch here.
+    f->last_progress = g_get_monotonic_time();
+    f->on_socket = true;
+    f->source = g_unix_fd_source_new(g_socket_get_fd(f->socket),
+                                     static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR));
+    g_source_set_can_recurse(f->source, TRUE);
+    GUnixFDSourceFunc ready = [](gint, GIOCondition, gpointer data) -> gboolean {
+      std::shared_ptr<SoupFetch> f = *static_cast<std::shared_ptr<SoupFetch>*>(data);
+      GSource* self = f->source;
+      if (!f->done) f->origin_->read_pollable(f);
+      // Still waiting with this source: keep it. Otherwise it was destroyed.
+      return f->source == self && self ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+    };
+    g_source_set_callback(
+        f->source, G_SOURCE_FUNC(ready), new std::shared_ptr<SoupFetch>(f),
+        [](gpointer data) { delete static_cast<std::shared_ptr<SoupFetch>*>(data); });
+    g_source_attach(f->source, context_);
+    if (opts_.timeout_seconds > 0 && !stall_timer_) {
+      stall_timer_ = g_timeout_source_new(250);
+      g_source_set_callback(
+          stall_timer_,
+          [](gpointer data) -> gboolean {
+            static_cast<Impl*>(data)->check_stalls();
+            return G_SOURCE_CONTINUE;
+          },
+          this, nullptr);
+      g_source_attach(stall_timer_, context_);
+    }
+    return;
+  }
+  f->source =
+      g_pollable_input_stream_create_source(G_POLLABLE_INPUT_STREAM(f->stream), f->cancellable);
+  g_source_set_priority(f->source, G_PRIORITY_DEFAULT);
+  GPollableSourceFunc ready = [](GObject*, gpointer data) -> gboolean {
+    std::shared_ptr<SoupFetch> f = *static_cast<std::shared_ptr<SoupFetch>*>(data);
+    f->reading = false;
+    g_clear_pointer(&f->source, g_source_unref);  // GLib holds it while dispatching
+    if (!f->done) f->origin_->read_pollable(f);
+    return G_SOURCE_REMOVE;
+  };
+  g_source_set_callback(
+      f->source, G_SOURCE_FUNC(ready), new std::shared_ptr<SoupFetch>(f),
+      [](gpointer data) { delete static_cast<std::shared_ptr<SoupFetch>*>(data); });
+  g_source_attach(f->source, context_);
+}
+
+// The fetch pauses (or ends): no more waiting for the stream.
+void SoupOrigin::Impl::stop_waiting(const std::shared_ptr<SoupFetch>& f) {
+  f->reading = false;
+  f->on_socket = false;
+  if (!f->source) return;
+  g_source_destroy(f->source);
+  g_clear_pointer(&f->source, g_source_unref);
+}
+
+// Fails the socket waits that saw no byte for the timeout, as libsoup's
+// socket timeout fails its own; stops when no fetch waits on a socket.
+void SoupOrigin::Impl::check_stalls() {
+  const gint64 now = g_get_monotonic_time();
+  const gint64 limit = static_cast<gint64>(opts_.timeout_seconds) * G_USEC_PER_SEC;
+  std::vector<std::shared_ptr<SoupFetch>> stalled;
+  bool waiting = false;
+  for (const auto& f : active_) {
+    if (!f->on_socket) continue;
+    waiting = true;
+    if (now - f->last_progress >= limit) stalled.push_back(f);
+  }
+  for (const auto& f : stalled) {
+    GError* err = g_error_new_literal(G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Socket I/O timed out");
+    Error e = gerror_to_error(err);
+    g_error_free(err);
+    // Cancelled first, so that libsoup drops the rest of the body at once.
+    g_cancellable_cancel(f->cancellable);
+    finish(f, &e);
+  }
+  if (!waiting && stall_timer_) {
+    g_source_destroy(stall_timer_);
+    g_clear_pointer(&stall_timer_, g_source_unref);
+  }
 }
 
 // ---- SoupOrigin ----

@@ -244,6 +244,65 @@ TEST_F(PrefetcherTest, WindowStreamsTheHeadBlockBeforeItIsComplete) {
   EXPECT_TRUE(d.bytes == Slice(100, 4 * kB));
 }
 
+// ---- gather (push mode's batching) ---------------------------------------------
+
+TEST_F(PrefetcherTest, GatherNeverHoldsTheFirstBytesOfABlock) {
+  Make(4 * kB);
+  origin_->hold_body(0, 100);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  const auto start = std::chrono::steady_clock::now();
+  prefetcher_->gather(0, 500, std::chrono::seconds(5));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000));
+  ReadResult r = prefetcher_->read(0, kB, ReadMode::kAvailable);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.size, 100u);
+  origin_->release(0);
+}
+
+TEST_F(PrefetcherTest, GatherDoesNotWaitForAStalledBlock) {
+  Make(4 * kB);
+  origin_->hold_body(0, 300);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  ASSERT_EQ(prefetcher_->read(0, 100, ReadMode::kAvailable).chunk.size, 100u);
+  // 300 bytes in 200+ ms: the 400 more asked for are not due within 100 ms.
+  std::this_thread::sleep_for(milliseconds(200));
+  const auto start = std::chrono::steady_clock::now();
+  prefetcher_->gather(100, 500, milliseconds(100));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(50))
+      << "waited for bytes its rate says are not coming soon";
+  ReadResult r = prefetcher_->read(100, kB, ReadMode::kAvailable);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(r.chunk.size, 200u);
+  origin_->release(0);
+}
+
+TEST_F(PrefetcherTest, GatherWaitsForBytesThatArriveFast) {
+  Make(4 * kB);
+  origin_->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.chunk = 50;
+    r.chunk_interval = std::chrono::microseconds(500);  // 100 kB/s: 700 bytes in ~7 ms
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ReadResult first = prefetcher_->read(0, kB, ReadMode::kAvailable);
+  ASSERT_EQ(first.status, ReadStatus::kOk);
+  const uint64_t at = first.chunk.size;
+  ASSERT_LT(at, 300u) << "the head block arrived too fast for this test";
+  const auto start = std::chrono::steady_clock::now();
+  prefetcher_->gather(at, 700, std::chrono::seconds(5));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(2000));
+  ReadResult r = prefetcher_->read(at, kB, ReadMode::kAvailable);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_GE(r.chunk.size, std::min<uint64_t>(700, kB - at));
+  EXPECT_TRUE(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size) ==
+              Slice(at, at + r.chunk.size));
+  Drained d = Drain(at + r.chunk.size);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+}
+
 TEST_F(PrefetcherTest, BatchHoldsBlockZeroUntilItIsComplete) {
   Make(8 * kB, SmallConfig(Schedule::kBatch));
   origin_->hold_body(0, 100);

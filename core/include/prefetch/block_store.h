@@ -65,7 +65,8 @@ struct Block {
   uint64_t index = 0;
   ByteRange range;
   std::shared_ptr<BlockBuffer> buffer;
-  size_t filled = 0;  // bytes [range.begin, range.begin + filled) are valid
+  size_t filled = 0;               // bytes [range.begin, range.begin + filled) are valid
+  Clock::time_point first_byte{};  // when its first bytes arrived (its fill rate)
   BlockState state = BlockState::kFetching;
   unsigned attempts = 0;
   std::shared_ptr<Request> request;  // the fetch filling it, if any

@@ -126,6 +126,13 @@ class Prefetcher {
   // Waits for the bytes at `offset`. A read far from the last one re-targets
   // the window (seek): requests outside the new window are cancelled.
   ReadResult read(uint64_t offset, size_t length, ReadMode mode);
+  // Push mode's batching, before a read(kAvailable) at `offset`: when the
+  // block there is still arriving, waits until it has `want` bytes from
+  // `offset` (or is complete), but only if the rate it has filled at so far
+  // says they are due within `max_wait`, and never longer. A fast origin
+  // then gives fewer, larger buffers; a slow one is not held back. Returns
+  // at once at a block's first byte: those always leave as they come.
+  void gather(uint64_t offset, size_t want, std::chrono::microseconds max_wait);
   // Re-targets the window now (a seek), before the next read arrives.
   void seek(uint64_t offset);
 
