@@ -90,7 +90,8 @@ struct Prefetcher::Impl {
         lookahead(cfg.effective_lookahead()),
         log(std::move(log)),
         plan(cfg.block_size),
-        rng(std::random_device{}()) {
+        rng(std::random_device{}()),
+        window(lookahead) {
     store.set_pool(std::make_shared<BufferPool>(cfg.block_size, lookahead + cfg.keep_behind + 2));
   }
 
@@ -126,6 +127,13 @@ struct Prefetcher::Impl {
   // The block the reader was in when it jumped away, still fetching outside
   // the window (see retarget). Its bytes count against the cache budget.
   std::optional<uint64_t> parked;
+  // Blocks the window spans now (<= lookahead). A jump by an exact read
+  // (pull mode: a demuxer probing) opens a window of two blocks, which
+  // doubles with every block the reader then reads in order, as a kernel's
+  // read-ahead does: random reads cost no speculative requests, a sequential
+  // run soon has the whole look-ahead. Push-mode seeks open it whole.
+  unsigned window = 0;
+  bool exact_reads = false;  // the reads come from pull mode
   std::deque<double> ttfb_ms;
   // While the reader gathers (gather()): the byte it waits to be readable.
   // Head-block bytes short of it do not wake it.
@@ -310,7 +318,7 @@ struct Prefetcher::Impl {
     in.read_block = read_block;
     in.block_count = plan.count();
     in.concurrency = cfg.concurrency;
-    in.lookahead = lookahead;
+    in.lookahead = window;
     in.in_flight = in_flight;
     in.held = [this](uint64_t i) { return store.find(i) != nullptr; };
     in.batch_begin = batch_begin;
@@ -393,9 +401,13 @@ struct Prefetcher::Impl {
   //    on to completion (then the block is cached like any other), because a
   //    reader that jumps away from a block it was reading usually comes back
   //    (a demuxer reads the header, jumps to the index at the end, returns to
-  //    the media right after the header). One block is parked at most, only
-  //    if it fits in cache_bytes, and it counts against them: memory stays
-  //    within the look-ahead budget plus the cache.
+  //    the media right after the header). A step to the next block that
+  //    leaves this one incomplete (a two-block file's index) parks it too.
+  //    One block is parked at most, only if it fits in cache_bytes, and it
+  //    counts against them: memory stays within the look-ahead budget plus
+  //    the cache.
+  //  - after a jump by an exact (pull-mode) read, the window is two blocks and
+  //    doubles with each forward step (see `window`).
   void retarget(uint64_t offset) {
     read_pos = offset;
     const uint64_t idx = plan.index_of(offset);
@@ -413,7 +425,11 @@ struct Prefetcher::Impl {
     if (jump)
       log(LogLevel::kDebug, "reader jumps to byte %" PRIu64 " (block %" PRIu64 ")", offset, idx);
     read_block = idx;
-    if (jump && !stream_mode) park(old);
+    if (jump) window = exact_reads ? std::min(2u, lookahead) : lookahead;
+    if (forward_step) window = std::min(2 * window, lookahead);
+    // A block the reader leaves before it is complete (a jump, or a step to
+    // the next block that skipped the rest of this one) is parked.
+    if ((jump || forward_step) && !stream_mode) park(old);
     const uint64_t keep_from = idx > cfg.keep_behind ? idx - cfg.keep_behind : 0;
     const uint64_t keep_to = (step_back ? old : idx) + lookahead;
     store.drop_outside(
@@ -423,7 +439,7 @@ struct Prefetcher::Impl {
     // Blocks kept behind the reader are only worth it when complete.
     for (uint64_t i = keep_from; i < idx; ++i) {
       Block* b = store.find(i);
-      if (b && !b->complete()) {
+      if (b && !b->complete() && !(parked && *parked == i)) {
         cancel_block(*b);
         store.erase(i);
       }
@@ -903,6 +919,7 @@ ReadResult Prefetcher::read(uint64_t offset, size_t length, ReadMode mode) {
   std::unique_lock<std::mutex> lock(s.mu);
   ReadResult r;
   if (length == 0) return r;
+  s.exact_reads = mode == ReadMode::kExact;
   Block* b = s.wait_block(lock, offset, &r);
   if (!b) return r;
   const uint64_t total = s.plan.size() ? *s.plan.size() : UINT64_MAX;
@@ -973,6 +990,7 @@ void Prefetcher::gather(uint64_t offset, size_t want, std::chrono::microseconds 
 
 void Prefetcher::seek(uint64_t offset) {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->exact_reads = false;  // a push-mode seek: the reader goes on in order
   impl_->retarget(offset);
 }
 

@@ -859,6 +859,70 @@ TEST_F(PrefetcherTest, JumpParksTheReadersBlockAndCancelsTheRest) {
   EXPECT_TRUE(d.bytes == Slice(900, 100 * kB));
 }
 
+// A two-block file whose index is in block 1: the reader steps from block 0
+// to block 1 before block 0 is complete. Block 0 is parked (it runs on), not
+// cancelled, so the way back costs no second request.
+TEST_F(PrefetcherTest, AStepAheadThatLeavesABlockIncompleteParksIt) {
+  Make(2 * kB - 100);
+  origin_->hold_body(0, 300);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ReadResult r = prefetcher_->read(0, 48, ReadMode::kExact);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(0, 48));
+  r = prefetcher_->read(kB + 500, 300, ReadMode::kExact);  // the index near the end
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(kB + 500, kB + 800));
+  origin_->release_all();
+  r = prefetcher_->read(48, 900, ReadMode::kExact);  // back to the media
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(48, 948));
+  ASSERT_TRUE(origin_->wait_idle(kHang));
+  const std::vector<RequestRecord> zero = RequestsAt(0);
+  ASSERT_EQ(zero.size(), 1u) << "block 0 was requested again";
+  EXPECT_FALSE(zero[0].cancel_called) << "block 0 was cancelled, not parked";
+  for (const RequestRecord& q : origin_->requests())
+    EXPECT_FALSE(q.begin > 0 && q.begin < kB) << "block 0 refetched from " << q.begin;
+}
+
+// Pull mode: a jump opens a window of two blocks, not the whole look-ahead
+// (random reads should not start requests they will cancel), and the window
+// doubles as the reader goes on in order. A push-mode seek opens it whole.
+TEST_F(PrefetcherTest, ExactReadsAfterAJumpRampTheWindowUp) {
+  Config c = SmallConfig(Schedule::kWindow, 4);
+  c.lookahead_blocks = 8;
+  Make(100 * kB, c);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_idle(kHang));
+  auto highest_from = [&](uint64_t from) {
+    uint64_t highest = 0;
+    for (const RequestRecord& q : origin_->requests())
+      if (q.begin >= from * kB) highest = std::max(highest, q.begin / kB);
+    return highest;
+  };
+  ReadResult r = prefetcher_->read(50 * kB + 10, 100, ReadMode::kExact);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_EQ(Bytes(r), Slice(50 * kB + 10, 50 * kB + 110));
+  ASSERT_TRUE(origin_->wait_idle(kHang));
+  EXPECT_EQ(highest_from(50), 51u) << "a random read started more than two blocks";
+
+  r = prefetcher_->read(51 * kB, 100, ReadMode::kExact);  // in order: 4 blocks
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_idle(kHang));
+  EXPECT_EQ(highest_from(50), 54u);
+  r = prefetcher_->read(52 * kB, 100, ReadMode::kExact);  // 8: the whole look-ahead
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_idle(kHang));
+  EXPECT_EQ(highest_from(50), 59u);
+  EXPECT_EQ(Bytes(r), Slice(52 * kB, 52 * kB + 100));
+
+  prefetcher_->seek(80 * kB);  // push mode: the whole look-ahead at once
+  ASSERT_TRUE(origin_->wait_idle(kHang));
+  EXPECT_EQ(highest_from(80), 87u);
+  Drained d = Drain(80 * kB);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(80 * kB, 100 * kB));
+}
+
 // A jump lands mid-block, so the block is fetched from there; a later read
 // before that byte, with no other block in between, must refetch it, not
 // hand out bytes from before the block's buffer.
