@@ -13,7 +13,9 @@ One pipeline per process, so peak RSS and CPU time belong to that pipeline
 alone. All times are seconds from the call that sets PLAYING.
 
 Output keys: first_buffer_s (first buffer on the source's src pad),
-first_frame_s (first decoded video buffer; --decode only), total_s (EOS),
+first_frame_s (first decoded video buffer; --decode only), frames (decoded
+video buffers that reached the sink, so a caller can tell a clip played to its
+end; --decode only), total_s (EOS),
 bytes and buffers (through the source's src pad), max_stall_s (the longest
 gap between two consecutive buffers on the source's src pad: how long a
 reader downstream waited at worst once data flowed; the wait for the first
@@ -131,6 +133,7 @@ def run(source, decode, timeout, log_epoch):
     }
     if decode:
         result["first_frame_s"] = frame_probe.first
+        result["frames"] = frame_probe.buffers
     return result
 
 
