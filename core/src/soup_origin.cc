@@ -140,6 +140,7 @@ class SoupOrigin::Impl {
   void cancel_fetch(const std::shared_ptr<SoupFetch>& f);
   void finish(const std::shared_ptr<SoupFetch>& f, const Error* error);
   void read_next(const std::shared_ptr<SoupFetch>& f);
+  uint8_t* next_area(const std::shared_ptr<SoupFetch>& f, size_t* length);
   void read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* area, size_t length);
   void read_pollable(const std::shared_ptr<SoupFetch>& f);
   void wait_readable(const std::shared_ptr<SoupFetch>& f);
@@ -512,16 +513,22 @@ void SoupOrigin::Impl::read_next(const std::shared_ptr<SoupFetch>& f) {
   if (f->done) return;
   if (f->pollable) return read_pollable(f);
   size_t length = 0;
-  uint8_t* area = f->listener->write_area(&length);
-  if (length == 0) {
-    if (g_cancellable_is_cancelled(f->cancellable)) {
-      Error e = cancelled_error();
-      return finish(f, &e);
-    }
+  uint8_t* area = next_area(f, &length);
+  if (length > 0) read_async(f, area, length);
+}
+
+// The listener's next area. With none (length 0) the fetch has ended, if
+// cancelled, or is paused until resume().
+uint8_t* SoupOrigin::Impl::next_area(const std::shared_ptr<SoupFetch>& f, size_t* length) {
+  uint8_t* area = f->listener->write_area(length);
+  if (*length > 0) return area;
+  if (g_cancellable_is_cancelled(f->cancellable)) {
+    Error e = cancelled_error();
+    finish(f, &e);
+  } else {
     f->paused = true;
-    return;
   }
-  read_async(f, area, length);
+  return nullptr;
 }
 
 void SoupOrigin::Impl::read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* area,
@@ -572,15 +579,8 @@ void SoupOrigin::Impl::read_pollable(const std::shared_ptr<SoupFetch>& f) {
   bool past_budget = false;
   while (!f->done) {
     size_t length = 0;
-    uint8_t* area = f->listener->write_area(&length);
-    if (length == 0) {
-      if (g_cancellable_is_cancelled(f->cancellable)) {
-        Error e = cancelled_error();
-        return finish(f, &e);
-      }
-      f->paused = true;
-      return stop_waiting(f);
-    }
+    uint8_t* area = next_area(f, &length);
+    if (length == 0) return stop_waiting(f);  // ended or paused
     size_t got = 0;
     bool eof = false;
     GError* err = nullptr;
