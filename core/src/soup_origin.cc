@@ -121,6 +121,9 @@ class SoupOrigin::Impl {
   // Runs `fn` on the I/O thread, later, never inside the caller.
   void post(std::function<void()> fn, unsigned delay_ms = 0) {
     GSource* src = delay_ms ? g_timeout_source_new(delay_ms) : g_idle_source_new();
+    // As urgent as the sockets' sources: a cancel must not wait until no
+    // body has bytes ready (an idle source's default priority would).
+    g_source_set_priority(src, G_PRIORITY_DEFAULT);
     auto* heap = new std::function<void()>(std::move(fn));
     g_source_set_callback(
         src,
@@ -161,7 +164,8 @@ class SoupOrigin::Impl {
   // Plain-TCP sockets of the session's connections, by libsoup's connection
   // id (I/O thread only; a reference each). See SoupFetch::socket.
   std::map<guint64, GSocket*> sockets_;
-  void note_socket(const std::shared_ptr<SoupFetch>& f);
+  void note_socket(guint64 id, GSocket* socket);
+  void find_socket(const std::shared_ptr<SoupFetch>& f);
   static void make_room(GSocket* socket, uint64_t bytes);
   // Times out body waits on a socket (the session's timeout covers only
   // libsoup's own waits); runs while some fetch waits on its socket.
@@ -188,7 +192,6 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
         cancellable(g_cancellable_new()) {}
   ~SoupFetch() override {
     if (socket) g_object_unref(socket);
-    if (new_socket) g_object_unref(new_socket);
     if (source) {
       g_source_destroy(source);
       g_source_unref(source);
@@ -230,12 +233,11 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
   // (every change an eventfd write, then a spurious poll): ~8 wake-ups per
   // chunk of body.
   GSocket* socket = nullptr;
-  GSocket* new_socket = nullptr;  // from network-event: a connection made for it
-  bool on_socket = false;         // `source` waits on `socket` (kept from wait to wait)
-  gint64 last_progress = 0;       // monotonic us of the last body bytes (stall timeout)
-  bool sent = false;              // soup_session_send_async was called
-  bool paused = false;            // waiting for resume()
-  bool reading = false;           // a read (or a wait for one) is in flight
+  bool on_socket = false;    // `source` waits on `socket` (kept from wait to wait)
+  gint64 last_progress = 0;  // monotonic us of the last body bytes (stall timeout)
+  bool sent = false;         // soup_session_send_async was called
+  bool paused = false;       // waiting for resume()
+  bool reading = false;      // a read (or a wait for one) is in flight
   bool done = false;
 };
 
@@ -360,7 +362,6 @@ void SoupOrigin::Impl::finish(const std::shared_ptr<SoupFetch>& f, const Error* 
   // drops the last reference to the fetch.
   stop_waiting(f);
   g_clear_object(&f->socket);
-  g_clear_object(&f->new_socket);
   g_clear_object(&f->stream);
   g_clear_object(&f->msg);
   f->listener->on_done(error);
@@ -384,14 +385,17 @@ gboolean on_authenticate(SoupMessage*, SoupAuth* auth, gboolean retrying, gpoint
   return TRUE;
 }
 
-// A connection was made for the message. Plain TCP only: over TLS, bytes
-// may wait decrypted inside the TLS layer while its socket is quiet.
-void on_network_event(SoupMessage*, GSocketClientEvent event, GIOStream* connection,
+// A connection was made for the message: file its socket under the
+// connection's id, known by now (libsoup assigns the connection before it
+// connects and re-emits its events on the message). Plain TCP only: over TLS,
+// bytes may wait decrypted inside the TLS layer while its socket is quiet.
+void on_network_event(SoupMessage* msg, GSocketClientEvent event, GIOStream* connection,
                       gpointer user) {
   if (event != G_SOCKET_CLIENT_COMPLETE || !G_IS_SOCKET_CONNECTION(connection)) return;
-  auto** slot = static_cast<GSocket**>(user);
-  g_clear_object(slot);
-  *slot = G_SOCKET(g_object_ref(g_socket_connection_get_socket(G_SOCKET_CONNECTION(connection))));
+  const guint64 id = soup_message_get_connection_id(msg);
+  if (id == 0) return;
+  static_cast<SoupOrigin::Impl*>(user)->note_socket(
+      id, g_socket_connection_get_socket(G_SOCKET_CONNECTION(connection)));
 }
 
 gboolean on_accept_certificate(SoupMessage*, GTlsCertificate*, GTlsCertificateFlags, gpointer) {
@@ -435,7 +439,7 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
   if (opts_.force_http1) soup_message_set_force_http1(f->msg, TRUE);
 #endif
   g_signal_connect(f->msg, "authenticate", G_CALLBACK(on_authenticate), &opts_);
-  g_signal_connect(f->msg, "network-event", G_CALLBACK(on_network_event), &f->new_socket);
+  g_signal_connect(f->msg, "network-event", G_CALLBACK(on_network_event), this);
   if (!opts_.ssl_strict)
     g_signal_connect(f->msg, "accept-certificate", G_CALLBACK(on_accept_certificate), nullptr);
 
@@ -461,7 +465,7 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
         f->stream = stream;
         f->pollable = G_IS_POLLABLE_INPUT_STREAM(stream) &&
                       g_pollable_input_stream_can_poll(G_POLLABLE_INPUT_STREAM(stream));
-        o->note_socket(f);
+        o->find_socket(f);
 
         ResponseHead head;
         head.status = static_cast<int>(soup_message_get_status(f->msg));
@@ -607,36 +611,41 @@ void SoupOrigin::Impl::read_pollable(const std::shared_ptr<SoupFetch>& f) {
       return finish(f, &e);
     }
     if (eof) return finish(f, nullptr);
-    // The budget is spent: let other sources run; more may be there, so the
-    // source fires at once. Not when an area was just filled, though: one more
-    // read may find the end of the body, and a fetch that ends here keeps its
-    // connection for the next request (a cancel before that read, when the
-    // reader is done with the block, would make libsoup close it).
-    if (budget == 0 && (got < length || past_budget)) return wait_readable(f);
+    // The budget is spent: let other sources run, then go on from a posted
+    // call (not a wait for readiness: libsoup may hold bytes it read ahead
+    // while the socket is quiet). Not when an area was just filled, though:
+    // one more read may find the end of the body, and a fetch that ends here
+    // keeps its connection for the next request (a cancel before that read,
+    // when the reader is done with the block, would make libsoup close it).
+    if (budget == 0 && (got < length || past_budget)) {
+      return post([this, f] {
+        if (!f->done && !f->paused) read_pollable(f);
+      });
+    }
     past_budget = budget == 0;
   }
 }
 
-// Learns which socket the message's connection has: a new connection
-// brought it (network-event), a reused one was seen before.
-void SoupOrigin::Impl::note_socket(const std::shared_ptr<SoupFetch>& f) {
-  const guint64 id = soup_message_get_connection_id(f->msg);
-  if (f->new_socket) {
-    for (auto it = sockets_.begin(); it != sockets_.end();) {  // forget closed connections
-      if (g_socket_is_closed(it->second)) {
-        g_object_unref(it->second);
-        it = sockets_.erase(it);
-      } else {
-        ++it;
-      }
+// A new plain-TCP connection `id` has `socket`. Connections that closed
+// since are forgotten.
+void SoupOrigin::Impl::note_socket(guint64 id, GSocket* socket) {
+  for (auto it = sockets_.begin(); it != sockets_.end();) {
+    if (g_socket_is_closed(it->second)) {
+      g_object_unref(it->second);
+      it = sockets_.erase(it);
+    } else {
+      ++it;
     }
-    GSocket*& slot = sockets_[id];
-    if (slot) g_object_unref(slot);
-    slot = f->new_socket;  // the map takes the reference
-    f->new_socket = nullptr;
   }
-  auto it = sockets_.find(id);
-  if (id == 0 || it == sockets_.end() || g_socket_is_closed(it->second)) return;
+  GSocket*& slot = sockets_[id];
+  if (slot) g_object_unref(slot);
+  slot = G_SOCKET(g_object_ref(socket));
+}
+
+// The socket under the fetch's body, if its connection is plain TCP.
+void SoupOrigin::Impl::find_socket(const std::shared_ptr<SoupFetch>& f) {
+  auto it = sockets_.find(soup_message_get_connection_id(f->msg));
+  if (it == sockets_.end() || g_socket_is_closed(it->second)) return;
   f->socket = G_SOCKET(g_object_ref(it->second));
   if (f->request.end) make_room(f->socket, *f->request.end - f->request.begin);
 }
