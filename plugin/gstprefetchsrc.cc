@@ -84,6 +84,9 @@ enum {
 #define DEFAULT_HEDGE TRUE
 #define DEFAULT_CACHE_SIZE (G_GUINT64_CONSTANT(8) << 20)
 
+/* The longest the scheduling query waits for the first answer. */
+#define SCHEDULING_WAIT_MAX_S 5u
+
 #define MIN_BLOCK_SIZE 1024
 #define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)
 #define MAX_CONCURRENCY 64
@@ -434,16 +437,16 @@ static gboolean gst_prefetch_src_set_location(GstPrefetchSrc* self, const gchar*
   }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   self->priv->settings.location = uri ? uri : "";
+  ++self->priv->settings_serial; /* also for the URI handler's path */
   return TRUE;
 }
 
 static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const GValue* value,
                                           GParamSpec* pspec) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(object);
-  {
-    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
-    ++self->priv->settings_serial;
-  }
+  /* Every change bumps settings_serial in the same locked section that
+   * writes the value, so a standby engine (see GstPrefetchSrcPrivate) is never
+   * stamped with a serial newer than its settings. */
   if (prop_id == PROP_LOCATION) {
     /* Keep the raw string: a non-http(s) location fails at start with a
      * clear error, as the URI handler refuses it when set. */
@@ -454,6 +457,7 @@ static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const 
       if (err->code == GST_URI_ERROR_UNSUPPORTED_PROTOCOL) {
         std::lock_guard<std::mutex> lock(self->priv->settings_lock);
         self->priv->settings.location = uri;
+        ++self->priv->settings_serial;
       }
       g_error_free(err);
     }
@@ -464,6 +468,7 @@ static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const 
     return;
   }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+  ++self->priv->settings_serial;
   Settings& s = self->priv->settings;
   switch (prop_id) {
     case PROP_BLOCK_SIZE:
@@ -937,7 +942,7 @@ static gboolean gst_prefetch_src_is_seekable(GstBaseSrc* src) {
 /* Pull mode needs the size and an origin that honours Range, which only the
  * first response tells; downstream asks before our start(). So the query
  * starts the engine if it is not running (start() adopts it), waits for the
- * first response head (at most `timeout`; unlock() and errors end the wait
+ * first response head (at most `timeout` or SCHEDULING_WAIT_MAX_S; unlock() and errors end the wait
  * early), and offers PULL only when both are known. An error is not posted
  * here: the engine keeps it and the first create() posts it, as without the
  * query. */
@@ -962,12 +967,16 @@ static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery
   }
   bool pull = false, seekable = true;
   if (p) {
+    /* The application thread waits here (in downstream's state change) and
+     * nothing can end the wait from outside: keep it short. An origin slower
+     * than that to answer gets push mode, which works as well, with seeks. */
     guint timeout;
     {
       std::lock_guard<std::mutex> lock(priv->settings_lock);
       timeout = priv->settings.timeout ? priv->settings.timeout : DEFAULT_TIMEOUT;
     }
-    const prefetch::ReadResult r = p->wait_open(std::chrono::seconds(timeout));
+    const prefetch::ReadResult r =
+        p->wait_open(std::chrono::seconds(std::min<guint>(timeout, SCHEDULING_WAIT_MAX_S)));
     seekable = p->seekable();
     pull = r.status == prefetch::ReadStatus::kOk && seekable && p->size().has_value();
     GST_DEBUG_OBJECT(self, "scheduling query: %s (open status %d)", pull ? "pull and push" : "push",
