@@ -367,7 +367,9 @@ struct Prefetcher::Impl {
   void trim_cache() {
     uint64_t bytes = 0;
     for (const auto& [i, c] : cache) bytes += c.range.length();
-    if (const Block* p = parked ? store.find(*parked) : nullptr) bytes += p->range.length();
+    // A parked block that completed is being moved to the cache (counted there).
+    const Block* p = parked ? store.find(*parked) : nullptr;
+    if (p && !p->complete()) bytes += p->range.length();
     while (bytes > cfg.cache_bytes && !cache.empty()) {
       auto oldest = cache.begin();
       for (auto it = cache.begin(); it != cache.end(); ++it)
@@ -402,7 +404,7 @@ struct Prefetcher::Impl {
   //    reader that jumps away from a block it was reading usually comes back
   //    (a demuxer reads the header, jumps to the index at the end, returns to
   //    the media right after the header). A step to the next block that
-  //    leaves this one incomplete (a two-block file's index) parks it too.
+  //    leaves this one incomplete keeps it fetching as the block behind.
   //    One block is parked at most, only if it fits in cache_bytes, and it
   //    counts against them: memory stays within the look-ahead budget plus
   //    the cache.
@@ -427,19 +429,19 @@ struct Prefetcher::Impl {
     read_block = idx;
     if (jump) window = exact_reads ? std::min(2u, lookahead) : lookahead;
     if (forward_step) window = std::min(2 * window, lookahead);
-    // A block the reader leaves before it is complete (a jump, or a step to
-    // the next block that skipped the rest of this one) is parked.
-    if ((jump || forward_step) && !stream_mode) park(old);
+    if (jump && !stream_mode) park(old);
     const uint64_t keep_from = idx > cfg.keep_behind ? idx - cfg.keep_behind : 0;
     const uint64_t keep_to = (step_back ? old : idx) + lookahead;
     store.drop_outside(
         keep_from, keep_to,
         [&](const Block& b) { return parked && b.index == *parked && !b.complete(); },
         [&](Block& b) { retire(b); });
-    // Blocks kept behind the reader are only worth it when complete.
+    // Blocks kept behind the reader are only worth it when complete, or when
+    // the reader just stepped past the rest of one: it may come back (a
+    // two-block file's index is in the second block).
     for (uint64_t i = keep_from; i < idx; ++i) {
       Block* b = store.find(i);
-      if (b && !b->complete() && !(parked && *parked == i)) {
+      if (b && !b->complete() && !(parked && *parked == i) && !(forward_step && i == old)) {
         cancel_block(*b);
         store.erase(i);
       }

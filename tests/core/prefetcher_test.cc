@@ -860,9 +860,9 @@ TEST_F(PrefetcherTest, JumpParksTheReadersBlockAndCancelsTheRest) {
 }
 
 // A two-block file whose index is in block 1: the reader steps from block 0
-// to block 1 before block 0 is complete. Block 0 is parked (it runs on), not
-// cancelled, so the way back costs no second request.
-TEST_F(PrefetcherTest, AStepAheadThatLeavesABlockIncompleteParksIt) {
+// to block 1 before block 0 is complete. Block 0 keeps fetching as the block
+// behind the reader, not cancelled, so the way back costs no second request.
+TEST_F(PrefetcherTest, AStepAheadKeepsTheBlockItLeftIncomplete) {
   Make(2 * kB - 100);
   origin_->hold_body(0, 300);
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
@@ -879,7 +879,7 @@ TEST_F(PrefetcherTest, AStepAheadThatLeavesABlockIncompleteParksIt) {
   ASSERT_TRUE(origin_->wait_idle(kHang));
   const std::vector<RequestRecord> zero = RequestsAt(0);
   ASSERT_EQ(zero.size(), 1u) << "block 0 was requested again";
-  EXPECT_FALSE(zero[0].cancel_called) << "block 0 was cancelled, not parked";
+  EXPECT_FALSE(zero[0].cancel_called) << "block 0 was cancelled";
   for (const RequestRecord& q : origin_->requests())
     EXPECT_FALSE(q.begin > 0 && q.begin < kB) << "block 0 refetched from " << q.begin;
 }
