@@ -851,15 +851,18 @@ static void gst_prefetch_src_close_state(State& state) {
   state.origin.reset();
 }
 
+/* Takes the standby engine (if any) out of the element. */
+static State gst_prefetch_src_take_standby(GstPrefetchSrc* self) {
+  std::lock_guard<std::mutex> lock(self->priv->state_lock);
+  State standby = std::move(self->priv->standby);
+  self->priv->standby = State();
+  return standby;
+}
+
 static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
-  State standby;
+  State standby = gst_prefetch_src_take_standby(self);
   guint64 serial;
-  {
-    std::lock_guard<std::mutex> lock(self->priv->state_lock);
-    standby = std::move(self->priv->standby);
-    self->priv->standby = State();
-  }
   {
     std::lock_guard<std::mutex> lock(self->priv->settings_lock);
     serial = self->priv->settings_serial;
@@ -912,12 +915,7 @@ static GstStateChangeReturn gst_prefetch_src_change_state(GstElement* element,
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY ||
       transition == GST_STATE_CHANGE_READY_TO_NULL) {
     /* A standby engine nobody adopted (the state change failed elsewhere). */
-    State standby;
-    {
-      std::lock_guard<std::mutex> lock(self->priv->state_lock);
-      standby = std::move(self->priv->standby);
-      self->priv->standby = State();
-    }
+    State standby = gst_prefetch_src_take_standby(self);
     gst_prefetch_src_close_state(standby);
   }
   return ret;

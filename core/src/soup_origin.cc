@@ -191,11 +191,9 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
         listener(std::move(l)),
         cancellable(g_cancellable_new()) {}
   ~SoupFetch() override {
+    // No `source` here: an attached one holds a reference to the fetch, and
+    // finish() destroys it.
     if (socket) g_object_unref(socket);
-    if (source) {
-      g_source_destroy(source);
-      g_source_unref(source);
-    }
     if (stream) g_object_unref(stream);
     if (msg) g_object_unref(msg);
     g_object_unref(cancellable);
