@@ -22,4 +22,13 @@ const char* to_string(ErrorKind kind) {
   return "unknown";
 }
 
+Error make_error(ErrorKind kind, int http_status, std::string message, bool transient) {
+  Error e;
+  e.kind = kind;
+  e.http_status = http_status;
+  e.message = std::move(message);
+  e.transient = transient;
+  return e;
+}
+
 }  // namespace prefetch

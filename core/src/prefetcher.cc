@@ -24,15 +24,6 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-Error make_error(ErrorKind kind, int status, std::string message, bool transient = false) {
-  Error e;
-  e.kind = kind;
-  e.http_status = status;
-  e.message = std::move(message);
-  e.transient = transient;
-  return e;
-}
-
 // Maps a non-success HTTP status to an error. `opened` is false until the
 // first good response: failures before it are failures to open.
 Error status_error(int status, bool opened) {

@@ -27,4 +27,6 @@ struct Error {
 
 const char* to_string(ErrorKind kind);
 
+Error make_error(ErrorKind kind, int http_status, std::string message, bool transient = false);
+
 }  // namespace prefetch

@@ -1,0 +1,49 @@
+// Response check: what one response head means for the transfer, given the
+// range that was asked and what earlier responses established. It owns the
+// HTTP rules that keep bytes right (DESIGN.md) and the mapping of HTTP
+// statuses to errors. Pure: no I/O, no locks; the engine applies the verdict.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "prefetch/error.h"
+#include "prefetch/origin.h"
+
+namespace prefetch {
+
+// What earlier responses established about the resource.
+struct KnownResource {
+  std::optional<uint64_t> size;
+  std::string validator;     // the first one seen (ETag, else Last-Modified)
+  bool opened = false;       // a good response arrived
+  bool ranges_ok = false;    // a 206 arrived
+  bool stream_mode = false;  // the origin ignores Range: one sequential stream
+};
+
+enum class Verdict {
+  kAccept,   // a 206 for the range asked: its body fills the blocks
+  kStream,   // a 200: the origin ignores Range; the body is the whole resource
+  kPastEnd,  // a 416 for a range past the end: ends the request, gives the size
+  kReject,   // this request fails with `error` (retried if transient)
+  kFatal,    // the transfer fails with `error` (the resource changed)
+};
+
+struct ResponseVerdict {
+  Verdict verdict = Verdict::kReject;
+  std::optional<uint64_t> size;  // the size to learn, where it was unknown
+  std::string validator;         // the validator to keep, where none was kept
+  std::optional<Error> error;    // kReject and kFatal
+};
+
+// `asked_from`: the first byte the request asked for. `now_unix`: the time
+// a Retry-After date is relative to.
+ResponseVerdict check_response(uint64_t asked_from, const KnownResource& known,
+                               const ResponseHead& head, int64_t now_unix);
+
+// The error for a status that is neither success nor a range answer. Before
+// the first good response (`opened` false), failures are failures to open.
+Error status_error(int status, bool opened);
+
+}  // namespace prefetch

@@ -1,0 +1,59 @@
+#include "prefetch/hedge_policy.h"
+
+#include <algorithm>
+
+namespace prefetch {
+
+namespace {
+constexpr size_t kKeptTimes = 64;
+}
+
+void FirstByteTimes::add(double ms) {
+  ms_.push_back(ms);
+  if (ms_.size() > kKeptTimes) ms_.pop_front();
+}
+
+std::optional<double> FirstByteTimes::quantile(double q) const {
+  if (ms_.empty()) return std::nullopt;
+  std::vector<double> v(ms_.begin(), ms_.end());
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+std::optional<double> hedge_threshold_ms(const HedgePolicy& policy, const FirstByteTimes& times) {
+  if (times.size() < policy.min_samples) return std::nullopt;
+  const std::optional<double> typical = times.quantile(policy.percentile);
+  if (!typical) return std::nullopt;
+  return std::max<double>(static_cast<double>(policy.floor.count()), policy.factor * *typical);
+}
+
+double hedge_tokens(const HedgePolicy& policy, const HedgeInput& in) {
+  double base = static_cast<double>(in.requests_started) + in.lookahead;
+  if (in.block_count)
+    base = std::min(base,
+                    static_cast<double>(std::max<uint64_t>(in.requests_started, *in.block_count)));
+  return policy.share * base - static_cast<double>(in.hedges_sent);
+}
+
+std::optional<HedgeDecision> choose_hedge(const HedgePolicy& policy, const HedgeInput& in,
+                                          const FirstByteTimes& times) {
+  // Regular requests fill `concurrency` slots; a hedge may take the one
+  // spare beyond them, not more.
+  if (!policy.enabled || in.in_flight > in.concurrency || in.candidates.empty())
+    return std::nullopt;
+  const double tokens = hedge_tokens(policy, in);
+  if (tokens < 1) return std::nullopt;
+  const std::optional<double> threshold = hedge_threshold_ms(policy, times);
+  if (!threshold) return std::nullopt;
+  const double scarcity = tokens < 2 ? 2.0 : 1.0;
+  for (const HedgeCandidate& c : in.candidates) {
+    if (c.block < in.read_block || c.block >= in.read_block + policy.span) continue;
+    const double limit = *threshold * scarcity * static_cast<double>(1 + (c.block - in.read_block));
+    if (c.waited_ms < limit) continue;
+    return HedgeDecision{c.block, c.waited_ms, limit};
+  }
+  return std::nullopt;
+}
+
+}  // namespace prefetch
