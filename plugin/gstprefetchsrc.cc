@@ -828,8 +828,8 @@ static State gst_prefetch_src_make_state(GstPrefetchSrc* self, bool post) {
   config.concurrency = s.concurrency;
   config.lookahead_blocks = s.lookahead_blocks;
   config.schedule = static_cast<prefetch::Schedule>(s.schedule);
-  config.retries = s.retries;
-  config.hedge = s.hedge;
+  config.retry.retries = s.retries;
+  config.hedge.enabled = s.hedge;
   config.cache_bytes = s.cache_size;
   options.max_connections = config.max_connections();
 

@@ -34,8 +34,8 @@ Config SmallConfig(Schedule schedule = Schedule::kWindow, unsigned concurrency =
   c.block_size = kB;
   c.concurrency = concurrency;
   c.schedule = schedule;
-  c.backoff_base = milliseconds(2);
-  c.backoff_max = milliseconds(20);
+  c.retry.backoff_base = milliseconds(2);
+  c.retry.backoff_max = milliseconds(20);
   return c;
 }
 
@@ -672,7 +672,7 @@ TEST_F(PrefetcherTest, RetryAfterIsHonoured) {
 
 TEST_F(PrefetcherTest, PersistentServiceUnavailableFailsAfterTheRetries) {
   Config c = SmallConfig();
-  c.retries = 2;
+  c.retry.retries = 2;
   Make(4 * kB, c);
   origin_->set_script([](const RangeRequest&, unsigned) { return Status(503); });
   ReadResult o = prefetcher_->open(0);
@@ -684,7 +684,7 @@ TEST_F(PrefetcherTest, PersistentServiceUnavailableFailsAfterTheRetries) {
 
 TEST_F(PrefetcherTest, PersistentCutFailsTheReadAfterTheRetries) {
   Config c = SmallConfig();
-  c.retries = 1;
+  c.retry.retries = 1;
   Make(4 * kB, c);
   origin_->set_script([](const RangeRequest& req, unsigned) {
     Reply r;
@@ -1062,7 +1062,7 @@ TEST_F(PrefetcherTest, DemuxerPatternNeverRefetchesCompleteBlocks) {
 
 Config HedgeConfig(unsigned concurrency = 2) {
   Config c = SmallConfig(Schedule::kWindow, concurrency);
-  c.hedge_floor = milliseconds(50);
+  c.hedge.floor = milliseconds(50);
   return c;
 }
 
@@ -1097,7 +1097,7 @@ TEST_F(PrefetcherTest, ALateHeadBlockIsHedgedAndTheHedgeWins) {
 // waited for.
 TEST_F(PrefetcherTest, HedgeOffSendsNoHedge) {
   Config c = HedgeConfig(2);
-  c.hedge = false;
+  c.hedge.enabled = false;
   Make(8 * kB, c);
   origin_->set_script([](const RangeRequest& req, unsigned) {
     Reply r;

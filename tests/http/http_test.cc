@@ -140,9 +140,9 @@ class HttpTest : public ::testing::Test {
     Config c;
     c.block_size = block_size;
     c.concurrency = concurrency;
-    c.retries = 3;
-    c.backoff_base = milliseconds(5);
-    c.backoff_max = milliseconds(50);
+    c.retry.retries = 3;
+    c.retry.backoff_base = milliseconds(5);
+    c.retry.backoff_max = milliseconds(50);
     return c;
   }
 
@@ -372,7 +372,7 @@ TEST_F(HttpTest, ConnectionRefusedIsOpenReadWithinRetries) {
   HttpOptions o = options("/f");
   o.uri = "http://127.0.0.1:" + std::to_string(unused_port()) + "/f";
   Config c = config(64 * kKiB, 4);
-  c.retries = 2;
+  c.retry.retries = 2;
   Fetched f = fetch(o, c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
   EXPECT_EQ(f.status, ReadStatus::kError);
   EXPECT_EQ(f.error.kind, ErrorKind::kOpenRead);
@@ -387,7 +387,7 @@ TEST_F(HttpTest, ServiceUnavailableFirstNIsRetried) {
   b.status_count = 3;
   server_.set_behavior("/f", b);
   Config c = config(64 * kKiB, 4);
-  c.retries = 5;
+  c.retry.retries = 5;
   Fetched f = fetch(options("/f"), c);
   expect_exact(f, data);
   int n503 = 0;
@@ -401,7 +401,7 @@ TEST_F(HttpTest, ServiceUnavailableForeverFailsAfterRetries) {
   b.status = 503;
   server_.set_behavior("/f", b);
   Config c = config(64 * kKiB, 2);
-  c.retries = 2;
+  c.retry.retries = 2;
   Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
   EXPECT_EQ(f.status, ReadStatus::kError);
   EXPECT_EQ(f.error.http_status, 503);
@@ -452,7 +452,7 @@ TEST_F(HttpTest, CutConnectionsAreRetriedToExactBytes) {
   b.cut_count = 4;
   server_.set_behavior("/f", b);
   Config c = config(64 * kKiB, 4);
-  c.retries = 5;
+  c.retry.retries = 5;
   Fetched f = fetch(options("/f"), c);
   expect_exact(f, data);
   int cuts = 0;
@@ -486,7 +486,7 @@ TEST_F(HttpTest, CutEveryResponseFailsWithReadError) {
   b.cut_after_bytes = 1000;
   server_.set_behavior("/f", b);
   Config c = config(64 * kKiB, 2);
-  c.retries = 2;
+  c.retry.retries = 2;
   Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
   EXPECT_EQ(f.status, ReadStatus::kError);
   EXPECT_EQ(f.error.kind, ErrorKind::kRead);
@@ -597,7 +597,7 @@ TEST_F(HttpTest, JumpCancelsStaleRequestsAndNeverRefetchesCachedBlocks) {
       milliseconds(0));
   server_.set_behavior("/f", b);
   Config c = config(block, 4);
-  c.hedge = false;  // the slow blocks must not be asked twice by a hedge
+  c.hedge.enabled = false;  // the slow blocks must not be asked twice by a hedge
   auto p = make(options("/f"), c);
   Watchdog dog(p.get(), seconds(20));
   ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
@@ -702,7 +702,7 @@ TEST_P(BodyLengthTest, NeverWrongBytes) {
   b.body_length_delta = GetParam();
   server_.set_behavior("/f", b);
   Config c = config(64 * kKiB, 2);
-  c.retries = 2;
+  c.retry.retries = 2;
   Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
   ASSERT_LE(f.bytes.size(), data.size());
   EXPECT_EQ(f.bytes, slice(data, 0, f.bytes.size())) << "delivered bytes differ from the file";

@@ -59,7 +59,7 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
 enum class BlockState { kFetching, kComplete };
 
-class Request;  // prefetcher.cc
+class Request;  // engine.h
 
 struct Block {
   uint64_t index = 0;
@@ -72,7 +72,6 @@ struct Block {
   std::shared_ptr<Request> request;  // the fetch filling it, if any
   std::shared_ptr<Request> hedge;    // a second fetch racing `request`, if any
   bool hedged = false;               // a hedge was sent for it (one per block)
-  uint64_t last_use = 0;             // cache: when it left the window (LRU)
 
   bool complete() const { return state == BlockState::kComplete; }
 };

@@ -23,7 +23,7 @@ namespace prefetch {
 struct RangeRequest {
   uint64_t begin = 0;
   std::optional<uint64_t> end;         // exclusive; nullopt asks for the rest
-  std::string validator;               // sent as If-Range / If-Match when not empty
+  std::string validator;               // sent as If-Range when not empty (and strong)
   std::chrono::milliseconds delay{0};  // wait this long before sending (retry backoff)
 };
 

@@ -22,8 +22,10 @@
 #include "prefetch/block_plan.h"
 #include "prefetch/block_store.h"
 #include "prefetch/error.h"
+#include "prefetch/hedge_policy.h"
 #include "prefetch/log.h"
 #include "prefetch/origin.h"
+#include "prefetch/retry_policy.h"
 #include "prefetch/scheduler.h"
 
 namespace prefetch {
@@ -33,31 +35,16 @@ struct Config {
   unsigned concurrency = 4;
   unsigned lookahead_blocks = 0;  // 0 = 2 x concurrency
   Schedule schedule = Schedule::kWindow;
-  int retries = 3;  // per block, -1 = forever
-  std::chrono::milliseconds backoff_base{200};
-  std::chrono::milliseconds backoff_max{5000};
+  RetryPolicy retry;         // per block: attempts, backoff (retry_policy.h)
   unsigned keep_behind = 1;  // delivered blocks kept for backward reads
   // Complete blocks that leave the window stay in an LRU cache of this many
   // bytes, so a demuxer's jump (to an index at the end) and back is cheap.
   uint64_t cache_bytes = 8 << 20;
-
-  // Hedging: when the first byte of a block near the reader is later than
-  // max(hedge_floor, hedge_factor x the hedge_percentile of recent first-byte
-  // times), a second request for its missing bytes starts; the first answer
-  // wins and the other is cancelled. A hedge may use a free slot or the one
-  // spare slot beyond `concurrency` (see max_connections()), so a late block
-  // at the head of the line never waits for a request far ahead to finish.
-  // Hedges are at most hedge_share of the requests and one per block. A block
-  // d places past the reader waits (1 + d) x the threshold, and the budget's
-  // last hedge waits twice as long: with so few hedges to spend, they go to
-  // the block the reader is stuck on and to the tail's tail.
-  bool hedge = true;
-  double hedge_percentile = 0.5;
-  double hedge_factor = 2.5;
-  std::chrono::milliseconds hedge_floor{50};
-  double hedge_share = 0.10;
-  unsigned hedge_span = 3;         // blocks from the read position that may be hedged
-  unsigned hedge_min_samples = 6;  // first-byte times needed before hedging
+  // Hedging of blocks near the reader whose first byte is late
+  // (hedge_policy.h). A hedge may use a free slot or the one spare slot
+  // beyond `concurrency` (see max_connections()), so a late block at the
+  // head of the line never waits for a request far ahead to finish.
+  HedgePolicy hedge;
 
   unsigned effective_lookahead() const {
     unsigned n = lookahead_blocks ? lookahead_blocks : 2 * concurrency;
@@ -65,7 +52,7 @@ struct Config {
   }
   // Connections the origin should allow to the host: one per request slot,
   // plus the hedge's spare.
-  unsigned max_connections() const { return concurrency + (hedge ? 1 : 0); }
+  unsigned max_connections() const { return concurrency + (hedge.enabled ? 1 : 0); }
 };
 
 // Bytes handed to the reader. `owner` keeps them alive (no copy).

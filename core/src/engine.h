@@ -1,0 +1,156 @@
+// The engine's insides, shared by its three source files:
+//   prefetcher.cc      the public API and the reader's waits
+//   engine_window.cc   what to fetch: the window, the schedule, hedges, the cache
+//   engine_request.cc  one request's life: start, head, body, end, retry
+// The decisions themselves live in pure units (scheduler, access_pattern,
+// hedge_policy, retry_policy, response_check, block_cache); the engine holds
+// the lock, the waits and the glue between them.
+//
+// Locking: every field of Impl is guarded by `mu`. Origin calls (start,
+// cancel, resume) only post work to the origin's thread, so they are made
+// with `mu` held; the origin's callbacks take `mu` themselves. Waits use `cv`.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <random>
+
+#include "prefetch/access_pattern.h"
+#include "prefetch/block_cache.h"
+#include "prefetch/hedge_policy.h"
+#include "prefetch/prefetcher.h"
+#include "prefetch/rate_meter.h"
+#include "prefetch/response_check.h"
+#include "prefetch/retry_policy.h"
+
+namespace prefetch {
+
+inline double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+enum class RequestKind {
+  kBlock,   // fills one block (its main request or its hedge)
+  kStream,  // a sequential body of the whole resource (the origin ignores Range)
+};
+
+enum class RequestState {
+  kWaiting,    // sent (or in its retry backoff); no response head accepted yet
+  kReceiving,  // its head was accepted: body bytes fill blocks
+  kPaused,     // a stream whose next block is past the look-ahead; pump_stream resumes it
+  kFull,       // a block request with every byte of its range: it reads on to the end of body
+  kCut,        // its body ran past its range (or past the size): cut, ends like a clean end
+  kDraining,   // cancelled with every byte in: one more read may find the end of body
+  kCancelled,  // cancelled by us (or the transfer failed); on_done is still to come
+};
+
+// One HTTP request. Owned jointly by the origin (until on_done) and the block
+// it fills; it reaches the engine through a raw pointer, which close() keeps
+// valid by waiting for every on_done.
+class Request : public FetchListener {
+ public:
+  Request(Prefetcher::Impl* impl, uint64_t block, uint64_t pos, RequestKind kind)
+      : impl_(impl), block(block), pos(pos), kind(kind), started(Clock::now()) {}
+
+  bool on_head(const ResponseHead& head) override;
+  uint8_t* write_area(size_t* length) override;
+  void on_data(size_t n) override;
+  void on_done(const Error* error) override;
+
+  bool cancelled() const {
+    return state == RequestState::kDraining || state == RequestState::kCancelled;
+  }
+  bool is_stream() const { return kind == RequestKind::kStream; }
+
+  Prefetcher::Impl* impl_;
+  uint64_t block;  // the block being filled
+  uint64_t pos;    // absolute offset of the next body byte
+  RequestKind kind;
+  RequestState state = RequestState::kWaiting;
+  Clock::time_point started;     // when it was sent (after its backoff)
+  Clock::time_point first_byte;  // when its first body byte came; epoch until then
+  std::shared_ptr<Fetch> fetch;
+  std::optional<Error> failure;  // why its head was refused
+  // Where the last write_area pointed: the discard area, or a block whose
+  // buffer it keeps alive until on_data, even if a seek drops the block
+  // meanwhile (the origin writes without our lock).
+  bool into_scratch = false;
+  std::shared_ptr<BlockBuffer> area_owner;
+  uint8_t scratch[4096];
+};
+
+struct Prefetcher::Impl {
+  Impl(Origin* origin, const Config& cfg, Logger log);
+
+  Origin* origin;
+  const Config cfg;
+  const unsigned lookahead;
+  const RetryPolicy retry;
+  const HedgePolicy hedge;
+  Logger log;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  BlockPlan plan;
+  BlockStore store;
+  BlockCache cache;
+  uint64_t read_pos = 0;     // the next byte the reader wants
+  uint64_t read_block = 0;   // the block holding it
+  uint64_t batch_begin = 0;  // batch / barrier
+  unsigned in_flight = 0;    // started and not yet on_done
+  bool flushing = false;
+  bool closed = false;
+  KnownResource known;  // what the responses so far established (size: see plan)
+  std::shared_ptr<Request> stream;
+  std::optional<Error> fatal;
+  std::mt19937_64 rng;
+  // Blocks the window spans now (<= lookahead); see access_pattern.h.
+  unsigned window = 0;
+  bool exact_reads = false;  // the reads come from pull mode
+  // While the reader gathers (gather()): the byte it waits to be readable.
+  // Head-block bytes short of it do not wake it.
+  uint64_t gather_until = 0;
+
+  // Statistics.
+  uint64_t bytes_delivered = 0, blocks_fetched = 0, requests_started = 0, retries = 0,
+           hedges_sent = 0, hedges_won = 0, cache_hits = 0;
+  FirstByteTimes first_byte_ms;
+  RateMeter rate;
+
+  // ---- all below: called with mu held ----
+
+  // engine_window.cc: what to fetch.
+  void pump();
+  void pump_stream();
+  bool maybe_hedge();
+  void retarget(uint64_t offset);
+  void park(uint64_t i);
+  void retire(Block& b);
+  void set_size(uint64_t size);
+  bool batch_complete_from(uint64_t first) const;
+
+  // engine_request.cc: requests.
+  void launch(Block& b, std::chrono::milliseconds delay, bool as_hedge = false);
+  void launch_stream(uint64_t from, std::chrono::milliseconds delay);
+  void cancel_request(const std::shared_ptr<Request>& r);
+  void cancel_block(Block& b);
+  void cancel_all();
+  void fail(Error e);
+  bool on_head(Request& r, const ResponseHead& head);
+  void settle_hedge(Request& r);
+  void enter_stream_mode(Request& r, std::optional<uint64_t> size);
+  uint8_t* write_area(Request& r, size_t* length);
+  uint8_t* stream_area(Request& r, size_t* length);
+  void on_data(Request& r, size_t n);
+  void on_done(Request& r, const Error* error);
+  std::optional<Error> body_outcome(Request& r, Block*& b, const Error* error);
+  void failed(Request& r, Block* b, Error e);
+
+  // prefetcher.cc: the reader.
+  size_t readable(const Block& b) const;
+  Block* wait_block(std::unique_lock<std::mutex>& lock, uint64_t offset, ReadResult* result);
+  void idle_wait(std::unique_lock<std::mutex>& lock);
+  void delivered(uint64_t offset, size_t n);
+};
+
+}  // namespace prefetch

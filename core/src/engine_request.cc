@@ -1,0 +1,373 @@
+// One request's life in the engine: it starts, its head is checked
+// (response_check), its body fills blocks, it ends, and a failure is retried
+// (retry_policy) or fails the transfer. These run on the origin's thread
+// (each callback takes the lock) or from the window's glue.
+
+#include <glib.h>
+
+#include <cinttypes>
+
+#include "engine.h"
+
+namespace prefetch {
+
+// ---- Request: forwards to the engine ----
+
+bool Request::on_head(const ResponseHead& head) { return impl_->on_head(*this, head); }
+uint8_t* Request::write_area(size_t* length) { return impl_->write_area(*this, length); }
+void Request::on_data(size_t n) { impl_->on_data(*this, n); }
+void Request::on_done(const Error* error) { impl_->on_done(*this, error); }
+
+// ---- starting and cancelling ----
+
+// Starts a request for the rest of block `b`: its main one, or a hedge.
+void Prefetcher::Impl::launch(Block& b, std::chrono::milliseconds delay, bool as_hedge) {
+  auto req =
+      std::make_shared<Request>(this, b.index, b.range.begin + b.filled, RequestKind::kBlock);
+  RangeRequest rr;
+  rr.begin = req->pos;
+  rr.end = b.range.end;
+  rr.validator = known.validator;
+  rr.delay = delay;
+  (as_hedge ? b.hedge : b.request) = req;
+  req->started = Clock::now() + delay;  // first-byte times exclude backoff
+  ++in_flight;
+  if (as_hedge) {
+    ++hedges_sent;
+    log(LogLevel::kDebug, "block %" PRIu64 " hedge requested bytes=%" PRIu64 "-%" PRIu64, b.index,
+        rr.begin, b.range.end - 1);
+  } else {
+    ++requests_started;
+    log(LogLevel::kDebug, "block %" PRIu64 " requested bytes=%" PRIu64 "-%" PRIu64 " attempt %u",
+        b.index, rr.begin, b.range.end - 1, b.attempts);
+  }
+  req->fetch = origin->start(rr, req);
+}
+
+void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds delay) {
+  stream = std::make_shared<Request>(this, plan.index_of(from), from, RequestKind::kStream);
+  RangeRequest rr;
+  rr.begin = from;
+  rr.validator = known.validator;
+  rr.delay = delay;
+  ++in_flight;
+  ++requests_started;
+  log(LogLevel::kDebug, "stream requested from byte %" PRIu64, from);
+  stream->fetch = origin->start(rr, stream);
+}
+
+void Prefetcher::Impl::cancel_request(const std::shared_ptr<Request>& r) {
+  if (!r || r->cancelled()) return;
+  // A request with all its bytes may still read the end of its body: with
+  // the end read, libsoup hands the connection back for the next request
+  // instead of closing it.
+  const bool full = r->state == RequestState::kFull || r->state == RequestState::kCut;
+  r->state = full ? RequestState::kDraining : RequestState::kCancelled;
+  if (r->fetch) r->fetch->cancel();
+}
+
+void Prefetcher::Impl::cancel_block(Block& b) {
+  cancel_request(b.request);
+  cancel_request(b.hedge);
+}
+
+void Prefetcher::Impl::cancel_all() {
+  store.drop_outside(0, 0, [&](Block& b) { cancel_block(b); });
+  cache.clear();
+  cancel_request(stream);
+  stream.reset();
+}
+
+void Prefetcher::Impl::fail(Error e) {
+  if (fatal) return;
+  log(LogLevel::kError, "fatal: %s (status %d): %s", to_string(e.kind), e.http_status,
+      e.message.c_str());
+  fatal = std::move(e);
+  cancel_all();
+  cv.notify_all();
+}
+
+// ---- the head ----
+
+bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (r.cancelled() || fatal) return false;
+  ResponseVerdict v = check_response(r.pos, known, head, g_get_real_time() / G_USEC_PER_SEC);
+  if (v.verdict == Verdict::kFatal) {
+    fail(std::move(*v.error));
+    return false;
+  }
+  if (v.verdict == Verdict::kReject) {
+    r.failure = std::move(v.error);
+    return false;
+  }
+  if (!v.validator.empty()) known.validator = v.validator;
+  switch (v.verdict) {
+    case Verdict::kAccept:
+      if (v.size) set_size(*v.size);
+      if (fatal || r.cancelled()) return false;
+      known.opened = known.ranges_ok = true;
+      r.state = RequestState::kReceiving;
+      settle_hedge(r);
+      cv.notify_all();
+      return true;
+    case Verdict::kStream:
+      enter_stream_mode(r, v.size);
+      return !fatal;
+    case Verdict::kPastEnd:
+      if (v.size) set_size(*v.size);
+      known.opened = true;
+      cv.notify_all();
+      return false;
+    default:
+      return false;
+  }
+}
+
+// The first of a block's two requests to answer wins; the other is cancelled.
+void Prefetcher::Impl::settle_hedge(Request& r) {
+  Block* b = store.find(r.block);
+  if (!b || !b->hedge) return;
+  if (b->hedge.get() == &r) {
+    ++hedges_won;
+    log(LogLevel::kDebug, "block %" PRIu64 " hedge won", b->index);
+    cancel_request(b->request);
+    b->request = std::move(b->hedge);
+  } else {
+    cancel_request(b->hedge);
+  }
+  b->hedge.reset();
+}
+
+// A 200 to a ranged request: from now on one sequential stream (this
+// request) fills the blocks, skipping to the reader.
+void Prefetcher::Impl::enter_stream_mode(Request& r, std::optional<uint64_t> size) {
+  if (!known.stream_mode) {
+    log(LogLevel::kWarning,
+        "the origin ignores Range requests: falling back to one sequential stream");
+    known.stream_mode = true;
+    // Keep only this request, as the stream; drop every block and request.
+    std::shared_ptr<Request> self;
+    store.for_each([&](Block& b) {
+      if (b.request.get() == &r)
+        self = b.request;
+      else
+        cancel_request(b.request);
+    });
+    store.drop_outside(0, 0, [](Block&) {});
+    if (stream.get() != &r) cancel_request(stream);
+    stream = self ? self : stream;
+    known.opened = true;
+    if (size) set_size(*size);
+  }
+  r.kind = RequestKind::kStream;
+  r.state = RequestState::kReceiving;
+  r.pos = 0;  // a 200 sends the whole resource
+  r.block = 0;
+  cv.notify_all();
+}
+
+// ---- the body ----
+
+uint8_t* Prefetcher::Impl::write_area(Request& r, size_t* length) {
+  std::lock_guard<std::mutex> lock(mu);
+  *length = 0;
+  r.into_scratch = false;
+  r.area_owner.reset();
+  if (r.cancelled() || fatal) {
+    // One read only, to find the end of the body: a longer body is cut anyway.
+    if (r.state != RequestState::kDraining && r.state != RequestState::kFull &&
+        r.state != RequestState::kCut)
+      return nullptr;
+    r.state = RequestState::kCancelled;
+    r.into_scratch = true;
+    *length = sizeof r.scratch;
+    return r.scratch;
+  }
+  if (r.is_stream()) return stream_area(r, length);
+  Block* b = store.find(r.block);
+  if (!b) return nullptr;
+  const uint64_t end = b->range.end;
+  if (r.pos >= end) {
+    // The block is full: let the origin find the end of the body, or
+    // notice it is longer than asked.
+    r.into_scratch = true;
+    *length = sizeof r.scratch;
+    return r.scratch;
+  }
+  *length = end - r.pos;
+  r.area_owner = b->buffer;
+  return b->buffer->data() + (r.pos - b->range.begin);
+}
+
+// Stream mode. Skips what the reader no longer wants and what is held
+// already; pauses when the next block is past the look-ahead.
+uint8_t* Prefetcher::Impl::stream_area(Request& r, size_t* length) {
+  const auto& size = plan.size();
+  const uint64_t idx = plan.index_of(r.pos);
+  uint64_t want_from = plan.range(read_block).begin;
+  if (const Block* held = store.find(idx))
+    want_from = std::max(want_from, held->range.begin + held->filled);
+  if ((size && r.pos >= *size) || r.pos < want_from) {
+    // Past the end (a lie, cut) or before the reader: discard.
+    r.into_scratch = true;
+    *length = size && r.pos >= *size ? sizeof r.scratch
+                                     : std::min<uint64_t>(sizeof r.scratch, want_from - r.pos);
+    return r.scratch;
+  }
+  if (idx >= read_block + lookahead) {
+    r.state = RequestState::kPaused;  // the budget is full: pump_stream() resumes us
+    return nullptr;
+  }
+  Block* b = store.find(idx);
+  if (!b) {
+    b = &store.insert(idx, plan.range(idx));
+    b->attempts = 1;
+  }
+  r.block = idx;  // the block does not own the stream: dropping it must not cancel it
+  *length = b->range.end - r.pos;
+  r.area_owner = b->buffer;
+  return b->buffer->data() + (r.pos - b->range.begin);
+}
+
+void Prefetcher::Impl::on_data(Request& r, size_t n) {
+  std::lock_guard<std::mutex> lock(mu);
+  std::shared_ptr<BlockBuffer> area = std::move(r.area_owner);
+  if (r.cancelled() || fatal) return;
+  if (r.into_scratch) {
+    if (!r.is_stream() || (plan.size() && r.pos >= *plan.size())) {
+      log(LogLevel::kWarning, "block %" PRIu64 ": body longer than its range, cut", r.block);
+      r.state = RequestState::kCut;
+      r.fetch->cancel();
+    } else {
+      r.pos += n;  // skipping towards the reader in stream mode
+    }
+    return;
+  }
+  Block* b = store.find(r.block);
+  if (!b || b->buffer != area) return;  // dropped (and maybe re-made) meanwhile
+  const Clock::time_point now = Clock::now();
+  if (r.first_byte == Clock::time_point{}) {
+    r.first_byte = now;
+    first_byte_ms.add(ms_between(r.started, now));
+    log(LogLevel::kDebug, "block %" PRIu64 " first-byte", b->index);
+  }
+  if (b->filled == 0) b->first_byte = now;
+  b->filled += n;
+  r.pos += n;
+  rate.add(n, now);
+  if (r.pos >= b->range.end && !r.is_stream()) r.state = RequestState::kFull;
+  if (b->filled == b->range.length()) {
+    b->state = BlockState::kComplete;
+    ++blocks_fetched;
+    if (cache.is_parked(b->index)) cache.parked_complete();
+    log(LogLevel::kDebug, "block %" PRIu64 " complete %" PRIu64 " bytes", b->index,
+        b->range.length());
+    cv.notify_all();
+  } else if (b->index == read_block && b->range.begin + b->filled >= gather_until) {
+    cv.notify_all();  // the reader may take the head block's new bytes
+  }
+}
+
+// ---- the end ----
+
+void Prefetcher::Impl::on_done(Request& r, const Error* error) {
+  std::lock_guard<std::mutex> lock(mu);
+  r.area_owner.reset();
+  --in_flight;
+  if (r.is_stream())
+    log(LogLevel::kDebug, "stream ends at byte %" PRIu64 "%s: %s", r.pos,
+        r.cancelled() ? " (cancelled)" : "", error ? error->message.c_str() : "end of body");
+  if (stream.get() == &r) stream.reset();
+  Block* b = r.is_stream() ? nullptr : store.find(r.block);
+  if (b && b->hedge.get() == &r) {
+    // A hedge that ended before it won: the main request carries on.
+    b->hedge.reset();
+    if (!r.cancelled() && error)
+      log(LogLevel::kDebug, "block %" PRIu64 " hedge failed: %s", b->index, error->message.c_str());
+    cv.notify_all();
+    return pump();
+  }
+  if (b && b->request.get() != &r) b = nullptr;  // the block was dropped and re-made
+  if (b) b->request.reset();
+  if (r.cancelled() || closed || fatal) {
+    cv.notify_all();
+    return pump();
+  }
+  if (std::optional<Error> e = body_outcome(r, b, error)) failed(r, b, std::move(*e));
+  cv.notify_all();
+  pump();
+}
+
+// How a request that was not cancelled ended: nullopt if its bytes are all
+// there (learning the size where a short body marks the end), else the
+// error. May re-find `b` (a size learnt here re-trims the store).
+std::optional<Error> Prefetcher::Impl::body_outcome(Request& r, Block*& b, const Error* error) {
+  if (r.failure) return r.failure;
+  // A cut body ends with our own cancel: that is its clean end.
+  if (error && !(error->kind == ErrorKind::kCancelled && r.state == RequestState::kCut))
+    return *error;
+  if (r.is_stream()) {
+    if (!plan.size()) {
+      set_size(r.pos);
+      if (Block* last = store.find(plan.index_of(r.pos ? r.pos - 1 : 0))) {
+        last->range.end = plan.range(last->index).end;
+        if (last->filled == last->range.length()) last->state = BlockState::kComplete;
+      }
+    } else if (r.pos < *plan.size()) {
+      return make_error(ErrorKind::kRead, 0, "The origin's body ended early", true);
+    }
+    return std::nullopt;
+  }
+  if (b && b->filled < b->range.length()) {
+    if (plan.size() || b->filled == 0)
+      return make_error(ErrorKind::kRead, 0, "The origin's body ended early", true);
+    // No size was given: a short block is the last one.
+    set_size(b->range.begin + b->filled);
+    b = store.find(r.block);
+    if (b) b->state = BlockState::kComplete;
+  }
+  return std::nullopt;
+}
+
+// A request failed (not by our cancel): a parked block is dropped, a hedge
+// takes over, or another attempt follows after a backoff; else the transfer
+// fails.
+void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
+  if (b && cache.is_parked(b->index)) {
+    // Parked blocks are speculative: no retry; a reader coming back refetches.
+    log(LogLevel::kDebug, "block %" PRIu64 " (parked) dropped: %s", b->index, e.message.c_str());
+    cancel_block(*b);  // a hedge, if any
+    store.erase(b->index);
+    cache.unpark();
+    return;
+  }
+  if (b && b->hedge) {
+    log(LogLevel::kDebug, "block %" PRIu64 ": %s; its hedge takes over", b->index,
+        e.message.c_str());
+    b->request = std::move(b->hedge);
+    b->hedge.reset();
+    return;
+  }
+  const unsigned attempts = b ? b->attempts : 1;
+  const RetryDecision d = decide_retry(retry, e, attempts, rng());
+  if (d.retry && (b || r.is_stream())) {
+    ++retries;
+    log(LogLevel::kInfo, "%s %" PRIu64 ": %s; retry %u in %" PRId64 " ms",
+        r.is_stream() ? "stream at block" : "block", r.block, e.message.c_str(), attempts,
+        static_cast<int64_t>(d.wait.count()));
+    if (b) {
+      ++b->attempts;
+      launch(*b, d.wait);
+    } else {
+      launch_stream(r.pos, d.wait);
+    }
+    return;
+  }
+  if ((e.transient || e.kind == ErrorKind::kCancelled) && !known.opened &&
+      e.kind == ErrorKind::kRead)
+    e.kind = ErrorKind::kOpenRead;
+  fail(std::move(e));
+}
+
+}  // namespace prefetch

@@ -1,0 +1,212 @@
+// What the engine fetches: the window follows the reader (access_pattern),
+// the schedule fills it (scheduler), late blocks near the reader are hedged
+// (hedge_policy), and blocks that leave it go to the cache (block_cache).
+
+#include <cinttypes>
+
+#include "engine.h"
+
+namespace prefetch {
+
+Prefetcher::Impl::Impl(Origin* origin, const Config& cfg, Logger log)
+    : origin(origin),
+      cfg(cfg),
+      lookahead(cfg.effective_lookahead()),
+      retry(cfg.retry),
+      hedge(cfg.hedge),
+      log(std::move(log)),
+      plan(cfg.block_size),
+      cache(cfg.cache_bytes),
+      rng(std::random_device{}()),
+      window(lookahead) {
+  store.set_pool(std::make_shared<BufferPool>(cfg.block_size, lookahead + cfg.keep_behind + 2));
+}
+
+void Prefetcher::Impl::set_size(uint64_t size) {
+  plan.set_size(size);
+  known.size = size;
+  const uint64_t count = *plan.count();
+  log(LogLevel::kInfo, "resource size %" PRIu64 " bytes, %" PRIu64 " blocks", size, count);
+  // Speculative requests past the end are dropped; the last block is trimmed.
+  store.drop_outside(0, count, [&](Block& b) { cancel_block(b); });
+  if (count > 0) {
+    if (Block* last = store.find(count - 1)) {
+      last->range.end = plan.range(count - 1).end;
+      if (last->range.begin >= last->range.end) {  // a jump past the end
+        cancel_block(*last);
+        store.erase(count - 1);
+      }
+    }
+  }
+}
+
+// True if every block of the batch starting at `first` is complete (or
+// already delivered: the reader is past it).
+bool Prefetcher::Impl::batch_complete_from(uint64_t first) const {
+  for (uint64_t i = first; i < first + cfg.concurrency && plan.exists(i); ++i) {
+    if (i < read_block) continue;
+    const Block* b = store.find(i);
+    if (!b || !b->complete()) return false;
+  }
+  return true;
+}
+
+// Starts whatever the schedule allows now.
+void Prefetcher::Impl::pump() {
+  if (closed || fatal || flushing) return;
+  if (known.stream_mode) return pump_stream();
+  // A late block at the head of the line matters more than one far ahead.
+  maybe_hedge();
+  SchedulerInput in;
+  in.schedule = cfg.schedule;
+  in.read_block = read_block;
+  in.block_count = plan.count();
+  in.concurrency = cfg.concurrency;
+  in.lookahead = window;
+  in.in_flight = in_flight;
+  in.held = [this](uint64_t i) { return store.find(i) != nullptr; };
+  in.batch_begin = batch_begin;
+  in.batch_complete = cfg.schedule != Schedule::kWindow && batch_complete_from(batch_begin);
+  SchedulerDecision d = schedule_next(in);
+  if (d.new_batch_begin) batch_begin = *d.new_batch_begin;
+  for (uint64_t i : d.start) {
+    // The reader's own block starts at the reader: after a jump, the bytes
+    // before it in the block would only delay the first buffer.
+    ByteRange r = plan.range(i);
+    if (i == read_block && read_pos > r.begin && read_pos < r.end) r.begin = read_pos;
+    Block& b = store.insert(i, r);
+    b.attempts = 1;
+    launch(b, std::chrono::milliseconds(0));
+  }
+}
+
+void Prefetcher::Impl::pump_stream() {
+  if (!stream) {
+    // The stream ended early or the reader went back before it: restart at
+    // the reader's block (the origin sends from 0; we skip ahead).
+    if (!plan.exists(read_block) || store.find(read_block)) return;
+    launch_stream(plan.range(read_block).begin, std::chrono::milliseconds(0));
+    return;
+  }
+  if (stream->state == RequestState::kPaused &&
+      plan.index_of(stream->pos) < read_block + lookahead) {
+    stream->state = RequestState::kReceiving;
+    stream->fetch->resume();
+  }
+}
+
+// Sends at most one hedge for a late block near the reader (hedge_policy.h).
+// Returns true if it sent one.
+bool Prefetcher::Impl::maybe_hedge() {
+  if (!hedge.enabled || known.stream_mode) return false;
+  HedgeInput in;
+  in.read_block = read_block;
+  in.in_flight = in_flight;
+  in.concurrency = cfg.concurrency;
+  in.lookahead = lookahead;
+  in.requests_started = requests_started;
+  in.hedges_sent = hedges_sent;
+  in.block_count = plan.count();
+  const Clock::time_point now = Clock::now();
+  for (uint64_t i = read_block; i < read_block + hedge.span; ++i) {
+    const Block* b = store.find(i);
+    // Only a request actually waiting on the origin (not one in its backoff:
+    // its wait is negative) for its first byte.
+    if (!b || b->complete() || b->hedged || !b->request ||
+        b->request->state != RequestState::kWaiting)
+      continue;
+    in.candidates.push_back({i, ms_between(b->request->started, now)});
+  }
+  const std::optional<HedgeDecision> d = choose_hedge(hedge, in, first_byte_ms);
+  if (!d) return false;
+  Block* b = store.find(d->block);
+  b->hedged = true;
+  log(LogLevel::kInfo, "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging",
+      d->block, d->waited_ms, d->limit_ms);
+  launch(*b, std::chrono::milliseconds(0), true);
+  return true;
+}
+
+// A block leaves the window: its requests end; if complete, it is cached.
+void Prefetcher::Impl::retire(Block& b) {
+  cancel_block(b);
+  if (cache.is_parked(b.index)) cache.unpark();
+  if (!b.complete()) return;
+  b.request.reset();
+  b.hedge.reset();
+  cache.admit(std::move(b));
+}
+
+// Moves the window so that it starts at the block holding `offset`, by the
+// rule in access_pattern.h.
+void Prefetcher::Impl::retarget(uint64_t offset) {
+  read_pos = offset;
+  const uint64_t idx = plan.index_of(offset);
+  if (!cache.empty()) {
+    // Cached blocks the window reaches come back into it.
+    cache.take_range(idx, idx + lookahead, [&](Block&& b) {
+      if (store.find(b.index)) return;
+      ++cache_hits;
+      log(LogLevel::kDebug, "block %" PRIu64 " from cache", b.index);
+      store.put(std::move(b));
+    });
+  }
+  if (Block* held = store.find(idx); held && offset < held->range.begin) {
+    // Held from a later byte (an earlier jump): refetch from the reader.
+    cancel_block(*held);
+    store.erase(idx);
+  }
+  if (idx == read_block && (store.find(idx) || known.stream_mode)) return pump();
+
+  AccessInput in;
+  in.from = read_block;
+  in.to = idx;
+  in.keep_behind = cfg.keep_behind;
+  in.lookahead = lookahead;
+  in.window = window;
+  in.exact_reads = exact_reads;
+  const AccessStep step = step_access(in);
+  if (step.move == Move::kJump)
+    log(LogLevel::kDebug, "reader jumps to byte %" PRIu64 " (block %" PRIu64 ")", offset, idx);
+  read_block = idx;
+  window = step.window;
+  if (step.park_from && !known.stream_mode) park(in.from);
+  store.drop_outside(
+      step.keep_from, step.keep_to,
+      [&](const Block& b) { return cache.is_parked(b.index) && !b.complete(); },
+      [&](Block& b) { retire(b); });
+  // Blocks kept behind the reader are only worth it when complete (or by the
+  // rule in keeps_incomplete_behind).
+  for (uint64_t i = step.keep_from; i < idx; ++i) {
+    Block* b = store.find(i);
+    if (b && !b->complete() && !keeps_incomplete_behind(step, in, i, cache.is_parked(i))) {
+      cancel_block(*b);
+      store.erase(i);
+    }
+  }
+  // Unparked once it is back in the window (or gone).
+  if (const auto& p = cache.parked();
+      p && (!store.find(*p) || (*p >= step.keep_from && *p < step.keep_to)))
+    cache.unpark();
+  if (known.stream_mode && stream && plan.index_of(stream->pos) > idx && !store.find(idx)) {
+    log(LogLevel::kDebug, "stream at byte %" PRIu64 " is past the reader: restarting", stream->pos);
+    cancel_request(stream);  // it is past what the reader wants now
+    stream.reset();
+  }
+  if (step.move != Move::kForward && cfg.schedule != Schedule::kWindow &&
+      (idx < batch_begin || idx >= batch_begin + cfg.concurrency)) {
+    batch_begin = idx;  // a seek starts a new batch at the reader
+  }
+  pump();
+}
+
+// The reader jumps away from block `i`: park it if it is still fetching
+// (see access_pattern.h). A block parked before is dropped with the window.
+void Prefetcher::Impl::park(uint64_t i) {
+  Block* b = store.find(i);
+  if (!b || b->complete() || !b->request) return;
+  if (cache.park(i, b->range.length()))
+    log(LogLevel::kDebug, "block %" PRIu64 " parked: its request runs on after the jump", i);
+}
+
+}  // namespace prefetch
