@@ -71,6 +71,9 @@ class Request : public FetchListener {
   Clock::time_point first_byte;  // when its first body byte came; epoch until then
   std::shared_ptr<Fetch> fetch;
   std::optional<Error> failure;  // why its head was refused
+  // Where its answer's range ends (exclusive): a 206 may carry less than was
+  // asked (RFC 9110), and a body that ends there ended well.
+  std::optional<uint64_t> promised_end;
   // Where the last write_area pointed: the discard area, or a block whose
   // buffer it keeps alive until on_data, even if a seek drops the block
   // meanwhile (the origin writes without our lock).
@@ -101,6 +104,8 @@ struct Prefetcher::Impl {
   bool flushing = false;
   bool closed = false;
   KnownResource known;  // what the responses so far established (size: see plan)
+  // While the size is unknown: an upper bound a 416 gave (see settle_bound).
+  std::optional<uint64_t> size_bound;
   std::shared_ptr<Request> stream;
   std::optional<Error> fatal;
   std::mt19937_64 rng;
@@ -127,6 +132,8 @@ struct Prefetcher::Impl {
   void park(uint64_t i);
   void retire(Block& b);
   void set_size(uint64_t size);
+  void settle_bound();
+  std::optional<uint64_t> block_count() const;
   bool batch_complete_from(uint64_t first) const;
 
   // engine_request.cc: requests.
@@ -138,12 +145,14 @@ struct Prefetcher::Impl {
   void fail(Error e);
   bool on_head(Request& r, const ResponseHead& head);
   void settle_hedge(Request& r);
+  void end_at_most(Request& r, uint64_t bound);
   void enter_stream_mode(Request& r, std::optional<uint64_t> size);
   uint8_t* write_area(Request& r, size_t* length);
   uint8_t* stream_area(Request& r, size_t* length);
   void on_data(Request& r, size_t n);
   void on_done(Request& r, const Error* error);
-  std::optional<Error> body_outcome(Request& r, Block*& b, const Error* error);
+  enum class Outcome { kDone, kShort, kFailed };
+  Outcome body_outcome(Request& r, Block*& b, const Error* error, Error* failure);
   void failed(Request& r, Block* b, Error e);
 
   // prefetcher.cc: the reader.

@@ -5,6 +5,7 @@
 
 #include <glib.h>
 
+#include <algorithm>
 #include <cinttypes>
 
 #include "engine.h"
@@ -108,6 +109,7 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
       if (fatal || r.cancelled()) return false;
       known.opened = known.ranges_ok = true;
       r.state = RequestState::kReceiving;
+      r.promised_end = head.last + 1;
       settle_hedge(r);
       cv.notify_all();
       return true;
@@ -115,8 +117,9 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
       enter_stream_mode(r, v.size);
       return !fatal;
     case Verdict::kPastEnd:
-      if (v.size) set_size(*v.size);
       known.opened = true;
+      if (v.size) set_size(*v.size);
+      if (v.bound) end_at_most(r, *v.bound);
       cv.notify_all();
       return false;
     default:
@@ -137,6 +140,20 @@ void Prefetcher::Impl::settle_hedge(Request& r) {
     cancel_request(b->hedge);
   }
   b->hedge.reset();
+}
+
+// A 416 without a size for request `r`: nothing exists from `bound` on. The
+// request ends quietly; its block goes if it holds nothing before the bound.
+void Prefetcher::Impl::end_at_most(Request& r, uint64_t bound) {
+  size_bound = size_bound ? std::min(*size_bound, bound) : bound;
+  log(LogLevel::kDebug, "nothing at byte %" PRIu64 ": the size is at most that", bound);
+  r.state = RequestState::kCancelled;  // its on_done is no failure
+  Block* b = store.find(r.block);
+  if (b && b->request.get() == &r && b->filled == 0 && b->range.begin >= *size_bound) {
+    cancel_block(*b);
+    store.erase(b->index);
+  }
+  settle_bound();
 }
 
 // A 200 to a ranged request: from now on one sequential stream (this
@@ -254,6 +271,7 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   }
   if (b->filled == 0) b->first_byte = now;
   b->filled += n;
+  b->attempts = 1;  // progress: a block's retries count failures in a row
   r.pos += n;
   rate.add(n, now);
   if (r.pos >= b->range.end && !r.is_stream()) r.state = RequestState::kFull;
@@ -267,6 +285,7 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   } else if (b->index == read_block && b->range.begin + b->filled >= gather_until) {
     cv.notify_all();  // the reader may take the head block's new bytes
   }
+  if (size_bound && b->range.begin + b->filled == *size_bound) settle_bound();
 }
 
 // ---- the end ----
@@ -294,19 +313,44 @@ void Prefetcher::Impl::on_done(Request& r, const Error* error) {
     cv.notify_all();
     return pump();
   }
-  if (std::optional<Error> e = body_outcome(r, b, error)) failed(r, b, std::move(*e));
+  Error e;
+  switch (body_outcome(r, b, error, &e)) {
+    case Outcome::kDone:
+      break;
+    case Outcome::kShort:
+      // A subset of the range asked, all of it there: progress, not a
+      // failure. The rest is asked for at once, no retry counted.
+      log(LogLevel::kDebug,
+          "block %" PRIu64 ": the answer ended at byte %" PRIu64 " as its range said; asking on",
+          b->index, r.pos);
+      if (size_bound && r.pos >= *size_bound)
+        settle_bound();
+      else
+        launch(*b, std::chrono::milliseconds(0));
+      break;
+    case Outcome::kFailed:
+      failed(r, b, std::move(e));
+      break;
+  }
   cv.notify_all();
   pump();
 }
 
-// How a request that was not cancelled ended: nullopt if its bytes are all
-// there (learning the size where a short body marks the end), else the
-// error. May re-find `b` (a size learnt here re-trims the store).
-std::optional<Error> Prefetcher::Impl::body_outcome(Request& r, Block*& b, const Error* error) {
-  if (r.failure) return r.failure;
+// How a request that was not cancelled ended: with all its bytes (kDone;
+// a stream without a size learns it here), with all its answer promised but
+// less than its block (kShort: a 206 may carry a subset), or failed (the
+// error in `failure`).
+Prefetcher::Impl::Outcome Prefetcher::Impl::body_outcome(Request& r, Block*& b, const Error* error,
+                                                         Error* failure) {
+  const auto failed_with = [&](Error e) {
+    *failure = std::move(e);
+    return Outcome::kFailed;
+  };
+  if (r.failure) return failed_with(*r.failure);
   // A cut body ends with our own cancel: that is its clean end.
   if (error && !(error->kind == ErrorKind::kCancelled && r.state == RequestState::kCut))
-    return *error;
+    return failed_with(*error);
+  const Error ended_early = make_error(ErrorKind::kRead, 0, "The origin's body ended early", true);
   if (r.is_stream()) {
     if (!plan.size()) {
       set_size(r.pos);
@@ -315,19 +359,13 @@ std::optional<Error> Prefetcher::Impl::body_outcome(Request& r, Block*& b, const
         if (last->filled == last->range.length()) last->state = BlockState::kComplete;
       }
     } else if (r.pos < *plan.size()) {
-      return make_error(ErrorKind::kRead, 0, "The origin's body ended early", true);
+      return failed_with(ended_early);
     }
-    return std::nullopt;
+    return Outcome::kDone;
   }
-  if (b && b->filled < b->range.length()) {
-    if (plan.size() || b->filled == 0)
-      return make_error(ErrorKind::kRead, 0, "The origin's body ended early", true);
-    // No size was given: a short block is the last one.
-    set_size(b->range.begin + b->filled);
-    b = store.find(r.block);
-    if (b) b->state = BlockState::kComplete;
-  }
-  return std::nullopt;
+  if (!b || b->filled == b->range.length()) return Outcome::kDone;
+  if (r.promised_end && r.pos == *r.promised_end) return Outcome::kShort;
+  return failed_with(ended_early);
 }
 
 // A request failed (not by our cancel): a parked block is dropped, a hedge

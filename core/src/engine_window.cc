@@ -2,6 +2,7 @@
 // the schedule fills it (scheduler), late blocks near the reader are hedged
 // (hedge_policy), and blocks that leave it go to the cache (block_cache).
 
+#include <algorithm>
 #include <cinttypes>
 
 #include "engine.h"
@@ -25,6 +26,7 @@ Prefetcher::Impl::Impl(Origin* origin, const Config& cfg, Logger log)
 void Prefetcher::Impl::set_size(uint64_t size) {
   plan.set_size(size);
   known.size = size;
+  size_bound.reset();
   const uint64_t count = *plan.count();
   log(LogLevel::kInfo, "resource size %" PRIu64 " bytes, %" PRIu64 " blocks", size, count);
   // Speculative requests past the end are dropped; the last block is trimmed.
@@ -38,6 +40,32 @@ void Prefetcher::Impl::set_size(uint64_t size) {
       }
     }
   }
+}
+
+// Without a size, a 416 bounds the end from above; the size is that bound
+// once every byte before it is there (then nothing lies between them).
+void Prefetcher::Impl::settle_bound() {
+  if (plan.size() || !size_bound) return;
+  const uint64_t bound = *size_bound;
+  if (bound > 0) {
+    const Block* b = store.find(plan.index_of(bound - 1));
+    if (!b || b->range.begin + b->filled != bound) return;
+  }
+  set_size(bound);
+  if (bound > 0) {
+    Block* last = store.find(plan.index_of(bound - 1));
+    if (last && last->filled == last->range.length()) {
+      if (!last->complete()) ++blocks_fetched;
+      last->state = BlockState::kComplete;
+    }
+  }
+  cv.notify_all();
+}
+
+// Blocks that may exist: all of the size, or up to a 416's bound.
+std::optional<uint64_t> Prefetcher::Impl::block_count() const {
+  if (plan.count() || !size_bound) return plan.count();
+  return (*size_bound + plan.block_size() - 1) / plan.block_size();
 }
 
 // True if every block of the batch starting at `first` is complete (or
@@ -60,7 +88,7 @@ void Prefetcher::Impl::pump() {
   SchedulerInput in;
   in.schedule = cfg.schedule;
   in.read_block = read_block;
-  in.block_count = plan.count();
+  in.block_count = block_count();
   in.concurrency = cfg.concurrency;
   in.lookahead = window;
   in.in_flight = in_flight;
@@ -74,6 +102,8 @@ void Prefetcher::Impl::pump() {
     // before it in the block would only delay the first buffer.
     ByteRange r = plan.range(i);
     if (i == read_block && read_pos > r.begin && read_pos < r.end) r.begin = read_pos;
+    if (size_bound) r.end = std::min(r.end, *size_bound);  // nothing lies past it
+    if (r.begin >= r.end) continue;
     Block& b = store.insert(i, r);
     b.attempts = 1;
     launch(b, std::chrono::milliseconds(0));
@@ -106,7 +136,7 @@ bool Prefetcher::Impl::maybe_hedge() {
   in.lookahead = lookahead;
   in.requests_started = requests_started;
   in.hedges_sent = hedges_sent;
-  in.block_count = plan.count();
+  in.block_count = block_count();
   const Clock::time_point now = Clock::now();
   for (uint64_t i = read_block; i < read_block + hedge.span; ++i) {
     const Block* b = store.find(i);

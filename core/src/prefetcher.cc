@@ -72,7 +72,7 @@ Block* Prefetcher::Impl::wait_block(std::unique_lock<std::mutex>& lock, uint64_t
       result->error = *fatal;
       return nullptr;
     }
-    if (plan.size() && offset >= *plan.size()) {
+    if ((plan.size() && offset >= *plan.size()) || (size_bound && offset >= *size_bound)) {
       result->status = ReadStatus::kEos;
       return nullptr;
     }

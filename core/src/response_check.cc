@@ -99,6 +99,13 @@ ResponseVerdict check_response(uint64_t asked_from, const KnownResource& known,
       v.verdict = Verdict::kPastEnd;
       return v;
     }
+    if (!head.total && !known.size && !known.stream_mode) {
+      // No size anywhere (Content-Range ".../*"): nothing exists from here
+      // on, so the size is at most where this request began.
+      v.bound = asked_from;
+      v.verdict = Verdict::kPastEnd;
+      return v;
+    }
     return reject(make_error(ErrorKind::kSeek, 416, "The origin cannot serve the range"));
   }
   Error e = status_error(head.status, known.opened);

@@ -351,16 +351,17 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
       s->body_end = size;
     } else if (s->request.begin >= size) {
       head.status = 416;
-      head.has_range = true;
-      head.total = size;
+      head.has_range = !reply.unknown_total;
+      if (!reply.unknown_total) head.total = size;
       head.content_length = 0;
     } else {
-      const uint64_t end = std::min(s->request.end.value_or(size), size);
+      uint64_t end = std::min(s->request.end.value_or(size), size);
+      if (reply.max_bytes) end = std::min(end, s->request.begin + *reply.max_bytes);
       head.status = 206;
       head.has_range = true;
       head.first = s->request.begin;
       head.last = end - 1;
-      head.total = size;
+      if (!reply.unknown_total) head.total = size;
       if (reply.content_range) {
         head.first = reply.content_range->first;
         head.last = reply.content_range->second;

@@ -49,6 +49,10 @@ struct Reply {
   size_t chunk = 16 * 1024;                     // body bytes per write_area/on_data
   std::chrono::microseconds chunk_interval{0};  // pause between chunks (byte rate)
   std::string retry_after;                      // raw Retry-After value, with a 429/503
+  // A 206 carries at most this many bytes of the range asked (RFC 9110 lets
+  // a server send a subset); its Content-Range says which.
+  std::optional<uint64_t> max_bytes;
+  bool unknown_total = false;  // Content-Range ".../*"; a 416 carries no size
 };
 
 // attempt: how many requests with the same begin came before this one.

@@ -682,7 +682,27 @@ TEST_F(PrefetcherTest, PersistentServiceUnavailableFailsAfterTheRetries) {
   EXPECT_EQ(RequestsAt(0).size(), 3u) << "1 attempt + 2 retries";
 }
 
-TEST_F(PrefetcherTest, PersistentCutFailsTheReadAfterTheRetries) {
+TEST_F(PrefetcherTest, CutsWithoutProgressFailTheReadAfterTheRetries) {
+  Config c = SmallConfig();
+  c.retry.retries = 1;
+  Make(4 * kB, c);
+  origin_->set_script([](const RangeRequest& req, unsigned) {
+    Reply r;
+    if (req.begin >= 2 * kB && req.begin < 3 * kB) r.cut_after = 0;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kError);
+  EXPECT_EQ(d.last.error.kind, ErrorKind::kRead);
+  ASSERT_LE(d.bytes.size(), 2 * kB);
+  EXPECT_TRUE(d.bytes == Slice(0, d.bytes.size())) << "wrong bytes before the error";
+  EXPECT_EQ(prefetcher_->stats().retries, 1u);
+}
+
+TEST_F(PrefetcherTest, CutsThatMakeProgressNeverUseUpTheRetries) {
+  // Every answer for block 2 drops after 200 bytes: each attempt makes
+  // progress, so the count of failures in a row never passes 1.
   Config c = SmallConfig();
   c.retry.retries = 1;
   Make(4 * kB, c);
@@ -693,11 +713,65 @@ TEST_F(PrefetcherTest, PersistentCutFailsTheReadAfterTheRetries) {
   });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   Drained d = Drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kError);
-  EXPECT_EQ(d.last.error.kind, ErrorKind::kRead);
-  ASSERT_LE(d.bytes.size(), 2 * kB + 400);
-  EXPECT_TRUE(d.bytes == Slice(0, d.bytes.size())) << "wrong bytes before the error";
+  ASSERT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == Slice(0, 4 * kB)) << "bytes differ";
+  EXPECT_EQ(prefetcher_->stats().retries, kB / 200 - 1);  // the last answer is whole
 }
+
+// --- short answers (RFC 9110: a 206 may carry a subset of the range) ---------
+
+TEST_F(PrefetcherTest, ShortAnswersWithAKnownTotalAreProgressNotRetries) {
+  Make(8 * kB + 11);
+  origin_->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.max_bytes = 300;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_TRUE(d.bytes == Slice(0, 8 * kB + 11)) << "bytes differ";
+  EXPECT_EQ(prefetcher_->stats().retries, 0u);
+  for (const auto& rec : origin_->requests()) EXPECT_FALSE(rec.error) << "at " << rec.begin;
+}
+
+class UnknownTotalTest : public PrefetcherTest, public ::testing::WithParamInterface<uint64_t> {};
+
+TEST_P(UnknownTotalTest, ShortAnswersReadToTheEndExactly) {
+  // Content-Range "a-b/*" with at most 300 bytes an answer, 416 without a
+  // size past the end: only the 416 tells where the file ends.
+  const uint64_t size = GetParam();
+  Make(size);
+  origin_->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.max_bytes = 300;
+    r.unknown_total = true;
+    return r;
+  });
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_EQ(d.bytes.size(), size);
+  EXPECT_TRUE(d.bytes == Slice(0, size)) << "bytes differ";
+  EXPECT_EQ(prefetcher_->size(), size);
+  EXPECT_EQ(prefetcher_->stats().retries, 0u);
+}
+
+TEST_P(UnknownTotalTest, WholeAnswersReadToTheEndExactly) {
+  const uint64_t size = GetParam();
+  Make(size);
+  origin_->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.unknown_total = true;
+    return r;
+  });
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_TRUE(d.bytes == Slice(0, size)) << "bytes differ";
+  EXPECT_EQ(prefetcher_->size(), size);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, UnknownTotalTest,
+                         ::testing::Values(1, 299, 300, 999, 1000, 5 * kB, 5 * kB + 7, 8 * kB + 1));
 
 TEST_F(PrefetcherTest, RangeIgnoredFallsBackToOneStreamBytesExact) {
   Make(9 * kB + 7);

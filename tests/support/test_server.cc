@@ -455,14 +455,16 @@ void TestServer::Impl::handle(SoupServerMessage* msg, const std::string& path) {
         if (rp == RangeParse::kUnsatisfiable) {
           status = 416;
           std::string cr = "bytes */" + std::to_string(size);
-          soup_message_headers_replace(resp, "Content-Range", cr.c_str());
+          if (!b.unknown_total) soup_message_headers_replace(resp, "Content-Range", cr.c_str());
         } else {
           uint64_t len;
           if (rp == RangeParse::kOk) {
             status = 206;
-            soup_message_headers_set_content_range(resp, static_cast<goffset>(first),
-                                                   static_cast<goffset>(last),
-                                                   static_cast<goffset>(size));
+            if (b.max_range_bytes > 0 && last - first + 1 > b.max_range_bytes)
+              last = first + b.max_range_bytes - 1;
+            soup_message_headers_set_content_range(
+                resp, static_cast<goffset>(first), static_cast<goffset>(last),
+                b.unknown_total ? -1 : static_cast<goffset>(size));
             len = last - first + 1;
           } else {
             status = 200;

@@ -100,6 +100,12 @@ struct Behavior {
   // Content-Range says: Content-Length and the bytes sent follow the body
   // (extra bytes continue the file, then zeros), Content-Range stays right.
   int64_t body_length_delta = 0;
+  // A 206 carries at most this many bytes (RFC 9110 lets a server send a
+  // subset of the range asked); its Content-Range names the subset. 0 = all.
+  uint64_t max_range_bytes = 0;
+  // Content-Range says "first-last/*" (the size is not told), and a 416
+  // carries no Content-Range.
+  bool unknown_total = false;
 
   // --- connection faults ----------------------------------------------------
   // Cut the connection (close the socket) after `cut_after_bytes` body

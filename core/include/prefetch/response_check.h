@@ -25,16 +25,18 @@ struct KnownResource {
 enum class Verdict {
   kAccept,   // a 206 for the range asked: its body fills the blocks
   kStream,   // a 200: the origin ignores Range; the body is the whole resource
-  kPastEnd,  // a 416 for a range past the end: ends the request, gives the size
+  kPastEnd,  // a 416 for a range past the end: ends the request, gives the
+             // size, or (no size known or given) an upper bound of it
   kReject,   // this request fails with `error` (retried if transient)
   kFatal,    // the transfer fails with `error` (the resource changed)
 };
 
 struct ResponseVerdict {
   Verdict verdict = Verdict::kReject;
-  std::optional<uint64_t> size;  // the size to learn, where it was unknown
-  std::string validator;         // the validator to keep, where none was kept
-  std::optional<Error> error;    // kReject and kFatal
+  std::optional<uint64_t> size;   // the size to learn, where it was unknown
+  std::optional<uint64_t> bound;  // kPastEnd without a size: the size is at most this
+  std::string validator;          // the validator to keep, where none was kept
+  std::optional<Error> error;     // kReject and kFatal
 };
 
 // `asked_from`: the first byte the request asked for. `now_unix`: the time
