@@ -111,6 +111,11 @@ struct Prefetcher::Impl {
   std::mt19937_64 rng;
   // Blocks the window spans now (<= lookahead); see access_pattern.h.
   unsigned window = 0;
+  // Pull mode: the region the reader jumped away from, kept with its window.
+  std::optional<Region> other_region;
+  // Bytes an exact read across blocks has copied so far: they count against
+  // the look-ahead until the read returns.
+  uint64_t copied = 0;
   bool exact_reads = false;  // the reads come from pull mode
   // While the reader gathers (gather()): the byte it waits to be readable.
   // Head-block bytes short of it do not wake it.
@@ -135,6 +140,10 @@ struct Prefetcher::Impl {
   void settle_bound();
   std::optional<uint64_t> block_count() const;
   bool batch_complete_from(uint64_t first) const;
+  unsigned window_now() const;
+  bool kept_elsewhere(uint64_t i) const;
+  void yield_slot();
+  unsigned requests_elsewhere() const;
 
   // engine_request.cc: requests.
   void launch(Block& b, std::chrono::milliseconds delay, bool as_hedge = false);

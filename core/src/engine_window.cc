@@ -79,19 +79,76 @@ bool Prefetcher::Impl::batch_complete_from(uint64_t first) const {
   return true;
 }
 
+// The window the schedule may fill now: what the access pattern allows,
+// less what counts against the same look-ahead elsewhere (the other
+// region's blocks, an exact read's copy), but never less than one block.
+unsigned Prefetcher::Impl::window_now() const {
+  uint64_t used = (copied + plan.block_size() - 1) / plan.block_size();
+  if (other_region) {
+    store.for_each([&](const Block& b) {
+      if (kept_elsewhere(b.index)) ++used;
+    });
+  }
+  const unsigned left = used >= lookahead ? 1u : lookahead - static_cast<unsigned>(used);
+  return std::max(1u, std::min(window, left));
+}
+
+// Requests running for the other region's blocks.
+unsigned Prefetcher::Impl::requests_elsewhere() const {
+  unsigned n = 0;
+  store.for_each([&](const Block& b) {
+    if (kept_elsewhere(b.index)) n += (b.request ? 1 : 0) + (b.hedge ? 1 : 0);
+  });
+  return n;
+}
+
+// The reader's block waits for a slot that the other region holds more than
+// its share of: its furthest fetching block gives one up (and goes, so that
+// it is asked again if the reader comes back), one with no bytes yet first.
+void Prefetcher::Impl::yield_slot() {
+  std::optional<uint64_t> furthest;
+  bool empty = false;
+  store.for_each([&](const Block& b) {
+    if (!kept_elsewhere(b.index) || b.complete() || !b.request) return;
+    if (empty && b.filled > 0) return;
+    furthest = b.index;
+    empty = b.filled == 0;
+  });
+  if (!furthest) return;
+  log(LogLevel::kDebug, "block %" PRIu64 " gives its slot to the reader's block", *furthest);
+  cancel_block(*store.find(*furthest));
+  store.erase(*furthest);
+}
+
+// Block `i` is held for the other region, not the reader's.
+bool Prefetcher::Impl::kept_elsewhere(uint64_t i) const {
+  return other_region && region_keeps(*other_region, i, cfg.keep_behind) &&
+         !region_keeps(Region{read_block, window}, i, cfg.keep_behind);
+}
+
 // Starts whatever the schedule allows now.
 void Prefetcher::Impl::pump() {
   if (closed || fatal || flushing) return;
   if (known.stream_mode) return pump_stream();
   // A late block at the head of the line matters more than one far ahead.
   maybe_hedge();
+  // With two regions the reader's takes at most half the slots (rounded
+  // up), so the other keeps the rest and a switch finds them free.
+  unsigned slots = cfg.concurrency, busy = in_flight;
+  if (other_region) {
+    const unsigned share = (cfg.concurrency + 1) / 2;
+    const unsigned other_busy = std::min(in_flight, requests_elsewhere());
+    if (other_busy > cfg.concurrency - share && !store.find(read_block)) yield_slot();
+    slots = std::min(share, cfg.concurrency - std::min(cfg.concurrency, other_busy));
+    busy = in_flight - other_busy;
+  }
   SchedulerInput in;
   in.schedule = cfg.schedule;
   in.read_block = read_block;
   in.block_count = block_count();
-  in.concurrency = cfg.concurrency;
-  in.lookahead = window;
-  in.in_flight = in_flight;
+  in.concurrency = slots;
+  in.lookahead = window_now();
+  in.in_flight = busy;
   in.held = [this](uint64_t i) { return store.find(i) != nullptr; };
   in.batch_begin = batch_begin;
   in.batch_complete = cfg.schedule != Schedule::kWindow && batch_complete_from(batch_begin);
@@ -195,21 +252,31 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
   in.lookahead = lookahead;
   in.window = window;
   in.exact_reads = exact_reads;
-  const AccessStep step = step_access(in);
-  if (step.move == Move::kJump)
+  const RegionMove m = step_regions(in, other_region);
+  const AccessStep& step = m.step;
+  if (m.switched)
+    log(LogLevel::kDebug, "reader goes back to its other region at byte %" PRIu64, offset);
+  else if (step.move == Move::kJump)
     log(LogLevel::kDebug, "reader jumps to byte %" PRIu64 " (block %" PRIu64 ")", offset, idx);
+  const uint64_t from = m.switched ? other_region->block : read_block;
   read_block = idx;
   window = step.window;
-  if (step.park_from && !known.stream_mode) park(in.from);
+  other_region = m.other;
+  if (step.park_from && !known.stream_mode) park(from);
   store.drop_outside(
       step.keep_from, step.keep_to,
-      [&](const Block& b) { return cache.is_parked(b.index) && !b.complete(); },
+      [&](const Block& b) {
+        return (cache.is_parked(b.index) && !b.complete()) || kept_elsewhere(b.index);
+      },
       [&](Block& b) { retire(b); });
   // Blocks kept behind the reader are only worth it when complete (or by the
   // rule in keeps_incomplete_behind).
+  AccessInput moved = in;
+  moved.from = from;
   for (uint64_t i = step.keep_from; i < idx; ++i) {
     Block* b = store.find(i);
-    if (b && !b->complete() && !keeps_incomplete_behind(step, in, i, cache.is_parked(i))) {
+    if (b && !b->complete() && !kept_elsewhere(i) &&
+        !keeps_incomplete_behind(step, moved, i, cache.is_parked(i))) {
       cancel_block(*b);
       store.erase(i);
     }

@@ -178,9 +178,14 @@ ReadResult Prefetcher::read(uint64_t offset, size_t length, ReadMode mode) {
     s.delivered(offset, n);
     return r;
   }
-  // Exact read: gather across blocks (one copy; pull mode only).
+  // Exact read: gather across blocks (one copy; pull mode only). The copy
+  // counts against the look-ahead while it grows (see window_now).
   auto bytes = std::make_shared<std::vector<uint8_t>>(want);
   size_t got = 0;
+  struct Uncount {
+    uint64_t& copied;
+    ~Uncount() { copied = 0; }
+  } uncount{s.copied};
   while (got < want) {
     Block* cur = s.wait_block(lock, offset + got, &r);
     if (!cur) {
@@ -192,6 +197,7 @@ ReadResult Prefetcher::read(uint64_t offset, size_t length, ReadMode mode) {
     const size_t n = std::min<uint64_t>(cur->range.begin + s.readable(*cur) - at, want - got);
     std::memcpy(bytes->data() + got, cur->buffer->data() + (at - cur->range.begin), n);
     got += n;
+    s.copied = got;
     s.delivered(at, n);
   }
   r.status = ReadStatus::kOk;

@@ -77,3 +77,72 @@ TEST(AccessPatternTest, IncompleteBlocksBehindStayOnlyIfJustLeftOrParked) {
 
 }  // namespace
 }  // namespace prefetch
+
+namespace prefetch {
+namespace {
+
+AccessInput Exact(uint64_t from, uint64_t to, unsigned window) {
+  AccessInput in = From(from, to, window, true);
+  return in;
+}
+
+TEST(RegionsTest, AJumpByExactReadsKeepsTheRegionItLeaves) {
+  const RegionMove m = step_regions(Exact(5, 40, 8), std::nullopt);
+  EXPECT_EQ(m.step.move, Move::kJump);
+  EXPECT_FALSE(m.switched);
+  EXPECT_FALSE(m.step.park_from);  // kept whole, so nothing to park
+  ASSERT_TRUE(m.other);
+  EXPECT_EQ(m.other->block, 5u);
+  EXPECT_EQ(m.other->window, 4u);  // half the look-ahead each
+  EXPECT_EQ(m.step.window, 2u);
+  EXPECT_EQ(m.step.keep_to, 44u);
+}
+
+TEST(RegionsTest, ASeekKeepsNoOtherRegion) {
+  const RegionMove m = step_regions(From(5, 40, 8, false), Region{90, 4, 0});
+  EXPECT_EQ(m.step.move, Move::kJump);
+  EXPECT_FALSE(m.other);
+  EXPECT_TRUE(m.step.park_from);
+}
+
+TEST(RegionsTest, AReadNearTheOtherRegionSwitchesBack) {
+  const RegionMove m = step_regions(Exact(40, 6, 2), Region{5, 4, 0});
+  EXPECT_TRUE(m.switched);
+  EXPECT_EQ(m.step.move, Move::kForward);  // relative to the other region
+  EXPECT_EQ(m.step.window, 4u);            // doubled, capped at half
+  ASSERT_TRUE(m.other);
+  EXPECT_EQ(m.other->block, 40u);
+  EXPECT_EQ(m.other->window, 2u);
+}
+
+TEST(RegionsTest, AThirdRegionReplacesTheOlderOne) {
+  const RegionMove m = step_regions(Exact(40, 80, 2), Region{5, 4, 0});
+  EXPECT_FALSE(m.switched);
+  ASSERT_TRUE(m.other);
+  EXPECT_EQ(m.other->block, 40u);
+}
+
+TEST(RegionsTest, TheOtherRegionGoesAfterTwoStepsElsewhere) {
+  RegionMove m = step_regions(Exact(40, 41, 2), Region{5, 4, 0});
+  ASSERT_TRUE(m.other);
+  EXPECT_EQ(m.other->idle, 1u);
+  m = step_regions(Exact(41, 42, 4), m.other);
+  EXPECT_FALSE(m.other);
+  EXPECT_EQ(m.step.window, 8u);  // the whole look-ahead again
+}
+
+TEST(RegionsTest, RegionsThatMeetBecomeOne) {
+  const RegionMove m = step_regions(Exact(8, 9, 4), Region{11, 4, 0});
+  EXPECT_FALSE(m.other);
+}
+
+TEST(RegionsTest, ARegionKeepsFromBehindItsBlockToItsWindowsEnd) {
+  const Region r{10, 4, 0};
+  EXPECT_FALSE(region_keeps(r, 8, 1));
+  EXPECT_TRUE(region_keeps(r, 9, 1));
+  EXPECT_TRUE(region_keeps(r, 13, 1));
+  EXPECT_FALSE(region_keeps(r, 14, 1));
+}
+
+}  // namespace
+}  // namespace prefetch

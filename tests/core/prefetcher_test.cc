@@ -18,6 +18,7 @@
 namespace prefetch {
 namespace {
 
+using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using testing::FakeClock;
 using testing::FakeOrigin;
@@ -1024,7 +1025,9 @@ TEST_F(PrefetcherTest, NoParkingWithoutCacheRoom) {
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   ASSERT_EQ(prefetcher_->read(0, 100, ReadMode::kExact).status, ReadStatus::kOk);
   ASSERT_TRUE(origin_->wait_held(0, kHang));
-  ASSERT_EQ(prefetcher_->read(50 * kB, 100, ReadMode::kExact).status, ReadStatus::kOk);
+  // A push-mode seek (pull-mode jumps keep the region they leave instead).
+  prefetcher_->seek(50 * kB);
+  ASSERT_EQ(prefetcher_->read(50 * kB, 100, ReadMode::kAvailable).status, ReadStatus::kOk);
   ASSERT_TRUE(WaitDone(0));
   EXPECT_TRUE(RequestsAt(0).at(0).cancel_called);
   origin_->release_all();
@@ -1130,6 +1133,64 @@ TEST_F(PrefetcherTest, DemuxerPatternNeverRefetchesCompleteBlocks) {
   for (const auto& [begin, n] : completed) EXPECT_LE(n, 1) << "bytes from " << begin;
   EXPECT_EQ(RequestsAt(0).size(), 1u) << "block 0 was fetched again";
   EXPECT_GE(prefetcher_->stats().cache_hits, 1u);
+}
+
+// A demuxer reading a non-interleaved file alternates between two regions
+// far apart (the video, then the audio of the same moment). Each region
+// keeps its window, so a switch is not a jump that cancels the other's
+// look-ahead: every block is asked for about once.
+TEST_F(PrefetcherTest, ReadsAlternatingBetweenTwoRegionsKeepBothWindows) {
+  Config c = SmallConfig(Schedule::kWindow, 4);
+  c.lookahead_blocks = 8;
+  Make(100 * kB, c);
+  // Blocks take a while to arrive, so the reader switches regions while
+  // the other region's look-ahead is still in flight.
+  origin_->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.first_byte_delay = milliseconds(2);
+    r.chunk = 100;
+    r.chunk_interval = microseconds(500);
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  uint64_t video = 0, audio = 50 * kB;
+  const size_t n = 250;  // four reads a block
+  for (int i = 0; i < 160; ++i) {
+    for (uint64_t* at : {&video, &audio}) {
+      ReadResult r = prefetcher_->read(*at, n, ReadMode::kExact);
+      ASSERT_EQ(r.status, ReadStatus::kOk) << "at " << *at;
+      ASSERT_EQ(Bytes(r), Slice(*at, *at + n)) << "at " << *at;
+      *at += n;
+    }
+  }
+  ASSERT_TRUE(origin_->wait_idle(kHang));
+  // 40 blocks each; the windows' last few blocks are the only extra.
+  const double blocks_read = 2 * 40;
+  const double requests = static_cast<double>(origin_->request_count());
+  EXPECT_LE(requests / blocks_read, 1.2)
+      << requests << " requests for " << blocks_read << " blocks read";
+}
+
+// A read across blocks in pull mode copies into one buffer: the bytes copied
+// count against the look-ahead, so memory stays within the budget however
+// long the read.
+TEST_F(PrefetcherTest, ALongExactReadCountsItsCopyAgainstTheLookahead) {
+  Config c = SmallConfig(Schedule::kWindow, 2);
+  c.lookahead_blocks = 4;
+  Make(40 * kB, c);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  origin_->hold_head(10 * kB);
+  ReadResult r;
+  std::thread reader([&] { r = prefetcher_->read(0, 30 * kB, ReadMode::kExact); });
+  ASSERT_TRUE(origin_->wait_held(10 * kB, kHang));
+  std::this_thread::sleep_for(milliseconds(50));  // let any request that would go, go
+  // Ten blocks are copied: the window is down to the block being waited for.
+  for (const RequestRecord& q : origin_->requests())
+    EXPECT_LE(q.begin, 10 * kB) << "block " << q.begin / kB << " was asked while 10 were copied";
+  origin_->release_all();
+  reader.join();
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  EXPECT_TRUE(Bytes(r) == Slice(0, 30 * kB));
 }
 
 // ---- hedging ----------------------------------------------------------------

@@ -614,7 +614,9 @@ TEST_F(HttpTest, RangeIgnoredWithAcceptRangesNone) {
 
 // A demuxer whose index sits at the end reads the head, jumps to the tail
 // and comes back: the head comes from the cache, not from a second request.
-TEST_F(HttpTest, JumpToTheTailAndBackIsServedFromTheCache) {
+// Block 0 stays in memory across the jump (as the region the reader left),
+// so the way back costs no request.
+TEST_F(HttpTest, JumpToTheTailAndBackNeverRefetches) {
   const uint64_t size = 40 * 64 * kKiB;
   auto data = testing::make_pattern(size, 9);
   server_.add_file("/f", data);
@@ -632,7 +634,6 @@ TEST_F(HttpTest, JumpToTheTailAndBackIsServedFromTheCache) {
   r = p->read(100, 5000, ReadMode::kExact);  // back to the head
   ASSERT_EQ(r.status, ReadStatus::kOk);
   EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + 5000), slice(data, 100, 5100));
-  EXPECT_GE(p->stats().cache_hits, 1u);
   int block0 = 0;
   for (const auto& rec : server_.requests("/f")) block0 += rec.first_byte == 0 && rec.status == 206;
   EXPECT_EQ(block0, 1) << "block 0 was fetched again";

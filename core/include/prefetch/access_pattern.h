@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 namespace prefetch {
 
@@ -56,5 +57,33 @@ AccessStep step_access(const AccessInput& in);
 // first) or the parked one. Complete blocks behind always stay.
 bool keeps_incomplete_behind(const AccessStep& step, const AccessInput& in, uint64_t i,
                              bool parked);
+
+// Pull-mode reads may alternate between two regions far apart (a demuxer
+// reading a non-interleaved file: the video, then the audio of the same
+// moment). A jump by exact reads keeps the region it leaves as the other
+// region, with its window; a later read that lands near it switches back
+// instead of jumping. A push-mode seek keeps no other region.
+// While there are two, each window is at most half the look-ahead, so
+// both fit in the budget; the other region goes once the reader has stepped
+// on twice in its own region without coming back to it. The reader's region
+// comes first: when it needs a request slot the other region's furthest
+// request gives its slot up.
+struct Region {
+  uint64_t block = 0;   // the reader's block in it
+  unsigned window = 0;  // the blocks its window spans from there
+  unsigned idle = 0;    // forward steps the reader took elsewhere since
+};
+
+struct RegionMove {
+  AccessStep step;              // the move within the region the read lands in
+  std::optional<Region> other;  // the region kept besides the reader's
+  bool switched = false;        // the read went back to the other region
+};
+
+RegionMove step_regions(const AccessInput& in, const std::optional<Region>& other);
+
+// Whether region `r` keeps block `i`: from keep_behind blocks before its
+// read block to the end of its window.
+bool region_keeps(const Region& r, uint64_t i, unsigned keep_behind);
 
 }  // namespace prefetch

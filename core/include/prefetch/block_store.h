@@ -91,6 +91,10 @@ class BlockStore {
   void for_each(F&& f) {
     for (auto& [i, b] : blocks_) f(b);
   }
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const auto& [i, b] : blocks_) f(b);
+  }
   // Removes every block outside [lo, hi), calling `on_drop` first (to cancel
   // its request).
   template <typename Drop>
