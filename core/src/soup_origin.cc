@@ -420,8 +420,7 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
     soup_message_headers_set_range(h, static_cast<goffset>(r.begin), -1);
   // If-Range makes a changed resource answer 200 (which the engine detects)
   // instead of splicing new bytes into old. Weak tags are not allowed there.
-  if (!r.validator.empty() && r.validator.rfind("W/", 0) != 0)
-    add_header(h, "If-Range", r.validator);
+  if (!r.validator.empty() && !is_weak_etag(r.validator)) add_header(h, "If-Range", r.validator);
   for (const auto& [name, value] : opts_.extra_headers)
     soup_message_headers_append(h, name.c_str(), value.c_str());
   if (!opts_.cookies.empty()) {
