@@ -106,7 +106,7 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
 std::optional<std::string_view> parse_etag(std::string_view value) {
   value = trim(value);
   std::string_view tag = value;
-  if (tag.size() >= 2 && tag[0] == 'W' && tag[1] == '/') tag.remove_prefix(2);
+  if (is_weak_etag(tag)) tag.remove_prefix(2);
   if (tag.size() < 2 || tag.front() != '"' || tag.back() != '"') return std::nullopt;
   for (char c : tag.substr(1, tag.size() - 2))
     if (c == '"' || static_cast<unsigned char>(c) < 0x21 || c == 0x7f) return std::nullopt;

@@ -1,0 +1,45 @@
+#include "soup_request.h"
+
+#include <string>
+
+#include "prefetch/http_parse.h"
+
+namespace prefetch {
+
+namespace {
+
+void add_header(SoupMessageHeaders* h, const std::string& name, const std::string& value) {
+  soup_message_headers_replace(h, name.c_str(), value.c_str());
+}
+
+}  // namespace
+
+SoupMessage* new_range_message(GUri* uri, const RangeRequest& r, const HttpOptions& opts) {
+  SoupMessage* msg = soup_message_new_from_uri("GET", uri);
+  SoupMessageHeaders* h = soup_message_get_request_headers(msg);
+  if (r.end)
+    soup_message_headers_set_range(h, static_cast<goffset>(r.begin),
+                                   static_cast<goffset>(*r.end - 1));
+  else
+    soup_message_headers_set_range(h, static_cast<goffset>(r.begin), -1);
+  // If-Range makes a changed resource answer 200 (which the engine detects)
+  // instead of splicing new bytes into old. Weak tags are not allowed there.
+  if (!r.validator.empty() && !is_weak_etag(r.validator)) add_header(h, "If-Range", r.validator);
+  for (const auto& [name, value] : opts.extra_headers)
+    soup_message_headers_append(h, name.c_str(), value.c_str());
+  if (!opts.cookies.empty()) {
+    std::string cookie;
+    for (const auto& c : opts.cookies) cookie += (cookie.empty() ? "" : "; ") + c;
+    add_header(h, "Cookie", cookie);
+  }
+  if (!opts.keep_alive) add_header(h, "Connection", "close");
+  // Always ask for the identity encoding: byte offsets must be the file's.
+  add_header(h, "Accept-Encoding", "identity");
+  if (!opts.automatic_redirect) soup_message_add_flags(msg, SOUP_MESSAGE_NO_REDIRECT);
+#if SOUP_CHECK_VERSION(3, 4, 0)
+  if (opts.force_http1) soup_message_set_force_http1(msg, TRUE);
+#endif
+  return msg;
+}
+
+}  // namespace prefetch

@@ -1,0 +1,92 @@
+#include "soup_session.h"
+
+#include <algorithm>
+#include <string>
+
+namespace prefetch {
+
+SoupSession* make_session(const HttpOptions& opts, GUri* uri, const Logger& log) {
+  const unsigned conns = opts.max_connections ? opts.max_connections : 1;
+  SoupSession* s = soup_session_new_with_options(
+      "max-conns", std::max(conns, 10u), "max-conns-per-host", conns, "timeout",
+      opts.timeout_seconds, "user-agent", opts.user_agent.c_str(), nullptr);
+
+  // Proxy: the property, else the environment like souphttpsrc (http_proxy,
+  // https_proxy, no_proxy); GLib's default resolver may ignore them.
+  std::string proxy = opts.proxy;
+  if (proxy.empty()) {
+    const bool https = uri && g_strcmp0(g_uri_get_scheme(uri), "https") == 0;
+    const char* env = g_getenv(https ? "https_proxy" : "http_proxy");
+    if (!env) env = g_getenv(https ? "HTTPS_PROXY" : "HTTP_PROXY");
+    if (env && *env) proxy = env;
+  }
+  if (!proxy.empty()) {
+    if (!g_strstr_len(proxy.c_str(), -1, "://")) proxy = "http://" + proxy;
+    const char* no_proxy = g_getenv("no_proxy");
+    if (!no_proxy) no_proxy = g_getenv("NO_PROXY");
+    gchar** ignore = no_proxy ? g_strsplit(no_proxy, ",", -1) : nullptr;
+    for (gchar** p = ignore; p && *p; ++p) g_strstrip(*p);
+    GProxyResolver* resolver = g_simple_proxy_resolver_new(proxy.c_str(), ignore);
+    g_strfreev(ignore);
+    soup_session_set_proxy_resolver(s, resolver);
+    g_object_unref(resolver);
+    log(LogLevel::kInfo, "using proxy %s", proxy.c_str());
+  }
+
+  if (opts.tls_database) {
+    soup_session_set_tls_database(s, opts.tls_database);
+  } else if (!opts.ssl_ca_file.empty()) {
+    GError* err = nullptr;
+    GTlsDatabase* db = g_tls_file_database_new(opts.ssl_ca_file.c_str(), &err);
+    if (db) {
+      soup_session_set_tls_database(s, db);
+      g_object_unref(db);
+    } else {
+      log(LogLevel::kWarning, "cannot load ssl-ca-file %s: %s", opts.ssl_ca_file.c_str(),
+          err->message);
+      g_error_free(err);
+    }
+  }
+  // Otherwise libsoup's default: the system's trust store (as souphttpsrc).
+  if (opts.tls_interaction) soup_session_set_tls_interaction(s, opts.tls_interaction);
+
+  if (opts.http_log_level > 0) {
+    SoupLogger* logger = soup_logger_new(static_cast<SoupLoggerLogLevel>(opts.http_log_level));
+    soup_logger_set_printer(
+        logger,
+        [](SoupLogger*, SoupLoggerLogLevel, char direction, const char* data, gpointer user) {
+          (*static_cast<const Logger*>(user))(LogLevel::kLog, "HTTP %c %s", direction, data);
+        },
+        const_cast<Logger*>(&log), nullptr);
+    soup_session_add_feature(s, SOUP_SESSION_FEATURE(logger));
+    g_object_unref(logger);
+  }
+  return s;
+}
+
+namespace {
+
+gboolean on_authenticate(SoupMessage*, SoupAuth* auth, gboolean retrying, gpointer user) {
+  auto* o = static_cast<const HttpOptions*>(user);
+  const bool proxy = soup_auth_is_for_proxy(auth);
+  const std::string& id = proxy ? o->proxy_id : o->user_id;
+  const std::string& pw = proxy ? o->proxy_pw : o->user_pw;
+  if (retrying || id.empty()) return FALSE;  // wrong credentials: the 401/407 stands
+  soup_auth_authenticate(auth, id.c_str(), pw.c_str());
+  return TRUE;
+}
+
+gboolean on_accept_certificate(SoupMessage*, GTlsCertificate*, GTlsCertificateFlags, gpointer) {
+  return TRUE;  // only connected when ssl-strict is off
+}
+
+}  // namespace
+
+void connect_credentials(SoupMessage* msg, const HttpOptions* opts) {
+  g_signal_connect(msg, "authenticate", G_CALLBACK(on_authenticate),
+                   const_cast<HttpOptions*>(opts));
+  if (!opts->ssl_strict)
+    g_signal_connect(msg, "accept-certificate", G_CALLBACK(on_accept_certificate), nullptr);
+}
+
+}  // namespace prefetch

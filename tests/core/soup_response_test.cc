@@ -1,0 +1,94 @@
+// Reading a response head (status + SoupMessageHeaders) into ResponseHead.
+// No server: the headers are made by hand.
+#include "soup_response.h"
+
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <utility>
+
+namespace prefetch {
+namespace {
+
+ResponseHead parse(int status, std::initializer_list<std::pair<const char*, const char*>> headers) {
+  SoupMessageHeaders* h = soup_message_headers_new(SOUP_MESSAGE_HEADERS_RESPONSE);
+  for (const auto& [name, value] : headers) soup_message_headers_append(h, name, value);
+  ResponseHead head = parse_response_head(static_cast<SoupStatus>(status), h);
+  soup_message_headers_unref(h);
+  return head;
+}
+
+TEST(SoupResponseTest, PartialContentGivesRangeTotalLengthAndValidator) {
+  const ResponseHead head = parse(206, {{"Content-Range", "bytes 500-999/1234"},
+                                        {"Content-Length", "500"},
+                                        {"ETag", "\"v1\""},
+                                        {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"}});
+  EXPECT_EQ(head.status, 206);
+  EXPECT_TRUE(head.has_range);
+  EXPECT_EQ(head.first, 500u);
+  EXPECT_EQ(head.last, 999u);
+  EXPECT_EQ(head.total, 1234u);
+  EXPECT_EQ(head.content_length, 500u);
+  EXPECT_EQ(head.validator, "\"v1\"");  // the ETag wins over Last-Modified
+  EXPECT_EQ(head.retry_after, "");
+}
+
+TEST(SoupResponseTest, AnUnknownTotalStaysUnknown) {
+  const ResponseHead head = parse(206, {{"Content-Range", "bytes 0-99/*"}});
+  EXPECT_TRUE(head.has_range);
+  EXPECT_EQ(head.first, 0u);
+  EXPECT_EQ(head.last, 99u);
+  EXPECT_FALSE(head.total.has_value());
+  EXPECT_FALSE(head.content_length.has_value());
+  EXPECT_EQ(head.validator, "");
+}
+
+TEST(SoupResponseTest, UnsatisfiedRangeGivesTheTotalButNoRange) {
+  const ResponseHead head = parse(416, {{"Content-Range", "bytes */1234"}});
+  EXPECT_EQ(head.status, 416);
+  EXPECT_FALSE(head.has_range);
+  EXPECT_EQ(head.total, 1234u);
+}
+
+TEST(SoupResponseTest, AMalformedContentRangeIsIgnored) {
+  const ResponseHead head = parse(206, {{"Content-Range", "bytes 9-1/1234"}});
+  EXPECT_FALSE(head.has_range);
+  EXPECT_EQ(head.first, 0u);
+  EXPECT_EQ(head.last, 0u);
+  EXPECT_FALSE(head.total.has_value());
+}
+
+TEST(SoupResponseTest, AWholeBodyGivesItsLengthAndNoRange) {
+  const ResponseHead head = parse(200, {{"Content-Length", "4096"}});
+  EXPECT_EQ(head.status, 200);
+  EXPECT_FALSE(head.has_range);
+  EXPECT_EQ(head.content_length, 4096u);
+}
+
+TEST(SoupResponseTest, AMalformedContentLengthIsUnknown) {
+  const ResponseHead head = parse(200, {{"Content-Length", "12a"}});
+  EXPECT_FALSE(head.content_length.has_value());
+}
+
+TEST(SoupResponseTest, AWeakETagIsKeptAsSent) {
+  const ResponseHead head = parse(206, {{"ETag", "W/\"v2\""}});
+  EXPECT_EQ(head.validator, "W/\"v2\"");
+}
+
+TEST(SoupResponseTest, LastModifiedServesWhenTheETagIsMissingOrMalformed) {
+  EXPECT_EQ(parse(206, {{"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"}}).validator,
+            "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(
+      parse(206, {{"ETag", "v3"}, {"Last-Modified", "Mon, 07 Nov 1994 08:49:37 GMT"}}).validator,
+      "Mon, 07 Nov 1994 08:49:37 GMT");
+}
+
+TEST(SoupResponseTest, RetryAfterIsKeptRaw) {
+  const ResponseHead head = parse(503, {{"Retry-After", "120"}});
+  EXPECT_EQ(head.status, 503);
+  EXPECT_EQ(head.retry_after, "120");
+  EXPECT_FALSE(head.has_range);
+}
+
+}  // namespace
+}  // namespace prefetch
