@@ -123,8 +123,9 @@ struct Settings {
   guint64 cache_size = DEFAULT_CACHE_SIZE;
 };
 
-/* What exists while running: between start() and stop(). Shared so that a
- * scheduling query can wait on the engine while another thread stops it. */
+/* The engine and what goes with it: what exists while running (and while
+ * in standby, see Phase). Shared so that a scheduling query can wait on the
+ * engine while another thread stops it. */
 struct State {
   std::shared_ptr<prefetch::SoupOrigin> origin;
   std::shared_ptr<prefetch::Prefetcher> prefetcher;
@@ -135,22 +136,30 @@ struct State {
   guint64 next_offset = G_MAXUINT64;
 };
 
+/* The element's lifecycle: at most one engine exists, and the phase says
+ * who owns it.
+ *   kStopped  no engine.
+ *   kStandby  an engine that no start() owns: made early by the scheduling
+ *             query (downstream asks before our start(): pads are activated
+ *             sink to source), or kept by stop() across a pad-mode switch.
+ *             start() adopts it when the settings have not changed since, so
+ *             nothing is requested twice.
+ *   kRunning  between start() and stop(); create() reads the engine.
+ * Only the functions in "lifecycle transitions" below change the phase. */
+enum class Phase { kStopped, kStandby, kRunning };
+
 }  // namespace
 
 struct GstPrefetchSrcPrivate {
   std::mutex settings_lock;
   Settings settings;
   guint64 settings_serial = 0; /* bumped by every property change */
-  /* Guards the `state` pointers against unlock()/stats from other threads;
-   * create() runs only between start() and stop() and reads them unlocked. */
+  /* Guards `phase` and the `engine` pointers against the other threads
+   * (scheduling query, unlock(), stats). create() runs only in kRunning,
+   * when nothing but stop() changes them, and reads `engine` unlocked. */
   std::mutex state_lock;
-  State state;
-  /* An engine running while the element is not started: made for the
-   * scheduling query, which downstream sends before our start() (pads are
-   * activated sink to source), or kept across a pad-mode switch. start()
-   * adopts it when the settings have not changed since, so nothing is
-   * requested twice; PAUSED->READY, READY->NULL and finalize close it. */
-  State standby;
+  Phase phase = Phase::kStopped;
+  State engine; /* empty in kStopped */
 };
 
 struct _GstPrefetchSrc {
@@ -564,7 +573,7 @@ static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
   prefetch::Stats st;
   {
     std::lock_guard<std::mutex> lock(self->priv->state_lock);
-    if (self->priv->state.prefetcher) st = self->priv->state.prefetcher->stats();
+    if (self->priv->phase == Phase::kRunning) st = self->priv->engine.prefetcher->stats();
   }
   return gst_structure_new("application/x-prefetchsrc-stats",                       //
                            "bytes-delivered", G_TYPE_UINT64, st.bytes_delivered,    //
@@ -851,37 +860,102 @@ static void gst_prefetch_src_close_state(State& state) {
   state.origin.reset();
 }
 
-/* Takes the standby engine (if any) out of the element. */
-static State gst_prefetch_src_take_standby(GstPrefetchSrc* self) {
-  std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  State standby = std::move(self->priv->standby);
-  self->priv->standby = State();
+/* ---- lifecycle transitions ----
+ * The only code that changes the phase. Each holds state_lock for the change
+ * only: engines are closed after it is released (closing waits for the
+ * engine's I/O thread). */
+
+/* stopped -> standby: the scheduling query installs the engine it made,
+ * unless another thread installed or started one meanwhile. Returns the
+ * engine the query should wait on (null if none); `fresh` is left holding
+ * an engine that was not installed, for the caller to close. */
+static std::shared_ptr<prefetch::Prefetcher> gst_prefetch_src_enter_standby(GstPrefetchSrc* self,
+                                                                            State& fresh) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  if (priv->phase == Phase::kStopped && fresh.prefetcher) {
+    GST_DEBUG_OBJECT(self, "scheduling query: engine started early (standby)");
+    priv->engine = std::move(fresh);
+    fresh = State();
+    priv->phase = Phase::kStandby;
+  }
+  return priv->phase == Phase::kStopped ? nullptr : priv->engine.prefetcher;
+}
+
+/* standby -> stopped: takes the standby engine (if any) out, for the
+ * caller to close. */
+static State gst_prefetch_src_drop_standby(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  if (priv->phase != Phase::kStandby) return State();
+  GST_DEBUG_OBJECT(self, "dropping the standby engine");
+  State standby = std::move(priv->engine);
+  priv->engine = State();
+  priv->phase = Phase::kStopped;
   return standby;
 }
 
-static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
-  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
-  State standby = gst_prefetch_src_take_standby(self);
+/* standby -> running (adopted: the settings serial is unchanged) or
+ * stopped -> running (a new engine; a standby made from other settings is
+ * dropped first). FALSE, staying stopped, if the settings are bad (the
+ * error is posted). */
+static gboolean gst_prefetch_src_enter_running(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
   guint64 serial;
   {
-    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
-    serial = self->priv->settings_serial;
+    std::lock_guard<std::mutex> lock(priv->settings_lock);
+    serial = priv->settings_serial;
   }
-  State state;
-  if (standby.prefetcher && standby.serial == serial) {
-    GST_DEBUG_OBJECT(self, "adopting the engine started before");
-    standby.prefetcher->set_flushing(false);
-    state = std::move(standby);
-  } else {
-    gst_prefetch_src_close_state(standby);  // made from other settings
-    /* Never waits for the network here (the application thread is in a state
-     * change): the first create() waits, and unlock() can wake it. */
-    state = gst_prefetch_src_make_state(self, true);
-    if (!state.prefetcher) return FALSE;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->phase == Phase::kStandby && priv->engine.serial == serial) {
+      GST_DEBUG_OBJECT(self, "adopting the engine started before");
+      priv->engine.prefetcher->set_flushing(false);
+      priv->phase = Phase::kRunning;
+      return TRUE;
+    }
   }
-  std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  self->priv->state = std::move(state);
+  State standby = gst_prefetch_src_drop_standby(self);
+  gst_prefetch_src_close_state(standby);
+  /* Never waits for the network here (the application thread is in a state
+   * change): the first create() waits, and unlock() can wake it. */
+  State state = gst_prefetch_src_make_state(self, true);
+  if (!state.prefetcher) return FALSE;
+  State raced;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    /* A scheduling query on another thread may have installed a standby
+     * since: ours wins, theirs is closed (its waiter holds a reference). */
+    raced = std::move(priv->engine);
+    priv->engine = std::move(state);
+    priv->phase = Phase::kRunning;
+  }
+  gst_prefetch_src_close_state(raced);
   return TRUE;
+}
+
+/* running -> standby (a pad-mode switch: the start() that follows adopts the
+ * engine and the blocks it holds) or running -> stopped. */
+static void gst_prefetch_src_leave_running(GstPrefetchSrc* self, bool switching) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  State old;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->phase != Phase::kRunning) return;
+    if (switching) {
+      GST_DEBUG_OBJECT(self, "pad mode switch: keeping the engine (standby)");
+      priv->phase = Phase::kStandby;
+      return;
+    }
+    old = std::move(priv->engine);
+    priv->engine = State();
+    priv->phase = Phase::kStopped;
+  }
+  gst_prefetch_src_close_state(old);
+}
+
+static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
+  return gst_prefetch_src_enter_running(GST_PREFETCH_SRC(src));
 }
 
 static gboolean gst_prefetch_src_stop(GstBaseSrc* src) {
@@ -893,17 +967,7 @@ static gboolean gst_prefetch_src_stop(GstBaseSrc* src) {
   GST_OBJECT_LOCK(self);
   const bool switching = GST_STATE_TARGET(self) >= GST_STATE_PAUSED;
   GST_OBJECT_UNLOCK(self);
-  State old;
-  {
-    std::lock_guard<std::mutex> lock(self->priv->state_lock);
-    old = std::move(self->priv->state);
-    self->priv->state = State();
-    if (switching && old.prefetcher && !self->priv->standby.prefetcher) {
-      GST_DEBUG_OBJECT(self, "pad mode switch: keeping the engine");
-      self->priv->standby = std::move(old);
-    }
-  }
-  gst_prefetch_src_close_state(old);
+  gst_prefetch_src_leave_running(self, switching);
   GST_INFO_OBJECT(self, "stopped");
   return TRUE;
 }
@@ -915,7 +979,7 @@ static GstStateChangeReturn gst_prefetch_src_change_state(GstElement* element,
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY ||
       transition == GST_STATE_CHANGE_READY_TO_NULL) {
     /* A standby engine nobody adopted (the state change failed elsewhere). */
-    State standby = gst_prefetch_src_take_standby(self);
+    State standby = gst_prefetch_src_drop_standby(self);
     gst_prefetch_src_close_state(standby);
   }
   return ret;
@@ -924,8 +988,8 @@ static GstStateChangeReturn gst_prefetch_src_change_state(GstElement* element,
 static gboolean gst_prefetch_src_get_size(GstBaseSrc* src, guint64* size) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  if (!self->priv->state.prefetcher) return FALSE;
-  const auto known = self->priv->state.prefetcher->size();
+  if (self->priv->phase != Phase::kRunning) return FALSE;
+  const auto known = self->priv->engine.prefetcher->size();
   if (!known) return FALSE;
   *size = *known;
   return TRUE;
@@ -934,7 +998,7 @@ static gboolean gst_prefetch_src_get_size(GstBaseSrc* src, guint64* size) {
 static gboolean gst_prefetch_src_is_seekable(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  return self->priv->state.prefetcher && self->priv->state.prefetcher->seekable();
+  return self->priv->phase == Phase::kRunning && self->priv->engine.prefetcher->seekable();
 }
 
 /* Pull mode needs the size and an origin that honours Range, which only the
@@ -949,19 +1013,12 @@ static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery
   std::shared_ptr<prefetch::Prefetcher> p;
   {
     std::lock_guard<std::mutex> lock(priv->state_lock);
-    p = priv->state.prefetcher ? priv->state.prefetcher : priv->standby.prefetcher;
+    if (priv->phase != Phase::kStopped) p = priv->engine.prefetcher;
   }
   if (!p && !gst_base_src_is_live(GST_BASE_SRC(self))) {
     State fresh = gst_prefetch_src_make_state(self, false);
-    {
-      std::lock_guard<std::mutex> lock(priv->state_lock);
-      if (fresh.prefetcher && !priv->state.prefetcher && !priv->standby.prefetcher) {
-        priv->standby = fresh;
-        GST_DEBUG_OBJECT(self, "scheduling query: engine started early");
-      }
-      p = priv->state.prefetcher ? priv->state.prefetcher : priv->standby.prefetcher;
-    }
-    if (fresh.prefetcher && fresh.prefetcher != p) gst_prefetch_src_close_state(fresh);
+    p = gst_prefetch_src_enter_standby(self, fresh);
+    gst_prefetch_src_close_state(fresh);  // not installed: another engine came first
   }
   bool pull = false, seekable = true;
   if (p) {
@@ -1014,8 +1071,8 @@ static gboolean gst_prefetch_src_query(GstBaseSrc* src, GstQuery* query) {
 static gboolean gst_prefetch_src_do_seek(GstBaseSrc* src, GstSegment* segment) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  prefetch::Prefetcher* p = self->priv->state.prefetcher.get();
-  if (!p) return TRUE;
+  if (self->priv->phase != Phase::kRunning) return TRUE;
+  prefetch::Prefetcher* p = self->priv->engine.prefetcher.get();
   const guint64 offset = segment->start;
   if (!p->seekable() && offset != 0) {
     GST_WARNING_OBJECT(self, "the origin does not support range requests: cannot seek");
@@ -1029,16 +1086,15 @@ static gboolean gst_prefetch_src_do_seek(GstBaseSrc* src, GstSegment* segment) {
 static gboolean gst_prefetch_src_unlock(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  if (self->priv->state.prefetcher) self->priv->state.prefetcher->set_flushing(true);
-  if (self->priv->standby.prefetcher) self->priv->standby.prefetcher->set_flushing(true);
+  /* Running or standby: wakes create(), or a scheduling query's wait. */
+  if (self->priv->engine.prefetcher) self->priv->engine.prefetcher->set_flushing(true);
   return TRUE;
 }
 
 static gboolean gst_prefetch_src_unlock_stop(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  if (self->priv->state.prefetcher) self->priv->state.prefetcher->set_flushing(false);
-  if (self->priv->standby.prefetcher) self->priv->standby.prefetcher->set_flushing(false);
+  if (self->priv->engine.prefetcher) self->priv->engine.prefetcher->set_flushing(false);
   return TRUE;
 }
 
@@ -1047,7 +1103,7 @@ static void chunk_free(gpointer data) { delete static_cast<prefetch::Chunk*>(dat
 static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, guint size,
                                              GstBuffer** buf) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
-  State& state = self->priv->state;
+  State& state = self->priv->engine;  // kRunning: see GstPrefetchSrcPrivate
   if (!state.prefetcher) return GST_FLOW_FLUSHING;
   /* Pull mode must get exactly `size` bytes; push mode takes what is there
    * (up to a block), without a copy. */
