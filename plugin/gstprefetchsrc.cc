@@ -22,9 +22,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "prefetch/prefetcher.h"
@@ -86,6 +88,11 @@ enum {
 
 /* The longest the scheduling query waits for the first answer. */
 #define SCHEDULING_WAIT_MAX_S 5u
+/* How long a standby engine may sit unused before it is dropped. Its normal
+ * life is far shorter: the start() that adopts it follows within the same
+ * state change (the query) or the same pad-mode switch; a later start()
+ * after a drop only repeats the first requests. */
+#define STANDBY_IDLE std::chrono::milliseconds(2000)
 
 #define MIN_BLOCK_SIZE 1024
 #define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)
@@ -143,7 +150,10 @@ struct State {
  *             query (downstream asks before our start(): pads are activated
  *             sink to source), or kept by stop() across a pad-mode switch.
  *             start() adopts it when the settings have not changed since, so
- *             nothing is requested twice.
+ *             nothing is requested twice. Its life is bounded: every state
+ *             change that does not adopt it drops it (a downward one first
+ *             sets it flushing, which wakes a query waiting on it), and a
+ *             reaper thread drops it after STANDBY_IDLE unused. Never in NULL.
  *   kRunning  between start() and stop(); create() reads the engine.
  * Only the functions in "lifecycle transitions" below change the phase. */
 enum class Phase { kStopped, kStandby, kRunning };
@@ -160,6 +170,19 @@ struct GstPrefetchSrcPrivate {
   std::mutex state_lock;
   Phase phase = Phase::kStopped;
   State engine; /* empty in kStopped */
+  /* Bumped by every state change that drops the standby: a scheduling query
+   * that made its engine across one does not install it. */
+  guint64 epoch = 0;
+  /* The standby's bounded life. Each standby period has an id; the reaper
+   * thread of that period waits on standby_cv until the standby has been
+   * unused (no query waiting on it) up to standby_deadline, then drops it.
+   * It lives only as long as its standby (joined by whoever ends it, or at
+   * the next transition), so an element without a standby has no thread. */
+  guint64 standby_id = 0;
+  unsigned standby_users = 0;
+  std::chrono::steady_clock::time_point standby_deadline;
+  std::condition_variable standby_cv;
+  std::thread reaper;
 };
 
 struct _GstPrefetchSrc {
@@ -411,8 +434,12 @@ static void gst_prefetch_src_init(GstPrefetchSrc* self) {
   gst_base_src_set_live(GST_BASE_SRC(self), DEFAULT_IS_LIVE);
 }
 
+static void gst_prefetch_src_release_all(GstPrefetchSrc* self);
+
 static void gst_prefetch_src_finalize(GObject* object) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(object);
+  /* A standby engine (an element unreffed in READY) and its reaper. */
+  gst_prefetch_src_release_all(self);
   Settings& s = self->priv->settings;
   if (s.extra_headers) gst_structure_free(s.extra_headers);
   g_clear_object(&s.tls_database);
@@ -865,25 +892,123 @@ static void gst_prefetch_src_close_state(State& state) {
  * only: engines are closed after it is released (closing waits for the
  * engine's I/O thread). */
 
-/* stopped -> standby: the scheduling query installs the engine it made,
- * unless another thread installed or started one meanwhile. Returns the
- * engine the query should wait on (null if none); `fresh` is left holding
- * an engine that was not installed, for the caller to close. */
-static std::shared_ptr<prefetch::Prefetcher> gst_prefetch_src_enter_standby(GstPrefetchSrc* self,
-                                                                            State& fresh) {
+/* The standby's reaper (see GstPrefetchSrcPrivate): drops standby period
+ * `id` once it has been unused for STANDBY_IDLE. A thread of its own, not a
+ * GLib timeout: nothing guarantees that the application iterates a main
+ * context, and a check at the next state change alone would leave a standby
+ * kept for a pad-mode switch that never completes fetching until the
+ * pipeline stops. It holds no reference to the element (finalize joins it). */
+static void gst_prefetch_src_standby_reaper(GstPrefetchSrc* self, guint64 id) {
   GstPrefetchSrcPrivate* priv = self->priv;
-  std::lock_guard<std::mutex> lock(priv->state_lock);
-  if (priv->phase == Phase::kStopped && fresh.prefetcher) {
-    GST_DEBUG_OBJECT(self, "scheduling query: engine started early (standby)");
-    priv->engine = std::move(fresh);
-    fresh = State();
-    priv->phase = Phase::kStandby;
+  State expired;
+  {
+    std::unique_lock<std::mutex> lock(priv->state_lock);
+    for (;;) {
+      if (priv->phase != Phase::kStandby || priv->standby_id != id) return;
+      if (priv->standby_users == 0 && std::chrono::steady_clock::now() >= priv->standby_deadline)
+        break;
+      if (priv->standby_users > 0)
+        priv->standby_cv.wait(lock);
+      else
+        priv->standby_cv.wait_until(lock, priv->standby_deadline);
+    }
+    /* standby -> stopped: idle too long. */
+    GST_DEBUG_OBJECT(self, "standby engine unused for %d ms: dropping it",
+                     static_cast<int>(STANDBY_IDLE.count()));
+    expired = std::move(priv->engine);
+    priv->engine = State();
+    priv->phase = Phase::kStopped;
+  }
+  gst_prefetch_src_close_state(expired);
+}
+
+/* Starts a standby period (phase just set to kStandby, lock held): a fresh
+ * deadline and a reaper for it. Returns the reaper of an earlier period, for
+ * the caller to join once the lock is released. */
+static std::thread gst_prefetch_src_begin_standby_locked(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  ++priv->standby_id;
+  priv->standby_users = 0;
+  priv->standby_deadline = std::chrono::steady_clock::now() + STANDBY_IDLE;
+  std::thread old = std::move(priv->reaper);
+  priv->reaper = std::thread(gst_prefetch_src_standby_reaper, self, priv->standby_id);
+  priv->standby_cv.notify_all();  // an earlier reaper still waiting: its period is over
+  return old;
+}
+
+static void gst_prefetch_src_join(std::thread& thread) {
+  if (thread.joinable()) thread.join();
+}
+
+/* Joins the reaper of a standby period that is over (none while a standby
+ * is there: its reaper is still needed). Never called with a lock held. */
+static void gst_prefetch_src_join_reaper(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::thread reaper;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->phase == Phase::kStandby) return;
+    reaper = std::move(priv->reaper);
+    priv->standby_cv.notify_all();
+  }
+  gst_prefetch_src_join(reaper);
+}
+
+/* The engine a scheduling query may wait on (lock held): the running one,
+ * or the standby, which then counts the query as a user (not idle) until
+ * gst_prefetch_src_done_with_standby(); `*standby` gets the period's id. */
+static std::shared_ptr<prefetch::Prefetcher> gst_prefetch_src_use_engine_locked(
+    GstPrefetchSrc* self, guint64* standby) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  if (priv->phase == Phase::kStandby) {
+    ++priv->standby_users;
+    *standby = priv->standby_id;
   }
   return priv->phase == Phase::kStopped ? nullptr : priv->engine.prefetcher;
 }
 
+/* A scheduling query is done with standby period `id`: its idle time starts
+ * again from now. */
+static void gst_prefetch_src_done_with_standby(GstPrefetchSrc* self, guint64 id) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  if (priv->phase != Phase::kStandby || priv->standby_id != id) return;
+  if (priv->standby_users > 0) --priv->standby_users;
+  priv->standby_deadline = std::chrono::steady_clock::now() + STANDBY_IDLE;
+  priv->standby_cv.notify_all();
+}
+
+/* stopped -> standby: the scheduling query installs the engine it made,
+ * unless another thread installed or started one meanwhile, or a state
+ * change began since the query read `epoch` (it would drop the standby, or
+ * already has). Returns the engine the query should wait on (null if none,
+ * see use_engine_locked for `*standby`); `fresh` is left holding an engine
+ * that was not installed, for the caller to close. */
+static std::shared_ptr<prefetch::Prefetcher> gst_prefetch_src_enter_standby(GstPrefetchSrc* self,
+                                                                            State& fresh,
+                                                                            guint64 epoch,
+                                                                            guint64* standby) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::thread old_reaper;
+  std::shared_ptr<prefetch::Prefetcher> p;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->phase == Phase::kStopped && fresh.prefetcher && priv->epoch == epoch) {
+      GST_DEBUG_OBJECT(self, "scheduling query: engine started early (standby)");
+      priv->engine = std::move(fresh);
+      fresh = State();
+      priv->phase = Phase::kStandby;
+      old_reaper = gst_prefetch_src_begin_standby_locked(self);
+    }
+    p = gst_prefetch_src_use_engine_locked(self, standby);
+  }
+  gst_prefetch_src_join(old_reaper);
+  return p;
+}
+
 /* standby -> stopped: takes the standby engine (if any) out, for the
- * caller to close. */
+ * caller to close. Its reaper, woken, ends; gst_prefetch_src_join_reaper()
+ * joins it. */
 static State gst_prefetch_src_drop_standby(GstPrefetchSrc* self) {
   GstPrefetchSrcPrivate* priv = self->priv;
   std::lock_guard<std::mutex> lock(priv->state_lock);
@@ -892,7 +1017,38 @@ static State gst_prefetch_src_drop_standby(GstPrefetchSrc* self) {
   State standby = std::move(priv->engine);
   priv->engine = State();
   priv->phase = Phase::kStopped;
+  priv->standby_cv.notify_all();
   return standby;
+}
+
+/* The start of a state change (before chaining up): a scheduling query
+ * that has not installed its engine yet will not, and on the way down the
+ * standby is set flushing, which wakes a query waiting on it at once (it
+ * then answers push; the engine is dropped after chaining up). */
+static void gst_prefetch_src_begin_state_change(GstPrefetchSrc* self, bool downward) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  ++priv->epoch;
+  if (downward && priv->phase == Phase::kStandby) priv->engine.prefetcher->set_flushing(true);
+}
+
+/* standby -> stopped or running -> stopped, whatever the phase (finalize):
+ * closes the engine and joins the reaper. */
+static void gst_prefetch_src_release_all(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  State old;
+  std::thread reaper;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    old = std::move(priv->engine);
+    priv->engine = State();
+    priv->phase = Phase::kStopped;
+    reaper = std::move(priv->reaper);
+    priv->standby_cv.notify_all();
+  }
+  if (old.prefetcher) old.prefetcher->set_flushing(true);
+  gst_prefetch_src_join(reaper);
+  gst_prefetch_src_close_state(old);
 }
 
 /* standby -> running (adopted: the settings serial is unchanged) or
@@ -906,22 +1062,29 @@ static gboolean gst_prefetch_src_enter_running(GstPrefetchSrc* self) {
     std::lock_guard<std::mutex> lock(priv->settings_lock);
     serial = priv->settings_serial;
   }
+  bool adopted = false;
   {
     std::lock_guard<std::mutex> lock(priv->state_lock);
     if (priv->phase == Phase::kStandby && priv->engine.serial == serial) {
       GST_DEBUG_OBJECT(self, "adopting the engine started before");
       priv->engine.prefetcher->set_flushing(false);
       priv->phase = Phase::kRunning;
-      return TRUE;
+      priv->standby_cv.notify_all();  // its reaper ends
+      adopted = true;
     }
   }
-  State standby = gst_prefetch_src_drop_standby(self);
-  gst_prefetch_src_close_state(standby);
+  if (!adopted) {
+    State standby = gst_prefetch_src_drop_standby(self);
+    gst_prefetch_src_close_state(standby);
+  }
+  gst_prefetch_src_join_reaper(self);
+  if (adopted) return TRUE;
   /* Never waits for the network here (the application thread is in a state
    * change): the first create() waits, and unlock() can wake it. */
   State state = gst_prefetch_src_make_state(self, true);
   if (!state.prefetcher) return FALSE;
   State raced;
+  std::thread reaper;
   {
     std::lock_guard<std::mutex> lock(priv->state_lock);
     /* A scheduling query on another thread may have installed a standby
@@ -929,28 +1092,35 @@ static gboolean gst_prefetch_src_enter_running(GstPrefetchSrc* self) {
     raced = std::move(priv->engine);
     priv->engine = std::move(state);
     priv->phase = Phase::kRunning;
+    reaper = std::move(priv->reaper);
+    priv->standby_cv.notify_all();
   }
+  gst_prefetch_src_join(reaper);
   gst_prefetch_src_close_state(raced);
   return TRUE;
 }
 
 /* running -> standby (a pad-mode switch: the start() that follows adopts the
- * engine and the blocks it holds) or running -> stopped. */
+ * engine and the blocks it holds; the reaper drops it if none does) or
+ * running -> stopped. */
 static void gst_prefetch_src_leave_running(GstPrefetchSrc* self, bool switching) {
   GstPrefetchSrcPrivate* priv = self->priv;
   State old;
+  std::thread old_reaper;
   {
     std::lock_guard<std::mutex> lock(priv->state_lock);
     if (priv->phase != Phase::kRunning) return;
     if (switching) {
       GST_DEBUG_OBJECT(self, "pad mode switch: keeping the engine (standby)");
       priv->phase = Phase::kStandby;
-      return;
+      old_reaper = gst_prefetch_src_begin_standby_locked(self);
+    } else {
+      old = std::move(priv->engine);
+      priv->engine = State();
+      priv->phase = Phase::kStopped;
     }
-    old = std::move(priv->engine);
-    priv->engine = State();
-    priv->phase = Phase::kStopped;
   }
+  gst_prefetch_src_join(old_reaper);
   gst_prefetch_src_close_state(old);
 }
 
@@ -972,15 +1142,23 @@ static gboolean gst_prefetch_src_stop(GstBaseSrc* src) {
   return TRUE;
 }
 
+/* Every state change is a point where a standby engine is either adopted
+ * (READY->PAUSED: start() runs inside the chain-up) or no longer wanted: one
+ * that is still there after chaining up is dropped. A downward change sets
+ * it flushing before chaining up, so a scheduling query waiting on it
+ * returns at once and nothing below waits for the origin. Same-state calls
+ * (set_state to the current state) change nothing. */
 static GstStateChangeReturn gst_prefetch_src_change_state(GstElement* element,
                                                           GstStateChange transition) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(element);
+  const GstState current = GST_STATE_TRANSITION_CURRENT(transition);
+  const GstState next = GST_STATE_TRANSITION_NEXT(transition);
+  if (current != next) gst_prefetch_src_begin_state_change(self, next < current);
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY ||
-      transition == GST_STATE_CHANGE_READY_TO_NULL) {
-    /* A standby engine nobody adopted (the state change failed elsewhere). */
+  if (current != next) {
     State standby = gst_prefetch_src_drop_standby(self);
     gst_prefetch_src_close_state(standby);
+    gst_prefetch_src_join_reaper(self);
   }
   return ret;
 }
@@ -1004,27 +1182,44 @@ static gboolean gst_prefetch_src_is_seekable(GstBaseSrc* src) {
 /* Pull mode needs the size and an origin that honours Range, which only the
  * first response tells; downstream asks before our start(). So the query
  * starts the engine if it is not running (start() adopts it), waits for the
- * first response head (at most `timeout` or SCHEDULING_WAIT_MAX_S; unlock() and errors end the wait
- * early), and offers PULL only when both are known. An error is not posted
+ * first response head (at most `timeout` or SCHEDULING_WAIT_MAX_S; unlock(),
+ * a state change downward and errors end the wait early), and offers PULL
+ * only when both are known. An error is not posted
  * here: the engine keeps it and the first create() posts it, as without the
  * query. */
 static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery* query) {
   GstPrefetchSrcPrivate* priv = self->priv;
   std::shared_ptr<prefetch::Prefetcher> p;
+  guint64 standby = 0; /* the standby period we wait in, if any */
+  guint64 epoch;
   {
     std::lock_guard<std::mutex> lock(priv->state_lock);
-    if (priv->phase != Phase::kStopped) p = priv->engine.prefetcher;
+    p = gst_prefetch_src_use_engine_locked(self, &standby);
+    epoch = priv->epoch;
   }
-  if (!p && !gst_base_src_is_live(GST_BASE_SRC(self))) {
+  /* Only from READY on, not on the way to NULL: an element in NULL holds
+   * nothing and touches no network (an application may ask, then unref).
+   * Pads are activated during READY->PAUSED, so downstream normally asks
+   * in READY; asked in NULL, we offer push, which works as well. A state
+   * change that begins after `epoch` was read keeps the engine out. */
+  GST_OBJECT_LOCK(self);
+  const bool may_start = GST_STATE(self) >= GST_STATE_READY &&
+                         GST_STATE_TARGET(self) >= GST_STATE_READY &&
+                         (GST_STATE_NEXT(self) == GST_STATE_VOID_PENDING ||
+                          GST_STATE_NEXT(self) >= GST_STATE_READY);
+  GST_OBJECT_UNLOCK(self);
+  if (!p && may_start && !gst_base_src_is_live(GST_BASE_SRC(self))) {
     State fresh = gst_prefetch_src_make_state(self, false);
-    p = gst_prefetch_src_enter_standby(self, fresh);
-    gst_prefetch_src_close_state(fresh);  // not installed: another engine came first
+    p = gst_prefetch_src_enter_standby(self, fresh, epoch, &standby);
+    gst_prefetch_src_close_state(fresh);  // not installed (see enter_standby)
+    gst_prefetch_src_join_reaper(self);   // a previous standby's, if it ended
   }
   bool pull = false, seekable = true;
   if (p) {
-    /* The application thread waits here (in downstream's state change) and
-     * nothing can end the wait from outside: keep it short. An origin slower
-     * than that to answer gets push mode, which works as well, with seeks. */
+    /* The application thread waits here (in downstream's state change):
+     * keep it short. unlock() and our own state change downward end it at
+     * once. An origin slower than that to answer gets push mode, which works
+     * as well, with seeks. */
     guint timeout;
     {
       std::lock_guard<std::mutex> lock(priv->settings_lock);
@@ -1036,6 +1231,7 @@ static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery
     pull = r.status == prefetch::ReadStatus::kOk && seekable && p->size().has_value();
     GST_DEBUG_OBJECT(self, "scheduling query: %s (open status %d)", pull ? "pull and push" : "push",
                      static_cast<int>(r.status));
+    if (standby) gst_prefetch_src_done_with_standby(self, standby);
   }
   gst_query_set_scheduling(
       query, seekable ? GST_SCHEDULING_FLAG_SEEKABLE : static_cast<GstSchedulingFlags>(0), 1, -1,
