@@ -1203,10 +1203,9 @@ static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery
    * in READY; asked in NULL, we offer push, which works as well. A state
    * change that begins after `epoch` was read keeps the engine out. */
   GST_OBJECT_LOCK(self);
-  const bool may_start = GST_STATE(self) >= GST_STATE_READY &&
-                         GST_STATE_TARGET(self) >= GST_STATE_READY &&
-                         (GST_STATE_NEXT(self) == GST_STATE_VOID_PENDING ||
-                          GST_STATE_NEXT(self) >= GST_STATE_READY);
+  const bool may_start =
+      GST_STATE(self) >= GST_STATE_READY && GST_STATE_TARGET(self) >= GST_STATE_READY &&
+      (GST_STATE_NEXT(self) == GST_STATE_VOID_PENDING || GST_STATE_NEXT(self) >= GST_STATE_READY);
   GST_OBJECT_UNLOCK(self);
   if (!p && may_start && !gst_base_src_is_live(GST_BASE_SRC(self))) {
     State fresh = gst_prefetch_src_make_state(self, false);

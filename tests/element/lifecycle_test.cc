@@ -214,8 +214,8 @@ PortSockets sockets_on_port(uint16_t port) {
     while (std::fgets(line, sizeof line, f)) {
       unsigned local_port = 0, remote_port = 0;
       char inode[64];
-      if (std::sscanf(line, " %*d: %*x:%x %*x:%x %*x %*x:%*x %*x:%*x %*x %*u %*u %63s",
-                      &local_port, &remote_port, inode) == 3)
+      if (std::sscanf(line, " %*d: %*x:%x %*x:%x %*x %*x:%*x %*x:%*x %*x %*u %*u %63s", &local_port,
+                      &remote_port, inode) == 3)
         ports_of_inode[inode] = {local_port, remote_port};
     }
     std::fclose(f);
