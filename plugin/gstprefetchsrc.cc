@@ -1200,12 +1200,13 @@ static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery
   /* Only from READY on, not on the way to NULL: an element in NULL holds
    * nothing and touches no network (an application may ask, then unref).
    * Pads are activated during READY->PAUSED, so downstream normally asks
-   * in READY; asked in NULL, we offer push, which works as well. A state
-   * change that begins after `epoch` was read keeps the engine out. */
+   * in READY; asked in NULL, we offer push, which works as well. set_state()
+   * sets the target before change_state() bumps the epoch: a state change
+   * down either shows in the target here or keeps the engine out (see
+   * enter_standby). */
   GST_OBJECT_LOCK(self);
   const bool may_start =
-      GST_STATE(self) >= GST_STATE_READY && GST_STATE_TARGET(self) >= GST_STATE_READY &&
-      (GST_STATE_NEXT(self) == GST_STATE_VOID_PENDING || GST_STATE_NEXT(self) >= GST_STATE_READY);
+      GST_STATE(self) >= GST_STATE_READY && GST_STATE_TARGET(self) >= GST_STATE_READY;
   GST_OBJECT_UNLOCK(self);
   if (!p && may_start && !gst_base_src_is_live(GST_BASE_SRC(self))) {
     State fresh = gst_prefetch_src_make_state(self, false);
