@@ -466,6 +466,27 @@ TEST_F(StandbyTest, PadModeSwitchStandbyWithoutStartIsDropped) {
   EXPECT_EQ(GST_STATE(src_), GST_STATE_PAUSED);
 }
 
+// The same standby is dropped at once by the next state change, well before
+// its idle time is over.
+TEST_F(StandbyTest, PadModeSwitchStandbyIsDroppedByTheNextStateChange) {
+  serve_head_only(server_, "/change.bin");
+  make_linked("/change.bin");
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(query_offers_pull());
+  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(server_.wait_for([&] { return server_.in_flight() > 1; }, 5s))
+      << "no block was fetched ahead";
+  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE));
+  EXPECT_GT(sockets_on_port(server_.port()).client, 0u)
+      << "the engine was not kept across the deactivation";
+  const auto start = Clock::now();
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  EXPECT_TRUE(server_.wait_for([&] { return sockets_on_port(server_.port()).client == 0; }, 500ms))
+      << "the standby engine's connections still open after PAUSED -> READY";
+  EXPECT_LT(since(start).count(), 1000) << "not dropped by the state change";
+}
+
 // A pad-mode switch that completes (pull, then push) keeps the engine: block
 // 0 is requested once in all.
 TEST_F(StandbyTest, PadModeSwitchStandbyIsAdoptedByTheStartThatFollows) {
