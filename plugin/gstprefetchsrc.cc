@@ -155,7 +155,15 @@ struct State {
  *             sets it flushing, which wakes a query waiting on it), and a
  *             reaper thread drops it after STANDBY_IDLE unused. Never in NULL.
  *   kRunning  between start() and stop(); create() reads the engine.
- * Only the functions in "lifecycle transitions" below change the phase. */
+ * Only the functions in "lifecycle transitions" below change the phase:
+ *   stopped -> standby  scheduling query, from READY on    enter_standby
+ *   running -> standby  stop() in a pad-mode switch        leave_running
+ *   standby -> running  start(), settings unchanged        enter_running
+ *   stopped -> running  start() (drops a stale standby)    enter_running
+ *   running -> stopped  stop()                             leave_running
+ *   standby -> stopped  a state change that does not       drop_standby
+ *                       adopt it; STANDBY_IDLE unused;     standby_reaper
+ *                       finalize                           release_all */
 enum class Phase { kStopped, kStandby, kRunning };
 
 }  // namespace
