@@ -22,9 +22,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "prefetch/prefetcher.h"
@@ -86,6 +88,11 @@ enum {
 
 /* The longest the scheduling query waits for the first answer. */
 #define SCHEDULING_WAIT_MAX_S 5u
+/* How long a standby engine may sit unused before it is dropped. Its normal
+ * life is far shorter: the start() that adopts it follows within the same
+ * state change (the query) or the same pad-mode switch; a later start()
+ * after a drop only repeats the first requests. */
+#define STANDBY_IDLE std::chrono::milliseconds(2000)
 
 #define MIN_BLOCK_SIZE 1024
 #define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)
@@ -123,8 +130,9 @@ struct Settings {
   guint64 cache_size = DEFAULT_CACHE_SIZE;
 };
 
-/* What exists while running: between start() and stop(). Shared so that a
- * scheduling query can wait on the engine while another thread stops it. */
+/* The engine and what goes with it: what exists while running (and while
+ * in standby, see Phase). Shared so that a scheduling query can wait on the
+ * engine while another thread stops it. */
 struct State {
   std::shared_ptr<prefetch::SoupOrigin> origin;
   std::shared_ptr<prefetch::Prefetcher> prefetcher;
@@ -135,22 +143,54 @@ struct State {
   guint64 next_offset = G_MAXUINT64;
 };
 
+/* The element's lifecycle: at most one engine exists, and the phase says
+ * who owns it.
+ *   kStopped  no engine.
+ *   kStandby  an engine that no start() owns: made early by the scheduling
+ *             query (downstream asks before our start(): pads are activated
+ *             sink to source), or kept by stop() across a pad-mode switch.
+ *             start() adopts it when the settings have not changed since, so
+ *             nothing is requested twice. Its life is bounded: every state
+ *             change that does not adopt it drops it (a downward one first
+ *             sets it flushing, which wakes a query waiting on it), and a
+ *             reaper thread drops it after STANDBY_IDLE unused. Never in NULL.
+ *   kRunning  between start() and stop(); create() reads the engine.
+ * Only the functions in "lifecycle transitions" below change the phase:
+ *   stopped -> standby  scheduling query, from READY on    enter_standby
+ *   running -> standby  stop() in a pad-mode switch        leave_running
+ *   standby -> running  start(), settings unchanged        enter_running
+ *   stopped -> running  start() (drops a stale standby)    enter_running
+ *   running -> stopped  stop()                             leave_running
+ *   standby -> stopped  a state change that does not       drop_standby
+ *                       adopt it; STANDBY_IDLE unused;     standby_reaper
+ *                       finalize                           release_all */
+enum class Phase { kStopped, kStandby, kRunning };
+
 }  // namespace
 
 struct GstPrefetchSrcPrivate {
   std::mutex settings_lock;
   Settings settings;
   guint64 settings_serial = 0; /* bumped by every property change */
-  /* Guards the `state` pointers against unlock()/stats from other threads;
-   * create() runs only between start() and stop() and reads them unlocked. */
+  /* Guards `phase` and the `engine` pointers against the other threads
+   * (scheduling query, unlock(), stats). create() runs only in kRunning,
+   * when nothing but stop() changes them, and reads `engine` unlocked. */
   std::mutex state_lock;
-  State state;
-  /* An engine running while the element is not started: made for the
-   * scheduling query, which downstream sends before our start() (pads are
-   * activated sink to source), or kept across a pad-mode switch. start()
-   * adopts it when the settings have not changed since, so nothing is
-   * requested twice; PAUSED->READY, READY->NULL and finalize close it. */
-  State standby;
+  Phase phase = Phase::kStopped;
+  State engine; /* empty in kStopped */
+  /* Bumped by every state change that drops the standby: a scheduling query
+   * that made its engine across one does not install it. */
+  guint64 epoch = 0;
+  /* The standby's bounded life. Each standby period has an id; the reaper
+   * thread of that period waits on standby_cv until the standby has been
+   * unused (no query waiting on it) up to standby_deadline, then drops it.
+   * It lives only as long as its standby (joined by whoever ends it, or at
+   * the next transition), so an element without a standby has no thread. */
+  guint64 standby_id = 0;
+  unsigned standby_users = 0;
+  std::chrono::steady_clock::time_point standby_deadline;
+  std::condition_variable standby_cv;
+  std::thread reaper;
 };
 
 struct _GstPrefetchSrc {
@@ -402,8 +442,12 @@ static void gst_prefetch_src_init(GstPrefetchSrc* self) {
   gst_base_src_set_live(GST_BASE_SRC(self), DEFAULT_IS_LIVE);
 }
 
+static void gst_prefetch_src_release_all(GstPrefetchSrc* self);
+
 static void gst_prefetch_src_finalize(GObject* object) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(object);
+  /* A standby engine (an element unreffed in READY) and its reaper. */
+  gst_prefetch_src_release_all(self);
   Settings& s = self->priv->settings;
   if (s.extra_headers) gst_structure_free(s.extra_headers);
   g_clear_object(&s.tls_database);
@@ -564,7 +608,7 @@ static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
   prefetch::Stats st;
   {
     std::lock_guard<std::mutex> lock(self->priv->state_lock);
-    if (self->priv->state.prefetcher) st = self->priv->state.prefetcher->stats();
+    if (self->priv->phase == Phase::kRunning) st = self->priv->engine.prefetcher->stats();
   }
   return gst_structure_new("application/x-prefetchsrc-stats",                       //
                            "bytes-delivered", G_TYPE_UINT64, st.bytes_delivered,    //
@@ -851,37 +895,245 @@ static void gst_prefetch_src_close_state(State& state) {
   state.origin.reset();
 }
 
-/* Takes the standby engine (if any) out of the element. */
-static State gst_prefetch_src_take_standby(GstPrefetchSrc* self) {
-  std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  State standby = std::move(self->priv->standby);
-  self->priv->standby = State();
+/* ---- lifecycle transitions ----
+ * The only code that changes the phase. Each holds state_lock for the change
+ * only: engines are closed after it is released (closing waits for the
+ * engine's I/O thread). */
+
+/* The standby's reaper (see GstPrefetchSrcPrivate): drops standby period
+ * `id` once it has been unused for STANDBY_IDLE. A thread of its own, not a
+ * GLib timeout: nothing guarantees that the application iterates a main
+ * context, and a check at the next state change alone would leave a standby
+ * kept for a pad-mode switch that never completes fetching until the
+ * pipeline stops. It holds no reference to the element (finalize joins it). */
+static void gst_prefetch_src_standby_reaper(GstPrefetchSrc* self, guint64 id) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  State expired;
+  {
+    std::unique_lock<std::mutex> lock(priv->state_lock);
+    for (;;) {
+      if (priv->phase != Phase::kStandby || priv->standby_id != id) return;
+      if (priv->standby_users == 0 && std::chrono::steady_clock::now() >= priv->standby_deadline)
+        break;
+      if (priv->standby_users > 0)
+        priv->standby_cv.wait(lock);
+      else
+        priv->standby_cv.wait_until(lock, priv->standby_deadline);
+    }
+    /* standby -> stopped: idle too long. */
+    GST_DEBUG_OBJECT(self, "standby engine unused for %d ms: dropping it",
+                     static_cast<int>(STANDBY_IDLE.count()));
+    expired = std::move(priv->engine);
+    priv->engine = State();
+    priv->phase = Phase::kStopped;
+  }
+  gst_prefetch_src_close_state(expired);
+}
+
+/* Starts a standby period (phase just set to kStandby, lock held): a fresh
+ * deadline and a reaper for it. Returns the reaper of an earlier period, for
+ * the caller to join once the lock is released. */
+static std::thread gst_prefetch_src_begin_standby_locked(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  ++priv->standby_id;
+  priv->standby_users = 0;
+  priv->standby_deadline = std::chrono::steady_clock::now() + STANDBY_IDLE;
+  std::thread old = std::move(priv->reaper);
+  priv->reaper = std::thread(gst_prefetch_src_standby_reaper, self, priv->standby_id);
+  priv->standby_cv.notify_all();  // an earlier reaper still waiting: its period is over
+  return old;
+}
+
+static void gst_prefetch_src_join(std::thread& thread) {
+  if (thread.joinable()) thread.join();
+}
+
+/* Joins the reaper of a standby period that is over (none while a standby
+ * is there: its reaper is still needed). Never called with a lock held. */
+static void gst_prefetch_src_join_reaper(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::thread reaper;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->phase == Phase::kStandby) return;
+    reaper = std::move(priv->reaper);
+    priv->standby_cv.notify_all();
+  }
+  gst_prefetch_src_join(reaper);
+}
+
+/* The engine a scheduling query may wait on (lock held): the running one,
+ * or the standby, which then counts the query as a user (not idle) until
+ * gst_prefetch_src_done_with_standby(); `*standby` gets the period's id. */
+static std::shared_ptr<prefetch::Prefetcher> gst_prefetch_src_use_engine_locked(
+    GstPrefetchSrc* self, guint64* standby) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  if (priv->phase == Phase::kStandby) {
+    ++priv->standby_users;
+    *standby = priv->standby_id;
+  }
+  return priv->phase == Phase::kStopped ? nullptr : priv->engine.prefetcher;
+}
+
+/* A scheduling query is done with standby period `id`: its idle time starts
+ * again from now. */
+static void gst_prefetch_src_done_with_standby(GstPrefetchSrc* self, guint64 id) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  if (priv->phase != Phase::kStandby || priv->standby_id != id) return;
+  if (priv->standby_users > 0) --priv->standby_users;
+  priv->standby_deadline = std::chrono::steady_clock::now() + STANDBY_IDLE;
+  priv->standby_cv.notify_all();
+}
+
+/* stopped -> standby: the scheduling query installs the engine it made,
+ * unless another thread installed or started one meanwhile, or a state
+ * change began since the query read `epoch` (it would drop the standby, or
+ * already has). Returns the engine the query should wait on (null if none,
+ * see use_engine_locked for `*standby`); `fresh` is left holding an engine
+ * that was not installed, for the caller to close. */
+static std::shared_ptr<prefetch::Prefetcher> gst_prefetch_src_enter_standby(GstPrefetchSrc* self,
+                                                                            State& fresh,
+                                                                            guint64 epoch,
+                                                                            guint64* standby) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::thread old_reaper;
+  std::shared_ptr<prefetch::Prefetcher> p;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->phase == Phase::kStopped && fresh.prefetcher && priv->epoch == epoch) {
+      GST_DEBUG_OBJECT(self, "scheduling query: engine started early (standby)");
+      priv->engine = std::move(fresh);
+      fresh = State();
+      priv->phase = Phase::kStandby;
+      old_reaper = gst_prefetch_src_begin_standby_locked(self);
+    }
+    p = gst_prefetch_src_use_engine_locked(self, standby);
+  }
+  gst_prefetch_src_join(old_reaper);
+  return p;
+}
+
+/* standby -> stopped: takes the standby engine (if any) out, for the
+ * caller to close. Its reaper, woken, ends; gst_prefetch_src_join_reaper()
+ * joins it. */
+static State gst_prefetch_src_drop_standby(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  if (priv->phase != Phase::kStandby) return State();
+  GST_DEBUG_OBJECT(self, "dropping the standby engine");
+  State standby = std::move(priv->engine);
+  priv->engine = State();
+  priv->phase = Phase::kStopped;
+  priv->standby_cv.notify_all();
   return standby;
 }
 
-static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
-  GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
-  State standby = gst_prefetch_src_take_standby(self);
+/* The start of a state change (before chaining up): a scheduling query
+ * that has not installed its engine yet will not, and on the way down the
+ * standby is set flushing, which wakes a query waiting on it at once (it
+ * then answers push; the engine is dropped after chaining up). */
+static void gst_prefetch_src_begin_state_change(GstPrefetchSrc* self, bool downward) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  std::lock_guard<std::mutex> lock(priv->state_lock);
+  ++priv->epoch;
+  if (downward && priv->phase == Phase::kStandby) priv->engine.prefetcher->set_flushing(true);
+}
+
+/* standby -> stopped or running -> stopped, whatever the phase (finalize):
+ * closes the engine and joins the reaper. */
+static void gst_prefetch_src_release_all(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  State old;
+  std::thread reaper;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    old = std::move(priv->engine);
+    priv->engine = State();
+    priv->phase = Phase::kStopped;
+    reaper = std::move(priv->reaper);
+    priv->standby_cv.notify_all();
+  }
+  if (old.prefetcher) old.prefetcher->set_flushing(true);
+  gst_prefetch_src_join(reaper);
+  gst_prefetch_src_close_state(old);
+}
+
+/* standby -> running (adopted: the settings serial is unchanged) or
+ * stopped -> running (a new engine; a standby made from other settings is
+ * dropped first). FALSE, staying stopped, if the settings are bad (the
+ * error is posted). */
+static gboolean gst_prefetch_src_enter_running(GstPrefetchSrc* self) {
+  GstPrefetchSrcPrivate* priv = self->priv;
   guint64 serial;
   {
-    std::lock_guard<std::mutex> lock(self->priv->settings_lock);
-    serial = self->priv->settings_serial;
+    std::lock_guard<std::mutex> lock(priv->settings_lock);
+    serial = priv->settings_serial;
   }
-  State state;
-  if (standby.prefetcher && standby.serial == serial) {
-    GST_DEBUG_OBJECT(self, "adopting the engine started before");
-    standby.prefetcher->set_flushing(false);
-    state = std::move(standby);
-  } else {
-    gst_prefetch_src_close_state(standby);  // made from other settings
-    /* Never waits for the network here (the application thread is in a state
-     * change): the first create() waits, and unlock() can wake it. */
-    state = gst_prefetch_src_make_state(self, true);
-    if (!state.prefetcher) return FALSE;
+  bool adopted = false;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->phase == Phase::kStandby && priv->engine.serial == serial) {
+      GST_DEBUG_OBJECT(self, "adopting the engine started before");
+      priv->engine.prefetcher->set_flushing(false);
+      priv->phase = Phase::kRunning;
+      priv->standby_cv.notify_all();  // its reaper ends
+      adopted = true;
+    }
   }
-  std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  self->priv->state = std::move(state);
+  if (!adopted) {
+    State standby = gst_prefetch_src_drop_standby(self);
+    gst_prefetch_src_close_state(standby);
+  }
+  gst_prefetch_src_join_reaper(self);
+  if (adopted) return TRUE;
+  /* Never waits for the network here (the application thread is in a state
+   * change): the first create() waits, and unlock() can wake it. */
+  State state = gst_prefetch_src_make_state(self, true);
+  if (!state.prefetcher) return FALSE;
+  State raced;
+  std::thread reaper;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    /* A scheduling query on another thread may have installed a standby
+     * since: ours wins, theirs is closed (its waiter holds a reference). */
+    raced = std::move(priv->engine);
+    priv->engine = std::move(state);
+    priv->phase = Phase::kRunning;
+    reaper = std::move(priv->reaper);
+    priv->standby_cv.notify_all();
+  }
+  gst_prefetch_src_join(reaper);
+  gst_prefetch_src_close_state(raced);
   return TRUE;
+}
+
+/* running -> standby (a pad-mode switch: the start() that follows adopts the
+ * engine and the blocks it holds; the reaper drops it if none does) or
+ * running -> stopped. */
+static void gst_prefetch_src_leave_running(GstPrefetchSrc* self, bool switching) {
+  GstPrefetchSrcPrivate* priv = self->priv;
+  State old;
+  std::thread old_reaper;
+  {
+    std::lock_guard<std::mutex> lock(priv->state_lock);
+    if (priv->phase != Phase::kRunning) return;
+    if (switching) {
+      GST_DEBUG_OBJECT(self, "pad mode switch: keeping the engine (standby)");
+      priv->phase = Phase::kStandby;
+      old_reaper = gst_prefetch_src_begin_standby_locked(self);
+    } else {
+      old = std::move(priv->engine);
+      priv->engine = State();
+      priv->phase = Phase::kStopped;
+    }
+  }
+  gst_prefetch_src_join(old_reaper);
+  gst_prefetch_src_close_state(old);
+}
+
+static gboolean gst_prefetch_src_start(GstBaseSrc* src) {
+  return gst_prefetch_src_enter_running(GST_PREFETCH_SRC(src));
 }
 
 static gboolean gst_prefetch_src_stop(GstBaseSrc* src) {
@@ -893,30 +1145,28 @@ static gboolean gst_prefetch_src_stop(GstBaseSrc* src) {
   GST_OBJECT_LOCK(self);
   const bool switching = GST_STATE_TARGET(self) >= GST_STATE_PAUSED;
   GST_OBJECT_UNLOCK(self);
-  State old;
-  {
-    std::lock_guard<std::mutex> lock(self->priv->state_lock);
-    old = std::move(self->priv->state);
-    self->priv->state = State();
-    if (switching && old.prefetcher && !self->priv->standby.prefetcher) {
-      GST_DEBUG_OBJECT(self, "pad mode switch: keeping the engine");
-      self->priv->standby = std::move(old);
-    }
-  }
-  gst_prefetch_src_close_state(old);
+  gst_prefetch_src_leave_running(self, switching);
   GST_INFO_OBJECT(self, "stopped");
   return TRUE;
 }
 
+/* Every state change is a point where a standby engine is either adopted
+ * (READY->PAUSED: start() runs inside the chain-up) or no longer wanted: one
+ * that is still there after chaining up is dropped. A downward change sets
+ * it flushing before chaining up, so a scheduling query waiting on it
+ * returns at once and nothing below waits for the origin. Same-state calls
+ * (set_state to the current state) change nothing. */
 static GstStateChangeReturn gst_prefetch_src_change_state(GstElement* element,
                                                           GstStateChange transition) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(element);
+  const GstState current = GST_STATE_TRANSITION_CURRENT(transition);
+  const GstState next = GST_STATE_TRANSITION_NEXT(transition);
+  if (current != next) gst_prefetch_src_begin_state_change(self, next < current);
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY ||
-      transition == GST_STATE_CHANGE_READY_TO_NULL) {
-    /* A standby engine nobody adopted (the state change failed elsewhere). */
-    State standby = gst_prefetch_src_take_standby(self);
+  if (current != next) {
+    State standby = gst_prefetch_src_drop_standby(self);
     gst_prefetch_src_close_state(standby);
+    gst_prefetch_src_join_reaper(self);
   }
   return ret;
 }
@@ -924,8 +1174,8 @@ static GstStateChangeReturn gst_prefetch_src_change_state(GstElement* element,
 static gboolean gst_prefetch_src_get_size(GstBaseSrc* src, guint64* size) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  if (!self->priv->state.prefetcher) return FALSE;
-  const auto known = self->priv->state.prefetcher->size();
+  if (self->priv->phase != Phase::kRunning) return FALSE;
+  const auto known = self->priv->engine.prefetcher->size();
   if (!known) return FALSE;
   *size = *known;
   return TRUE;
@@ -934,40 +1184,50 @@ static gboolean gst_prefetch_src_get_size(GstBaseSrc* src, guint64* size) {
 static gboolean gst_prefetch_src_is_seekable(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  return self->priv->state.prefetcher && self->priv->state.prefetcher->seekable();
+  return self->priv->phase == Phase::kRunning && self->priv->engine.prefetcher->seekable();
 }
 
 /* Pull mode needs the size and an origin that honours Range, which only the
  * first response tells; downstream asks before our start(). So the query
  * starts the engine if it is not running (start() adopts it), waits for the
- * first response head (at most `timeout` or SCHEDULING_WAIT_MAX_S; unlock() and errors end the wait
- * early), and offers PULL only when both are known. An error is not posted
+ * first response head (at most `timeout` or SCHEDULING_WAIT_MAX_S; unlock(),
+ * a state change downward and errors end the wait early), and offers PULL
+ * only when both are known. An error is not posted
  * here: the engine keeps it and the first create() posts it, as without the
  * query. */
 static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery* query) {
   GstPrefetchSrcPrivate* priv = self->priv;
   std::shared_ptr<prefetch::Prefetcher> p;
+  guint64 standby = 0; /* the standby period we wait in, if any */
+  guint64 epoch;
   {
     std::lock_guard<std::mutex> lock(priv->state_lock);
-    p = priv->state.prefetcher ? priv->state.prefetcher : priv->standby.prefetcher;
+    p = gst_prefetch_src_use_engine_locked(self, &standby);
+    epoch = priv->epoch;
   }
-  if (!p && !gst_base_src_is_live(GST_BASE_SRC(self))) {
+  /* Only from READY on, not on the way to NULL: an element in NULL holds
+   * nothing and touches no network (an application may ask, then unref).
+   * Pads are activated during READY->PAUSED, so downstream normally asks
+   * in READY; asked in NULL, we offer push, which works as well. set_state()
+   * sets the target before change_state() bumps the epoch: a state change
+   * down either shows in the target here or keeps the engine out (see
+   * enter_standby). */
+  GST_OBJECT_LOCK(self);
+  const bool may_start =
+      GST_STATE(self) >= GST_STATE_READY && GST_STATE_TARGET(self) >= GST_STATE_READY;
+  GST_OBJECT_UNLOCK(self);
+  if (!p && may_start && !gst_base_src_is_live(GST_BASE_SRC(self))) {
     State fresh = gst_prefetch_src_make_state(self, false);
-    {
-      std::lock_guard<std::mutex> lock(priv->state_lock);
-      if (fresh.prefetcher && !priv->state.prefetcher && !priv->standby.prefetcher) {
-        priv->standby = fresh;
-        GST_DEBUG_OBJECT(self, "scheduling query: engine started early");
-      }
-      p = priv->state.prefetcher ? priv->state.prefetcher : priv->standby.prefetcher;
-    }
-    if (fresh.prefetcher && fresh.prefetcher != p) gst_prefetch_src_close_state(fresh);
+    p = gst_prefetch_src_enter_standby(self, fresh, epoch, &standby);
+    gst_prefetch_src_close_state(fresh);  // not installed (see enter_standby)
+    gst_prefetch_src_join_reaper(self);   // a previous standby's, if it ended
   }
   bool pull = false, seekable = true;
   if (p) {
-    /* The application thread waits here (in downstream's state change) and
-     * nothing can end the wait from outside: keep it short. An origin slower
-     * than that to answer gets push mode, which works as well, with seeks. */
+    /* The application thread waits here (in downstream's state change):
+     * keep it short. unlock() and our own state change downward end it at
+     * once. An origin slower than that to answer gets push mode, which works
+     * as well, with seeks. */
     guint timeout;
     {
       std::lock_guard<std::mutex> lock(priv->settings_lock);
@@ -979,6 +1239,7 @@ static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery
     pull = r.status == prefetch::ReadStatus::kOk && seekable && p->size().has_value();
     GST_DEBUG_OBJECT(self, "scheduling query: %s (open status %d)", pull ? "pull and push" : "push",
                      static_cast<int>(r.status));
+    if (standby) gst_prefetch_src_done_with_standby(self, standby);
   }
   gst_query_set_scheduling(
       query, seekable ? GST_SCHEDULING_FLAG_SEEKABLE : static_cast<GstSchedulingFlags>(0), 1, -1,
@@ -1014,8 +1275,8 @@ static gboolean gst_prefetch_src_query(GstBaseSrc* src, GstQuery* query) {
 static gboolean gst_prefetch_src_do_seek(GstBaseSrc* src, GstSegment* segment) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  prefetch::Prefetcher* p = self->priv->state.prefetcher.get();
-  if (!p) return TRUE;
+  if (self->priv->phase != Phase::kRunning) return TRUE;
+  prefetch::Prefetcher* p = self->priv->engine.prefetcher.get();
   const guint64 offset = segment->start;
   if (!p->seekable() && offset != 0) {
     GST_WARNING_OBJECT(self, "the origin does not support range requests: cannot seek");
@@ -1029,16 +1290,15 @@ static gboolean gst_prefetch_src_do_seek(GstBaseSrc* src, GstSegment* segment) {
 static gboolean gst_prefetch_src_unlock(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  if (self->priv->state.prefetcher) self->priv->state.prefetcher->set_flushing(true);
-  if (self->priv->standby.prefetcher) self->priv->standby.prefetcher->set_flushing(true);
+  /* Running or standby: wakes create(), or a scheduling query's wait. */
+  if (self->priv->engine.prefetcher) self->priv->engine.prefetcher->set_flushing(true);
   return TRUE;
 }
 
 static gboolean gst_prefetch_src_unlock_stop(GstBaseSrc* src) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
   std::lock_guard<std::mutex> lock(self->priv->state_lock);
-  if (self->priv->state.prefetcher) self->priv->state.prefetcher->set_flushing(false);
-  if (self->priv->standby.prefetcher) self->priv->standby.prefetcher->set_flushing(false);
+  if (self->priv->engine.prefetcher) self->priv->engine.prefetcher->set_flushing(false);
   return TRUE;
 }
 
@@ -1047,7 +1307,7 @@ static void chunk_free(gpointer data) { delete static_cast<prefetch::Chunk*>(dat
 static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, guint size,
                                              GstBuffer** buf) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
-  State& state = self->priv->state;
+  State& state = self->priv->engine;  // kRunning: see GstPrefetchSrcPrivate
   if (!state.prefetcher) return GST_FLOW_FLUSHING;
   /* Pull mode must get exactly `size` bytes; push mode takes what is there
    * (up to a block), without a copy. */

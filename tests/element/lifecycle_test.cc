@@ -1,12 +1,18 @@
 // State changes in the middle of a transfer: NULL -> PLAYING -> NULL on a
 // slow origin, repeatedly; stopping while create() waits on a stalled block;
 // restarting the same element. None of it may hang or leave requests running.
+// Then the standby engine (made by the scheduling query, or kept across a
+// pad-mode switch): it never outlives the element's state, never blocks a
+// state change, and is dropped when no start() adopts it.
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -176,6 +182,350 @@ TEST_F(LifecycleTest, SameElementRestartsAfterStop) {
   EXPECT_EQ(std::string(g_checksum_get_string(checksum)), sha256_hex(data));
   g_checksum_free(checksum);
   EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+}
+
+// --- the standby engine ------------------------------------------------------
+
+// Entries of a /proc directory (threads in /proc/self/task, descriptors in
+// /proc/self/fd; the directory's own descriptor counts the same every time).
+size_t count_entries(const char* path) {
+  GDir* dir = g_dir_open(path, 0, nullptr);
+  if (!dir) return 0;
+  size_t n = 0;
+  while (g_dir_read_name(dir)) ++n;
+  g_dir_close(dir);
+  return n;
+}
+
+// This process's TCP sockets on 127.0.0.1:`port`: the client ends (remote
+// port `port`) and the test server's own ends (local port `port`). The
+// server runs in this process, and a response it holds back for a first-byte
+// delay does not notice that the client left until the delay is over, so its
+// end of a connection stays open that long: the client's ends are what say
+// whether the element closed its connections.
+struct PortSockets {
+  size_t client = 0;
+  size_t server = 0;
+};
+PortSockets sockets_on_port(uint16_t port) {
+  std::map<std::string, std::pair<unsigned, unsigned>> ports_of_inode;  // local, remote
+  if (FILE* f = std::fopen("/proc/net/tcp", "r")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, f)) {
+      unsigned local_port = 0, remote_port = 0;
+      char inode[64];
+      if (std::sscanf(line, " %*d: %*x:%x %*x:%x %*x %*x:%*x %*x:%*x %*x %*u %*u %63s", &local_port,
+                      &remote_port, inode) == 3)
+        ports_of_inode[inode] = {local_port, remote_port};
+    }
+    std::fclose(f);
+  }
+  PortSockets out;
+  GDir* dir = g_dir_open("/proc/self/fd", 0, nullptr);
+  if (!dir) return out;
+  while (const gchar* name = g_dir_read_name(dir)) {
+    gchar* path = g_build_filename("/proc/self/fd", name, nullptr);
+    gchar* target = g_file_read_link(path, nullptr);
+    unsigned long inode = 0;
+    if (target && std::sscanf(target, "socket:[%lu]", &inode) == 1) {
+      auto it = ports_of_inode.find(std::to_string(inode));
+      if (it != ports_of_inode.end()) {
+        if (it->second.second == port) ++out.client;
+        if (it->second.first == port) ++out.server;
+      }
+    }
+    g_free(target);
+    g_free(path);
+  }
+  g_dir_close(dir);
+  return out;
+}
+
+// Threads and descriptors of the process, the test server's ends of its
+// connections left out (see sockets_on_port).
+struct ProcessResources {
+  explicit ProcessResources(uint16_t server_port) {
+    const PortSockets sockets = sockets_on_port(server_port);
+    threads = count_entries("/proc/self/task");
+    fds = count_entries("/proc/self/fd") - sockets.server;
+    client_sockets = sockets.client;
+  }
+  size_t threads = 0;
+  size_t fds = 0;
+  size_t client_sockets = 0;
+};
+
+// Waits (up to `settle`) until the process has no more threads and
+// descriptors than `base` and no connection to the server; returns what it
+// saw last.
+ProcessResources settle_to(const ProcessResources& base, uint16_t server_port,
+                           std::chrono::milliseconds settle) {
+  const auto deadline = Clock::now() + settle;
+  ProcessResources now(server_port);
+  while ((now.threads > base.threads || now.fds > base.fds || now.client_sockets > 0) &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    now = ProcessResources(server_port);
+  }
+  return now;
+}
+
+// prefetchsrc alone, its src pad linked to a sink pad of the test's own: what
+// a demuxer does (scheduling query, pull-mode activation) is done by hand.
+class StandbyTest : public LifecycleTest {
+ protected:
+  void TearDown() override {
+    if (sinkpad_ && GST_PAD_MODE(sinkpad_) == GST_PAD_MODE_PULL)
+      gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE);
+    if (src_) EXPECT_EQ(gst_element_set_state(src_, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    drop_element();
+    ElementTest::TearDown();
+  }
+
+  // A new element (owned, not floating) reading `path`, linked to sinkpad_.
+  void make_linked(const std::string& path) {
+    src_ = make_src(path);
+    ASSERT_NE(src_, nullptr);
+    gst_object_ref_sink(src_);
+    srcpad_ = gst_element_get_static_pad(src_, "src");
+    sinkpad_ = gst_pad_new("sink", GST_PAD_SINK);
+    ASSERT_EQ(gst_pad_link(srcpad_, sinkpad_), GST_PAD_LINK_OK);
+  }
+
+  void drop_element() {
+    if (srcpad_) gst_object_unref(srcpad_);
+    if (sinkpad_) gst_object_unref(sinkpad_);
+    if (src_) gst_object_unref(src_);
+    srcpad_ = sinkpad_ = nullptr;
+    src_ = nullptr;
+  }
+
+  // Downstream's scheduling query; true if it offered PULL.
+  bool query_offers_pull() {
+    GstQuery* query = gst_query_new_scheduling();
+    const bool answered = gst_pad_peer_query(sinkpad_, query);
+    const bool pull = answered && gst_query_has_scheduling_mode(query, GST_PAD_MODE_PULL);
+    gst_query_unref(query);
+    return pull;
+  }
+
+  // One full query / pull / stop cycle on a fast path, so that whatever the
+  // process makes once (GLib's and GStreamer's lazy threads) exists before a
+  // test counts threads and descriptors.
+  void warm_up() {
+    server_.add_file("/warm.bin", pattern(4 * kBlock));
+    make_linked("/warm.bin");
+    ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+    ASSERT_TRUE(query_offers_pull());
+    ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
+    GstBuffer* buffer = nullptr;
+    ASSERT_EQ(gst_pad_pull_range(sinkpad_, 0, 1000, &buffer), GST_FLOW_OK);
+    gst_buffer_unref(buffer);
+    ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE));
+    ASSERT_EQ(gst_element_set_state(src_, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    drop_element();
+    ASSERT_TRUE(server_.wait_idle(5s));
+    server_.reset_log();
+  }
+
+  GstElement* src_ = nullptr;
+  GstPad* srcpad_ = nullptr;
+  GstPad* sinkpad_ = nullptr;
+};
+
+// An element in NULL holds nothing: a scheduling query there (a dynamic
+// pipeline may link and ask before the source leaves NULL) answers at once
+// without touching the network, and after unref no thread, descriptor or
+// request of the element is left.
+TEST_F(StandbyTest, SchedulingQueryInNullThenUnrefLeavesNothing) {
+  warm_up();
+  ASSERT_FALSE(HasFatalFailure());
+  server_.add_file("/null.bin", pattern(8 * kBlock));
+  Behavior b;
+  b.first_byte_delay = prefetch::testing::fixed_delay(10s);
+  server_.set_behavior("/null.bin", b);
+  const ProcessResources base(server_.port());
+
+  make_linked("/null.bin");
+  const auto start = Clock::now();
+  EXPECT_FALSE(query_offers_pull()) << "PULL offered by an element in NULL";
+  EXPECT_LT(since(start).count(), 1000) << "the scheduling query in NULL waited on the network";
+  gst_pad_unlink(srcpad_, sinkpad_);
+  drop_element();  // the last reference: finalize
+
+  const ProcessResources after = settle_to(base, server_.port(), 3s);
+  EXPECT_EQ(after.client_sockets, 0u) << "connections to the origin left open";
+  EXPECT_LE(after.threads, base.threads) << "threads left behind";
+  EXPECT_LE(after.fds, base.fds) << "file descriptors left behind";
+  EXPECT_EQ(server_.in_flight(), 0u) << "requests left in flight";
+  EXPECT_EQ(server_.request_count(), 0u) << "an element in NULL sent a request";
+}
+
+// A scheduling query blocked on a standby engine whose origin takes 10 s to
+// answer, on an element in READY (where downstream asks) or NULL: a
+// set_state(NULL) from another thread returns within 100 ms (the engine's
+// close included), the query returns within 100 ms of it (or never waited),
+// and nothing of the engine is left running.
+class StandbyWaitTest : public StandbyTest, public ::testing::WithParamInterface<GstState> {};
+
+TEST_P(StandbyWaitTest, SetStateNullWakesASchedulingQueryWaitingOnTheOrigin) {
+  warm_up();
+  ASSERT_FALSE(HasFatalFailure());
+  server_.add_file("/wait.bin", pattern(8 * kBlock));
+  Behavior b;
+  b.first_byte_delay = prefetch::testing::fixed_delay(10s);
+  server_.set_behavior("/wait.bin", b);
+  const ProcessResources base(server_.port());
+
+  make_linked("/wait.bin");
+  ASSERT_EQ(gst_element_set_state(src_, GetParam()), GST_STATE_CHANGE_SUCCESS);
+  std::atomic<bool> pull{false};
+  std::atomic<bool> answered{false};
+  Clock::time_point query_end;
+  std::thread downstream([&] {
+    pull = query_offers_pull();
+    query_end = Clock::now();
+    answered = true;
+  });
+  if (GetParam() == GST_STATE_READY) {
+    // The request reached the origin, so the engine exists and the query is
+    // about to wait (or waits) on it.
+    EXPECT_TRUE(server_.wait_for_requests(1, 5s))
+        << "the scheduling query in READY started no engine";
+  }
+  // Ample time for the query to be in its wait.
+  std::this_thread::sleep_for(300ms);
+  if (GetParam() == GST_STATE_READY) EXPECT_FALSE(answered) << "the query did not wait";
+
+  const auto start = Clock::now();
+  const GstStateChangeReturn ret = gst_element_set_state(src_, GST_STATE_NULL);
+  const auto took = since(start);
+  EXPECT_EQ(ret, GST_STATE_CHANGE_SUCCESS);
+  EXPECT_LT(took.count(), 100) << "set_state(NULL) took too long";
+  downstream.join();
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(query_end - start).count(), 100)
+      << "the scheduling query was not woken by set_state(NULL)";
+  EXPECT_FALSE(pull) << "PULL offered without an answer from the origin";
+
+  gst_pad_unlink(srcpad_, sinkpad_);
+  drop_element();
+  // Nothing of the engine is left: its connections are closed (the server
+  // itself notices only when the 10 s are over), its threads joined.
+  const ProcessResources after = settle_to(base, server_.port(), 3s);
+  EXPECT_EQ(after.client_sockets, 0u) << "connections to the origin left open";
+  EXPECT_LE(after.threads, base.threads) << "threads left behind";
+  EXPECT_LE(after.fds, base.fds) << "file descriptors left behind";
+}
+
+INSTANTIATE_TEST_SUITE_P(FromReadyAndNull, StandbyWaitTest,
+                         ::testing::Values(GST_STATE_READY, GST_STATE_NULL),
+                         [](const ::testing::TestParamInfo<GstState>& info) {
+                           return std::string(gst_element_state_get_name(info.param));
+                         });
+
+// The origin answers block 0 at once and every other block only after 30 s,
+// so the blocks the engine fetches ahead stay in flight.
+void serve_head_only(TestServer& server, const std::string& path) {
+  server.add_file(path, pattern(64 * kBlock));
+  Behavior b;
+  b.first_byte_delay = prefetch::testing::block_delay_schedule(kBlock, {0ms}, 30s);
+  server.set_behavior(path, b);
+}
+
+// Pull mode, then the pad is deactivated while the element stays PAUSED (as
+// in a pad-mode switch), and no start() follows: the engine kept for it is
+// dropped after a short idle time, its requests cancelled.
+TEST_F(StandbyTest, PadModeSwitchStandbyWithoutStartIsDropped) {
+  serve_head_only(server_, "/switch.bin");
+  make_linked("/switch.bin");
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(query_offers_pull());
+  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  GstBuffer* buffer = nullptr;
+  ASSERT_EQ(gst_pad_pull_range(sinkpad_, 0, 1000, &buffer), GST_FLOW_OK);
+  gst_buffer_unref(buffer);
+  ASSERT_TRUE(server_.wait_for([&] { return server_.in_flight() > 0; }, 5s))
+      << "no block was fetched ahead";
+
+  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE));
+  const auto deactivated = Clock::now();
+  // Kept for a start() that may follow (the mode switch)...
+  std::this_thread::sleep_for(100ms);
+  EXPECT_GT(sockets_on_port(server_.port()).client, 0u)
+      << "the engine was not kept across the deactivation";
+  // ... but not for ever: its bounded life is 2 s of idle time. Its
+  // connections close (the held-back responses end on the server only when
+  // their 30 s are over: see sockets_on_port).
+  const bool closed =
+      server_.wait_for([&] { return sockets_on_port(server_.port()).client == 0; }, 5s);
+  EXPECT_TRUE(closed) << sockets_on_port(server_.port()).client
+                      << " connections of the standby engine still open "
+                      << since(deactivated).count() << " ms after the pad was deactivated";
+  EXPECT_GE(since(deactivated).count(), 1000) << "dropped before its idle time";
+  EXPECT_EQ(GST_STATE(src_), GST_STATE_PAUSED);
+}
+
+// The same standby is dropped at once by the next state change, well before
+// its idle time is over.
+TEST_F(StandbyTest, PadModeSwitchStandbyIsDroppedByTheNextStateChange) {
+  serve_head_only(server_, "/change.bin");
+  make_linked("/change.bin");
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(query_offers_pull());
+  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(server_.wait_for([&] { return server_.in_flight() > 1; }, 5s))
+      << "no block was fetched ahead";
+  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE));
+  EXPECT_GT(sockets_on_port(server_.port()).client, 0u)
+      << "the engine was not kept across the deactivation";
+  const auto start = Clock::now();
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  EXPECT_TRUE(server_.wait_for([&] { return sockets_on_port(server_.port()).client == 0; }, 500ms))
+      << "the standby engine's connections still open after PAUSED -> READY";
+  EXPECT_LT(since(start).count(), 1000) << "not dropped by the state change";
+}
+
+// A pad-mode switch that completes (pull, then push) keeps the engine: block
+// 0 is requested once in all.
+TEST_F(StandbyTest, PadModeSwitchStandbyIsAdoptedByTheStartThatFollows) {
+  serve_head_only(server_, "/adopt.bin");
+  make_linked("/adopt.bin");
+  std::atomic<int> buffers{0};
+  gst_pad_set_chain_function_full(
+      sinkpad_,
+      [](GstPad* pad, GstObject*, GstBuffer* buffer) -> GstFlowReturn {
+        ++*static_cast<std::atomic<int>*>(GST_PAD_ELEMENT_PRIVATE(pad));
+        gst_buffer_unref(buffer);
+        return GST_FLOW_OK;
+      },
+      nullptr, nullptr);
+  GST_PAD_ELEMENT_PRIVATE(sinkpad_) = &buffers;
+  gst_pad_set_event_function(sinkpad_, [](GstPad*, GstObject*, GstEvent* event) -> gboolean {
+    gst_event_unref(event);
+    return TRUE;
+  });
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(query_offers_pull());
+  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
+  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  GstBuffer* buffer = nullptr;
+  ASSERT_EQ(gst_pad_pull_range(sinkpad_, 0, 1000, &buffer), GST_FLOW_OK);
+  gst_buffer_unref(buffer);
+  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE));
+  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PUSH, TRUE));
+  ASSERT_TRUE(gst_pad_activate_mode(srcpad_, GST_PAD_MODE_PUSH, TRUE));
+  // Block 0 is all the origin gives in time: it arrives in push mode.
+  ASSERT_TRUE(server_.wait_for([&] { return buffers > 0; }, 5s)) << "nothing pushed";
+  int block0 = 0;
+  for (const auto& r : server_.requests("/adopt.bin")) block0 += r.first_byte == 0;
+  EXPECT_EQ(block0, 1) << "the engine was not kept across the pad-mode switch";
+  // Adopted, not dropped: the blocks asked for ahead are still in flight
+  // after the standby's idle time.
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_GT(sockets_on_port(server_.port()).client, 0u) << "the adopted engine was dropped";
+  ASSERT_TRUE(gst_pad_activate_mode(srcpad_, GST_PAD_MODE_PUSH, FALSE));
 }
 
 }  // namespace
