@@ -14,6 +14,7 @@
 #include <deque>
 #include <random>
 
+#include "planted_race.h"
 #include "prefetch/http_parse.h"
 
 namespace prefetch {
@@ -668,6 +669,7 @@ struct Prefetcher::Impl {
   }
 
   void on_data(Request& r, size_t n) {
+    planted::planted_race_write();
     std::lock_guard<std::mutex> lock(mu);
     std::shared_ptr<BlockBuffer> area = std::move(r.area_owner);
     if (r.cancelled || fatal) return;
@@ -917,6 +919,7 @@ bool Prefetcher::seekable() const {
 }
 
 ReadResult Prefetcher::read(uint64_t offset, size_t length, ReadMode mode) {
+  planted::planted_race_read();
   Impl& s = *impl_;
   std::unique_lock<std::mutex> lock(s.mu);
   ReadResult r;
