@@ -9,6 +9,7 @@
 #include <cinttypes>
 
 #include "engine.h"
+#include "planted_race.h"
 
 namespace prefetch {
 
@@ -248,6 +249,7 @@ uint8_t* Prefetcher::Impl::stream_area(Request& r, size_t* length) {
 }
 
 void Prefetcher::Impl::on_data(Request& r, size_t n) {
+  planted::planted_race_write();
   std::lock_guard<std::mutex> lock(mu);
   std::shared_ptr<BlockBuffer> area = std::move(r.area_owner);
   if (r.cancelled() || fatal) return;

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "engine.h"
+#include "planted_race.h"
 
 namespace prefetch {
 
@@ -154,6 +155,7 @@ bool Prefetcher::seekable() const {
 }
 
 ReadResult Prefetcher::read(uint64_t offset, size_t length, ReadMode mode) {
+  planted::planted_race_read();
   Impl& s = *impl_;
   std::unique_lock<std::mutex> lock(s.mu);
   ReadResult r;
