@@ -148,6 +148,7 @@ struct Prefetcher::Impl {
   // engine_request.cc: requests.
   void launch(Block& b, std::chrono::milliseconds delay, bool as_hedge = false);
   void launch_stream(uint64_t from, std::chrono::milliseconds delay);
+  std::string if_range() const;
   void cancel_request(const std::shared_ptr<Request>& r);
   void cancel_block(Block& b);
   void cancel_all();

@@ -10,6 +10,7 @@
 
 #include "engine.h"
 #include "planted_race.h"
+#include "prefetch/http_parse.h"
 
 namespace prefetch {
 
@@ -29,7 +30,7 @@ void Prefetcher::Impl::launch(Block& b, std::chrono::milliseconds delay, bool as
   RangeRequest rr;
   rr.begin = req->pos;
   rr.end = b.range.end;
-  rr.validator = known.validator;
+  rr.validator = if_range();
   rr.delay = delay;
   (as_hedge ? b.hedge : b.request) = req;
   req->started = Clock::now() + delay;  // first-byte times exclude backoff
@@ -50,12 +51,19 @@ void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds de
   stream = std::make_shared<Request>(this, plan.index_of(from), from, RequestKind::kStream);
   RangeRequest rr;
   rr.begin = from;
-  rr.validator = known.validator;
+  rr.validator = if_range();
   rr.delay = delay;
   ++in_flight;
   ++requests_started;
   log(LogLevel::kDebug, "stream requested from byte %" PRIu64, from);
   stream->fetch = origin->start(rr, stream);
+}
+
+// What later requests send as If-Range: a strong ETag, else the
+// Last-Modified date (a weak ETag may not be used for ranges, RFC 9110).
+std::string Prefetcher::Impl::if_range() const {
+  if (!known.etag.empty() && !is_weak_etag(known.etag)) return known.etag;
+  return known.last_modified;
 }
 
 void Prefetcher::Impl::cancel_request(const std::shared_ptr<Request>& r) {
@@ -103,7 +111,8 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
     r.failure = std::move(v.error);
     return false;
   }
-  if (!v.validator.empty()) known.validator = v.validator;
+  if (!v.etag.empty()) known.etag = v.etag;
+  if (!v.last_modified.empty()) known.last_modified = v.last_modified;
   switch (v.verdict) {
     case Verdict::kAccept:
       if (v.size) set_size(*v.size);

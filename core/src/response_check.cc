@@ -6,14 +6,24 @@ namespace prefetch {
 
 namespace {
 
-// A validator other than the one kept means another version of the
-// resource: splicing its bytes onto ours would corrupt the stream.
+// A validator other than the one kept, of the same kind, means another
+// version of the resource: splicing its bytes onto ours would corrupt the
+// stream. A validator of one kind is never compared with one of the other,
+// and a missing one says nothing (origins and CDNs drop headers).
 std::optional<Error> validator_changed(const KnownResource& known, const ResponseHead& head) {
-  if (head.validator.empty() || known.validator.empty() || head.validator == known.validator)
+  const auto differs = [](const std::string& was, const std::string& now) {
+    return !was.empty() && !now.empty() && was != now;
+  };
+  std::string detail;
+  if (differs(known.etag, head.etag))
+    detail = "ETag was " + known.etag + ", now " + head.etag;
+  else if (differs(known.last_modified, head.last_modified))
+    detail = "Last-Modified was " + known.last_modified + ", now " + head.last_modified;
+  else
     return std::nullopt;
   Error e = make_error(ErrorKind::kResourceChanged, head.status,
                        "The resource changed on the server during the transfer");
-  e.detail = "validator was " + known.validator + ", now " + head.validator;
+  e.detail = detail;
   return e;
 }
 
@@ -41,7 +51,8 @@ ResponseVerdict fatal(Error e) {
 // The validator and size a response teaches, where none were known.
 void learn(const KnownResource& known, const ResponseHead& head, std::optional<uint64_t> total,
            ResponseVerdict* v) {
-  if (known.validator.empty()) v->validator = head.validator;
+  if (known.etag.empty()) v->etag = head.etag;
+  if (known.last_modified.empty()) v->last_modified = head.last_modified;
   if (total && !known.size) v->size = total;
 }
 

@@ -20,11 +20,9 @@ ResponseHead parse_response_head(SoupStatus status, SoupMessageHeaders* rh) {
   if (const char* cl = soup_message_headers_get_one(rh, "Content-Length"))
     head.content_length = parse_content_length(cl);
   if (const char* etag = soup_message_headers_get_one(rh, "ETag")) {
-    if (auto tag = parse_etag(etag)) head.validator = std::string(*tag);
+    if (auto tag = parse_etag(etag)) head.etag = std::string(*tag);
   }
-  if (head.validator.empty()) {
-    if (const char* lm = soup_message_headers_get_one(rh, "Last-Modified")) head.validator = lm;
-  }
+  if (const char* lm = soup_message_headers_get_one(rh, "Last-Modified")) head.last_modified = lm;
   if (const char* ra = soup_message_headers_get_one(rh, "Retry-After")) head.retry_after = ra;
   return head;
 }

@@ -339,7 +339,7 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
       return;
     }
     ResponseHead head;
-    head.validator = s->validator;
+    head.etag = s->validator;
     head.retry_after = reply.retry_after;
     if (reply.status >= 400) {
       head.status = reply.status;

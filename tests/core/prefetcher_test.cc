@@ -733,7 +733,12 @@ TEST_F(PrefetcherTest, ShortAnswersWithAKnownTotalAreProgressNotRetries) {
   ASSERT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
   EXPECT_TRUE(d.bytes == Slice(0, 8 * kB + 11)) << "bytes differ";
   EXPECT_EQ(prefetcher_->stats().retries, 0u);
-  for (const auto& rec : origin_->requests()) EXPECT_FALSE(rec.error) << "at " << rec.begin;
+  // Each block takes four answers (300, 300, 300, 100 bytes), none failed
+  // (a request may see our cancel after its last byte, when its block is
+  // delivered before the origin reports the end).
+  for (const auto& rec : origin_->requests())
+    EXPECT_TRUE(!rec.error || *rec.error == ErrorKind::kCancelled) << "at " << rec.begin;
+  EXPECT_EQ(origin_->request_count(), 8u * 4u + 1u);
 }
 
 class UnknownTotalTest : public PrefetcherTest, public ::testing::WithParamInterface<uint64_t> {};

@@ -13,7 +13,7 @@ ResponseHead Partial(uint64_t first, uint64_t last, std::optional<uint64_t> tota
   h.first = first;
   h.last = last;
   h.total = total;
-  h.validator = std::move(validator);
+  h.etag = std::move(validator);
   return h;
 }
 
@@ -27,18 +27,18 @@ TEST(ResponseCheckTest, AMatchingPartialIsAcceptedAndTeachesSizeAndValidator) {
   const ResponseVerdict v = check_response(0, {}, Partial(0, 99, 1000, "\"v1\""), 0);
   EXPECT_EQ(v.verdict, Verdict::kAccept);
   EXPECT_EQ(v.size, 1000u);
-  EXPECT_EQ(v.validator, "\"v1\"");
+  EXPECT_EQ(v.etag, "\"v1\"");
   EXPECT_FALSE(v.error);
 }
 
 TEST(ResponseCheckTest, WhatIsKnownAlreadyIsNotLearntAgain) {
   KnownResource k;
   k.size = 1000;
-  k.validator = "\"v1\"";
+  k.etag = "\"v1\"";
   const ResponseVerdict v = check_response(100, k, Partial(100, 199, 1000, "\"v1\""), 0);
   EXPECT_EQ(v.verdict, Verdict::kAccept);
   EXPECT_FALSE(v.size);
-  EXPECT_EQ(v.validator, "");
+  EXPECT_EQ(v.etag, "");
 }
 
 TEST(ResponseCheckTest, AnUnknownTotalTeachesNoSize) {
@@ -64,7 +64,7 @@ TEST(ResponseCheckTest, APartialWithoutContentRangeIsRejected) {
 
 TEST(ResponseCheckTest, AnotherValidatorIsAChangedResource) {
   KnownResource k;
-  k.validator = "\"v1\"";
+  k.etag = "\"v1\"";
   const ResponseVerdict v = check_response(0, k, Partial(0, 99, 1000, "\"v2\""), 0);
   EXPECT_EQ(v.verdict, Verdict::kFatal);
   EXPECT_EQ(v.error->kind, ErrorKind::kResourceChanged);
@@ -81,11 +81,11 @@ TEST(ResponseCheckTest, AnotherTotalIsAChangedResource) {
 TEST(ResponseCheckTest, AWholeBodyFirstMeansOneStream) {
   ResponseHead h = Status(200);
   h.content_length = 5000;
-  h.validator = "\"v1\"";
+  h.etag = "\"v1\"";
   const ResponseVerdict v = check_response(0, {}, h, 0);
   EXPECT_EQ(v.verdict, Verdict::kStream);
   EXPECT_EQ(v.size, 5000u);
-  EXPECT_EQ(v.validator, "\"v1\"");
+  EXPECT_EQ(v.etag, "\"v1\"");
 }
 
 TEST(ResponseCheckTest, AWholeBodyAfterRangesWorkedIsATransientError) {
@@ -101,9 +101,9 @@ TEST(ResponseCheckTest, AWholeBodyWithAnotherValidatorIsAChangedResource) {
   // The origin's If-Range found our validator stale and sent the new version.
   KnownResource k;
   k.ranges_ok = true;
-  k.validator = "\"v1\"";
+  k.etag = "\"v1\"";
   ResponseHead h = Status(200);
-  h.validator = "\"v2\"";
+  h.etag = "\"v2\"";
   EXPECT_EQ(check_response(0, k, h, 0).verdict, Verdict::kFatal);
 }
 
@@ -149,6 +149,31 @@ TEST(ResponseCheckTest, StatusesMapToErrorKinds) {
   EXPECT_FALSE(status_error(400, true).transient);
   EXPECT_FALSE(status_error(404, true).transient);
   EXPECT_EQ(status_error(418, true).http_status, 418);
+}
+
+TEST(ResponseCheckTest, ValidatorsAreComparedLikeWithLike) {
+  // The first answer had both; a later one only Last-Modified (the same):
+  // no change. An ETag on one answer is never held against a date.
+  KnownResource k;
+  k.etag = "\"v1\"";
+  k.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT";
+  ResponseHead h = Partial(100, 199, 1000);
+  h.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT";
+  EXPECT_EQ(check_response(100, k, h, 0).verdict, Verdict::kAccept);
+  h.last_modified = "Mon, 07 Nov 1994 08:49:37 GMT";
+  const ResponseVerdict changed = check_response(100, k, h, 0);
+  EXPECT_EQ(changed.verdict, Verdict::kFatal);
+  EXPECT_EQ(changed.error->kind, ErrorKind::kResourceChanged);
+}
+
+TEST(ResponseCheckTest, AMissingValidatorIsNoChangeAndALaterOneIsLearnt) {
+  KnownResource k;
+  k.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT";
+  ResponseHead h = Partial(100, 199, 1000, "\"v1\"");
+  const ResponseVerdict v = check_response(100, k, h, 0);
+  EXPECT_EQ(v.verdict, Verdict::kAccept);
+  EXPECT_EQ(v.etag, "\"v1\"");  // first seen now: kept from here on
+  EXPECT_EQ(v.last_modified, "");
 }
 
 TEST(ResponseCheckTest, RetryAfterComesWithTheError) {

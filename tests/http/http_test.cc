@@ -750,6 +750,31 @@ TEST_F(HttpTest, LaterRequestsCarryTheValidator) {
   EXPECT_GE(with_validator, 1);
 }
 
+// A weak ETag may not validate a range (RFC 9110): If-Range then carries the
+// Last-Modified date, and without one nothing.
+TEST_F(HttpTest, AWeakETagNeverGoesIntoIfRange) {
+  auto data = testing::make_pattern(512 * kKiB, 6);
+  server_.add_file("/f", data);
+  server_.add_file("/g", data);
+  server_.set_etag("/f", "W/\"weak\"");
+  server_.set_etag("/g", "W/\"weak\"");
+  Behavior no_date;
+  no_date.no_last_modified = true;
+  server_.set_behavior("/g", no_date);
+  expect_exact(fetch(options("/f"), config(64 * kKiB, 2)), data);
+  expect_exact(fetch(options("/g"), config(64 * kKiB, 2)), data);
+  int dated = 0;
+  for (const auto& r : server_.requests("/f")) {
+    const auto v = r.header("If-Range");
+    if (!v) continue;
+    EXPECT_EQ(v->rfind("W/", 0), std::string::npos) << "weak ETag sent: " << *v;
+    EXPECT_NE(v->find("GMT"), std::string::npos) << "not a date: " << *v;
+    ++dated;
+  }
+  EXPECT_GE(dated, 1) << "no request carried the Last-Modified date";
+  for (const auto& r : server_.requests("/g")) EXPECT_FALSE(r.header("If-Range")) << r.range;
+}
+
 // ---------------------------------------------------------------------------
 // Lying bodies: never wrong bytes.
 

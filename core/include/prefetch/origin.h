@@ -23,7 +23,7 @@ namespace prefetch {
 struct RangeRequest {
   uint64_t begin = 0;
   std::optional<uint64_t> end;         // exclusive; nullopt asks for the rest
-  std::string validator;               // sent as If-Range when not empty (and strong)
+  std::string validator;               // sent as If-Range when not empty (never a weak ETag)
   std::chrono::milliseconds delay{0};  // wait this long before sending (retry backoff)
 };
 
@@ -35,8 +35,10 @@ struct ResponseHead {
   uint64_t last = 0;  // inclusive, as in the header
   std::optional<uint64_t> total;
   std::optional<uint64_t> content_length;
-  std::string validator;    // ETag, else Last-Modified; empty if none
-  std::string retry_after;  // raw Retry-After value, if any
+  // Validators, each compared only with its own kind; empty if absent.
+  std::string etag;           // as sent, W/ included
+  std::string last_modified;  // the HTTP date as sent
+  std::string retry_after;    // raw Retry-After value, if any
 };
 
 class FetchListener {

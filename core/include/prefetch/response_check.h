@@ -1,7 +1,9 @@
 // Response check: what one response head means for the transfer, given the
 // range that was asked and what earlier responses established. It owns the
 // HTTP rules that keep bytes right (DESIGN.md) and the mapping of HTTP
-// statuses to errors. Pure: no I/O, no locks; the engine applies the verdict.
+// statuses to errors. Validators are compared like with like (ETag with
+// ETag, Last-Modified with Last-Modified); a missing one is no change.
+// Pure: no I/O, no locks; the engine applies the verdict.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +18,11 @@ namespace prefetch {
 // What earlier responses established about the resource.
 struct KnownResource {
   std::optional<uint64_t> size;
-  std::string validator;     // the first one seen (ETag, else Last-Modified)
-  bool opened = false;       // a good response arrived
-  bool ranges_ok = false;    // a 206 arrived
-  bool stream_mode = false;  // the origin ignores Range: one sequential stream
+  std::string etag;           // the first ETag seen
+  std::string last_modified;  // the first Last-Modified seen
+  bool opened = false;        // a good response arrived
+  bool ranges_ok = false;     // a 206 arrived
+  bool stream_mode = false;   // the origin ignores Range: one sequential stream
 };
 
 enum class Verdict {
@@ -35,8 +38,9 @@ struct ResponseVerdict {
   Verdict verdict = Verdict::kReject;
   std::optional<uint64_t> size;   // the size to learn, where it was unknown
   std::optional<uint64_t> bound;  // kPastEnd without a size: the size is at most this
-  std::string validator;          // the validator to keep, where none was kept
-  std::optional<Error> error;     // kReject and kFatal
+  std::string etag;               // validators to keep, where none of their kind was
+  std::string last_modified;
+  std::optional<Error> error;  // kReject and kFatal
 };
 
 // `asked_from`: the first byte the request asked for. `now_unix`: the time
