@@ -4,20 +4,6 @@
 
 namespace prefetch {
 
-const char* to_string(Move move) {
-  switch (move) {
-    case Move::kStay:
-      return "stay";
-    case Move::kForward:
-      return "forward";
-    case Move::kBack:
-      return "back";
-    case Move::kJump:
-      return "jump";
-  }
-  return "unknown";
-}
-
 AccessStep step_access(const AccessInput& in) {
   AccessStep s;
   if (in.to == in.from)

@@ -245,13 +245,7 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
   }
   if (idx == read_block && (store.find(idx) || known.stream_mode)) return pump();
 
-  AccessInput in;
-  in.from = read_block;
-  in.to = idx;
-  in.keep_behind = cfg.keep_behind;
-  in.lookahead = lookahead;
-  in.window = window;
-  in.exact_reads = exact_reads;
+  const AccessInput in{read_block, idx, cfg.keep_behind, lookahead, window, exact_reads};
   const RegionMove m = step_regions(in, other_region);
   const AccessStep& step = m.step;
   if (m.switched)

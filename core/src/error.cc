@@ -1,25 +1,14 @@
 #include "prefetch/error.h"
 
+#include <cstddef>
+
 namespace prefetch {
 
 const char* to_string(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::kNotFound:
-      return "not-found";
-    case ErrorKind::kNotAuthorized:
-      return "not-authorized";
-    case ErrorKind::kOpenRead:
-      return "open-read";
-    case ErrorKind::kRead:
-      return "read";
-    case ErrorKind::kResourceChanged:
-      return "resource-changed";
-    case ErrorKind::kSeek:
-      return "seek";
-    case ErrorKind::kCancelled:
-      return "cancelled";
-  }
-  return "unknown";
+  static const char* const kNames[] = {"not-found",        "not-authorized", "open-read", "read",
+                                       "resource-changed", "seek",           "cancelled"};
+  const auto i = static_cast<size_t>(kind);
+  return i < sizeof kNames / sizeof kNames[0] ? kNames[i] : "unknown";
 }
 
 Error make_error(ErrorKind kind, int http_status, std::string message, bool transient) {

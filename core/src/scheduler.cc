@@ -5,15 +5,9 @@
 namespace prefetch {
 
 const char* to_string(Schedule schedule) {
-  switch (schedule) {
-    case Schedule::kWindow:
-      return "window";
-    case Schedule::kBatch:
-      return "batch";
-    case Schedule::kBarrier:
-      return "barrier";
-  }
-  return "unknown";
+  static const char* const kNames[] = {"window", "batch", "barrier"};
+  const auto i = static_cast<size_t>(schedule);
+  return i < sizeof kNames / sizeof kNames[0] ? kNames[i] : "unknown";
 }
 
 namespace {

@@ -27,8 +27,6 @@ enum class Move {
   kJump,     // anywhere else
 };
 
-const char* to_string(Move move);
-
 struct AccessInput {
   uint64_t from = 0;  // the reader's block before the read
   uint64_t to = 0;    // the block the read is in
