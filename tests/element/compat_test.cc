@@ -398,7 +398,8 @@ TEST_F(CompatNginxTest, UnauthorizedIsNotAuthorized) {
       g_error_matches(result->error.get(), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED))
       << describe(result->error.get());
   bool saw_401 = false;
-  for (const auto& line : access_log()) saw_401 = saw_401 || contains(line, "\" 401 ");
+  // nginx logs the 401 after it is sent: wait for the line.
+  for (const auto& line : access_log_of(1)) saw_401 = saw_401 || contains(line, "\" 401 ");
   EXPECT_TRUE(saw_401) << "nginx never answered 401";
 }
 
