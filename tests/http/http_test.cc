@@ -614,6 +614,38 @@ TEST_F(HttpTest, RangeIgnoredWithAcceptRangesNone) {
 
 // A demuxer whose index sits at the end reads the head, jumps to the tail
 // and comes back: the head comes from the cache, not from a second request.
+// A demuxer reading a non-interleaved file alternates between two regions
+// far apart: each keeps its window, so every block is asked for about once.
+TEST_F(HttpTest, PullReadsAlternatingBetweenTwoRegionsAskForEachBlockAboutOnce) {
+  const uint64_t block = 64 * kKiB;
+  auto data = testing::make_pattern(100 * block, 31);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.first_byte_delay = testing::fixed_delay(milliseconds(5));
+  b.rate_bytes_per_sec = 2 * kMiB;  // a block takes ~30 ms: switches meet blocks in flight
+  server_.set_behavior("/f", b);
+  auto p = make(options("/f"), config(block, 4));
+  Watchdog dog(p.get(), seconds(30));
+  ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
+  uint64_t video = 0, audio = 50 * block;
+  const size_t n = 16 * kKiB;  // four reads a block
+  for (int i = 0; i < 4 * 30; ++i) {
+    for (uint64_t* at : {&video, &audio}) {
+      ReadResult r = p->read(*at, n, ReadMode::kExact);
+      ASSERT_EQ(r.status, ReadStatus::kOk) << "at " << *at;
+      ASSERT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size),
+                slice(data, *at, *at + n))
+          << "at " << *at;
+      *at += n;
+    }
+  }
+  p->close();
+  EXPECT_FALSE(dog.stop());
+  const double blocks_read = 2 * 30;
+  const double requests = static_cast<double>(server_.requests("/f").size());
+  EXPECT_LE(requests / blocks_read, 1.2) << requests << " requests for 60 blocks read";
+}
+
 // Block 0 stays in memory across the jump (as the region the reader left),
 // so the way back costs no request.
 TEST_F(HttpTest, JumpToTheTailAndBackNeverRefetches) {
