@@ -124,6 +124,11 @@ struct Behavior {
   // Do not send an ETag / Last-Modified at all.
   bool no_etag = false;
   bool no_last_modified = false;
+  // Send the ETag only on every N-th response: responses k = 0, N, 2N, ...
+  // since the Behavior was set (N >= 2); the others carry Last-Modified
+  // alone. The file is unchanged, so If-Range / If-Match with the ETag still
+  // match on every request. 0 (or 1) = the ETag on every response.
+  unsigned etag_only_every = 0;
 
   // --- misc -------------------------------------------------------------------
   // Added to every response of the path.
