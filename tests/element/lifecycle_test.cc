@@ -277,7 +277,9 @@ class StandbyTest : public LifecycleTest {
   void TearDown() override {
     if (sinkpad_ && GST_PAD_MODE(sinkpad_) == GST_PAD_MODE_PULL)
       gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE);
-    if (src_) EXPECT_EQ(gst_element_set_state(src_, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    if (src_) {
+      EXPECT_EQ(gst_element_set_state(src_, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    }
     drop_element();
     ElementTest::TearDown();
   }
@@ -395,7 +397,9 @@ TEST_P(StandbyWaitTest, SetStateNullWakesASchedulingQueryWaitingOnTheOrigin) {
   }
   // Ample time for the query to be in its wait.
   std::this_thread::sleep_for(300ms);
-  if (GetParam() == GST_STATE_READY) EXPECT_FALSE(answered) << "the query did not wait";
+  if (GetParam() == GST_STATE_READY) {
+    EXPECT_FALSE(answered) << "the query did not wait";
+  }
 
   const auto start = Clock::now();
   const GstStateChangeReturn ret = gst_element_set_state(src_, GST_STATE_NULL);

@@ -59,7 +59,9 @@ class PullModeTest : public ElementTest {
 
   void TearDown() override {
     if (sinkpad_) gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE);
-    if (src_) EXPECT_EQ(gst_element_set_state(src_, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    if (src_) {
+      EXPECT_EQ(gst_element_set_state(src_, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+    }
     // Every request the element started has ended.
     EXPECT_TRUE(server_.wait_idle(10s)) << server_.in_flight() << " responses still in flight";
     if (srcpad_) gst_object_unref(srcpad_);
