@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "prefetch/prefetcher.h"
+#include "gstprefetchsrc_icy.h"
 #include "prefetch/soup_origin.h"
 
 static GstStaticPadTemplate src_template =
@@ -68,6 +69,8 @@ enum {
   PROP_HEDGE,
   PROP_CACHE_SIZE,
   PROP_STATS,
+  PROP_IRADIO_MODE,
+  PROP_COMPRESS,
 };
 
 #define DEFAULT_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 20)
@@ -85,6 +88,8 @@ enum {
 #define DEFAULT_KEEP_ALIVE TRUE
 #define DEFAULT_HEDGE TRUE
 #define DEFAULT_CACHE_SIZE (G_GUINT64_CONSTANT(8) << 20)
+#define DEFAULT_IRADIO_MODE TRUE /* as souphttpsrc */
+#define DEFAULT_COMPRESS FALSE
 
 /* The longest the scheduling query waits for the first answer. */
 #define SCHEDULING_WAIT_MAX_S 5u
@@ -128,6 +133,8 @@ struct Settings {
   std::string method;
   gboolean hedge = DEFAULT_HEDGE;
   guint64 cache_size = DEFAULT_CACHE_SIZE;
+  gboolean iradio_mode = DEFAULT_IRADIO_MODE;
+  gboolean compress = DEFAULT_COMPRESS;
 };
 
 /* The engine and what goes with it: what exists while running (and while
@@ -141,6 +148,8 @@ struct State {
   /* Where the last buffer ended: a create() elsewhere is the first after
    * start() or a seek, whose bytes are never held back to gather more. */
   guint64 next_offset = G_MAXUINT64;
+  /* The opening answer's icy caps and tags went out (first create()). */
+  bool icy_announced = false;
 };
 
 /* The element's lifecycle: at most one engine exists, and the phase says
@@ -415,6 +424,22 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
+  /* iradio-mode: ask Icecast/SHOUTcast servers for their metadata; on an
+   * answer with icy-metaint the caps are application/x-icy (put icydemux
+   * downstream) and icy-name/genre/url become tags. Others ignore it. */
+  g_object_class_install_property(
+      gobject_class, PROP_IRADIO_MODE,
+      g_param_spec_boolean("iradio-mode", "iradio-mode",
+                           "Enable internet radio mode (ask server to send shoutcast/icecast "
+                           "metadata interleaved with the actual stream data)",
+                           DEFAULT_IRADIO_MODE, rw));
+  /* compress: accept gzip and deflate. An encoded body has no byte ranges:
+   * it is read as one stream (not seekable, no concurrency). */
+  g_object_class_install_property(
+      gobject_class, PROP_COMPRESS,
+      g_param_spec_boolean("compress", "Compress",
+                           "Allow compressed content encodings", DEFAULT_COMPRESS, rw));
+
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(
       element_class, "HTTP prefetching source", "Source/Network",
@@ -586,6 +611,12 @@ static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const 
     case PROP_HTTP_LOG_LEVEL:
       s.http_log_level = g_value_get_enum(value);
       break;
+    case PROP_IRADIO_MODE:
+      s.iradio_mode = g_value_get_boolean(value);
+      break;
+    case PROP_COMPRESS:
+      s.compress = g_value_get_boolean(value);
+      break;
     case PROP_KEEP_ALIVE:
       s.keep_alive = g_value_get_boolean(value);
       break;
@@ -709,6 +740,12 @@ static void gst_prefetch_src_get_property(GObject* object, guint prop_id, GValue
     case PROP_HTTP_LOG_LEVEL:
       g_value_set_enum(value, s.http_log_level);
       break;
+    case PROP_IRADIO_MODE:
+      g_value_set_boolean(value, s.iradio_mode);
+      break;
+    case PROP_COMPRESS:
+      g_value_set_boolean(value, s.compress);
+      break;
     case PROP_KEEP_ALIVE:
       g_value_set_boolean(value, s.keep_alive);
       break;
@@ -814,6 +851,8 @@ static prefetch::HttpOptions gst_prefetch_src_http_options(const Settings& s) {
   o.tls_interaction = s.tls_interaction;
   o.automatic_redirect = s.automatic_redirect;
   o.keep_alive = s.keep_alive;
+  o.iradio_mode = s.iradio_mode;
+  o.compress = s.compress;
   return o;
 }
 
@@ -875,6 +914,7 @@ static State gst_prefetch_src_make_state(GstPrefetchSrc* self, bool post) {
   config.retry.retries = s.retries;
   config.hedge.enabled = s.hedge;
   config.cache_bytes = s.cache_size;
+  config.whole = s.compress; /* an encoded body has no byte ranges */
   options.max_connections = config.max_connections();
 
   state.origin = std::make_shared<prefetch::SoupOrigin>(options, logger);
@@ -1333,6 +1373,12 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
       return GST_FLOW_ERROR;
     case prefetch::ReadStatus::kOk:
       break;
+  }
+  if (!state.icy_announced) {
+    /* The first read came after the opening answer: its caps and tags go
+     * out before its first buffer. */
+    state.icy_announced = true;
+    gst_prefetch_src_announce_icy(src, state.prefetcher->icy_info());
   }
   auto* chunk = new prefetch::Chunk(std::move(r.chunk));
   GstBuffer* out =

@@ -82,6 +82,12 @@ class Request : public FetchListener {
   uint8_t scratch[4096];
 };
 
+inline KnownResource initial_known(const Config& cfg) {
+  KnownResource k;
+  k.stream_mode = cfg.whole;
+  return k;
+}
+
 struct Prefetcher::Impl {
   Impl(Origin* origin, const Config& cfg, Logger log);
 
@@ -103,7 +109,12 @@ struct Prefetcher::Impl {
   unsigned in_flight = 0;    // started and not yet on_done
   bool flushing = false;
   bool closed = false;
-  KnownResource known;  // what the responses so far established (size: see plan)
+  // What the responses so far established (size: see plan). A resource
+  // read whole (Config::whole) is one stream from the start: pump() asks for
+  // it (pump_stream) instead of blocks.
+  KnownResource known = initial_known(cfg);
+  // The icy-* headers of the answer that opened the transfer.
+  IcyInfo icy;
   // While the size is unknown: an upper bound a 416 gave (see settle_bound).
   std::optional<uint64_t> size_bound;
   std::shared_ptr<Request> stream;

@@ -53,6 +53,7 @@ void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds de
   rr.begin = from;
   rr.validator = if_range();
   rr.delay = delay;
+  rr.whole = cfg.whole;  // from 0 then: enter_stream_mode skips to `from`
   ++in_flight;
   ++requests_started;
   log(LogLevel::kDebug, "stream requested from byte %" PRIu64, from);
@@ -113,6 +114,8 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
   }
   if (!v.etag.empty()) known.etag = v.etag;
   if (!v.last_modified.empty()) known.last_modified = v.last_modified;
+  if (!known.opened && (v.verdict == Verdict::kAccept || v.verdict == Verdict::kStream))
+    icy = head.icy;  // the answer that opens the transfer says what it is
   switch (v.verdict) {
     case Verdict::kAccept:
       if (v.size) set_size(*v.size);
@@ -184,6 +187,11 @@ void Prefetcher::Impl::enter_stream_mode(Request& r, std::optional<uint64_t> siz
     store.drop_outside(0, 0, [](Block&) {});
     if (stream.get() != &r) cancel_request(stream);
     stream = self ? self : stream;
+    known.opened = true;
+    if (size) set_size(*size);
+  } else if (!known.opened) {
+    // Asked for whole (Config::whole): the stream was this request all along.
+    log(LogLevel::kInfo, "reading the resource whole, as one stream");
     known.opened = true;
     if (size) set_size(*size);
   }

@@ -275,4 +275,9 @@ Stats Prefetcher::stats() const {
   return st;
 }
 
+IcyInfo Prefetcher::icy_info() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->icy;
+}
+
 }  // namespace prefetch

@@ -96,9 +96,11 @@ ResponseVerdict check_response(uint64_t asked_from, const KnownResource& known,
     if (auto e = validator_changed(known, head)) return fatal(std::move(*e));
     if (known.ranges_ok && !known.stream_mode)
       return reject(make_error(ErrorKind::kRead, 200, "The origin ignored a range request", true));
-    // The first 200 switches to one stream and gives the size; a stream
-    // restarted after a failure teaches nothing new.
-    learn(known, head, known.stream_mode ? std::nullopt : head.content_length, &v);
+    // The first 200 switches to one stream and gives the size (or opens a
+    // stream asked for whole); a stream restarted after a failure teaches
+    // nothing new.
+    const bool restarted = known.stream_mode && known.opened;
+    learn(known, head, restarted ? std::nullopt : head.content_length, &v);
     v.verdict = Verdict::kStream;
     return v;
   }

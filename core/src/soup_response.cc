@@ -6,6 +6,23 @@
 
 namespace prefetch {
 
+namespace {
+
+// The icy-* headers of an Icecast/SHOUTcast answer (iradio-mode).
+void parse_icy(SoupMessageHeaders* rh, IcyInfo* icy) {
+  if (const char* mi = soup_message_headers_get_one(rh, "icy-metaint")) {
+    char* end = nullptr;
+    const gint64 n = g_ascii_strtoll(mi, &end, 10);
+    if (end != mi && n > 0 && n <= G_MAXINT) icy->metaint = static_cast<int>(n);
+  }
+  if (const char* v = soup_message_headers_get_one(rh, "icy-name")) icy->name = v;
+  if (const char* v = soup_message_headers_get_one(rh, "icy-genre")) icy->genre = v;
+  if (const char* v = soup_message_headers_get_one(rh, "icy-url")) icy->url = v;
+  if (const char* v = soup_message_headers_get_content_type(rh, nullptr)) icy->content_type = v;
+}
+
+}  // namespace
+
 ResponseHead parse_response_head(SoupStatus status, SoupMessageHeaders* rh) {
   ResponseHead head;
   head.status = static_cast<int>(status);
@@ -24,6 +41,16 @@ ResponseHead parse_response_head(SoupStatus status, SoupMessageHeaders* rh) {
   }
   if (const char* lm = soup_message_headers_get_one(rh, "Last-Modified")) head.last_modified = lm;
   if (const char* ra = soup_message_headers_get_one(rh, "Retry-After")) head.retry_after = ra;
+  // libsoup decodes a content coding but leaves the headers as sent: the
+  // Content-Length is then the encoded length, not the length we read.
+  if (const char* ce = soup_message_headers_get_one(rh, "Content-Encoding")) {
+    std::string coding = ce;
+    if (!coding.empty() && g_ascii_strcasecmp(coding.c_str(), "identity") != 0) {
+      head.content_encoding = coding;
+      head.content_length.reset();
+    }
+  }
+  parse_icy(rh, &head.icy);
   return head;
 }
 

@@ -1,5 +1,6 @@
 // What the core takes from a response's head: status, Content-Range,
-// Content-Length, the validator (ETag, else Last-Modified) and Retry-After.
+// Content-Length, the validator (ETag, else Last-Modified), Retry-After,
+// Content-Encoding and the icy-* headers of an Icecast answer.
 // Pure: reads headers, no I/O.
 #pragma once
 

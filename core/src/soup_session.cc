@@ -50,6 +50,12 @@ SoupSession* make_session(const HttpOptions& opts, GUri* uri, const Logger& log)
   // Otherwise libsoup's default: the system's trust store (as souphttpsrc).
   if (opts.tls_interaction) soup_session_set_tls_interaction(s, opts.tls_interaction);
 
+  // libsoup 3 adds a SoupContentDecoder to every session by default; it
+  // decodes whatever Content-Encoding comes back (with "identity" asked, none
+  // should). compress relies on it, so make sure it is there.
+  if (opts.compress && !soup_session_has_feature(s, SOUP_TYPE_CONTENT_DECODER))
+    soup_session_add_feature_by_type(s, SOUP_TYPE_CONTENT_DECODER);
+
   if (opts.http_log_level > 0) {
     SoupLogger* logger = soup_logger_new(static_cast<SoupLoggerLogLevel>(opts.http_log_level));
     soup_logger_set_printer(

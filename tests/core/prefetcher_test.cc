@@ -795,6 +795,34 @@ TEST_F(PrefetcherTest, RangeIgnoredFallsBackToOneStreamBytesExact) {
   EXPECT_TRUE(d.bytes == data());
 }
 
+// compress: a body in a content coding has no byte ranges, so the engine
+// asks once for the whole resource (no Range) and reads it as one stream.
+TEST_F(PrefetcherTest, WholeAsksOnceWithoutARangeAndReadsOneStream) {
+  Config config = SmallConfig();
+  config.whole = true;
+  Make(9 * kB + 7, config);
+  std::mutex mu;
+  std::vector<bool> whole;
+  origin_->set_script([&](const RangeRequest& request, unsigned) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      whole.push_back(request.whole);
+    }
+    Reply r;
+    r.ignore_range = true;  // what a server answers to a request without Range
+    r.chunk = 333;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  EXPECT_FALSE(prefetcher_->seekable());
+  EXPECT_EQ(prefetcher_->size(), 9 * kB + 7);  // an identity answer's Content-Length
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  EXPECT_TRUE(d.bytes == data());
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(whole, std::vector<bool>{true}) << "one request, asked whole";
+}
+
 TEST_F(PrefetcherTest, RangeIgnoredFromAnOffsetSkipsToIt) {
   Make(9 * kB + 7);
   origin_->set_script([](const RangeRequest&, unsigned) {

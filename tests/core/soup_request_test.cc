@@ -113,5 +113,27 @@ TEST_F(SoupRequestTest, ForceHttp1IsSetPerMessage) {
 }
 #endif
 
+TEST_F(SoupRequestTest, AWholeRequestHasNoRangeNorIfRange) {
+  RangeRequest r = range(0, std::nullopt, "\"v1\"");
+  r.whole = true;
+  EXPECT_EQ(make(r, HttpOptions{}), (Headers{{"Accept-Encoding", "identity"}}));
+}
+
+TEST_F(SoupRequestTest, IradioModeAsksForIcyMetadata) {
+  HttpOptions o;
+  o.iradio_mode = true;
+  EXPECT_EQ(make(range(0, 10), o), (Headers{{"Accept-Encoding", "identity"},
+                                            {"Range", "bytes=0-9"},
+                                            {"icy-metadata", "1"}}));
+}
+
+TEST_F(SoupRequestTest, CompressAcceptsGzipAndDeflate) {
+  HttpOptions o;
+  o.compress = true;
+  RangeRequest r = range(0, std::nullopt);
+  r.whole = true;
+  EXPECT_EQ(make(r, o), (Headers{{"Accept-Encoding", "gzip, deflate"}}));
+}
+
 }  // namespace
 }  // namespace prefetch

@@ -94,5 +94,32 @@ TEST(SoupResponseTest, RetryAfterIsKeptRaw) {
   EXPECT_FALSE(head.has_range);
 }
 
+TEST(SoupResponseTest, AContentCodingHidesTheEncodedLength) {
+  const ResponseHead head =
+      parse(200, {{"Content-Length", "4096"}, {"Content-Encoding", "gzip"}});
+  EXPECT_EQ(head.content_encoding, "gzip");
+  EXPECT_FALSE(head.content_length.has_value());
+  const ResponseHead identity =
+      parse(200, {{"Content-Length", "4096"}, {"Content-Encoding", "identity"}});
+  EXPECT_EQ(identity.content_encoding, "");
+  EXPECT_EQ(identity.content_length, 4096u);
+}
+
+TEST(SoupResponseTest, IcyHeadersAreKept) {
+  const ResponseHead head = parse(200, {{"icy-metaint", "8192"},
+                                        {"icy-name", "Test Radio"},
+                                        {"icy-genre", "Jazz"},
+                                        {"icy-url", "http://radio.example/"},
+                                        {"Content-Type", "audio/mpeg"}});
+  EXPECT_EQ(head.icy.metaint, 8192);
+  EXPECT_EQ(head.icy.name, "Test Radio");
+  EXPECT_EQ(head.icy.genre, "Jazz");
+  EXPECT_EQ(head.icy.url, "http://radio.example/");
+  EXPECT_EQ(head.icy.content_type, "audio/mpeg");
+  EXPECT_FALSE(parse(200, {{"icy-metaint", "0"}}).icy.metaint.has_value());
+  EXPECT_FALSE(parse(200, {{"icy-metaint", "x"}}).icy.metaint.has_value());
+  EXPECT_TRUE(parse(200, {}).icy.empty());
+}
+
 }  // namespace
 }  // namespace prefetch

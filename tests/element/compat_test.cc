@@ -88,8 +88,8 @@ struct NotYet {
 };
 
 const NotYet kPropertiesNotYet[] = {
-    {"iradio-mode", "not yet: issue 14"},
-    {"compress", "not yet: issue 14"},
+    // souphttpsrc's properties all exist in prefetchsrc now.
+    {nullptr, nullptr},
 };
 
 const NotYet kSignalsNotYet[] = {

@@ -25,6 +25,21 @@ struct RangeRequest {
   std::optional<uint64_t> end;         // exclusive; nullopt asks for the rest
   std::string validator;               // sent as If-Range when not empty (never a weak ETag)
   std::chrono::milliseconds delay{0};  // wait this long before sending (retry backoff)
+  // Ask for the whole resource, with no Range (nor If-Range): a body in a
+  // content coding (gzip) has no byte ranges of the resource to ask for.
+  bool whole = false;
+};
+
+// What an Icecast/SHOUTcast answer says about its stream (icy-* headers, as
+// sent; empty if absent). `metaint` is set only for a positive icy-metaint:
+// the body then carries a metadata block after every `metaint` bytes.
+struct IcyInfo {
+  std::optional<int> metaint;
+  std::string name;          // icy-name: the station
+  std::string genre;         // icy-genre
+  std::string url;           // icy-url: the station's home page
+  std::string content_type;  // the answer's Content-Type (media type only)
+  bool empty() const { return !metaint && name.empty() && genre.empty() && url.empty(); }
 };
 
 struct ResponseHead {
@@ -39,6 +54,10 @@ struct ResponseHead {
   std::string etag;           // as sent, W/ included
   std::string last_modified;  // the HTTP date as sent
   std::string retry_after;    // raw Retry-After value, if any
+  // Content-Encoding other than identity (libsoup decodes it): the body's
+  // bytes are not the resource's, so content_length is left unset.
+  std::string content_encoding;
+  IcyInfo icy;
 };
 
 class FetchListener {

@@ -45,6 +45,11 @@ struct Config {
   // beyond `concurrency` (see max_connections()), so a late block at the
   // head of the line never waits for a request far ahead to finish.
   HedgePolicy hedge;
+  // Read the resource as one stream from its start, asking for it whole (no
+  // Range): a body in a content coding (compress) has no byte ranges. Not
+  // seekable, and the size is known only at the end (or from an identity
+  // answer's Content-Length).
+  bool whole = false;
 
   unsigned effective_lookahead() const {
     unsigned n = lookahead_blocks ? lookahead_blocks : 2 * concurrency;
@@ -129,6 +134,9 @@ class Prefetcher {
   void close();
 
   Stats stats() const;
+  // The icy-* headers of the answer that opened the transfer (empty before
+  // it, or if it had none). Thread-safe.
+  IcyInfo icy_info() const;
   const Config& config() const { return config_; }
 
  private:

@@ -36,6 +36,12 @@ struct HttpOptions {
   // Map each block request to its own HTTP/1.1 connection: origins that cap
   // each connection's rate would gain nothing from HTTP/2 multiplexing.
   bool force_http1 = true;
+  // Sends "icy-metadata: 1": an Icecast/SHOUTcast server then interleaves
+  // its metadata with the stream and says where (icy-metaint).
+  bool iradio_mode = false;
+  // Accept gzip and deflate (libsoup's SoupContentDecoder decodes them)
+  // instead of asking for the identity encoding.
+  bool compress = false;
 };
 
 class SoupOrigin : public Origin {

@@ -10,6 +10,9 @@
 #   /NAME            ROOT_DIR/NAME, with byte ranges, ETag and Last-Modified
 #   /private/NAME    the same file behind basic auth (user "user", password "secret")
 #   /redirect/NAME   302 to /NAME
+#   /gzip/NAME       the same file, gzip-encoded for a client that accepts it;
+#                    gzip.log in STATE_DIR has its requests' Accept-Encoding,
+#                    Content-Encoding and Range
 # The HTTPS listener speaks HTTP/1.1 and HTTP/2 (ALPN) with a certificate for
 # 127.0.0.1 and localhost signed by a CA made here; trust it with ca=PATH.
 # access.log in STATE_DIR has one line per request with its Range header and
@@ -87,6 +90,8 @@ http {
                     'range="\$http_range" conn=\$connection req=\$connection_requests '
                     'ua="\$http_user_agent" time=\$request_time';
   access_log $state/access.log ranges;
+  log_format gzipped '"\$request" \$status range="\$http_range" '
+                     'accept="\$http_accept_encoding" encoding="\$sent_http_content_encoding"';
 
   client_body_temp_path $state/tmp/body;
   proxy_temp_path $state/tmp/proxy;
@@ -109,6 +114,14 @@ http {
       auth_basic "prefetchsrc tests";
       auth_basic_user_file $state/htpasswd;
       alias $root/;
+    }
+
+    location /gzip/ {
+      alias $root/;
+      gzip on;
+      gzip_types *;
+      gzip_min_length 0;
+      access_log $state/gzip.log gzipped;
     }
 
     location ~ ^/redirect/(.*)\$ {
