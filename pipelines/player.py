@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Play a URL with playbin, fetched by prefetchsrc, and print its statistics.
 
-    player.py [--sink SINK] [--prop NAME=VALUE ...] URL
+    player.py [--sink SINK] [--download] [--prop NAME=VALUE ...] URL
 
 playbin picks the source element for a URI by rank; this raises prefetchsrc's
 rank above souphttpsrc's (the same as GST_PLUGIN_FEATURE_RANK=prefetchsrc:MAX
@@ -12,6 +12,12 @@ and at the end. Exits 0 at end of stream, 1 on an error.
 --sink fakesink decodes and drops the frames (headless); the default is a
 window when a display is present and fakesink otherwise. Uses
 GST_PLUGIN_PATH, else the build/plugin of this checkout.
+
+--download sets playbin's `download` flag: the source's bytes go to a
+temporary file (a downloadbuffer) that the demuxer reads at random, instead
+of a stream buffer it must read in order. Use it for files whose tracks lie
+far apart, e.g. a non-interleaved MP4/MOV (all video, then all audio):
+without it playbin stops with its queues full and never plays them.
 """
 
 import argparse
@@ -34,13 +40,16 @@ def setup_environment():
 
 
 class Player:
-    def __init__(self, url, sink, props):
+    def __init__(self, url, sink, props, download=False):
         self.props = props
         self.source = None
         self.status = 0
         self.loop = GLib.MainLoop()
         self.playbin = Gst.ElementFactory.make("playbin", None)
         self.playbin.set_property("uri", url)
+        if download:
+            # GST_PLAY_FLAG_DOWNLOAD: read the source through a file, seekably.
+            self.playbin.set_property("flags", self.playbin.get_property("flags") | 0x80)
         if sink:
             # Headless or custom: audio goes nowhere either, there may be no device.
             self.playbin.set_property("video-sink", Gst.parse_bin_from_description(sink, True))
@@ -116,13 +125,16 @@ def main():
     p.add_argument("url")
     p.add_argument("--sink", default=default_sink(),
                    help="video sink description, e.g. fakesink (default: a window if there is a display)")
+    p.add_argument("--download", action="store_true",
+                   help="set playbin's download flag: needed for files whose video and audio "
+                   "lie far apart (non-interleaved MP4/MOV); see the module docstring")
     p.add_argument("--prop", type=parse_prop, action="append", default=[], metavar="NAME=VALUE",
                    help="set a prefetchsrc property, e.g. --prop concurrency=8 (repeatable)")
     args = p.parse_args()
 
     setup_environment()
     Gst.init(None)
-    sys.exit(Player(args.url, args.sink, args.prop).run())
+    sys.exit(Player(args.url, args.sink, args.prop, args.download).run())
 
 
 if __name__ == "__main__":

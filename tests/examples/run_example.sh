@@ -2,12 +2,13 @@
 # Runs one example of pipelines/ headless against tests/bench/origin.py
 # serving CLIP, and checks what it produced.
 #
-# usage: run_example.sh save|play|transcode|player CLIP.mp4
+# usage: run_example.sh save|play|transcode|player|player-download CLIP.mp4
 #
 #   save       pipelines/save.sh: the saved file has the clip's sha256
 #   play       pipelines/play.sh --sink fakesink: decodes to the end
 #   transcode  pipelines/transcode.sh: the output is an MP4 with H.264 video
 #   player     pipelines/player.py --sink fakesink: playbin through prefetchsrc
+#   player-download  the same with --download (playbin's download flag)
 #
 # Every example must exit 0 within EXAMPLE_TIMEOUT seconds (default 120), and
 # the origin must have been sent a ranged request per 64 KiB block of the clip
@@ -16,7 +17,7 @@ set -euo pipefail
 
 die() { echo "run_example.sh: $*" >&2; exit 1; }
 
-[[ $# -eq 2 ]] || die "usage: $0 save|play|transcode|player CLIP.mp4"
+[[ $# -eq 2 ]] || die "usage: $0 save|play|transcode|player|player-download CLIP.mp4"
 example=$1
 clip=$2
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -121,6 +122,10 @@ case $example in
   player)
     run "$PYTHON" "$ROOT/pipelines/player.py" --sink fakesink --prop block-size=$block_size \
       --prop concurrency=4 "$url"
+    ;;
+  player-download)
+    run "$PYTHON" "$ROOT/pipelines/player.py" --sink fakesink --download \
+      --prop block-size=$block_size --prop concurrency=4 "$url"
     ;;
   *)
     die "unknown example: $example"
