@@ -15,6 +15,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "prefetch/error.h"
 
@@ -26,6 +28,10 @@ struct RangeRequest {
   std::string validator;               // sent as If-Range when not empty (never a weak ETag)
   std::chrono::milliseconds delay{0};  // wait this long before sending (retry backoff)
 };
+
+// HTTP header fields in the order they were sent; a repeated field is
+// repeated here.
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 struct ResponseHead {
   int status = 0;
@@ -39,6 +45,12 @@ struct ResponseHead {
   std::string etag;           // as sent, W/ included
   std::string last_modified;  // the HTTP date as sent
   std::string retry_after;    // raw Retry-After value, if any
+  // What an application may want to see (souphttpsrc's `http-headers`).
+  std::string uri;                  // where the answer came from, after redirects
+  bool redirected = false;          // redirects were followed to get it
+  bool redirect_permanent = false;  // ... and every one was permanent (301, 308)
+  HttpHeaders request_headers;      // as sent (for the last hop)
+  HttpHeaders response_headers;     // as received
 };
 
 class FetchListener {
