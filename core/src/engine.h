@@ -104,6 +104,8 @@ struct Prefetcher::Impl {
   bool flushing = false;
   bool closed = false;
   KnownResource known;  // what the responses so far established (size: see plan)
+  // For applications: the answers' heads (see keep_resource()).
+  ResourceInfo resource;
   // While the size is unknown: an upper bound a 416 gave (see settle_bound).
   std::optional<uint64_t> size_bound;
   std::shared_ptr<Request> stream;
@@ -157,6 +159,7 @@ struct Prefetcher::Impl {
   void settle_hedge(Request& r);
   void end_at_most(Request& r, uint64_t bound);
   void enter_stream_mode(Request& r, std::optional<uint64_t> size);
+  void keep_resource(const ResponseHead& head);
   uint8_t* write_area(Request& r, size_t* length);
   uint8_t* stream_area(Request& r, size_t* length);
   void on_data(Request& r, size_t n);

@@ -275,4 +275,10 @@ Stats Prefetcher::stats() const {
   return st;
 }
 
+ResourceInfo Prefetcher::resource_info(uint64_t known_serial) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->resource.serial == known_serial) return ResourceInfo{known_serial, {}};
+  return impl_->resource;
+}
+
 }  // namespace prefetch
