@@ -10,6 +10,9 @@
 #   /NAME            ROOT_DIR/NAME, with byte ranges, ETag and Last-Modified
 #   /private/NAME    the same file behind basic auth (user "user", password "secret")
 #   /redirect/NAME   302 to /NAME
+#   /moved/NAME      301 to /NAME
+#   /headers/NAME    ROOT_DIR/NAME with X-Test-Header: prefetchsrc and
+#                    X-Test-Repeated twice (one, two): custom response headers
 # The HTTPS listener speaks HTTP/1.1 and HTTP/2 (ALPN) with a certificate for
 # 127.0.0.1 and localhost signed by a CA made here; trust it with ca=PATH.
 # access.log in STATE_DIR has one line per request with its Range header and
@@ -113,6 +116,17 @@ http {
 
     location ~ ^/redirect/(.*)\$ {
       return 302 /\$1\$is_args\$args;
+    }
+
+    location ~ ^/moved/(.*)\$ {
+      return 301 /\$1\$is_args\$args;
+    }
+
+    location /headers/ {
+      alias $root/;
+      add_header X-Test-Header prefetchsrc;
+      add_header X-Test-Repeated one;
+      add_header X-Test-Repeated two;
     }
   }
 }
