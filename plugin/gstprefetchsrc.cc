@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "http_headers.h"
 #include "prefetch/prefetcher.h"
 #include "gstprefetchsrc_icy.h"
 #include "prefetch/soup_origin.h"
@@ -150,6 +151,7 @@ struct State {
   guint64 next_offset = G_MAXUINT64;
   /* The opening answer's icy caps and tags went out (first create()). */
   bool icy_announced = false;
+  guint64 headers_reported = 0; /* ResourceInfo serial last reported (http_headers.h) */
 };
 
 /* The element's lifecycle: at most one engine exists, and the phase says
@@ -200,6 +202,7 @@ struct GstPrefetchSrcPrivate {
   std::chrono::steady_clock::time_point standby_deadline;
   std::condition_variable standby_cv;
   std::thread reaper;
+  GstPrefetchSrcRedirect redirect; /* for the URI query (http_headers.h) */
 };
 
 struct _GstPrefetchSrc {
@@ -1307,6 +1310,7 @@ static gboolean gst_prefetch_src_query(GstBaseSrc* src, GstQuery* query) {
     GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
     std::lock_guard<std::mutex> lock(self->priv->settings_lock);
     gst_query_set_uri(query, self->priv->settings.location.c_str());
+    self->priv->redirect.answer(query, self->priv->settings.location);
     return TRUE;
   }
   return GST_BASE_SRC_CLASS(parent_class)->query(src, query);
@@ -1355,6 +1359,7 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
   const prefetch::ReadMode mode =
       pull ? prefetch::ReadMode::kExact : prefetch::ReadMode::kAvailable;
   const size_t length = pull ? size : std::max<guint64>(size, state.block_size);
+  const bool discont = offset != state.next_offset;
   /* Push mode on a fast origin: let the head block's bytes gather a little
    * (see Prefetcher::gather: at most GATHER_WAIT, and only when its rate
    * says they are due by then) so that downstream gets fewer, larger buffers. */
@@ -1362,6 +1367,15 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
     state.prefetcher->gather(offset, std::min<guint64>(GATHER_BYTES, state.block_size),
                              GATHER_WAIT);
   prefetch::ReadResult r = state.prefetcher->read(offset, length, mode);
+  /* The response head is in by now: http-headers goes before the bytes. */
+  if (r.status == prefetch::ReadStatus::kOk || r.status == prefetch::ReadStatus::kEos)
+    gst_prefetch_src_report_http_headers(
+        src, *state.prefetcher, &state.headers_reported, discont,
+        [self] {
+          std::lock_guard<std::mutex> lock(self->priv->settings_lock);
+          return self->priv->settings.location;
+        },
+        &self->priv->redirect);
   switch (r.status) {
     case prefetch::ReadStatus::kFlushing:
       return GST_FLOW_FLUSHING;

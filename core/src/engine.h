@@ -115,6 +115,8 @@ struct Prefetcher::Impl {
   KnownResource known = initial_known(cfg);
   // The icy-* headers of the answer that opened the transfer.
   IcyInfo icy;
+  // For applications: the answers' heads (see keep_resource()).
+  ResourceInfo resource;
   // While the size is unknown: an upper bound a 416 gave (see settle_bound).
   std::optional<uint64_t> size_bound;
   std::shared_ptr<Request> stream;
@@ -168,6 +170,7 @@ struct Prefetcher::Impl {
   void settle_hedge(Request& r);
   void end_at_most(Request& r, uint64_t bound);
   void enter_stream_mode(Request& r, std::optional<uint64_t> size);
+  void keep_resource(const ResponseHead& head);
   uint8_t* write_area(Request& r, size_t* length);
   uint8_t* stream_area(Request& r, size_t* length);
   void on_data(Request& r, size_t n);

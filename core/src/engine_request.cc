@@ -121,12 +121,14 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
       if (v.size) set_size(*v.size);
       if (fatal || r.cancelled()) return false;
       known.opened = known.ranges_ok = true;
+      keep_resource(head);
       r.state = RequestState::kReceiving;
       r.promised_end = head.last + 1;
       settle_hedge(r);
       cv.notify_all();
       return true;
     case Verdict::kStream:
+      keep_resource(head);
       enter_stream_mode(r, v.size);
       return !fatal;
     case Verdict::kPastEnd:
@@ -138,6 +140,14 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
     default:
       return false;
   }
+}
+
+// An accepted answer's head, kept for applications when it is the first, or
+// the first from another URI (a new redirect target).
+void Prefetcher::Impl::keep_resource(const ResponseHead& head) {
+  if (resource.serial && head.uri == resource.head.uri) return;
+  resource.head = head;
+  ++resource.serial;
 }
 
 // The first of a block's two requests to answer wins; the other is cancelled.

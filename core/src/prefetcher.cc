@@ -280,4 +280,10 @@ IcyInfo Prefetcher::icy_info() const {
   return impl_->icy;
 }
 
+ResourceInfo Prefetcher::resource_info(uint64_t known_serial) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->resource.serial == known_serial) return ResourceInfo{known_serial, {}};
+  return impl_->resource;
+}
+
 }  // namespace prefetch

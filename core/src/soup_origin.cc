@@ -167,6 +167,7 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
   f->msg = new_range_message(uri_, f->request, opts_);
   connect_credentials(f->msg, &opts_);
   g_signal_connect(f->msg, "network-event", G_CALLBACK(on_network_event), this);
+  watch_redirects(f->msg);
 
   auto* ref = new std::shared_ptr<SoupFetch>(f);
   soup_session_send_async(
@@ -192,8 +193,9 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
                       g_pollable_input_stream_can_poll(G_POLLABLE_INPUT_STREAM(stream));
         o->find_socket(f);
 
-        const ResponseHead head = parse_response_head(soup_message_get_status(f->msg),
-                                                      soup_message_get_response_headers(f->msg));
+        ResponseHead head = parse_response_head(soup_message_get_status(f->msg),
+                                                soup_message_get_response_headers(f->msg));
+        describe_answer(f->msg, &head);
         o->pin_redirect(f->msg, head.status);
         if (!f->listener->on_head(head)) {
           Error e = cancelled_error();

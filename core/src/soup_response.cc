@@ -54,4 +54,50 @@ ResponseHead parse_response_head(SoupStatus status, SoupMessageHeaders* rh) {
   return head;
 }
 
+namespace {
+
+// The redirects a message followed, as flags in its object data.
+constexpr char kRedirectsKey[] = "prefetch-redirects";
+constexpr guint kRedirected = 1;  // at least one
+constexpr guint kTemporary = 2;   // at least one that is not permanent
+
+void on_restarted(SoupMessage* msg, gpointer) {
+  // libsoup restarts a message for a redirect (its URI already the target,
+  // its status still the redirect's) and for authentication.
+  const guint status = soup_message_get_status(msg);
+  if (!SOUP_STATUS_IS_REDIRECTION(status)) return;
+  const bool permanent =
+      status == SOUP_STATUS_MOVED_PERMANENTLY || status == SOUP_STATUS_PERMANENT_REDIRECT;
+  guint flags = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(msg), kRedirectsKey));
+  flags |= kRedirected | (permanent ? 0 : kTemporary);
+  g_object_set_data(G_OBJECT(msg), kRedirectsKey, GUINT_TO_POINTER(flags));
+}
+
+void collect_headers(SoupMessageHeaders* headers, HttpHeaders* out) {
+  out->clear();
+  soup_message_headers_foreach(
+      headers,
+      [](const char* name, const char* value, gpointer data) {
+        static_cast<HttpHeaders*>(data)->emplace_back(name, value);
+      },
+      out);
+}
+
+}  // namespace
+
+void watch_redirects(SoupMessage* msg) {
+  g_signal_connect(msg, "restarted", G_CALLBACK(on_restarted), nullptr);
+}
+
+void describe_answer(SoupMessage* msg, ResponseHead* head) {
+  char* uri = g_uri_to_string_partial(soup_message_get_uri(msg), G_URI_HIDE_PASSWORD);
+  head->uri = uri ? uri : "";
+  g_free(uri);
+  const guint flags = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(msg), kRedirectsKey));
+  head->redirected = (flags & kRedirected) != 0;
+  head->redirect_permanent = head->redirected && !(flags & kTemporary);
+  collect_headers(soup_message_get_request_headers(msg), &head->request_headers);
+  collect_headers(soup_message_get_response_headers(msg), &head->response_headers);
+}
+
 }  // namespace prefetch

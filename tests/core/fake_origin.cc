@@ -341,6 +341,7 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
     ResponseHead head;
     head.etag = s->validator;
     head.retry_after = reply.retry_after;
+    head.uri = reply.uri;
     if (reply.status >= 400) {
       head.status = reply.status;
       head.content_length = 0;

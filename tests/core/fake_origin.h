@@ -53,6 +53,7 @@ struct Reply {
   // a server send a subset); its Content-Range says which.
   std::optional<uint64_t> max_bytes;
   bool unknown_total = false;  // Content-Range ".../*"; a 416 carries no size
+  std::string uri;             // the answer's URI (ResponseHead::uri): where it came from
 };
 
 // attempt: how many requests with the same begin came before this one.

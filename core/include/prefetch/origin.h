@@ -15,6 +15,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "prefetch/error.h"
 
@@ -42,6 +44,10 @@ struct IcyInfo {
   bool empty() const { return !metaint && name.empty() && genre.empty() && url.empty(); }
 };
 
+// HTTP header fields in the order they were sent; a repeated field is
+// repeated here.
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
+
 struct ResponseHead {
   int status = 0;
   // From Content-Range (206) or 416's "bytes */total".
@@ -58,6 +64,12 @@ struct ResponseHead {
   // bytes are not the resource's, so content_length is left unset.
   std::string content_encoding;
   IcyInfo icy;
+  // What an application may want to see (souphttpsrc's `http-headers`).
+  std::string uri;                  // where the answer came from, after redirects
+  bool redirected = false;          // redirects were followed to get it
+  bool redirect_permanent = false;  // ... and every one was permanent (301, 308)
+  HttpHeaders request_headers;      // as sent (for the last hop)
+  HttpHeaders response_headers;     // as received
 };
 
 class FetchListener {

@@ -95,6 +95,15 @@ struct Stats {
   double throughput_bytes_per_s = 0;  // over the last few seconds
 };
 
+// What the origin's answers said about the resource, for applications
+// (souphttpsrc's `http-headers`): the head of the first answer accepted,
+// and again of the first from another URI (a new redirect target). `serial`
+// counts those (0: no answer yet), so a reader can tell one it has seen.
+struct ResourceInfo {
+  uint64_t serial = 0;
+  ResponseHead head;
+};
+
 class Prefetcher {
  public:
   Prefetcher(std::shared_ptr<Origin> origin, Config config, Logger logger = {});
@@ -137,6 +146,9 @@ class Prefetcher {
   // The icy-* headers of the answer that opened the transfer (empty before
   // it, or if it had none). Thread-safe.
   IcyInfo icy_info() const;
+  // Thread-safe. A copy of the ResourceInfo; only its serial while that
+  // is still `known_serial` (nothing new to copy).
+  ResourceInfo resource_info(uint64_t known_serial = 0) const;
   const Config& config() const { return config_; }
 
  private:

@@ -13,6 +13,9 @@
 #   /gzip/NAME       the same file, gzip-encoded for a client that accepts it;
 #                    gzip.log in STATE_DIR has its requests' Accept-Encoding,
 #                    Content-Encoding and Range
+#   /moved/NAME      301 to /NAME
+#   /headers/NAME    ROOT_DIR/NAME with X-Test-Header: prefetchsrc and
+#                    X-Test-Repeated twice (one, two): custom response headers
 # The HTTPS listener speaks HTTP/1.1 and HTTP/2 (ALPN) with a certificate for
 # 127.0.0.1 and localhost signed by a CA made here; trust it with ca=PATH.
 # access.log in STATE_DIR has one line per request with its Range header and
@@ -126,6 +129,17 @@ http {
 
     location ~ ^/redirect/(.*)\$ {
       return 302 /\$1\$is_args\$args;
+    }
+
+    location ~ ^/moved/(.*)\$ {
+      return 301 /\$1\$is_args\$args;
+    }
+
+    location /headers/ {
+      alias $root/;
+      add_header X-Test-Header prefetchsrc;
+      add_header X-Test-Repeated one;
+      add_header X-Test-Repeated two;
     }
   }
 }
