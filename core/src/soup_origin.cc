@@ -15,6 +15,8 @@
 
 #include <libsoup/soup.h>
 
+#include <algorithm>
+
 #include "soup_error.h"
 #include "soup_origin_impl.h"
 #include "soup_request.h"
@@ -41,7 +43,8 @@ SoupOrigin::Impl::Impl(HttpOptions options, Logger logger)
     : opts_(std::move(options)), log_(std::move(logger)) {
   context_ = g_main_context_new();
   loop_ = g_main_loop_new(context_, FALSE);
-  uri_ = g_uri_parse(opts_.uri.c_str(), G_URI_FLAGS_ENCODED, nullptr);
+  location_ = g_uri_parse(opts_.uri.c_str(), G_URI_FLAGS_ENCODED, nullptr);
+  if (location_) uri_ = g_uri_ref(location_);
   thread_ = std::thread([this] { run(); });
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return ready_; });
@@ -59,6 +62,7 @@ SoupOrigin::Impl::~Impl() {
   g_main_loop_unref(loop_);
   g_main_context_unref(context_);
   if (uri_) g_uri_unref(uri_);
+  if (location_) g_uri_unref(location_);
 }
 
 void SoupOrigin::Impl::post(std::function<void()> fn, unsigned delay_ms) {
@@ -89,7 +93,7 @@ void SoupOrigin::Impl::post(std::function<void()> fn, unsigned delay_ms) {
 
 void SoupOrigin::Impl::run() {
   g_main_context_push_thread_default(context_);
-  session_ = make_session(opts_, uri_, log_);
+  session_ = make_session(opts_, location_, log_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     ready_ = true;
@@ -134,8 +138,9 @@ void SoupOrigin::Impl::cancel_fetch(const std::shared_ptr<SoupFetch>& f) {
   g_cancellable_cancel(f->cancellable);
   // Not yet sent (still in its delay) or paused between reads: nothing of
   // libsoup's will call us back, so end it here.
-  // A wait on the socket alone does not see the cancellable either.
-  if (!f->sent || (f->stream && !f->reading) || f->on_socket) {
+  // A wait on the socket alone does not see the cancellable either, nor
+  // does a wait for a fresh redirect target.
+  if (!f->sent || (f->stream && !f->reading) || f->on_socket || f->parked) {
     Error e = cancelled_error();
     finish(f, &e);
   }
@@ -145,6 +150,13 @@ void SoupOrigin::Impl::finish(const std::shared_ptr<SoupFetch>& f, const Error* 
   if (f->done) return;
   f->done = true;
   active_.erase(f);
+  if (f->parked) {
+    f->parked = false;
+    parked_.erase(std::find(parked_.begin(), parked_.end(), f));
+  }
+  // A refresher that ends before its head leaves the parked fetches to the
+  // next one.
+  if (f->refreshing) end_refresh(f, nullptr);
   // libsoup objects are released here, on the I/O thread, never by whoever
   // drops the last reference to the fetch.
   stop_waiting(f);
@@ -164,7 +176,18 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
     e.message = "Invalid URI '" + opts_.uri + "'";
     return finish(f, &e);
   }
-  f->msg = new_range_message(uri_, f->request, opts_);
+  if (shutting_down_ || g_cancellable_is_cancelled(f->cancellable)) {
+    Error e = cancelled_error();
+    return finish(f, &e);
+  }
+  if (refreshing_ && !f->refreshing) {  // wait for the fresh target
+    f->parked = true;
+    parked_.push_back(f);
+    return;
+  }
+  f->to_target = pinned_ && !f->refreshing;
+  f->generation = target_gen_;
+  f->msg = new_range_message(f->refreshing ? location_ : uri_, f->request, opts_);
   connect_credentials(f->msg, &opts_);
   g_signal_connect(f->msg, "network-event", G_CALLBACK(on_network_event), this);
   watch_redirects(f->msg);
@@ -189,14 +212,15 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
           return o->finish(f, &e);
         }
         f->stream = stream;
+        ResponseHead head = parse_response_head(soup_message_get_status(f->msg),
+                                                soup_message_get_response_headers(f->msg));
+        // An expired redirect target: the engine never sees this answer.
+        if (o->target_expired(f, head.status)) return o->refresh_target(f, head.status);
         f->pollable = G_IS_POLLABLE_INPUT_STREAM(stream) &&
                       g_pollable_input_stream_can_poll(G_POLLABLE_INPUT_STREAM(stream));
         o->find_socket(f);
-
-        ResponseHead head = parse_response_head(soup_message_get_status(f->msg),
-                                                soup_message_get_response_headers(f->msg));
         describe_answer(f->msg, &head);
-        o->pin_redirect(f->msg, head.status);
+        o->pin_redirect(f, head.status);
         if (!f->listener->on_head(head)) {
           Error e = cancelled_error();
           g_cancellable_cancel(f->cancellable);
@@ -207,21 +231,97 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
       ref);
 }
 
-// Follow redirects once: later blocks go straight to the target.
-// (Only the first good answer pays for comparing URIs.)
-void SoupOrigin::Impl::pin_redirect(SoupMessage* msg, int status) {
-  if (resolved_ || status < 200 || status >= 300) return;
+// Follow redirects once: later blocks go straight to the target. The first
+// good answer of a fetch sent to location pins its final URI (only it pays
+// for comparing URIs); a refresher's answer, good or not, ends its refresh.
+void SoupOrigin::Impl::pin_redirect(const std::shared_ptr<SoupFetch>& f, int status) {
+  const bool good = status >= 200 && status < 300;
+  if (f->refreshing) return end_refresh(f, good ? soup_message_get_uri(f->msg) : nullptr);
+  if (resolved_ || !good || f->to_target) return;
+  set_target(soup_message_get_uri(f->msg));
+}
+
+// `target` (the final URI of an answer from location) is where fetches go
+// from now on: a new target generation.
+void SoupOrigin::Impl::set_target(GUri* target) {
   resolved_ = true;
-  GUri* final_uri = soup_message_get_uri(msg);
-  char* after = g_uri_to_string(final_uri);
-  char* before = g_uri_to_string(uri_);
-  if (g_strcmp0(after, before) != 0) {
+  ++target_gen_;
+  char* after = g_uri_to_string(target);
+  char* before = g_uri_to_string(location_);
+  GUri* next = g_strcmp0(after, before) != 0 ? target : location_;
+  pinned_ = next != location_;
+  if (next != uri_) {
     g_uri_unref(uri_);
-    uri_ = g_uri_ref(final_uri);
-    log_(LogLevel::kInfo, "redirected to %s", after);
+    uri_ = g_uri_ref(next);
   }
+  if (pinned_) log_(LogLevel::kInfo, "redirected to %s", after);
   g_free(after);
   g_free(before);
+}
+
+// The pinned target refused a fetch with a status that a presigned URL gives
+// once it expired (or its cookie went stale), and the fetch has not yet been
+// back to location for a fresh one.
+bool SoupOrigin::Impl::target_expired(const std::shared_ptr<SoupFetch>& f, int status) const {
+  return f->to_target && !f->refreshed &&
+         (status == 401 || status == 403 || status == 404 || status == 410);
+}
+
+// Drops the expired answer and sends the fetch again: to location when its
+// target is still the current one and no refresh is in flight (it becomes
+// the refresher), to the target that replaced it, or into parked_ while
+// another fetch's refresh is in flight.
+void SoupOrigin::Impl::refresh_target(const std::shared_ptr<SoupFetch>& f, int status) {
+  // Closing (not just dropping) the unread answer lets libsoup keep the
+  // connection when the body is short.
+  g_input_stream_close_async(
+      f->stream, G_PRIORITY_DEFAULT, nullptr,
+      [](GObject* source, GAsyncResult* res, gpointer) {
+        g_input_stream_close_finish(G_INPUT_STREAM(source), res, nullptr);
+      },
+      nullptr);
+  g_clear_object(&f->stream);
+  g_clear_object(&f->msg);
+  if (f->generation == target_gen_ && !refreshing_) {
+    log_(LogLevel::kInfo, "redirect target answered %d: asking %s for a fresh one", status,
+         opts_.uri.c_str());
+    f->refreshing = true;
+    f->refreshed = true;
+    refreshing_ = true;
+  }
+  send(f);
+}
+
+// `f`'s refresh ended: with a fresh `target`, or without one (an answer that
+// is not good, an error, a cancel). With a target the parked fetches go to
+// it; without, fetches go to location again, and the first parked fetch that
+// is still live becomes the refresher while the others stay parked.
+void SoupOrigin::Impl::end_refresh(const std::shared_ptr<SoupFetch>& f, GUri* target) {
+  f->refreshing = false;
+  refreshing_ = false;
+  if (target) {
+    set_target(target);
+  } else {
+    resolved_ = false;
+    pinned_ = false;
+    ++target_gen_;
+    if (uri_ != location_) {
+      g_uri_unref(uri_);
+      uri_ = g_uri_ref(location_);
+    }
+  }
+  std::vector<std::shared_ptr<SoupFetch>> parked;
+  parked.swap(parked_);
+  for (auto& p : parked) p->parked = false;
+  for (auto& p : parked) {
+    if (p->done) continue;
+    if (!target && !refreshing_ && !shutting_down_ && !g_cancellable_is_cancelled(p->cancellable)) {
+      p->refreshing = true;
+      p->refreshed = true;
+      refreshing_ = true;
+    }
+    send(p);  // the others park again behind a new refresher
+  }
 }
 
 // ---- SoupOrigin ----

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "prefetch/soup_origin.h"
 
@@ -31,7 +32,11 @@ class SoupOrigin::Impl {
 
   // ---- I/O thread only ----
   void send(const std::shared_ptr<SoupFetch>& f);
-  void pin_redirect(SoupMessage* msg, int status);
+  void pin_redirect(const std::shared_ptr<SoupFetch>& f, int status);
+  bool target_expired(const std::shared_ptr<SoupFetch>& f, int status) const;
+  void refresh_target(const std::shared_ptr<SoupFetch>& f, int status);
+  void end_refresh(const std::shared_ptr<SoupFetch>& f, GUri* target);
+  void set_target(GUri* target);
   void cancel_fetch(const std::shared_ptr<SoupFetch>& f);
   void finish(const std::shared_ptr<SoupFetch>& f, const Error* error);
   void read_next(const std::shared_ptr<SoupFetch>& f);
@@ -49,8 +54,21 @@ class SoupOrigin::Impl {
   GMainContext* context_ = nullptr;
   GMainLoop* loop_ = nullptr;
   SoupSession* session_ = nullptr;
-  GUri* uri_ = nullptr;    // I/O thread after construction: the redirect target
-  bool resolved_ = false;  // redirects were followed once
+  // Where requests go. I/O thread after construction. `location_` is the
+  // `location` itself; `uri_` is where new fetches go: `location_` (the same
+  // object) until a redirect target is pinned, then that target.
+  GUri* location_ = nullptr;
+  GUri* uri_ = nullptr;
+  bool pinned_ = false;    // uri_ is a redirect target, not location_
+  bool resolved_ = false;  // redirects were followed since the last (re)start
+  // Presigned targets expire (401/403/404/410): a fetch that meets that goes
+  // back to `location` for a fresh target, once. The target generation counts
+  // target changes; one refresh at a time, and fetches that need a target
+  // meanwhile (expired ones and new ones) wait in parked_ for its outcome, so
+  // concurrent fetches that meet one expiry follow one redirect between them.
+  unsigned target_gen_ = 0;
+  bool refreshing_ = false;
+  std::vector<std::shared_ptr<SoupFetch>> parked_;
   bool shutting_down_ = false;
   std::set<std::shared_ptr<SoupFetch>> active_;
   // Plain-TCP sockets of the session's connections, by libsoup's connection
@@ -127,8 +145,14 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
   bool on_socket = false;    // `source` waits on `socket` (kept from wait to wait)
   gint64 last_progress = 0;  // monotonic us of the last body bytes (stall timeout)
   bool sent = false;         // soup_session_send_async was called
-  bool paused = false;       // waiting for resume()
-  bool reading = false;      // a read (or a wait for one) is in flight
+  // Redirect refresh (see Impl::target_gen_).
+  bool to_target = false;   // sent to the pinned redirect target, not location
+  bool refreshed = false;   // went back to location for a fresh target once
+  bool refreshing = false;  // sent to location; its answer sets the next target
+  bool parked = false;      // in Impl::parked_, waiting for a refresh
+  unsigned generation = 0;  // Impl::target_gen_ when sent
+  bool paused = false;      // waiting for resume()
+  bool reading = false;     // a read (or a wait for one) is in flight
   bool done = false;
 };
 

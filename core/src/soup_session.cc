@@ -1,6 +1,7 @@
 #include "soup_session.h"
 
 #include <algorithm>
+#include <set>
 #include <string>
 
 namespace prefetch {
@@ -55,6 +56,12 @@ SoupSession* make_session(const HttpOptions& opts, GUri* uri, const Logger& log)
   // should). compress relies on it, so make sure it is there.
   if (opts.compress && !soup_session_has_feature(s, SOUP_TYPE_CONTENT_DECODER))
     soup_session_add_feature_by_type(s, SOUP_TYPE_CONTENT_DECODER);
+  // A cookie jar, like souphttpsrc's: a Set-Cookie in any answer (a
+  // redirect's included) goes out with later requests to its domain, so
+  // cookie-gated redirect chains work across requests.
+  SoupCookieJar* jar = soup_cookie_jar_new();
+  soup_session_add_feature(s, SOUP_SESSION_FEATURE(jar));
+  g_object_unref(jar);
 
   if (opts.http_log_level > 0) {
     SoupLogger* logger = soup_logger_new(static_cast<SoupLoggerLogLevel>(opts.http_log_level));
@@ -86,11 +93,46 @@ gboolean on_accept_certificate(SoupMessage*, GTlsCertificate*, GTlsCertificateFl
   return TRUE;  // only connected when ssl-strict is off
 }
 
+// The name of a "name=value" cookie, without surrounding blanks.
+std::string cookie_name(const std::string& cookie) {
+  const size_t begin = cookie.find_first_not_of(" \t");
+  if (begin == std::string::npos) return "";
+  size_t end = cookie.find('=', begin);
+  if (end == std::string::npos) end = cookie.size();
+  while (end > begin && (cookie[end - 1] == ' ' || cookie[end - 1] == '\t')) --end;
+  return cookie.substr(begin, end - begin);
+}
+
+// Runs after the cookie jar's own "starting" handler, which replaces the
+// message's Cookie header with the jar's cookies for the URI, or removes it
+// when it has none. The `cookies` property's cookies go out with every
+// request, to whatever host, as souphttpsrc's Cookie headers do: they are
+// added back after the jar's, except where the jar (an origin's Set-Cookie)
+// holds a newer value under the same name.
+void on_starting_add_cookies(SoupMessage* msg, gpointer user) {
+  auto* o = static_cast<const HttpOptions*>(user);
+  SoupMessageHeaders* h = soup_message_get_request_headers(msg);
+  const char* from_jar = soup_message_headers_get_one(h, "Cookie");
+  std::string header = from_jar ? from_jar : "";
+  std::set<std::string> names;
+  gchar** parts = g_strsplit(header.c_str(), ";", -1);
+  for (gchar** p = parts; p && *p; ++p) names.insert(cookie_name(*p));
+  g_strfreev(parts);
+  for (const auto& c : o->cookies) {
+    if (names.count(cookie_name(c))) continue;
+    header += (header.empty() ? "" : "; ") + c;
+  }
+  if (!header.empty()) soup_message_headers_replace(h, "Cookie", header.c_str());
+}
+
 }  // namespace
 
 void connect_credentials(SoupMessage* msg, const HttpOptions* opts) {
   g_signal_connect(msg, "authenticate", G_CALLBACK(on_authenticate),
                    const_cast<HttpOptions*>(opts));
+  if (!opts->cookies.empty())
+    g_signal_connect_after(msg, "starting", G_CALLBACK(on_starting_add_cookies),
+                           const_cast<HttpOptions*>(opts));
   if (!opts->ssl_strict)
     g_signal_connect(msg, "accept-certificate", G_CALLBACK(on_accept_certificate), nullptr);
 }

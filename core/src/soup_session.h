@@ -1,7 +1,7 @@
 // The SoupSession an origin's requests go through, made from HttpOptions:
 // connection limits, timeout, user agent, proxy (the property or the
-// environment's), TLS trust and interaction, the HTTP log; and the per-message
-// half of those settings (credentials, ssl-strict).
+// environment's), TLS trust and interaction, a cookie jar, the HTTP log; and
+// the per-message half of those settings (credentials, ssl-strict, cookies).
 #pragma once
 
 #include <libsoup/soup.h>
@@ -17,7 +17,9 @@ namespace prefetch {
 SoupSession* make_session(const HttpOptions& options, GUri* uri, const Logger& log);
 
 // Answers `msg`'s authentication with the options' credentials and, with
-// ssl-strict off, accepts any certificate. `options` must outlive `msg`.
+// ssl-strict off, accepts any certificate; keeps the `cookies` option's
+// cookies in the Cookie header next to the session's cookie jar's.
+// `options` must outlive `msg`.
 void connect_credentials(SoupMessage* msg, const HttpOptions* options);
 
 }  // namespace prefetch

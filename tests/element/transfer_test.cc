@@ -159,6 +159,31 @@ TEST_F(TransferTest, FollowsRedirect) {
   EXPECT_EQ(result->offset_problem, "");
 }
 
+TEST_F(TransferTest, ExpiringRedirectTargetIsRefreshed) {
+  // Issue 13, case 4: location answers 302 to a presigned target whose token
+  // is good for 5 requests, then 403. The element goes back to location for
+  // a fresh target; the bytes are exact and no error is posted.
+  const unsigned concurrency = 4;
+  const std::vector<uint8_t>& data = pattern(8 * 1024 * 1024);
+  server_.add_file("/object", data);
+  server_.add_expiring_redirect("/presign", "/object", 5);
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/presign").c_str(), "block-size",
+               static_cast<guint64>(256 * 1024), "concurrency", concurrency, nullptr);
+  auto result = run_transfer(src);
+  ASSERT_TRUE(result->eos) << describe(result->error.get());
+  EXPECT_EQ(result->sha256, sha256_hex(data));
+  EXPECT_EQ(result->offset_problem, "");
+  size_t n302 = 0, n403 = 0;
+  for (const auto& r : server_.requests("/presign")) n302 += r.status == 302;
+  for (const auto& r : server_.requests("/object")) n403 += r.status == 403;
+  EXPECT_GE(n403, 1u) << "the tokens expired during the transfer";
+  // One redirect per refresh, each caused by a 403; the requests sent
+  // before the first target is pinned may each follow the redirect too.
+  EXPECT_LE(n302, n403 + concurrency);
+}
+
 TEST_F(TransferTest, SendsUserAgentExtraHeadersAndCookies) {
   const std::vector<uint8_t>& data = pattern(2 * kBlock);
   server_.add_file("/h.bin", data);

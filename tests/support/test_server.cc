@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <future>
 #include <map>
@@ -205,6 +206,17 @@ struct TestServer::Impl {
   mutable std::mutex mu;
   std::map<std::string, FileEntry> files;
   std::map<std::string, std::pair<std::string, int>> redirects;
+  // add_expiring_redirect, by `from`; expiring_targets maps a target path to
+  // its `from`.
+  struct ExpiringRedirect {
+    std::string target;
+    unsigned uses_per_token = 0;
+    bool require_cookie = false;
+    uint64_t next_token = 0;
+    std::map<uint64_t, unsigned> uses;  // issued token -> requests served with it
+  };
+  std::map<std::string, ExpiringRedirect> expiring;
+  std::map<std::string, std::string> expiring_targets;
   std::map<std::string, Behavior> behaviors;
   Behavior default_behavior;
   std::map<std::string, PathCounters> counters;
@@ -338,12 +350,16 @@ void TestServer::Impl::handle(SoupServerMessage* msg, const std::string& path) {
     }
   }
   if (const char* range = soup_message_headers_get_one(req, "Range")) rec.range = range;
+  if (const char* query = g_uri_get_query(soup_server_message_get_uri(msg))) rec.query = query;
 
   // Snapshot what this response needs under the lock.
   Behavior b;
   PathCounters c;
   std::optional<FileEntry> file;
   std::optional<std::pair<std::string, int>> redirect;
+  std::optional<std::string> fresh_target;  // an expiring redirect's Location
+  std::string gate_cookie;                  // its Set-Cookie, if any
+  bool expired_target = false;              // an expiring redirect's target refuses
   {
     std::lock_guard<std::mutex> lock(mu);
     rec.id = next_id++;
@@ -356,6 +372,36 @@ void TestServer::Impl::handle(SoupServerMessage* msg, const std::string& path) {
     if (fi != files.end()) file = fi->second;
     auto ri = redirects.find(path);
     if (ri != redirects.end()) redirect = ri->second;
+    auto ei = expiring.find(path);
+    if (ei != expiring.end()) {
+      const uint64_t token = ei->second.next_token++;
+      ei->second.uses[token] = 0;
+      fresh_target = ei->second.target + "?token=" + std::to_string(token);
+      if (ei->second.require_cookie) gate_cookie = "gate=" + std::to_string(token) + "; Path=/";
+    }
+    auto ti = expiring_targets.find(path);
+    if (ti != expiring_targets.end()) {
+      ExpiringRedirect& e = expiring[ti->second];
+      unsigned* uses = nullptr;
+      unsigned long long token = 0;
+      if (std::sscanf(rec.query.c_str(), "token=%llu", &token) == 1) {
+        auto ui = e.uses.find(token);
+        if (ui != e.uses.end()) uses = &ui->second;
+      }
+      bool gate_ok = !e.require_cookie;
+      if (e.require_cookie) {
+        // "gate=N" among the request's cookies, N issued.
+        const char* header = soup_message_headers_get_one(req, "Cookie");
+        const std::string cookies = "; " + std::string(header ? header : "");
+        for (size_t at = cookies.find("; gate="); at != std::string::npos && !gate_ok;
+             at = cookies.find("; gate=", at + 1)) {
+          unsigned long long n = 0;
+          gate_ok = std::sscanf(cookies.c_str() + at + 7, "%llu", &n) == 1 && e.uses.count(n);
+        }
+      }
+      expired_target = !uses || *uses >= e.uses_per_token || !gate_ok;
+      if (!expired_target) ++*uses;
+    }
     in_flight++;
     max_in_flight = std::max(max_in_flight, in_flight);
     log[rec.id] = rec;
@@ -388,6 +434,12 @@ void TestServer::Impl::handle(SoupServerMessage* msg, const std::string& path) {
     if (to.rfind("http", 0) != 0) to = base_url + to;
     status = redirect->second;
     soup_message_headers_replace(resp, "Location", to.c_str());
+  } else if (fresh_target) {
+    status = 302;
+    soup_message_headers_replace(resp, "Location", (base_url + *fresh_target).c_str());
+    if (!gate_cookie.empty()) soup_message_headers_append(resp, "Set-Cookie", gate_cookie.c_str());
+  } else if (expired_target) {
+    status = 403;
   } else if (forced) {
     status = b.status;
     if (b.retry_after_seconds >= 0) {
@@ -754,6 +806,22 @@ void TestServer::set_etag(const std::string& path, const std::string& etag) {
 void TestServer::add_redirect(const std::string& from, const std::string& to, int status) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->redirects[from] = {to, status};
+}
+
+void TestServer::add_expiring_redirect(const std::string& from, const std::string& target_path,
+                                       unsigned uses_per_token, bool require_cookie) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Impl::ExpiringRedirect& e = impl_->expiring[from];
+  e.target = target_path;
+  e.uses_per_token = uses_per_token;
+  e.require_cookie = require_cookie;
+  impl_->expiring_targets[target_path] = from;
+}
+
+void TestServer::expire_redirect_tokens(const std::string& from) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Impl::ExpiringRedirect& e = impl_->expiring[from];
+  for (auto& [token, uses] : e.uses) uses = e.uses_per_token;
 }
 
 void TestServer::require_basic_auth(const std::string& path, const std::string& user,

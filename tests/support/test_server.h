@@ -140,6 +140,7 @@ struct RequestRecord {
   uint64_t id = 0;  // 0, 1, 2, ... in arrival order
   std::string method;
   std::string path;
+  std::string query;                                         // without '?'; "" if none
   std::string range;                                         // the Range header as sent; "" if none
   std::vector<std::pair<std::string, std::string>> headers;  // all request headers
   int status = 0;
@@ -183,6 +184,19 @@ class TestServer {
   // Requests for `from` get `status` (301/302/303/307/308) with
   // Location: url(to) (or `to` itself when it starts with "http").
   void add_redirect(const std::string& from, const std::string& to, int status = 302);
+  // A presigned-URL origin: every request for `from` gets a 302 to
+  // target_path + "?token=N" with a fresh N each time. A token is good for
+  // `uses_per_token` requests of target_path; later ones (and unknown or
+  // missing tokens) get 403 with an empty body, as an expired presigned URL
+  // does. With `require_cookie`, each 302 also sets the cookie "gate=N"
+  // (Path=/) and the target answers 403 to a request without a "gate"
+  // cookie of an issued N (a cookie-gated chain). The request log records
+  // the 302s under `from` and the target's answers (403s included) under
+  // target_path, with the query in RequestRecord::query.
+  void add_expiring_redirect(const std::string& from, const std::string& target_path,
+                             unsigned uses_per_token, bool require_cookie = false);
+  // Every token issued so far for `from` expires now.
+  void expire_redirect_tokens(const std::string& from);
   // Requests for `path` need "Authorization: Basic ..." with these
   // credentials; otherwise 401 with WWW-Authenticate: Basic realm="test".
   void require_basic_auth(const std::string& path, const std::string& user,
