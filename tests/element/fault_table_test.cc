@@ -129,17 +129,7 @@ std::function<std::string(Origin&)> serve(Behavior b) {
   };
 }
 
-// The rows, in table order. A new row is one entry here, e.g. an expiring
-// presigned redirect once TestServer can script it:
-//
-//   rows.push_back({"PresignedRedirectExpires",
-//                   "presigned redirect target expires (403), location gives a new one",
-//                   8 * kMiB,
-//                   [](Origin& o) {
-//                     o.server.add_redirect("/signed", kPath);  // + the expiry Behavior
-//                     return o.server.url("/signed");
-//                   },
-//                   exact_bytes()});
+// The rows, in table order. A new row is one entry here.
 //
 // The setup runs once before each element, so Behavior counters start at
 // zero for both; it must be safe to call twice.
@@ -279,6 +269,20 @@ std::vector<Row> make_rows() {
         at_least(2, "answers (every 2nd without an ETag)",
                  [](const RequestRecord& r) { return r.status == 206; })));
   }
+  // A presigned URL: location answers 302 to a target whose token is good
+  // for 3 requests, then 403 (souphttpsrc, on one connection, uses it once).
+  rows.push_back(checked({"PresignedRedirectExpires",
+                          "presigned redirect: the target's token expires after 3 uses (403), "
+                          "location gives a fresh one",
+                          8 * kMiB,
+                          [](Origin& o) {
+                            o.server.add_expiring_redirect("/signed", kPath, 3);
+                            return o.server.url("/signed");
+                          },
+                          exact_bytes()},
+                         at_least(1, "expired tokens answered 403", [](const RequestRecord& r) {
+                           return r.status == 403;
+                         })));
   rows.push_back(
       checked({"Transient503", "503 three times, then OK", 8 * kMiB, serve(status_behavior(503, 3)),
                exact_bytes()},
