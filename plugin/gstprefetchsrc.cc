@@ -29,9 +29,9 @@
 #include <thread>
 #include <vector>
 
+#include "gstprefetchsrc_icy.h"
 #include "http_headers.h"
 #include "prefetch/prefetcher.h"
-#include "gstprefetchsrc_icy.h"
 #include "prefetch/soup_origin.h"
 
 static GstStaticPadTemplate src_template =
@@ -440,8 +440,8 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
    * it is read as one stream (not seekable, no concurrency). */
   g_object_class_install_property(
       gobject_class, PROP_COMPRESS,
-      g_param_spec_boolean("compress", "Compress",
-                           "Allow compressed content encodings", DEFAULT_COMPRESS, rw));
+      g_param_spec_boolean("compress", "Compress", "Allow compressed content encodings",
+                           DEFAULT_COMPRESS, rw));
 
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(

@@ -122,9 +122,9 @@ TEST_F(SoupRequestTest, AWholeRequestHasNoRangeNorIfRange) {
 TEST_F(SoupRequestTest, IradioModeAsksForIcyMetadata) {
   HttpOptions o;
   o.iradio_mode = true;
-  EXPECT_EQ(make(range(0, 10), o), (Headers{{"Accept-Encoding", "identity"},
-                                            {"Range", "bytes=0-9"},
-                                            {"icy-metadata", "1"}}));
+  EXPECT_EQ(
+      make(range(0, 10), o),
+      (Headers{{"Accept-Encoding", "identity"}, {"Range", "bytes=0-9"}, {"icy-metadata", "1"}}));
 }
 
 TEST_F(SoupRequestTest, CompressAcceptsGzipAndDeflate) {

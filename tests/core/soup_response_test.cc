@@ -95,8 +95,7 @@ TEST(SoupResponseTest, RetryAfterIsKeptRaw) {
 }
 
 TEST(SoupResponseTest, AContentCodingHidesTheEncodedLength) {
-  const ResponseHead head =
-      parse(200, {{"Content-Length", "4096"}, {"Content-Encoding", "gzip"}});
+  const ResponseHead head = parse(200, {{"Content-Length", "4096"}, {"Content-Encoding", "gzip"}});
   EXPECT_EQ(head.content_encoding, "gzip");
   EXPECT_FALSE(head.content_length.has_value());
   const ResponseHead identity =

@@ -52,14 +52,6 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-std::vector<std::string> read_lines(const std::string& filename) {
-  std::vector<std::string> lines;
-  std::ifstream in(filename);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
-
 // Expects EOS with exactly `data` (bytes, hash, offsets).
 void expect_exact(GstElement* src, const std::vector<uint8_t>& data,
                   std::chrono::milliseconds timeout = 60s) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -234,6 +235,14 @@ bool write_file(const std::string& filename, const std::vector<uint8_t>& data) {
     g_clear_error(&error);
   }
   return ok;
+}
+
+std::vector<std::string> read_lines(const std::string& filename) {
+  std::vector<std::string> lines;
+  std::ifstream in(filename);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
 }
 
 int run_command(const std::vector<std::string>& argv, std::string* out, std::string* err) {

@@ -163,6 +163,9 @@ class TempDir {
 // Writes bytes to a file; false on error.
 bool write_file(const std::string& filename, const std::vector<uint8_t>& data);
 
+// The lines of a text file (a server's log); none if it cannot be read.
+std::vector<std::string> read_lines(const std::string& filename);
+
 // Runs a command (argv), returns exit status (-1 if it could not run);
 // stdout into *out when given.
 int run_command(const std::vector<std::string>& argv, std::string* out = nullptr,

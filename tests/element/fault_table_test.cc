@@ -280,9 +280,8 @@ std::vector<Row> make_rows() {
                             return o.server.url("/signed");
                           },
                           exact_bytes()},
-                         at_least(1, "expired tokens answered 403", [](const RequestRecord& r) {
-                           return r.status == 403;
-                         })));
+                         at_least(1, "expired tokens answered 403",
+                                  [](const RequestRecord& r) { return r.status == 403; })));
   rows.push_back(
       checked({"Transient503", "503 three times, then OK", 8 * kMiB, serve(status_behavior(503, 3)),
                exact_bytes()},

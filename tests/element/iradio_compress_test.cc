@@ -197,9 +197,8 @@ void collect_tags(GstMessage* msg, SeenTags* seen) {
 TEST_F(IradioTest, IcydemuxGetsTheTitlesInOrderAndStopEndsTheStreamAtOnce) {
   if (!gst_element_factory_find("icydemux")) GTEST_SKIP() << "icydemux is not installed";
   IcecastServer server;
-  const std::string launch =
-      "prefetchsrc name=src iradio-mode=true location=" + server.url() +
-      " ! icydemux ! fakesink sync=false";
+  const std::string launch = "prefetchsrc name=src iradio-mode=true location=" + server.url() +
+                             " ! icydemux ! fakesink sync=false";
   GError* err = nullptr;
   GstPtr<GstElement> pipeline(gst_parse_launch(launch.c_str(), &err));
   ASSERT_NE(pipeline, nullptr) << describe(err);
@@ -216,7 +215,8 @@ TEST_F(IradioTest, IcydemuxGetsTheTitlesInOrderAndStopEndsTheStreamAtOnce) {
         bus.get(), 100 * GST_MSECOND,
         static_cast<GstMessageType>(GST_MESSAGE_TAG | GST_MESSAGE_ERROR | GST_MESSAGE_EOS)));
     if (!msg) continue;
-    ASSERT_NE(GST_MESSAGE_TYPE(msg.get()), GST_MESSAGE_ERROR) << describe(error_of(msg.get()).get());
+    ASSERT_NE(GST_MESSAGE_TYPE(msg.get()), GST_MESSAGE_ERROR)
+        << describe(error_of(msg.get()).get());
     ASSERT_NE(GST_MESSAGE_TYPE(msg.get()), GST_MESSAGE_EOS) << "an endless stream ended";
     collect_tags(msg.get(), &seen);
   }
@@ -310,22 +310,14 @@ class CompressTest : public NginxFixture {
   }
 
   // Lines of gzip.log: the /gzip/ location's requests.
-  std::vector<std::string> gzip_log() const {
-    std::vector<std::string> lines;
-    gchar* text = nullptr;
-    if (g_file_get_contents((state_.path() + "/gzip.log").c_str(), &text, nullptr, nullptr)) {
-      std::istringstream in(text);
-      std::string line;
-      while (std::getline(in, line)) lines.push_back(line);
-      g_free(text);
-    }
-    return lines;
-  }
+  std::vector<std::string> gzip_log() const { return read_lines(state_.path() + "/gzip.log"); }
 
   std::vector<uint8_t> text_;
 };
 
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool has(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 TEST_F(CompressTest, CompressGivesTheDecodedBytesFromOneGzipAnswer) {
   GstElement* src = make_prefetchsrc();

@@ -40,17 +40,7 @@ class NginxTest : public NginxFixture {
   }
 
   // Lines of nginx's access log (one per request).
-  std::vector<std::string> access_log() const {
-    std::vector<std::string> lines;
-    gchar* text = nullptr;
-    if (g_file_get_contents((state_.path() + "/access.log").c_str(), &text, nullptr, nullptr)) {
-      std::istringstream in(text);
-      std::string line;
-      while (std::getline(in, line)) lines.push_back(line);
-      g_free(text);
-    }
-    return lines;
-  }
+  std::vector<std::string> access_log() const { return read_lines(state_.path() + "/access.log"); }
 };
 
 TEST_F(NginxTest, FiveMillionAndThreeBytesExact) {

@@ -49,7 +49,7 @@ struct PlayRun {
   std::string source_factory;
   guint64 video_frames = 0;
   guint64 audio_buffers = 0;
-  bool demuxer_pulled = false;  // qtdemux's sink pad was in pull mode at the end
+  bool demuxer_pulled = false;   // qtdemux's sink pad was in pull mode at the end
   bool queue_downloads = false;  // a queue2 or downloadbuffer with a temp file
   guint64 source_bytes = 0;      // prefetchsrc's bytes-delivered at the end
   double seconds = 0;
@@ -58,8 +58,8 @@ struct PlayRun {
 struct PlayState {
   std::mutex mutex;
   std::string source_factory;
-  GstElement* source = nullptr;   // owned ref
-  GstElement* demuxer = nullptr;  // owned ref
+  GstElement* source = nullptr;     // owned ref
+  GstElement* demuxer = nullptr;    // owned ref
   std::vector<GstElement*> queues;  // owned refs: every queue2 and downloadbuffer
   std::atomic<guint64> video_frames{0};
   std::atomic<guint64> audio_buffers{0};
@@ -134,8 +134,8 @@ std::unique_ptr<PlayRun> play(const std::string& uri, bool download, Until until
   guint flags = 0;
   g_object_get(playbin.get(), "flags", &flags, nullptr);
   if (download) flags |= kPlayFlagDownload;
-  g_object_set(playbin.get(), "uri", uri.c_str(), "video-sink", vsink, "audio-sink", asink,
-               "flags", flags, nullptr);
+  g_object_set(playbin.get(), "uri", uri.c_str(), "video-sink", vsink, "audio-sink", asink, "flags",
+               flags, nullptr);
 
   const auto started = std::chrono::steady_clock::now();
   gst_element_set_state(playbin.get(), GST_STATE_PLAYING);
@@ -166,8 +166,7 @@ std::unique_ptr<PlayRun> play(const std::string& uri, bool download, Until until
       }
     }
   }
-  run->seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  run->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (msg && GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_EOS) run->eos = true;
   run->error = error_of(msg.get());
   {
@@ -199,9 +198,9 @@ class PlaybinDownloadTest : public ElementTest {
     dir_ = new TempDir();
     const std::string clip = dir_->file("noninterleaved.mp4");
     std::string out, err;
-    if (run_command({PREFETCH_MAKE_CLIP, clip, std::to_string(kSeconds), "noninterleaved", kSize,
-                     kKbps},
-                    &out, &err) != 0) {
+    if (run_command(
+            {PREFETCH_MAKE_CLIP, clip, std::to_string(kSeconds), "noninterleaved", kSize, kKbps},
+            &out, &err) != 0) {
       setup_error_ = "make_clip.sh failed: " + err;
       return;
     }
@@ -277,11 +276,12 @@ TEST_F(PlaybinDownloadTest, DownloadFlagPlaysANonInterleavedMp4ThroughPrefetchsr
   EXPECT_EQ(run->audio_buffers, reference->audio_buffers) << "decoded audio buffers";
   EXPECT_TRUE(run->queue_downloads) << "no buffer downloading to a file: is the flag set?";
   EXPECT_TRUE(run->demuxer_pulled) << "qtdemux did not read in pull mode";
-  std::printf("playbin download flag, prefetchsrc: EOS after %.2f s, %llu frames, %llu audio "
-              "buffers, audio from byte %llu\n",
-              run->seconds, static_cast<unsigned long long>(run->video_frames),
-              static_cast<unsigned long long>(run->audio_buffers),
-              static_cast<unsigned long long>(audio_offset_));
+  std::printf(
+      "playbin download flag, prefetchsrc: EOS after %.2f s, %llu frames, %llu audio "
+      "buffers, audio from byte %llu\n",
+      run->seconds, static_cast<unsigned long long>(run->video_frames),
+      static_cast<unsigned long long>(run->audio_buffers),
+      static_cast<unsigned long long>(audio_offset_));
 
   // For comparison only, not asserted (PREFETCH_COMPARE_SOUP=1): souphttpsrc
   // in the same place.
@@ -310,11 +310,12 @@ TEST_F(PlaybinDownloadTest, WithoutTheFlagPlaybinStopsShortOfTheAudio) {
   EXPECT_FALSE(run->demuxer_pulled);
   EXPECT_GT(run->source_bytes, 0u);
   EXPECT_LT(run->source_bytes, audio_offset_) << "the source reached the audio";
-  std::printf("default playbin, prefetchsrc: stopped after %llu bytes (audio at %llu), %llu "
-              "frames decoded\n",
-              static_cast<unsigned long long>(run->source_bytes),
-              static_cast<unsigned long long>(audio_offset_),
-              static_cast<unsigned long long>(run->video_frames));
+  std::printf(
+      "default playbin, prefetchsrc: stopped after %llu bytes (audio at %llu), %llu "
+      "frames decoded\n",
+      static_cast<unsigned long long>(run->source_bytes),
+      static_cast<unsigned long long>(audio_offset_),
+      static_cast<unsigned long long>(run->video_frames));
 }
 
 }  // namespace

@@ -481,9 +481,8 @@ void TestServer::Impl::handle(SoupServerMessage* msg, const std::string& path) {
         mtime += 86400;
       }
       const std::string last_modified = http_date(mtime);
-      const bool send_etag =
-          !b.no_etag && !etag.empty() &&
-          (b.etag_only_every <= 1 || c.requests % b.etag_only_every == 0);
+      const bool send_etag = !b.no_etag && !etag.empty() &&
+                             (b.etag_only_every <= 1 || c.requests % b.etag_only_every == 0);
       if (send_etag) soup_message_headers_replace(resp, "ETag", etag.c_str());
       if (!b.no_last_modified) {
         soup_message_headers_replace(resp, "Last-Modified", last_modified.c_str());
