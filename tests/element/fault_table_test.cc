@@ -336,6 +336,12 @@ std::string seconds(std::chrono::milliseconds ms) {
 }
 
 // One element's run of one row.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 struct ElementRun {
   bool ran = false;
   std::string outcome;  // as the table shows it, without the time
@@ -483,9 +489,16 @@ TEST_P(FaultTableTest, Row) {
     GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
   }
   ASSERT_FALSE(HasFatalFailure());
-  ElementRun soup = run_element("souphttpsrc", row, soup_uri, data);
-  std::string soup_extra = soup.ran ? "" : "souphttpsrc is not installed";
-  if (row.bad_uri && soup.ran) soup_extra = set_uri_verdict("souphttpsrc", soup_uri);
+  // souphttpsrc is the comparison, not under test: under a sanitizer its
+  // own leaks (libgstsoup's shared session, freed on a thread that is gone)
+  // would fail the run, so the column is filled by the plain build only.
+  ElementRun soup;
+  std::string soup_extra = "not run under a sanitizer";
+  if (!kSanitized) {
+    soup = run_element("souphttpsrc", row, soup_uri, data);
+    soup_extra = soup.ran ? "" : "souphttpsrc is not installed";
+    if (row.bad_uri && soup.ran) soup_extra = set_uri_verdict("souphttpsrc", soup_uri);
+  }
   out.soup = cell(soup, soup_extra);
 
   server_.reset_log();
