@@ -116,7 +116,7 @@ struct Settings {
   guint64 block_size = DEFAULT_BLOCK_SIZE;
   guint concurrency = DEFAULT_CONCURRENCY;
   guint lookahead_blocks = DEFAULT_LOOKAHEAD_BLOCKS;
-  GstPrefetchSrcSchedule schedule = DEFAULT_SCHEDULE;
+  gint schedule = DEFAULT_SCHEDULE; /* a GstPrefetchSrcSchedule */
   gint retries = DEFAULT_RETRIES;
   guint timeout = DEFAULT_TIMEOUT;
   std::string user_agent = DEFAULT_USER_AGENT;
@@ -333,22 +333,21 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
                           "HTTP proxy server URI (default: the http_proxy / https_proxy "
                           "environment variables)",
                           "", rw));
-  g_object_class_install_property(
-      gobject_class, PROP_PROXY_ID,
-      g_param_spec_string("proxy-id", "proxy-id", "HTTP proxy URI user id for authentication",
-                          nullptr, rw));
-  g_object_class_install_property(
-      gobject_class, PROP_PROXY_PW,
-      g_param_spec_string("proxy-pw", "proxy-pw", "HTTP proxy URI user password for authentication",
-                          nullptr, rw));
-  g_object_class_install_property(
-      gobject_class, PROP_USER_ID,
-      g_param_spec_string("user-id", "user-id", "HTTP location URI user id for authentication",
-                          nullptr, rw));
-  g_object_class_install_property(
-      gobject_class, PROP_USER_PW,
-      g_param_spec_string("user-pw", "user-pw",
-                          "HTTP location URI user password for authentication", nullptr, rw));
+  /* Credentials, as souphttpsrc's: NULL by default, the nick is the name. */
+  static const struct {
+    guint id;
+    const char* name;
+    const char* blurb;
+  } credentials[] = {
+      {PROP_PROXY_ID, "proxy-id", "HTTP proxy URI user id for authentication"},
+      {PROP_PROXY_PW, "proxy-pw", "HTTP proxy URI user password for authentication"},
+      {PROP_USER_ID, "user-id", "HTTP location URI user id for authentication"},
+      {PROP_USER_PW, "user-pw", "HTTP location URI user password for authentication"},
+  };
+  for (const auto& c : credentials) {
+    g_object_class_install_property(gobject_class, c.id,
+                                    g_param_spec_string(c.name, c.name, c.blurb, nullptr, rw));
+  }
   g_object_class_install_property(
       gobject_class, PROP_SSL_STRICT,
       g_param_spec_boolean("ssl-strict", "SSL Strict", "Strict SSL certificate checking",
@@ -495,6 +494,88 @@ static void set_string_or_null(GValue* value, const std::string& s) {
   g_value_set_string(value, s.empty() ? nullptr : s.c_str());
 }
 
+/* Properties that are one plain member of Settings, set and read through
+ * these tables; the switches in set/get_property keep the ones with logic of
+ * their own. An int member may back an int, enum or boolean property: the
+ * GValue's own type says which. */
+template <typename T>
+struct PlainProp {
+  guint id;
+  T Settings::*member;
+};
+static const PlainProp<gint> kIntProps[] = {
+    {PROP_SCHEDULE, &Settings::schedule},
+    {PROP_RETRIES, &Settings::retries},
+    {PROP_HTTP_LOG_LEVEL, &Settings::http_log_level},
+    {PROP_SSL_STRICT, &Settings::ssl_strict},
+    {PROP_SSL_USE_SYSTEM_CA_FILE, &Settings::ssl_use_system_ca_file},
+    {PROP_AUTOMATIC_REDIRECT, &Settings::automatic_redirect},
+    {PROP_KEEP_ALIVE, &Settings::keep_alive},
+    {PROP_HEDGE, &Settings::hedge},
+    {PROP_IRADIO_MODE, &Settings::iradio_mode},
+    {PROP_COMPRESS, &Settings::compress},
+};
+static const PlainProp<guint> kUintProps[] = {
+    {PROP_CONCURRENCY, &Settings::concurrency},
+    {PROP_LOOKAHEAD_BLOCKS, &Settings::lookahead_blocks},
+    {PROP_TIMEOUT, &Settings::timeout},
+};
+static const PlainProp<guint64> kUint64Props[] = {
+    {PROP_BLOCK_SIZE, &Settings::block_size},
+    {PROP_CACHE_SIZE, &Settings::cache_size},
+};
+/* Strings read back as NULL when empty, except where souphttpsrc gives "". */
+static const PlainProp<std::string> kStringProps[] = {
+    {PROP_LOCATION, &Settings::location}, /* set through the URI handler, read here */
+    {PROP_USER_AGENT, &Settings::user_agent},   {PROP_PROXY, &Settings::proxy},
+    {PROP_PROXY_ID, &Settings::proxy_id},       {PROP_PROXY_PW, &Settings::proxy_pw},
+    {PROP_USER_ID, &Settings::user_id},         {PROP_USER_PW, &Settings::user_pw},
+    {PROP_SSL_CA_FILE, &Settings::ssl_ca_file}, {PROP_METHOD, &Settings::method},
+};
+
+static void from_value(const GValue* v, gint* x) {
+  if (G_VALUE_HOLDS_BOOLEAN(v))
+    *x = g_value_get_boolean(v);
+  else if (G_VALUE_HOLDS_ENUM(v))
+    *x = g_value_get_enum(v);
+  else
+    *x = g_value_get_int(v);
+}
+static void from_value(const GValue* v, guint* x) { *x = g_value_get_uint(v); }
+static void from_value(const GValue* v, guint64* x) { *x = g_value_get_uint64(v); }
+static void from_value(const GValue* v, std::string* x) { *x = string_or_empty(v); }
+
+static void to_value(GValue* v, gint x) {
+  if (G_VALUE_HOLDS_BOOLEAN(v))
+    g_value_set_boolean(v, x);
+  else if (G_VALUE_HOLDS_ENUM(v))
+    g_value_set_enum(v, x);
+  else
+    g_value_set_int(v, x);
+}
+static void to_value(GValue* v, guint x) { g_value_set_uint(v, x); }
+static void to_value(GValue* v, guint64 x) { g_value_set_uint64(v, x); }
+
+template <typename T, size_t N>
+static bool set_plain(const PlainProp<T> (&table)[N], Settings& s, guint id, const GValue* v) {
+  for (const PlainProp<T>& p : table) {
+    if (p.id != id) continue;
+    from_value(v, &(s.*p.member));
+    return true;
+  }
+  return false;
+}
+
+template <typename T, size_t N>
+static bool get_plain(const PlainProp<T> (&table)[N], const Settings& s, guint id, GValue* v) {
+  for (const PlainProp<T>& p : table) {
+    if (p.id != id) continue;
+    to_value(v, s.*p.member);
+    return true;
+  }
+  return false;
+}
+
 static gboolean gst_prefetch_src_set_location(GstPrefetchSrc* self, const gchar* uri,
                                               GError** error) {
   const std::string problem = uri ? prefetch::SoupOrigin::validate_uri(uri) : "";
@@ -542,28 +623,10 @@ static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const 
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   ++self->priv->settings_serial;
   Settings& s = self->priv->settings;
+  if (set_plain(kIntProps, s, prop_id, value) || set_plain(kUintProps, s, prop_id, value) ||
+      set_plain(kUint64Props, s, prop_id, value) || set_plain(kStringProps, s, prop_id, value))
+    return;
   switch (prop_id) {
-    case PROP_BLOCK_SIZE:
-      s.block_size = g_value_get_uint64(value);
-      break;
-    case PROP_CONCURRENCY:
-      s.concurrency = g_value_get_uint(value);
-      break;
-    case PROP_LOOKAHEAD_BLOCKS:
-      s.lookahead_blocks = g_value_get_uint(value);
-      break;
-    case PROP_SCHEDULE:
-      s.schedule = static_cast<GstPrefetchSrcSchedule>(g_value_get_enum(value));
-      break;
-    case PROP_RETRIES:
-      s.retries = g_value_get_int(value);
-      break;
-    case PROP_TIMEOUT:
-      s.timeout = g_value_get_uint(value);
-      break;
-    case PROP_USER_AGENT:
-      s.user_agent = string_or_empty(value);
-      break;
     case PROP_EXTRA_HEADERS: {
       const GstStructure* st = gst_value_get_structure(value);
       if (s.extra_headers) gst_structure_free(s.extra_headers);
@@ -576,30 +639,6 @@ static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const 
       for (gchar** c = strv; c && *c; ++c) s.cookies.emplace_back(*c);
       break;
     }
-    case PROP_PROXY:
-      s.proxy = string_or_empty(value);
-      break;
-    case PROP_PROXY_ID:
-      s.proxy_id = string_or_empty(value);
-      break;
-    case PROP_PROXY_PW:
-      s.proxy_pw = string_or_empty(value);
-      break;
-    case PROP_USER_ID:
-      s.user_id = string_or_empty(value);
-      break;
-    case PROP_USER_PW:
-      s.user_pw = string_or_empty(value);
-      break;
-    case PROP_SSL_STRICT:
-      s.ssl_strict = g_value_get_boolean(value);
-      break;
-    case PROP_SSL_CA_FILE:
-      s.ssl_ca_file = string_or_empty(value);
-      break;
-    case PROP_SSL_USE_SYSTEM_CA_FILE:
-      s.ssl_use_system_ca_file = g_value_get_boolean(value);
-      break;
     case PROP_TLS_DATABASE:
       g_clear_object(&s.tls_database);
       s.tls_database = static_cast<GTlsDatabase*>(g_value_dup_object(value));
@@ -607,30 +646,6 @@ static void gst_prefetch_src_set_property(GObject* object, guint prop_id, const 
     case PROP_TLS_INTERACTION:
       g_clear_object(&s.tls_interaction);
       s.tls_interaction = static_cast<GTlsInteraction*>(g_value_dup_object(value));
-      break;
-    case PROP_AUTOMATIC_REDIRECT:
-      s.automatic_redirect = g_value_get_boolean(value);
-      break;
-    case PROP_HTTP_LOG_LEVEL:
-      s.http_log_level = g_value_get_enum(value);
-      break;
-    case PROP_IRADIO_MODE:
-      s.iradio_mode = g_value_get_boolean(value);
-      break;
-    case PROP_COMPRESS:
-      s.compress = g_value_get_boolean(value);
-      break;
-    case PROP_KEEP_ALIVE:
-      s.keep_alive = g_value_get_boolean(value);
-      break;
-    case PROP_METHOD:
-      s.method = string_or_empty(value);
-      break;
-    case PROP_HEDGE:
-      s.hedge = g_value_get_boolean(value);
-      break;
-    case PROP_CACHE_SIZE:
-      s.cache_size = g_value_get_uint64(value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -672,31 +687,19 @@ static void gst_prefetch_src_get_property(GObject* object, guint prop_id, GValue
   }
   std::lock_guard<std::mutex> lock(self->priv->settings_lock);
   const Settings& s = self->priv->settings;
+  if (get_plain(kIntProps, s, prop_id, value) || get_plain(kUintProps, s, prop_id, value) ||
+      get_plain(kUint64Props, s, prop_id, value))
+    return;
+  for (const PlainProp<std::string>& p : kStringProps) {
+    if (p.id != prop_id) continue;
+    /* user-agent and proxy read back "" when empty, as souphttpsrc's do. */
+    if (prop_id == PROP_USER_AGENT || prop_id == PROP_PROXY)
+      g_value_set_string(value, (s.*p.member).c_str());
+    else
+      set_string_or_null(value, s.*p.member);
+    return;
+  }
   switch (prop_id) {
-    case PROP_LOCATION:
-      set_string_or_null(value, s.location);
-      break;
-    case PROP_BLOCK_SIZE:
-      g_value_set_uint64(value, s.block_size);
-      break;
-    case PROP_CONCURRENCY:
-      g_value_set_uint(value, s.concurrency);
-      break;
-    case PROP_LOOKAHEAD_BLOCKS:
-      g_value_set_uint(value, s.lookahead_blocks);
-      break;
-    case PROP_SCHEDULE:
-      g_value_set_enum(value, s.schedule);
-      break;
-    case PROP_RETRIES:
-      g_value_set_int(value, s.retries);
-      break;
-    case PROP_TIMEOUT:
-      g_value_set_uint(value, s.timeout);
-      break;
-    case PROP_USER_AGENT:
-      g_value_set_string(value, s.user_agent.c_str());
-      break;
     case PROP_EXTRA_HEADERS:
       gst_value_set_structure(value, s.extra_headers);
       break;
@@ -707,59 +710,11 @@ static void gst_prefetch_src_get_property(GObject* object, guint prop_id, GValue
       g_value_set_boxed(value, v.data());
       break;
     }
-    case PROP_PROXY:
-      g_value_set_string(value, s.proxy.c_str());
-      break;
-    case PROP_PROXY_ID:
-      set_string_or_null(value, s.proxy_id);
-      break;
-    case PROP_PROXY_PW:
-      set_string_or_null(value, s.proxy_pw);
-      break;
-    case PROP_USER_ID:
-      set_string_or_null(value, s.user_id);
-      break;
-    case PROP_USER_PW:
-      set_string_or_null(value, s.user_pw);
-      break;
-    case PROP_SSL_STRICT:
-      g_value_set_boolean(value, s.ssl_strict);
-      break;
-    case PROP_SSL_CA_FILE:
-      set_string_or_null(value, s.ssl_ca_file);
-      break;
-    case PROP_SSL_USE_SYSTEM_CA_FILE:
-      g_value_set_boolean(value, s.ssl_use_system_ca_file);
-      break;
     case PROP_TLS_DATABASE:
-      g_value_set_object(value, s.tls_database);
-      break;
     case PROP_TLS_INTERACTION:
-      g_value_set_object(value, s.tls_interaction);
-      break;
-    case PROP_AUTOMATIC_REDIRECT:
-      g_value_set_boolean(value, s.automatic_redirect);
-      break;
-    case PROP_HTTP_LOG_LEVEL:
-      g_value_set_enum(value, s.http_log_level);
-      break;
-    case PROP_IRADIO_MODE:
-      g_value_set_boolean(value, s.iradio_mode);
-      break;
-    case PROP_COMPRESS:
-      g_value_set_boolean(value, s.compress);
-      break;
-    case PROP_KEEP_ALIVE:
-      g_value_set_boolean(value, s.keep_alive);
-      break;
-    case PROP_METHOD:
-      set_string_or_null(value, s.method);
-      break;
-    case PROP_HEDGE:
-      g_value_set_boolean(value, s.hedge);
-      break;
-    case PROP_CACHE_SIZE:
-      g_value_set_uint64(value, s.cache_size);
+      g_value_set_object(value, prop_id == PROP_TLS_DATABASE
+                                    ? static_cast<gpointer>(s.tls_database)
+                                    : static_cast<gpointer>(s.tls_interaction));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -771,27 +726,23 @@ static void gst_prefetch_src_get_property(GObject* object, guint prop_id, GValue
 
 /* The one place core errors become GStreamer errors, with the HTTP status
  * attached as souphttpsrc does ("http-status-code" in the details). */
-static void gst_prefetch_src_post_error(GstPrefetchSrc* self, const prefetch::Error& e) {
-  GstResourceError code = GST_RESOURCE_ERROR_READ;
-  switch (e.kind) {
+static GstResourceError gst_prefetch_src_error_code(prefetch::ErrorKind kind) {
+  switch (kind) {
     case prefetch::ErrorKind::kNotFound:
-      code = GST_RESOURCE_ERROR_NOT_FOUND;
-      break;
+      return GST_RESOURCE_ERROR_NOT_FOUND;
     case prefetch::ErrorKind::kNotAuthorized:
-      code = GST_RESOURCE_ERROR_NOT_AUTHORIZED;
-      break;
+      return GST_RESOURCE_ERROR_NOT_AUTHORIZED;
     case prefetch::ErrorKind::kOpenRead:
-      code = GST_RESOURCE_ERROR_OPEN_READ;
-      break;
+      return GST_RESOURCE_ERROR_OPEN_READ;
     case prefetch::ErrorKind::kSeek:
-      code = GST_RESOURCE_ERROR_SEEK;
-      break;
-    case prefetch::ErrorKind::kRead:
-    case prefetch::ErrorKind::kResourceChanged:
-    case prefetch::ErrorKind::kCancelled:
-      code = GST_RESOURCE_ERROR_READ;
-      break;
+      return GST_RESOURCE_ERROR_SEEK;
+    default: /* read, resource changed (cancelled is never posted) */
+      return GST_RESOURCE_ERROR_READ;
   }
+}
+
+static void gst_prefetch_src_post_error(GstPrefetchSrc* self, const prefetch::Error& e) {
+  const GstResourceError code = gst_prefetch_src_error_code(e.kind);
   std::string location;
   {
     std::lock_guard<std::mutex> lock(self->priv->settings_lock);
@@ -1392,7 +1343,7 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
     /* The first read came after the opening answer: its caps and tags go
      * out before its first buffer. */
     state.icy_announced = true;
-    gst_prefetch_src_announce_icy(src, state.prefetcher->icy_info());
+    gst_prefetch_src_announce_icy(src, state.prefetcher->resource_info().head.icy);
   }
   auto* chunk = new prefetch::Chunk(std::move(r.chunk));
   GstBuffer* out =

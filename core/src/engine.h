@@ -113,8 +113,6 @@ struct Prefetcher::Impl {
   // read whole (Config::whole) is one stream from the start: pump() asks for
   // it (pump_stream) instead of blocks.
   KnownResource known = initial_known(cfg);
-  // The icy-* headers of the answer that opened the transfer.
-  IcyInfo icy;
   // For applications: the answers' heads (see keep_resource()).
   ResourceInfo resource;
   // While the size is unknown: an upper bound a 416 gave (see settle_bound).

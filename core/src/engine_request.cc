@@ -103,7 +103,10 @@ void Prefetcher::Impl::fail(Error e) {
 bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
   std::lock_guard<std::mutex> lock(mu);
   if (r.cancelled() || fatal) return false;
-  ResponseVerdict v = check_response(r.pos, known, head, g_get_real_time() / G_USEC_PER_SEC);
+  // What the answers so far established, with the size the plan holds.
+  KnownResource seen = known;
+  seen.size = plan.size();
+  ResponseVerdict v = check_response(r.pos, seen, head, g_get_real_time() / G_USEC_PER_SEC);
   if (v.verdict == Verdict::kFatal) {
     fail(std::move(*v.error));
     return false;
@@ -114,8 +117,6 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
   }
   if (!v.etag.empty()) known.etag = v.etag;
   if (!v.last_modified.empty()) known.last_modified = v.last_modified;
-  if (!known.opened && (v.verdict == Verdict::kAccept || v.verdict == Verdict::kStream))
-    icy = head.icy;  // the answer that opens the transfer says what it is
   switch (v.verdict) {
     case Verdict::kAccept:
       if (v.size) set_size(*v.size);

@@ -25,7 +25,6 @@ Prefetcher::Impl::Impl(Origin* origin, const Config& cfg, Logger log)
 
 void Prefetcher::Impl::set_size(uint64_t size) {
   plan.set_size(size);
-  known.size = size;
   size_bound.reset();
   const uint64_t count = *plan.count();
   log(LogLevel::kInfo, "resource size %" PRIu64 " bytes, %" PRIu64 " blocks", size, count);

@@ -275,11 +275,6 @@ Stats Prefetcher::stats() const {
   return st;
 }
 
-IcyInfo Prefetcher::icy_info() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->icy;
-}
-
 ResourceInfo Prefetcher::resource_info(uint64_t known_serial) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->resource.serial == known_serial) return ResourceInfo{known_serial, {}};

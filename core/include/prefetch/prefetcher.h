@@ -143,9 +143,6 @@ class Prefetcher {
   void close();
 
   Stats stats() const;
-  // The icy-* headers of the answer that opened the transfer (empty before
-  // it, or if it had none). Thread-safe.
-  IcyInfo icy_info() const;
   // Thread-safe. A copy of the ResourceInfo; only its serial while that
   // is still `known_serial` (nothing new to copy).
   ResourceInfo resource_info(uint64_t known_serial = 0) const;
