@@ -82,12 +82,6 @@ class Request : public FetchListener {
   uint8_t scratch[4096];
 };
 
-inline KnownResource initial_known(const Config& cfg) {
-  KnownResource k;
-  k.stream_mode = cfg.whole;
-  return k;
-}
-
 struct Prefetcher::Impl {
   Impl(Origin* origin, const Config& cfg, Logger log);
 
@@ -112,7 +106,7 @@ struct Prefetcher::Impl {
   // What the responses so far established (size: see plan). A resource
   // read whole (Config::whole) is one stream from the start: pump() asks for
   // it (pump_stream) instead of blocks.
-  KnownResource known = initial_known(cfg);
+  KnownResource known;
   // For applications: the answers' heads (see keep_resource()).
   ResourceInfo resource;
   // While the size is unknown: an upper bound a 416 gave (see settle_bound).

@@ -21,6 +21,7 @@ Prefetcher::Impl::Impl(Origin* origin, const Config& cfg, Logger log)
       rng(std::random_device{}()),
       window(lookahead) {
   store.set_pool(std::make_shared<BufferPool>(cfg.block_size, lookahead + cfg.keep_behind + 2));
+  known.stream_mode = cfg.whole;  // read whole: one stream from the start
 }
 
 void Prefetcher::Impl::set_size(uint64_t size) {

@@ -156,7 +156,7 @@ void SoupOrigin::Impl::finish(const std::shared_ptr<SoupFetch>& f, const Error* 
   }
   // A refresher that ends before its head leaves the parked fetches to the
   // next one.
-  if (f->refreshing) end_refresh(f, nullptr);
+  if (refreshing(f)) end_refresh(f, nullptr);
   // libsoup objects are released here, on the I/O thread, never by whoever
   // drops the last reference to the fetch.
   stop_waiting(f);
@@ -180,14 +180,14 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
     Error e = cancelled_error();
     return finish(f, &e);
   }
-  if (refreshing_ && !f->refreshing) {  // wait for the fresh target
+  if (refresher_ && !refreshing(f)) {  // wait for the fresh target
     f->parked = true;
     parked_.push_back(f);
     return;
   }
-  f->to_target = pinned_ && !f->refreshing;
+  f->to_target = pinned() && !refreshing(f);
   f->generation = target_gen_;
-  f->msg = new_range_message(f->refreshing ? location_ : uri_, f->request, opts_);
+  f->msg = new_range_message(refreshing(f) ? location_ : uri_, f->request, opts_);
   connect_credentials(f->msg, &opts_);
   g_signal_connect(f->msg, "network-event", G_CALLBACK(on_network_event), this);
   watch_redirects(f->msg);
@@ -236,7 +236,7 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
 // for comparing URIs); a refresher's answer, good or not, ends its refresh.
 void SoupOrigin::Impl::pin_redirect(const std::shared_ptr<SoupFetch>& f, int status) {
   const bool good = status >= 200 && status < 300;
-  if (f->refreshing) return end_refresh(f, good ? soup_message_get_uri(f->msg) : nullptr);
+  if (refreshing(f)) return end_refresh(f, good ? soup_message_get_uri(f->msg) : nullptr);
   if (resolved_ || !good || f->to_target) return;
   set_target(soup_message_get_uri(f->msg));
 }
@@ -249,12 +249,11 @@ void SoupOrigin::Impl::set_target(GUri* target) {
   char* after = g_uri_to_string(target);
   char* before = g_uri_to_string(location_);
   GUri* next = g_strcmp0(after, before) != 0 ? target : location_;
-  pinned_ = next != location_;
   if (next != uri_) {
     g_uri_unref(uri_);
     uri_ = g_uri_ref(next);
   }
-  if (pinned_) log_(LogLevel::kInfo, "redirected to %s", after);
+  if (pinned()) log_(LogLevel::kInfo, "redirected to %s", after);
   g_free(after);
   g_free(before);
 }
@@ -282,12 +281,11 @@ void SoupOrigin::Impl::refresh_target(const std::shared_ptr<SoupFetch>& f, int s
       nullptr);
   g_clear_object(&f->stream);
   g_clear_object(&f->msg);
-  if (f->generation == target_gen_ && !refreshing_) {
+  if (f->generation == target_gen_ && !refresher_) {
     log_(LogLevel::kInfo, "redirect target answered %d: asking %s for a fresh one", status,
          opts_.uri.c_str());
-    f->refreshing = true;
     f->refreshed = true;
-    refreshing_ = true;
+    refresher_ = f.get();
   }
   send(f);
 }
@@ -297,13 +295,11 @@ void SoupOrigin::Impl::refresh_target(const std::shared_ptr<SoupFetch>& f, int s
 // it; without, fetches go to location again, and the first parked fetch that
 // is still live becomes the refresher while the others stay parked.
 void SoupOrigin::Impl::end_refresh(const std::shared_ptr<SoupFetch>& f, GUri* target) {
-  f->refreshing = false;
-  refreshing_ = false;
+  refresher_ = nullptr;
   if (target) {
     set_target(target);
   } else {
     resolved_ = false;
-    pinned_ = false;
     ++target_gen_;
     if (uri_ != location_) {
       g_uri_unref(uri_);
@@ -315,10 +311,9 @@ void SoupOrigin::Impl::end_refresh(const std::shared_ptr<SoupFetch>& f, GUri* ta
   for (auto& p : parked) p->parked = false;
   for (auto& p : parked) {
     if (p->done) continue;
-    if (!target && !refreshing_ && !shutting_down_ && !g_cancellable_is_cancelled(p->cancellable)) {
-      p->refreshing = true;
+    if (!target && !refresher_ && !shutting_down_ && !g_cancellable_is_cancelled(p->cancellable)) {
       p->refreshed = true;
-      refreshing_ = true;
+      refresher_ = p.get();
     }
     send(p);  // the others park again behind a new refresher
   }

@@ -59,7 +59,6 @@ class SoupOrigin::Impl {
   // object) until a redirect target is pinned, then that target.
   GUri* location_ = nullptr;
   GUri* uri_ = nullptr;
-  bool pinned_ = false;    // uri_ is a redirect target, not location_
   bool resolved_ = false;  // redirects were followed since the last (re)start
   // Presigned targets expire (401/403/404/410): a fetch that meets that goes
   // back to `location` for a fresh target, once. The target generation counts
@@ -67,7 +66,11 @@ class SoupOrigin::Impl {
   // meanwhile (expired ones and new ones) wait in parked_ for its outcome, so
   // concurrent fetches that meet one expiry follow one redirect between them.
   unsigned target_gen_ = 0;
-  bool refreshing_ = false;
+  // The fetch sent to location for a fresh target, while one is; its answer
+  // sets the next target.
+  const SoupFetch* refresher_ = nullptr;
+  bool pinned() const { return uri_ != location_; }  // uri_ is a redirect target
+  bool refreshing(const std::shared_ptr<SoupFetch>& f) const { return refresher_ == f.get(); }
   std::vector<std::shared_ptr<SoupFetch>> parked_;
   bool shutting_down_ = false;
   std::set<std::shared_ptr<SoupFetch>> active_;
@@ -148,7 +151,6 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
   // Redirect refresh (see Impl::target_gen_).
   bool to_target = false;   // sent to the pinned redirect target, not location
   bool refreshed = false;   // went back to location for a fresh target once
-  bool refreshing = false;  // sent to location; its answer sets the next target
   bool parked = false;      // in Impl::parked_, waiting for a refresh
   unsigned generation = 0;  // Impl::target_gen_ when sent
   bool paused = false;      // waiting for resume()
