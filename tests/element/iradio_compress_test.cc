@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -251,6 +252,12 @@ TEST_F(IradioTest, IcydemuxGetsTheTitlesInOrderAndStopEndsTheStreamAtOnce) {
   while (server.open_connections() > 0 && std::chrono::steady_clock::now() < closed_by)
     std::this_thread::sleep_for(5ms);
   EXPECT_EQ(server.open_connections(), 0) << "a request still reads the stream after stop";
+  std::string titles;
+  for (const auto& t : seen.titles) titles += (titles.empty() ? "" : ", ") + t;
+  std::printf(
+      "[ info ] titles: %s; caps metadata-interval %d; set_state(NULL) %lld ms\n", titles.c_str(),
+      interval,
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
 // Without iradio-mode the server sends no metadata: the caps stay unset

@@ -407,6 +407,11 @@ TEST_P(StandbyWaitTest, SetStateNullWakesASchedulingQueryWaitingOnTheOrigin) {
   EXPECT_EQ(ret, GST_STATE_CHANGE_SUCCESS);
   EXPECT_LT(took.count(), 100) << "set_state(NULL) took too long";
   downstream.join();
+  std::printf(
+      "[ info ] set_state(NULL) took %lld ms; the query returned %lld ms after it began\n",
+      static_cast<long long>(took.count()),
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(query_end - start).count()));
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(query_end - start).count(), 100)
       << "the scheduling query was not woken by set_state(NULL)";
   EXPECT_FALSE(pull) << "PULL offered without an answer from the origin";

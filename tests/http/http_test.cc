@@ -524,6 +524,9 @@ TEST_F(HttpTest, ShortAnswersWithAKnownTotalAreProgressNotRetries) {
   b.max_range_bytes = 300000;
   server_.set_behavior("/f", b);
   Fetched f = fetch(options("/f"), config(kMiB, 4));
+  std::printf("[ info ] %zu bytes, sha256 %s, %zu requests, %llu retries\n", f.bytes.size(),
+              testing::sha256_hex(f.bytes).c_str(), server_.requests("/f").size(),
+              static_cast<unsigned long long>(f.stats.retries));
   expect_exact(f, data);
   EXPECT_EQ(f.stats.retries, 0u);
   for (const auto& r : server_.requests("/f")) EXPECT_EQ(r.status, 206) << r.range;
@@ -539,6 +542,10 @@ TEST_F(HttpTest, ShortAnswersWithAnUnknownTotalReadToTheEnd) {
   b.unknown_total = true;
   server_.set_behavior("/f", b);
   Fetched f = fetch(options("/f"), config(kMiB, 4));
+  std::printf("[ info ] %zu bytes of %zu, size %llu, sha256 equal: %s, %llu retries\n",
+              f.bytes.size(), data.size(), static_cast<unsigned long long>(f.size.value_or(0)),
+              testing::sha256_hex(f.bytes) == testing::sha256_hex(data) ? "yes" : "no",
+              static_cast<unsigned long long>(f.stats.retries));
   expect_exact(f, data);
   EXPECT_EQ(f.size, data.size());
   EXPECT_EQ(f.stats.retries, 0u);
@@ -643,6 +650,7 @@ TEST_F(HttpTest, PullReadsAlternatingBetweenTwoRegionsAskForEachBlockAboutOnce) 
   EXPECT_FALSE(dog.stop());
   const double blocks_read = 2 * 30;
   const double requests = static_cast<double>(server_.requests("/f").size());
+  std::printf("[ info ] %.0f requests for %.0f blocks read\n", requests, blocks_read);
   EXPECT_LE(requests / blocks_read, 1.2) << requests << " requests for 60 blocks read";
 }
 
