@@ -130,7 +130,10 @@ class IcecastServer {
     char c;
     while (head.find("\r\n\r\n") == std::string::npos && recv(fd, &c, 1, 0) == 1)
       head += static_cast<char>(g_ascii_tolower(c));
-    {
+    // A connection closed before its request was written (a cancelled
+    // request's, say) sent no request: only complete heads are requests.
+    const bool request = head.find("\r\n\r\n") != std::string::npos;
+    if (request) {
       std::lock_guard<std::mutex> lock(mu_);
       requests_.push_back(head);
     }
@@ -140,7 +143,7 @@ class IcecastServer {
         "icy-name: Test Radio\r\nicy-genre: Jazz\r\nicy-url: http://radio.example/\r\n";
     if (icy) reply += "icy-metaint: " + std::to_string(kMetaint) + "\r\n";
     reply += "\r\n";
-    bool ok = send_all(fd, reply);
+    bool ok = request && send_all(fd, reply);
     uint64_t audio = 0;
     for (unsigned block = 1; ok && !stopping_; ++block) {
       std::string bytes(kMetaint, '\0');
