@@ -50,14 +50,23 @@ struct Config {
   // seekable, and the size is known only at the end (or from an identity
   // answer's Content-Length).
   bool whole = false;
+  // A request span's length at most, in bytes (rounded up to whole blocks);
+  // 0 = automatic (span_policy.h). The window schedule only: batch and
+  // barrier ask for one block per request.
+  uint64_t max_request_bytes = 0;
+  // A span the look-ahead holds back (flow control: it stops reading, TCP
+  // holds the server) for longer than this is cancelled when it may go on,
+  // and its rest asked for again: a server's send timeout is never an error.
+  std::chrono::milliseconds pause_limit{5000};
 
   unsigned effective_lookahead() const {
     unsigned n = lookahead_blocks ? lookahead_blocks : 2 * concurrency;
     return n < concurrency ? concurrency : n;
   }
-  // Connections the origin should allow to the host: one per request slot,
+  // Connections the origin should allow to the host: one per transfer slot,
+  // one for each slot's next span sent ahead (waiting for its first byte),
   // plus the hedge's spare.
-  unsigned max_connections() const { return concurrency + (hedge.enabled ? 1 : 0); }
+  unsigned max_connections() const { return 2 * concurrency + (hedge.enabled ? 1 : 0); }
 };
 
 // Bytes handed to the reader. `owner` keeps them alive (no copy).
@@ -89,6 +98,9 @@ struct Stats {
   uint64_t hedges_sent = 0;
   uint64_t hedges_won = 0;
   uint64_t cache_hits = 0;  // blocks served from the cache instead of a request
+  uint64_t bytes_received = 0;     // body bytes the requests brought (block requests and streams)
+  double bytes_per_request = 0;    // bytes_received / requests_started
+  double ttfb_mean_ms = 0;         // first-byte time per request (the mean over all requests)
   unsigned in_flight = 0;
   double ttfb_median_ms = 0;
   double ttfb_p95_ms = 0;
