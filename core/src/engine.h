@@ -1,6 +1,7 @@
-// The engine's insides, shared by its three source files:
+// The engine's insides, shared by its four source files:
 //   prefetcher.cc      the public API and the reader's waits
 //   engine_window.cc   what to fetch: the window, the schedule, hedges, the cache
+//   engine_span.cc     spans: start, split, send ahead, pause and resume
 //   engine_request.cc  one request's life: start, head, body, end, retry
 // The decisions themselves live in pure units (scheduler, access_pattern,
 // hedge_policy, retry_policy, response_check, block_cache); the engine holds
@@ -22,6 +23,7 @@
 #include "prefetch/rate_meter.h"
 #include "prefetch/response_check.h"
 #include "prefetch/retry_policy.h"
+#include "prefetch/span_policy.h"
 
 namespace prefetch {
 
@@ -30,15 +32,15 @@ inline double ms_between(Clock::time_point a, Clock::time_point b) {
 }
 
 enum class RequestKind {
-  kBlock,   // fills one block (its main request or its hedge)
+  kSpan,    // fills a run of blocks (a span: span_policy.h), or races one as a hedge
   kStream,  // a sequential body of the whole resource (the origin ignores Range)
 };
 
 enum class RequestState {
   kWaiting,    // sent (or in its retry backoff); no response head accepted yet
   kReceiving,  // its head was accepted: body bytes fill blocks
-  kPaused,     // a stream whose next block is past the look-ahead; pump_stream resumes it
-  kFull,       // a block request with every byte of its range: it reads on to the end of body
+  kPaused,     // its next block is past the look-ahead, or no transfer slot is free: pump resumes it
+  kFull,       // a span with every byte it asked for: it reads on to the end of body
   kCut,        // its body ran past its range (or past the size): cut, ends like a clean end
   kDraining,   // cancelled with every byte in: one more read may find the end of body
   kCancelled,  // cancelled by us (or the transfer failed); on_done is still to come
@@ -47,7 +49,7 @@ enum class RequestState {
 // One HTTP request. Owned jointly by the origin (until on_done) and the block
 // it fills; it reaches the engine through a raw pointer, which close() keeps
 // valid by waiting for every on_done.
-class Request : public FetchListener {
+class Request : public FetchListener, public std::enable_shared_from_this<Request> {
  public:
   Request(Prefetcher::Impl* impl, uint64_t block, uint64_t pos, RequestKind kind)
       : impl_(impl), block(block), pos(pos), kind(kind), started(Clock::now()) {}
@@ -61,12 +63,34 @@ class Request : public FetchListener {
     return state == RequestState::kDraining || state == RequestState::kCancelled;
   }
   bool is_stream() const { return kind == RequestKind::kStream; }
+  // Bytes per second while its body flowed (pauses excluded); 0 until
+  // enough came to tell.
+  double rate(Clock::time_point now) const;
+  void pause(Clock::time_point now);
+  void flow(Clock::time_point now);
 
   Prefetcher::Impl* impl_;
   uint64_t block;  // the block being filled
   uint64_t pos;    // absolute offset of the next body byte
   RequestKind kind;
   RequestState state = RequestState::kWaiting;
+  uint64_t id = 0;  // "span N" in the log
+  // Its claim: it fills [pos, end). A split moves `end` down; the range it
+  // asked for ends at `asked_end` (kOpenEnd: "bytes=a-").
+  uint64_t end = kOpenEnd;
+  uint64_t asked_end = kOpenEnd;
+  unsigned attempts = 1;      // failures in a row, for the retry policy
+  bool hedge = false;         // races the span of the block it was sent for
+  bool ahead = false;         // sent while its connection's current span still transfers
+  std::weak_ptr<Request> next;  // the span sent ahead for this one's connection
+  bool sent_ahead = false;      // ... once
+  bool rate_known = false;      // rate() told something (the policy may use it now)
+  bool slot_wait = false;       // paused for a transfer slot (else for the look-ahead)
+  Clock::time_point paused_at{};
+  // Its rate: bytes received over the time they flowed.
+  uint64_t received = 0;
+  double flowed_s = 0;
+  Clock::time_point flowing_since{};  // epoch while not flowing
   Clock::time_point started;     // when it was sent (after its backoff)
   Clock::time_point first_byte;  // when its first body byte came; epoch until then
   std::shared_ptr<Fetch> fetch;
@@ -112,6 +136,10 @@ struct Prefetcher::Impl {
   // While the size is unknown: an upper bound a 416 gave (see settle_bound).
   std::optional<uint64_t> size_bound;
   std::shared_ptr<Request> stream;
+  // Every span request running (hedges included), in the order they
+  // started; each leaves in its on_done.
+  std::vector<Request*> live;
+  double conn_rate = 0;  // a typical connection's rate (bytes/s), for span_policy
   std::optional<Error> fatal;
   std::mt19937_64 rng;
   // Blocks the window spans now (<= lookahead); see access_pattern.h.
@@ -128,7 +156,8 @@ struct Prefetcher::Impl {
 
   // Statistics.
   uint64_t bytes_delivered = 0, blocks_fetched = 0, requests_started = 0, retries = 0,
-           hedges_sent = 0, hedges_won = 0, cache_hits = 0;
+           hedges_sent = 0, hedges_won = 0, cache_hits = 0, bytes_received = 0, first_bytes = 0;
+  double first_byte_total_ms = 0;
   FirstByteTimes first_byte_ms;
   RateMeter rate;
 
@@ -150,9 +179,26 @@ struct Prefetcher::Impl {
   void yield_slot();
   unsigned requests_elsewhere() const;
 
+  // engine_span.cc: spans.
+  void pump_spans(unsigned slots, unsigned busy);
+  SpanInput span_input(uint64_t to_block) const;
+  void start_span(const SpanChoice& c, Request* behind);
+  void send_ahead(unsigned slots);
+  void resume_paused();
+  bool may_hold(uint64_t i) const;
+  unsigned transferring() const;
+  void drop_far_spans(uint64_t keep_from, uint64_t keep_to, bool forward);
+  void clamp_spans(uint64_t size);
+  uint8_t* span_area(Request& r, size_t* length);
+  void span_reached_end(Request& r);
+  void pause_span(Request& r, bool for_slot);
+
   // engine_request.cc: requests.
-  void launch(Block& b, std::chrono::milliseconds delay, bool as_hedge = false);
+  std::shared_ptr<Request> launch(uint64_t pos, uint64_t end, Block* b,
+                                  std::chrono::milliseconds delay, unsigned attempts,
+                                  Request* hedged = nullptr, bool ahead = false);
   void launch_stream(uint64_t from, std::chrono::milliseconds delay);
+  void relaunch(Request& r, std::chrono::milliseconds delay, unsigned attempts);
   std::string if_range() const;
   void cancel_request(const std::shared_ptr<Request>& r);
   void cancel_block(Block& b);

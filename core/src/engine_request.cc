@@ -23,28 +23,53 @@ void Request::on_done(const Error* error) { impl_->on_done(*this, error); }
 
 // ---- starting and cancelling ----
 
-// Starts a request for the rest of block `b`: its main one, or a hedge.
-void Prefetcher::Impl::launch(Block& b, std::chrono::milliseconds delay, bool as_hedge) {
-  auto req =
-      std::make_shared<Request>(this, b.index, b.range.begin + b.filled, RequestKind::kBlock);
+// Starts a span over [pos, end) (end kOpenEnd: to the end of the resource)
+// after `delay`. `b`, if given, is the block at `pos`: the span fills it, or
+// races its span there as a hedge of `hedged`.
+std::shared_ptr<Request> Prefetcher::Impl::launch(uint64_t pos, uint64_t end, Block* b,
+                                                  std::chrono::milliseconds delay,
+                                                  unsigned attempts, Request* hedged, bool ahead) {
+  auto req = std::make_shared<Request>(this, plan.index_of(pos), pos, RequestKind::kSpan);
+  req->id = requests_started + hedges_sent + 1;
+  req->end = req->asked_end = end;
+  req->attempts = attempts;
+  req->hedge = hedged != nullptr;
+  req->ahead = ahead;
   RangeRequest rr;
-  rr.begin = req->pos;
-  rr.end = b.range.end;
+  rr.begin = pos;
+  if (end != kOpenEnd) rr.end = end;
   rr.validator = if_range();
   rr.delay = delay;
-  (as_hedge ? b.hedge : b.request) = req;
+  if (b) (hedged ? b->hedge : b->request) = req;
   req->started = Clock::now() + delay;  // first-byte times exclude backoff
   ++in_flight;
-  if (as_hedge) {
+  live.push_back(req.get());
+  if (hedged)
     ++hedges_sent;
-    log(LogLevel::kDebug, "block %" PRIu64 " hedge requested bytes=%" PRIu64 "-%" PRIu64, b.index,
-        rr.begin, b.range.end - 1);
-  } else {
+  else
     ++requests_started;
-    log(LogLevel::kDebug, "block %" PRIu64 " requested bytes=%" PRIu64 "-%" PRIu64 " attempt %u",
-        b.index, rr.begin, b.range.end - 1, b.attempts);
-  }
+  const uint64_t bs = plan.block_size();
+  const std::string last = end == kOpenEnd ? "" : std::to_string(end - 1);
+  const std::string last_block =
+      end == kOpenEnd ? "end" : std::to_string(claim_end_block(end, bs) - 1);
+  std::string note = ahead ? " (ahead)" : "";
+  if (hedged) note = " (hedge of span " + std::to_string(hedged->id) + ")";
+  log(LogLevel::kDebug,
+      "span %" PRIu64 " requested bytes=%" PRIu64 "-%s blocks %" PRIu64 "-%s attempt %u%s",
+      req->id, pos, last.c_str(), plan.index_of(pos), last_block.c_str(), attempts, note.c_str());
   req->fetch = origin->start(rr, req);
+  return req;
+}
+
+// A span's rest [r.pos, r.end) again, after `delay`: a retry, or the rest of
+// a short answer. Nothing if the block there is another span's now.
+void Prefetcher::Impl::relaunch(Request& r, std::chrono::milliseconds delay, unsigned attempts) {
+  Block* b = store.find(plan.index_of(r.pos));
+  if (b && b->request.get() != &r &&
+      (b->complete() || b->request || b->range.begin + b->filled != r.pos))
+    return;
+  if (b && b->request.get() == &r) b->request.reset();
+  launch(r.pos, r.end, b, delay, attempts);
 }
 
 void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds delay) {
@@ -84,6 +109,7 @@ void Prefetcher::Impl::cancel_block(Block& b) {
 
 void Prefetcher::Impl::cancel_all() {
   store.drop_outside(0, 0, [&](Block& b) { cancel_block(b); });
+  for (Request* r : std::vector<Request*>(live)) cancel_request(r->shared_from_this());
   cache.clear();
   cancel_request(stream);
   stream.reset();
@@ -127,6 +153,7 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
       r.promised_end = head.last + 1;
       settle_hedge(r);
       cv.notify_all();
+      pump();  // the first answer opens the other slots
       return true;
     case Verdict::kStream:
       keep_resource(head);
@@ -231,19 +258,7 @@ uint8_t* Prefetcher::Impl::write_area(Request& r, size_t* length) {
     return r.scratch;
   }
   if (r.is_stream()) return stream_area(r, length);
-  Block* b = store.find(r.block);
-  if (!b) return nullptr;
-  const uint64_t end = b->range.end;
-  if (r.pos >= end) {
-    // The block is full: let the origin find the end of the body, or
-    // notice it is longer than asked.
-    r.into_scratch = true;
-    *length = sizeof r.scratch;
-    return r.scratch;
-  }
-  *length = end - r.pos;
-  r.area_owner = b->buffer;
-  return b->buffer->data() + (r.pos - b->range.begin);
+  return span_area(r, length);
 }
 
 // Stream mode. Skips what the reader no longer wants and what is held
@@ -268,7 +283,6 @@ uint8_t* Prefetcher::Impl::stream_area(Request& r, size_t* length) {
   Block* b = store.find(idx);
   if (!b) {
     b = &store.insert(idx, plan.range(idx));
-    b->attempts = 1;
   }
   r.block = idx;  // the block does not own the stream: dropping it must not cancel it
   *length = b->range.end - r.pos;
@@ -280,10 +294,11 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   planted::planted_race_write();
   std::lock_guard<std::mutex> lock(mu);
   std::shared_ptr<BlockBuffer> area = std::move(r.area_owner);
+  bytes_received += n;
   if (r.cancelled() || fatal) return;
   if (r.into_scratch) {
     if (!r.is_stream() || (plan.size() && r.pos >= *plan.size())) {
-      log(LogLevel::kWarning, "block %" PRIu64 ": body longer than its range, cut", r.block);
+      log(LogLevel::kWarning, "span %" PRIu64 ": body longer than its range, cut", r.id);
       r.state = RequestState::kCut;
       r.fetch->cancel();
     } else {
@@ -296,26 +311,49 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   const Clock::time_point now = Clock::now();
   if (r.first_byte == Clock::time_point{}) {
     r.first_byte = now;
-    first_byte_ms.add(ms_between(r.started, now));
+    const double ms = ms_between(r.started, now);
+    first_byte_ms.add(ms);
+    first_byte_total_ms += ms;
+    ++first_bytes;
+    r.flow(now);
+    if (!r.is_stream())
+      log(LogLevel::kDebug, "span %" PRIu64 " first-byte after %.0f ms", r.id, ms);
+  }
+  if (b->filled == 0) {
+    b->first_byte = now;
     log(LogLevel::kDebug, "block %" PRIu64 " first-byte", b->index);
   }
-  if (b->filled == 0) b->first_byte = now;
   b->filled += n;
-  b->attempts = 1;  // progress: a block's retries count failures in a row
+  r.attempts = 1;  // progress: retries count failures in a row
   r.pos += n;
+  r.received += n;
   rate.add(n, now);
-  if (r.pos >= b->range.end && !r.is_stream()) r.state = RequestState::kFull;
+  bool repump = false;
+  if (!r.rate_known && r.rate(now) > 0) {
+    r.rate_known = true;  // the span policy can tell now whether to split it
+    repump = true;
+  }
+  if (!r.is_stream() && r.pos >= r.end) {
+    if (r.pos >= r.asked_end)
+      r.state = RequestState::kFull;
+    else
+      span_reached_end(r);
+  }
   if (b->filled == b->range.length()) {
     b->state = BlockState::kComplete;
     ++blocks_fetched;
+    if (b->request.get() == &r && !r.is_stream()) b->request.reset();
     if (cache.is_parked(b->index)) cache.parked_complete();
     log(LogLevel::kDebug, "block %" PRIu64 " complete %" PRIu64 " bytes", b->index,
         b->range.length());
+    if (const double v = r.rate(now); v > 0) conn_rate = conn_rate > 0 ? 0.8 * conn_rate + 0.2 * v : v;
     cv.notify_all();
+    repump = true;
   } else if (b->index == read_block && b->range.begin + b->filled >= gather_until) {
     cv.notify_all();  // the reader may take the head block's new bytes
   }
   if (size_bound && b->range.begin + b->filled == *size_bound) settle_bound();
+  if (repump && !r.is_stream()) pump();
 }
 
 // ---- the end ----
@@ -324,6 +362,9 @@ void Prefetcher::Impl::on_done(Request& r, const Error* error) {
   std::lock_guard<std::mutex> lock(mu);
   r.area_owner.reset();
   --in_flight;
+  live.erase(std::remove(live.begin(), live.end(), &r), live.end());
+  r.pause(Clock::now());
+  if (std::shared_ptr<Request> next = r.next.lock()) next->ahead = false;  // it has the slot now
   if (r.is_stream())
     log(LogLevel::kDebug, "stream ends at byte %" PRIu64 "%s: %s", r.pos,
         r.cancelled() ? " (cancelled)" : "", error ? error->message.c_str() : "end of body");
@@ -338,7 +379,13 @@ void Prefetcher::Impl::on_done(Request& r, const Error* error) {
     return pump();
   }
   if (b && b->request.get() != &r) b = nullptr;  // the block was dropped and re-made
-  if (b) b->request.reset();
+  if (b) {
+    b->request.reset();
+    if (r.cancelled() && !b->complete() && !b->hedge && !cache.is_parked(b->index)) {
+      store.erase(b->index);  // nobody fills it now: asked for again when wanted
+      b = nullptr;
+    }
+  }
   if (r.cancelled() || closed || fatal) {
     cv.notify_all();
     return pump();
@@ -351,12 +398,12 @@ void Prefetcher::Impl::on_done(Request& r, const Error* error) {
       // A subset of the range asked, all of it there: progress, not a
       // failure. The rest is asked for at once, no retry counted.
       log(LogLevel::kDebug,
-          "block %" PRIu64 ": the answer ended at byte %" PRIu64 " as its range said; asking on",
-          b->index, r.pos);
+          "span %" PRIu64 ": the answer ended at byte %" PRIu64 " as its range said; asking on",
+          r.id, r.pos);
       if (size_bound && r.pos >= *size_bound)
         settle_bound();
       else
-        launch(*b, std::chrono::milliseconds(0));
+        relaunch(r, std::chrono::milliseconds(0), r.attempts);
       break;
     case Outcome::kFailed:
       failed(r, b, std::move(e));
@@ -393,7 +440,7 @@ Prefetcher::Impl::Outcome Prefetcher::Impl::body_outcome(Request& r, Block*& b, 
     }
     return Outcome::kDone;
   }
-  if (!b || b->filled == b->range.length()) return Outcome::kDone;
+  if (r.pos >= r.end) return Outcome::kDone;
   if (r.promised_end && r.pos == *r.promised_end) return Outcome::kShort;
   return failed_with(ended_early);
 }
@@ -417,19 +464,17 @@ void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
     b->hedge.reset();
     return;
   }
-  const unsigned attempts = b ? b->attempts : 1;
+  const unsigned attempts = r.attempts;
   const RetryDecision d = decide_retry(retry, e, attempts, rng());
-  if (d.retry && (b || r.is_stream())) {
+  if (d.retry) {
     ++retries;
-    log(LogLevel::kInfo, "%s %" PRIu64 ": %s; retry %u in %" PRId64 " ms",
-        r.is_stream() ? "stream at block" : "block", r.block, e.message.c_str(), attempts,
+    log(LogLevel::kInfo, "%s %" PRIu64 " at byte %" PRIu64 ": %s; retry %u in %" PRId64 " ms",
+        r.is_stream() ? "stream" : "span", r.id, r.pos, e.message.c_str(), attempts,
         static_cast<int64_t>(d.wait.count()));
-    if (b) {
-      ++b->attempts;
-      launch(*b, d.wait);
-    } else {
+    if (r.is_stream())
       launch_stream(r.pos, d.wait);
-    }
+    else
+      relaunch(r, d.wait, attempts + 1);
     return;
   }
   if ((e.transient || e.kind == ErrorKind::kCancelled) && !known.opened &&

@@ -29,6 +29,7 @@ void Prefetcher::Impl::set_size(uint64_t size) {
   size_bound.reset();
   const uint64_t count = *plan.count();
   log(LogLevel::kInfo, "resource size %" PRIu64 " bytes, %" PRIu64 " blocks", size, count);
+  clamp_spans(size);
   // Speculative requests past the end are dropped; the last block is trimmed.
   store.drop_outside(0, count, [&](Block& b) { cancel_block(b); });
   if (count > 0) {
@@ -142,6 +143,14 @@ void Prefetcher::Impl::pump() {
     slots = std::min(share, cfg.concurrency - std::min(cfg.concurrency, other_busy));
     busy = in_flight - other_busy;
   }
+  if (cfg.schedule == Schedule::kWindow) {
+    // Spans: hedges and spans sent ahead take no slot of their own.
+    unsigned spans = 0;
+    for (const Request* r : live) spans += r->hedge || r->ahead ? 0 : 1;
+    const unsigned other = other_region ? std::min(spans, requests_elsewhere()) : 0;
+    return pump_spans(slots, spans - other);
+  }
+  // batch / barrier: one request per block, as the seed made them.
   SchedulerInput in;
   in.schedule = cfg.schedule;
   in.read_block = read_block;
@@ -162,8 +171,7 @@ void Prefetcher::Impl::pump() {
     if (size_bound) r.end = std::min(r.end, *size_bound);  // nothing lies past it
     if (r.begin >= r.end) continue;
     Block& b = store.insert(i, r);
-    b.attempts = 1;
-    launch(b, std::chrono::milliseconds(0));
+    launch(r.begin, r.end, &b, std::chrono::milliseconds(0), 1);
   }
 }
 
@@ -210,7 +218,8 @@ bool Prefetcher::Impl::maybe_hedge() {
   b->hedged = true;
   log(LogLevel::kInfo, "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging",
       d->block, d->waited_ms, d->limit_ms);
-  launch(*b, std::chrono::milliseconds(0), true);
+  launch(b->range.begin + b->filled, b->request->end, b, std::chrono::milliseconds(0), 1,
+         b->request.get());
   return true;
 }
 
@@ -263,6 +272,7 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
         return (cache.is_parked(b.index) && !b.complete()) || kept_elsewhere(b.index);
       },
       [&](Block& b) { retire(b); });
+  drop_far_spans(step.keep_from, step.keep_to, step.move != Move::kJump);
   // Blocks kept behind the reader are only worth it when complete (or by the
   // rule in keeps_incomplete_behind).
   AccessInput moved = in;
@@ -296,8 +306,12 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
 void Prefetcher::Impl::park(uint64_t i) {
   Block* b = store.find(i);
   if (!b || b->complete() || !b->request) return;
-  if (cache.park(i, b->range.length()))
+  if (cache.park(i, b->range.length())) {
     log(LogLevel::kDebug, "block %" PRIu64 " parked: its request runs on after the jump", i);
+    // Its span ends with it: the blocks after it are not the reader's now.
+    for (Request* r : live)
+      if (r->block == i) r->end = std::min(r->end, b->range.end);
+  }
 }
 
 }  // namespace prefetch

@@ -268,6 +268,10 @@ Stats Prefetcher::stats() const {
   st.hedges_sent = s.hedges_sent;
   st.hedges_won = s.hedges_won;
   st.cache_hits = s.cache_hits;
+  st.bytes_received = s.bytes_received;
+  st.bytes_per_request =
+      s.requests_started ? static_cast<double>(s.bytes_received) / s.requests_started : 0;
+  st.ttfb_mean_ms = s.first_bytes ? s.first_byte_total_ms / s.first_bytes : 0;
   st.in_flight = s.in_flight;
   st.ttfb_median_ms = s.first_byte_ms.quantile(0.5).value_or(0);
   st.ttfb_p95_ms = s.first_byte_ms.quantile(0.95).value_or(0);

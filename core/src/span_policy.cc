@@ -66,8 +66,11 @@ std::optional<SpanChoice> choose_span(const SpanInput& in) {
     const uint64_t front = s.front / in.block_size;
     uint64_t hi = std::min(claim_end_block(s.end, in.block_size), in.to_block);
     if (in.block_count) hi = std::min(hi, *in.block_count);
-    if (hi <= front + 1) continue;  // the block it is in cannot be split
-    const uint64_t at = front + (hi - front + 1) / 2;
+    // Not the block it is in; and a span coming from behind the horizon
+    // gives up the horizon whole.
+    const uint64_t lo = std::max(front + 1, in.from_block);
+    if (hi <= lo) continue;
+    const uint64_t at = front + 1 >= in.from_block ? front + (hi - front + 1) / 2 : lo;
     const std::optional<double> reach = time_to_reach(in, s, at * in.block_size);
     if (!reach || *reach <= in.split_margin * *in.ttfb_ms) continue;
     if (best && *reach <= best->reach_ms) continue;

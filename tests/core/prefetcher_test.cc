@@ -38,6 +38,9 @@ Config SmallConfig(Schedule schedule = Schedule::kWindow, unsigned concurrency =
   c.schedule = schedule;
   c.retry.backoff_base = milliseconds(2);
   c.retry.backoff_max = milliseconds(20);
+  // One block per request: these tests script the origin block by block.
+  // The span tests (SpanTest) set it back to 0 (automatic).
+  c.max_request_bytes = kB;
   return c;
 }
 
@@ -210,8 +213,10 @@ TEST_F(PrefetcherTest, OpenAtAnOffsetDeliversFromThere) {
 
 TEST_F(PrefetcherTest, OrderKeptWhenBlocksCompleteOutOfOrder) {
   Make(4 * kB);
-  origin_->hold_all_heads();
-  origin_->release(3 * kB);
+  // Block 0's answer opens the transfer (until then it is the only
+  // request); its body and the others' answers wait.
+  origin_->hold_body(0, 0);
+  for (uint64_t block : {1, 2, 3}) origin_->hold_head(block * kB);
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   auto reader = std::async(std::launch::async, [&] { return Drain(0, 10 * kB); });
   for (uint64_t block : {3, 2, 1, 0}) {
@@ -451,8 +456,8 @@ TEST_F(PrefetcherTest, InFlightNeverExceedsConcurrencyWithAFastReader) {
 
 TEST_F(PrefetcherTest, FlushingWakesABlockedReadWithin100ms) {
   Make(4 * kB);
-  origin_->hold_head(0);
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);  // block 1-3 heads open it
+  origin_->hold_body(0, 0);  // its answer opens the transfer; no body byte comes
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   auto reader = std::async(std::launch::async,
                            [&] { return prefetcher_->read(0, kB, ReadMode::kAvailable); });
   ASSERT_EQ(reader.wait_for(milliseconds(50)), std::future_status::timeout);
@@ -504,7 +509,7 @@ TEST_F(PrefetcherTest, CloseReturnsPromptlyWithRequestsInFlight) {
 
 TEST_F(PrefetcherTest, CloseWakesABlockedRead) {
   Make(4 * kB);
-  origin_->hold_head(0);
+  origin_->hold_body(0, 0);  // its answer opens the transfer; no body byte comes
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   auto reader = std::async(std::launch::async,
                            [&] { return prefetcher_->read(0, kB, ReadMode::kAvailable); });

@@ -22,6 +22,7 @@ Config OneAtATime() {
   Config c;
   c.block_size = kB;
   c.concurrency = 1;  // requests in block order: the script's URIs come in order
+  c.max_request_bytes = kB;  // one block each: the script answers by block
   c.hedge.enabled = false;
   c.retry.backoff_base = std::chrono::milliseconds(1);
   c.retry.backoff_max = std::chrono::milliseconds(2);

@@ -147,6 +147,13 @@ class HttpTest : public ::testing::Test {
     c.retry.backoff_max = milliseconds(50);
     return c;
   }
+  // One request per block: for tests that script or count the origin's
+  // answers block by block (spans would carry several blocks per answer).
+  static Config block_config(uint64_t block_size, unsigned concurrency) {
+    Config c = config(block_size, concurrency);
+    c.max_request_bytes = block_size;
+    return c;
+  }
 
   std::unique_ptr<Prefetcher> make(const HttpOptions& o, const Config& c) {
     auto origin = std::make_shared<SoupOrigin>(o, test_logger());
@@ -206,28 +213,30 @@ TEST_P(ExactBytesTest, Sha256Equal) {
   EXPECT_EQ(f.bytes.size(), size);
   EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
 
-  // Every request asked for a range at a block boundary; each block of the
-  // file was served once (speculative requests past the end, made before the
-  // size is known, get 416 and do not count).
+  // Spans: every request asked for a range from a block boundary, no two
+  // from the same one, none past the end (no 416: until the first answer
+  // tells the size there is one request; an empty file answers it 416), and
+  // no more requests than blocks.
+  // A file of one block or less costs one request.
   std::set<int64_t> firsts;
-  for (const auto& r : server_.requests("/f")) {
+  const auto requests = server_.requests("/f");
+  for (const auto& r : requests) {
     EXPECT_EQ(r.method, "GET");
+    if (size > 0) EXPECT_NE(r.status, 416) << "Range: " << r.range;  // 0 bytes: 416 says so
     int64_t first = range_first(r);
     EXPECT_GE(first, 0) << "Range: " << r.range;
-    if (r.status == 416) {
-      EXPECT_GE(static_cast<uint64_t>(first), size) << "416 inside: " << r.range;
-    }
-    // Past the end: a speculative request made before the size was known (its
-    // 416 may not be logged yet when we look).
-    if (static_cast<uint64_t>(first) >= size) continue;
     if (size > 0 && first >= 0) {
+      EXPECT_LT(static_cast<uint64_t>(first), size) << "Range: " << r.range;
       EXPECT_EQ(static_cast<uint64_t>(first) % block, 0u) << "Range: " << r.range;
-      EXPECT_TRUE(firsts.insert(first).second) << "block requested twice: " << r.range;
+      EXPECT_TRUE(firsts.insert(first).second) << "asked twice from there: " << r.range;
     }
   }
-  if (size > 0) {
-    EXPECT_EQ(firsts.size(), (size + block - 1) / block);
-  }
+  const uint64_t blocks = std::max<uint64_t>(1, (size + block - 1) / block);
+  EXPECT_LE(requests.size(), blocks);
+  if (size <= block) EXPECT_EQ(requests.size(), 1u);
+  std::printf("[ info ] %llu bytes, block %llu: %zu requests\n",
+              static_cast<unsigned long long>(size), static_cast<unsigned long long>(block),
+              requests.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -253,7 +262,7 @@ TEST_P(ConcurrencyTest, InFlightReachesAndNeverExceedsConcurrency) {
   b.first_byte_delay = testing::fixed_delay(milliseconds(120));
   server_.set_behavior("/f", b);
 
-  Config c = config(block, concurrency);
+  Config c = block_config(block, concurrency);
   c.schedule = std::get<1>(GetParam());
   Fetched f = fetch(options("/f", c.max_connections()), c);
   expect_exact(f, data);
@@ -284,7 +293,7 @@ TEST_F(HttpTest, OutOfOrderCompletionGivesBytesInOrder) {
   b.first_byte_delay = testing::block_delay_schedule(block, delays);
   server_.set_behavior("/f", b);
 
-  Fetched f = fetch(options("/f"), config(block, n));
+  Fetched f = fetch(options("/f"), block_config(block, n));
   EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
   EXPECT_TRUE(f.order_ok);
   EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
@@ -455,7 +464,7 @@ TEST_F(HttpTest, CutConnectionsAreRetriedToExactBytes) {
   b.cut_after_bytes = 10000;
   b.cut_count = 4;
   server_.set_behavior("/f", b);
-  Config c = config(64 * kKiB, 4);
+  Config c = block_config(64 * kKiB, 4);
   c.retry.retries = 5;
   Fetched f = fetch(options("/f"), c);
   expect_exact(f, data);
@@ -696,7 +705,7 @@ TEST_F(HttpTest, JumpCancelsStaleRequestsAndNeverRefetchesKeptBlocks) {
       block, {milliseconds(0), milliseconds(300), milliseconds(1500), milliseconds(1500)},
       milliseconds(0));
   server_.set_behavior("/f", b);
-  Config c = config(block, 4);
+  Config c = block_config(block, 4);
   c.hedge.enabled = false;  // the slow blocks must not be asked twice by a hedge
   auto p = make(options("/f"), c);
   Watchdog dog(p.get(), seconds(20));
@@ -751,7 +760,7 @@ TEST_F(HttpTest, ChangedEtagIsResourceChanged) {
   Behavior b;
   b.etag_change_after = 1;  // the first response has the old ETag, all others the new
   server_.set_behavior("/f", b);
-  Fetched f = fetch(options("/f"), config(64 * kKiB, 2));
+  Fetched f = fetch(options("/f"), block_config(64 * kKiB, 2));
   EXPECT_EQ(f.status, ReadStatus::kError);
   EXPECT_EQ(f.error.kind, ErrorKind::kResourceChanged);
   // Never a silent splice: what was delivered is the first response's bytes.
@@ -764,7 +773,7 @@ TEST_F(HttpTest, ChangedLastModifiedWithoutEtagIsResourceChanged) {
   b.etag_change_after = 1;
   b.no_etag = true;
   server_.set_behavior("/f", b);
-  Fetched f = fetch(options("/f"), config(64 * kKiB, 2));
+  Fetched f = fetch(options("/f"), block_config(64 * kKiB, 2));
   EXPECT_EQ(f.status, ReadStatus::kError);
   EXPECT_EQ(f.error.kind, ErrorKind::kResourceChanged);
 }
@@ -773,7 +782,7 @@ TEST_F(HttpTest, LaterRequestsCarryTheValidator) {
   auto data = testing::make_pattern(512 * kKiB, 6);
   server_.add_file("/f", data);
   server_.set_etag("/f", "\"v1\"");
-  Fetched f = fetch(options("/f"), config(64 * kKiB, 2));
+  Fetched f = fetch(options("/f"), block_config(64 * kKiB, 2));
   EXPECT_EQ(f.status, ReadStatus::kEos);
   EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
   auto log = server_.requests("/f");
@@ -802,8 +811,8 @@ TEST_F(HttpTest, AWeakETagNeverGoesIntoIfRange) {
   Behavior no_date;
   no_date.no_last_modified = true;
   server_.set_behavior("/g", no_date);
-  expect_exact(fetch(options("/f"), config(64 * kKiB, 2)), data);
-  expect_exact(fetch(options("/g"), config(64 * kKiB, 2)), data);
+  expect_exact(fetch(options("/f"), block_config(64 * kKiB, 2)), data);
+  expect_exact(fetch(options("/g"), block_config(64 * kKiB, 2)), data);
   int dated = 0;
   for (const auto& r : server_.requests("/f")) {
     const auto v = r.header("If-Range");
@@ -984,7 +993,7 @@ TEST_F(HttpTest, CloseWhileWaitingForFirstByteReturnsPromptly) {
   // Block 0 answers at once, the others only after 10 s.
   b.first_byte_delay = testing::block_delay_schedule(64 * kKiB, {milliseconds(0)}, seconds(10));
   server_.set_behavior("/f", b);
-  auto p = make(options("/f"), config(64 * kKiB, 4));
+  auto p = make(options("/f"), block_config(64 * kKiB, 4));
   Watchdog dog(p.get(), seconds(20));
   ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
   ASSERT_TRUE(server_.wait_for([&] { return server_.in_flight() >= 3; }));
@@ -1000,7 +1009,7 @@ TEST_F(HttpTest, FlushingWakesABlockedRead) {
   Behavior b;
   b.first_byte_delay = testing::block_delay_schedule(64 * kKiB, {milliseconds(0)}, seconds(10));
   server_.set_behavior("/f", b);
-  auto p = make(options("/f"), config(64 * kKiB, 2));
+  auto p = make(options("/f"), block_config(64 * kKiB, 2));
   Watchdog dog(p.get(), seconds(20));
   ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
   std::thread unlock([&] {
@@ -1069,7 +1078,7 @@ TEST_F(HttpTest, ExpiringRedirectTargetIsRefreshedFromLocation) {
   auto data = testing::make_pattern(32 * kMiB, 41);
   server_.add_file("/object", data);
   server_.add_expiring_redirect("/presign", "/object", 5);
-  Fetched f = fetch(options("/presign"), config(1 * kMiB, concurrency), 64 * kKiB,
+  Fetched f = fetch(options("/presign"), block_config(1 * kMiB, concurrency), 64 * kKiB,
                     ReadMode::kAvailable, seconds(60));
   expect_exact(f, data);
 
@@ -1105,7 +1114,8 @@ TEST_F(HttpTest, ExpiringRedirectTargetIsRefreshedAfterASeek) {
   Fetched head = read_until_end(*p, 0, 64 * kKiB, ReadMode::kAvailable, 1 * kMiB);
   ASSERT_EQ(head.status, ReadStatus::kOk);
   EXPECT_EQ(head.bytes, slice(data, 0, head.bytes.size()));
-  ASSERT_TRUE(server_.wait_idle());
+  // (Not idle: the first span is paused where the look-ahead ends, with its
+  // connection open; the seek cancels it.)
   const size_t redirects_before = server_.requests("/presign").size();
 
   // Every token expires; then a seek far ahead needs new requests.
@@ -1128,7 +1138,7 @@ TEST_F(HttpTest, ExpiringRedirectWhoseFreshTargetFailsTooIsNotAuthorized) {
   const uint64_t size = 4 * kMiB;
   server_.add_file("/object", testing::make_pattern(size, 43));
   server_.add_expiring_redirect("/presign", "/object", 1000);
-  auto p = make(options("/presign"), config(256 * kKiB, 2));
+  auto p = make(options("/presign"), block_config(256 * kKiB, 2));
   Watchdog dog(p.get(), seconds(30));
   ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
   // The first `concurrency` blocks: the requests sent before the target was

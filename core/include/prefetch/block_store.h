@@ -68,7 +68,6 @@ struct Block {
   size_t filled = 0;               // bytes [range.begin, range.begin + filled) are valid
   Clock::time_point first_byte{};  // when its first bytes arrived (its fill rate)
   BlockState state = BlockState::kFetching;
-  unsigned attempts = 0;
   std::shared_ptr<Request> request;  // the fetch filling it, if any
   std::shared_ptr<Request> hedge;    // a second fetch racing `request`, if any
   bool hedged = false;               // a hedge was sent for it (one per block)

@@ -1,0 +1,299 @@
+// Spans: one range request over a run of blocks (span_policy.h decides
+// which). Its body fills the blocks in order, each made when the body
+// reaches it; where the look-ahead ends the span pauses (it stops reading,
+// TCP holds the server back) until the reader frees blocks. A connection's
+// next span may be sent ahead while its current one still transfers, when
+// the first-byte time says the connection would otherwise sit idle; such
+// requests wait for their first byte beside the transfers, but transfers at
+// once never exceed `concurrency` (a span whose answer comes early waits
+// for a slot).
+
+#include <algorithm>
+#include <cinttypes>
+
+#include "engine.h"
+
+namespace prefetch {
+
+namespace {
+
+// A rate is told once this much came over this long.
+constexpr uint64_t kRateMinBytes = 32 * 1024;
+constexpr double kRateMinSeconds = 0.02;
+
+std::string last_block(uint64_t end, uint64_t block_size) {
+  if (end == kOpenEnd) return "end";
+  return std::to_string(claim_end_block(end, block_size) - 1);
+}
+
+}  // namespace
+
+double Request::rate(Clock::time_point now) const {
+  double s = flowed_s;
+  if (flowing_since != Clock::time_point{})
+    s += std::chrono::duration<double>(now - flowing_since).count();
+  if (received < kRateMinBytes || s < kRateMinSeconds) return 0;
+  return static_cast<double>(received) / s;
+}
+
+void Request::pause(Clock::time_point now) {
+  if (flowing_since == Clock::time_point{}) return;
+  flowed_s += std::chrono::duration<double>(now - flowing_since).count();
+  flowing_since = Clock::time_point{};
+}
+
+void Request::flow(Clock::time_point now) {
+  if (flowing_since == Clock::time_point{}) flowing_since = now;
+}
+
+// Block `i` may be made now: it lies in the reader's window or the other
+// region's.
+bool Prefetcher::Impl::may_hold(uint64_t i) const {
+  if (i >= read_block && i < read_block + window_now()) return true;
+  return other_region && i >= other_region->block && region_keeps(*other_region, i, 0);
+}
+
+unsigned Prefetcher::Impl::transferring() const {
+  unsigned n = 0;
+  for (const Request* r : live) n += r->state == RequestState::kReceiving ? 1 : 0;
+  return n;
+}
+
+// What span_policy sees: the spans running (hedges race their span's
+// claim, so they show the same one), from the reader to `to_block`.
+SpanInput Prefetcher::Impl::span_input(uint64_t to_block) const {
+  SpanInput in;
+  in.block_size = plan.block_size();
+  in.from_block = read_block;
+  in.to_block = to_block;
+  in.block_count = block_count();
+  in.held = [this](uint64_t i) { return store.find(i) != nullptr; };
+  const Clock::time_point now = Clock::now();
+  for (const Request* r : live) {
+    if (r->cancelled()) continue;
+    SpanView v;
+    v.front = r->pos;
+    v.end = r->end;
+    v.receiving = r->state != RequestState::kWaiting;
+    v.waited_ms = ms_between(r->started, now);
+    v.rate = r->rate(now);
+    in.spans.push_back(v);
+  }
+  in.ttfb_ms = first_byte_ms.quantile(0.5);
+  in.conn_rate = conn_rate;
+  const uint64_t bs = plan.block_size();
+  in.max_blocks = cfg.max_request_bytes ? (cfg.max_request_bytes + bs - 1) / bs : 0;
+  in.end_at_horizon = exact_reads;  // random reads: no span past the window
+  return in;
+}
+
+// Starts the span `c` chose; `behind` is the span whose connection it
+// follows (sent ahead), if any.
+void Prefetcher::Impl::start_span(const SpanChoice& c, Request* behind) {
+  const uint64_t bs = plan.block_size();
+  uint64_t pos = c.first * bs;
+  if (c.split) {
+    // The claim it splits ends at `pos` (with its hedge, if racing).
+    std::vector<Request*> claims;
+    for (Request* r : live)
+      if (!r->cancelled()) claims.push_back(r);
+    Request* owner = claims[*c.split];
+    log(LogLevel::kDebug,
+        "span %" PRIu64 " split at block %" PRIu64 ": span %" PRIu64 " takes blocks %" PRIu64
+        "-%s (it would come there in %.0f ms)",
+        owner->id, c.first, requests_started + hedges_sent + 1, c.first,
+        last_block(c.end == kOpenEnd ? owner->end : c.end * bs, bs).c_str(), c.reach_ms);
+    for (Request* r : claims)
+      if (r->block == owner->block && r->end > pos) r->end = pos;
+  }
+  if (c.first == read_block && read_pos > pos && read_pos < pos + bs) pos = read_pos;
+  uint64_t end = c.end == kOpenEnd ? kOpenEnd : c.end * bs;
+  if (plan.size()) end = std::min(end, *plan.size());
+  if (size_bound) end = std::min(end, *size_bound);
+  if (pos >= end) return;
+  Block* b = nullptr;
+  if (may_hold(c.first) && !store.find(c.first)) {
+    ByteRange r = plan.range(c.first);
+    r.begin = pos;
+    if (size_bound) r.end = std::min(r.end, *size_bound);
+    b = &store.insert(c.first, r);
+  }
+  std::shared_ptr<Request> req = launch(pos, end, b, std::chrono::milliseconds(0), 1, nullptr,
+                                        behind != nullptr);
+  if (behind) {
+    behind->next = req;
+    behind->sent_ahead = true;
+  }
+}
+
+// Fills the free request slots of the reader's region (`slots` of them,
+// `busy` taken), then sends spans ahead for connections about to idle.
+void Prefetcher::Impl::pump_spans(unsigned slots, unsigned busy) {
+  resume_paused();
+  // Until the first answer tells the size, one request: a small file costs
+  // one, with no 416s.
+  if (!known.opened && busy > 0) return;
+  while (busy < slots) {
+    const std::optional<SpanChoice> c = choose_span(span_input(read_block + window_now()));
+    if (!c) break;
+    start_span(*c, nullptr);
+    ++busy;
+    if (!known.opened) return;
+  }
+  send_ahead(slots);
+}
+
+// A span whose rest transfers within the first-byte time (its 90th
+// percentile) gets its connection's next span now, so the connection does
+// not sit idle waiting for that first byte. At most one per slot.
+void Prefetcher::Impl::send_ahead(unsigned slots) {
+  if (!known.opened || other_region) return;
+  const std::optional<double> lead = first_byte_ms.quantile(0.9);
+  if (!lead) return;
+  unsigned ahead = 0;
+  for (const Request* r : live) ahead += r->ahead && !r->cancelled() ? 1 : 0;
+  const Clock::time_point now = Clock::now();
+  const uint64_t share = std::max<uint64_t>(1, (window_now() + slots - 1) / slots);
+  for (Request* r : std::vector<Request*>(live)) {
+    if (ahead >= slots) return;
+    if (r->cancelled() || r->hedge || r->sent_ahead || r->state != RequestState::kReceiving ||
+        r->end == kOpenEnd)
+      continue;
+    const double rate = r->rate(now);
+    if (rate <= 0 || 1000.0 * static_cast<double>(r->end - r->pos) / rate > *lead) continue;
+    const std::optional<SpanChoice> c = choose_span(span_input(read_block + window_now() + share));
+    if (!c) return;
+    start_span(*c, r);
+    ++ahead;
+  }
+}
+
+// Paused spans go on, lowest first, where the window now reaches and a
+// transfer slot is free. One paused for longer than the pause limit is
+// cancelled instead: the server may have given up on it meanwhile (a send
+// timeout), and its rest is asked for again.
+void Prefetcher::Impl::resume_paused() {
+  std::vector<Request*> paused;
+  for (Request* r : live)
+    if (r->state == RequestState::kPaused) paused.push_back(r);
+  if (paused.empty()) return;
+  std::sort(paused.begin(), paused.end(),
+            [](const Request* a, const Request* b) { return a->pos < b->pos; });
+  const Clock::time_point now = Clock::now();
+  unsigned busy = transferring();
+  for (Request* r : paused) {
+    if (!r->slot_wait && !may_hold(plan.index_of(r->pos))) continue;
+    if (busy >= cfg.concurrency) return;
+    if (!r->slot_wait && now - r->paused_at > cfg.pause_limit) {
+      log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": paused too long (%.0f ms)",
+          r->id, r->pos, ms_between(r->paused_at, now));
+      cancel_request(r->shared_from_this());
+      continue;
+    }
+    log(LogLevel::kDebug, "span %" PRIu64 " resumed at byte %" PRIu64, r->id, r->pos);
+    r->state = RequestState::kReceiving;
+    r->slot_wait = false;
+    if (r->received > 0) r->flow(now);
+    r->fetch->resume();
+    ++busy;
+  }
+}
+
+void Prefetcher::Impl::pause_span(Request& r, bool for_slot) {
+  const Clock::time_point now = Clock::now();
+  r.state = RequestState::kPaused;
+  r.slot_wait = for_slot;
+  r.paused_at = now;
+  r.pause(now);
+  log(LogLevel::kDebug, "span %" PRIu64 " paused at byte %" PRIu64 ": %s", r.id, r.pos,
+      for_slot ? "no transfer slot" : "look-ahead full");
+}
+
+// Its claim is in but the range it asked for goes on (it was split, or
+// reached a block another span holds): it ends here, quietly.
+void Prefetcher::Impl::span_reached_end(Request& r) {
+  log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": split", r.id, r.pos);
+  r.state = RequestState::kCancelled;
+  if (r.fetch) r.fetch->cancel();
+}
+
+// Where a span's body goes next: the block at its front, made now if the
+// window holds it; a pause where the look-ahead ends.
+uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
+  if (r.pos >= r.end) {
+    if (r.pos >= r.asked_end) {
+      // All it asked for is in: let the origin find the end of the body,
+      // or notice it is longer than asked.
+      r.into_scratch = true;
+      *length = sizeof r.scratch;
+      return r.scratch;
+    }
+    span_reached_end(r);
+    return nullptr;
+  }
+  if (r.received == 0 && r.state == RequestState::kReceiving &&
+      transferring() > cfg.concurrency) {
+    pause_span(r, true);
+    return nullptr;
+  }
+  const uint64_t idx = plan.index_of(r.pos);
+  Block* b = store.find(idx);
+  if (!b) {
+    if (!may_hold(idx)) {
+      pause_span(r, false);
+      return nullptr;
+    }
+    ByteRange range = plan.range(idx);
+    range.begin = std::max(range.begin, r.pos);
+    if (size_bound) range.end = std::min(range.end, *size_bound);
+    b = &store.insert(idx, range);
+    b->request = r.shared_from_this();
+  } else if (b->request.get() != &r && b->hedge.get() != &r) {
+    // Held already: a free incomplete block that stops where this span is
+    // goes on with it; anything else ends the span here.
+    if (b->complete() || b->request || b->range.begin + b->filled != r.pos) {
+      r.end = r.pos;
+      span_reached_end(r);
+      return nullptr;
+    }
+    b->request = r.shared_from_this();
+  }
+  if (b->range.begin + b->filled != r.pos || r.pos >= b->range.end) {
+    r.end = r.pos;  // the block ends short of the claim (a size bound): nothing lies past it
+    span_reached_end(r);
+    return nullptr;
+  }
+  r.block = idx;
+  *length = std::min<uint64_t>(b->range.end, r.end) - r.pos;
+  r.area_owner = b->buffer;
+  return b->buffer->data() + (r.pos - b->range.begin);
+}
+
+// After the reader moved: spans whose front is behind the kept blocks, or
+// (after a jump) past them, are cancelled; a forward step keeps the ones
+// sent ahead.
+void Prefetcher::Impl::drop_far_spans(uint64_t keep_from, uint64_t keep_to, bool forward) {
+  for (Request* r : std::vector<Request*>(live)) {
+    if (r->cancelled()) continue;
+    const uint64_t f = plan.index_of(r->pos);
+    if (kept_elsewhere(f)) {
+      // Kept for the other region: its claim ends with that region's window.
+      const uint64_t end = (other_region->block + other_region->window) * plan.block_size();
+      r->end = std::min(r->end, std::max(end, r->pos));
+      if (r->pos >= r->end && r->state == RequestState::kPaused) span_reached_end(*r);
+      continue;
+    }
+    if (cache.is_parked(f)) continue;  // park() ended its claim with the block
+    if (f < keep_from || (!forward && f >= keep_to)) cancel_request(r->shared_from_this());
+  }
+}
+
+// The size is known: no claim runs past it.
+void Prefetcher::Impl::clamp_spans(uint64_t size) {
+  for (Request* r : live) {
+    r->end = std::min(r->end, size);
+    r->asked_end = std::min(r->asked_end, size);
+  }
+}
+
+}  // namespace prefetch
