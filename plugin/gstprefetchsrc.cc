@@ -434,10 +434,11 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
-                         "Transfer statistics: bytes-delivered, blocks-fetched, "
-                         "requests-started, retries, hedges-sent, hedges-won, cache-hits, "
-                         "requests-in-flight, ttfb-median-ms, "
-                         "ttfb-p95-ms, throughput (bytes/s over the last interval)",
+                         "Transfer statistics: bytes-delivered, bytes-received (body bytes "
+                         "the requests brought), blocks-fetched, requests-started, "
+                         "bytes-per-request, retries, hedges-sent, hedges-won, cache-hits, "
+                         "requests-in-flight, ttfb-mean-ms, ttfb-median-ms, ttfb-p95-ms, "
+                         "throughput (bytes/s over the last interval)",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
@@ -675,18 +676,21 @@ static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
     std::lock_guard<std::mutex> lock(self->priv->state_lock);
     if (self->priv->phase == Phase::kRunning) st = self->priv->engine.prefetcher->stats();
   }
-  return gst_structure_new("application/x-prefetchsrc-stats",                       //
-                           "bytes-delivered", G_TYPE_UINT64, st.bytes_delivered,    //
-                           "blocks-fetched", G_TYPE_UINT64, st.blocks_fetched,      //
-                           "requests-started", G_TYPE_UINT64, st.requests_started,  //
-                           "retries", G_TYPE_UINT64, st.retries,                    //
-                           "hedges-sent", G_TYPE_UINT64, st.hedges_sent,            //
-                           "hedges-won", G_TYPE_UINT64, st.hedges_won,              //
-                           "cache-hits", G_TYPE_UINT64, st.cache_hits,              //
-                           "requests-in-flight", G_TYPE_UINT, st.in_flight,         //
-                           "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,      //
-                           "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,            //
-                           "throughput", G_TYPE_DOUBLE, st.throughput_bytes_per_s,  //
+  return gst_structure_new("application/x-prefetchsrc-stats",                         //
+                           "bytes-delivered", G_TYPE_UINT64, st.bytes_delivered,      //
+                           "bytes-received", G_TYPE_UINT64, st.bytes_received,        //
+                           "blocks-fetched", G_TYPE_UINT64, st.blocks_fetched,        //
+                           "requests-started", G_TYPE_UINT64, st.requests_started,    //
+                           "bytes-per-request", G_TYPE_DOUBLE, st.bytes_per_request,  //
+                           "retries", G_TYPE_UINT64, st.retries,                      //
+                           "hedges-sent", G_TYPE_UINT64, st.hedges_sent,              //
+                           "hedges-won", G_TYPE_UINT64, st.hedges_won,                //
+                           "cache-hits", G_TYPE_UINT64, st.cache_hits,                //
+                           "requests-in-flight", G_TYPE_UINT, st.in_flight,           //
+                           "ttfb-mean-ms", G_TYPE_DOUBLE, st.ttfb_mean_ms,            //
+                           "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,        //
+                           "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,              //
+                           "throughput", G_TYPE_DOUBLE, st.throughput_bytes_per_s,    //
                            nullptr);
 }
 
