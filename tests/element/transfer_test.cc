@@ -377,6 +377,36 @@ TEST_F(TransferTest, MaxRequestSizeBoundsEveryRequest) {
   }
 }
 
+TEST_F(TransferTest, StatsHaveSpanFieldsOfTheirTypes) {
+  GstPtr<GstElement> src(make_prefetchsrc());
+  ASSERT_NE(src, nullptr);
+  gst_object_ref_sink(src.get());
+  GstStructure* stats = nullptr;
+  g_object_get(src.get(), "stats", &stats, nullptr);
+  ASSERT_NE(stats, nullptr);
+  const struct {
+    const char* name;
+    GType type;
+  } fields[] = {
+      {"bytes-received", G_TYPE_UINT64},
+      {"bytes-per-request", G_TYPE_DOUBLE},
+      {"ttfb-mean-ms", G_TYPE_DOUBLE},
+  };
+  for (const auto& f : fields) {
+    SCOPED_TRACE(f.name);
+    EXPECT_TRUE(gst_structure_has_field_typed(stats, f.name, f.type))
+        << "has the field: " << gst_structure_has_field(stats, f.name);
+  }
+  // The stats blurb names every field the structure has.
+  const std::string blurb =
+      g_param_spec_get_blurb(g_object_class_find_property(G_OBJECT_GET_CLASS(src.get()), "stats"));
+  for (int i = 0; i < gst_structure_n_fields(stats); ++i) {
+    const std::string name = gst_structure_nth_field_name(stats, i);
+    EXPECT_NE(blurb.find(name), std::string::npos) << "the stats blurb does not list " << name;
+  }
+  gst_structure_free(stats);
+}
+
 TEST_F(TransferTest, UriHandler) {
   GstPtr<GstElement> src(make_prefetchsrc());
   ASSERT_NE(src, nullptr);
