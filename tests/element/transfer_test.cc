@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "element_test_util.h"
@@ -282,6 +283,22 @@ TEST_F(TransferTest, PropertyDefaults) {
   }
 }
 
+// The stats structure's field, or a failure naming it.
+template <typename T>
+::testing::AssertionResult stats_field(const GstStructure* stats, const char* name, T* out) {
+  if (!stats) return ::testing::AssertionFailure() << "no stats structure";
+  const GValue* v = gst_structure_get_value(stats, name);
+  if (!v) return ::testing::AssertionFailure() << "stats lacks " << name;
+  if constexpr (std::is_same_v<T, guint64>) {
+    if (!G_VALUE_HOLDS_UINT64(v)) return ::testing::AssertionFailure() << name << " is not guint64";
+    *out = g_value_get_uint64(v);
+  } else {
+    if (!G_VALUE_HOLDS_DOUBLE(v)) return ::testing::AssertionFailure() << name << " is not double";
+    *out = g_value_get_double(v);
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST_F(TransferTest, MaxRequestSizeIsListedWithDefaultZero) {
   GstPtr<GstElement> src(make_prefetchsrc());
   ASSERT_NE(src, nullptr);
@@ -405,6 +422,41 @@ TEST_F(TransferTest, StatsHaveSpanFieldsOfTheirTypes) {
     EXPECT_NE(blurb.find(name), std::string::npos) << "the stats blurb does not list " << name;
   }
   gst_structure_free(stats);
+}
+
+// needs the engine's span stats
+TEST_F(TransferTest, SpanStatsAddUpAfterATransfer) {
+  // bytes-received counts every body byte the requests brought: at least
+  // the file, at most what the server wrote; bytes-per-request is it over
+  // requests-started; every answer here is held 50 ms.
+  const uint64_t size = 20 * kBlock + 5;
+  const std::vector<uint8_t>& data = pattern(size);
+  server_.add_file("/s.bin", data);
+  Behavior b;
+  b.first_byte_delay = prefetch::testing::fixed_delay(50ms);
+  server_.set_behavior("/s.bin", b);
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/s.bin").c_str(), "block-size", kBlock, "concurrency",
+               4u, nullptr);
+  auto result = run_transfer(src);
+  ASSERT_TRUE(result->eos) << describe(result->error.get());
+  EXPECT_EQ(result->sha256, sha256_hex(data));
+  guint64 received = 0, started = 0;
+  gdouble per_request = 0, ttfb_mean = 0;
+  ASSERT_TRUE(stats_field(result->stats, "bytes-received", &received));
+  ASSERT_TRUE(stats_field(result->stats, "requests-started", &started));
+  ASSERT_TRUE(stats_field(result->stats, "bytes-per-request", &per_request));
+  ASSERT_TRUE(stats_field(result->stats, "ttfb-mean-ms", &ttfb_mean));
+  uint64_t sent = 0;
+  for (const auto& r : server_.requests("/s.bin")) sent += r.bytes_sent;
+  EXPECT_GE(received, size);
+  EXPECT_LE(received, sent) << "more bytes received than the server wrote";
+  ASSERT_GT(started, 0u);
+  const double want = static_cast<double>(received) / static_cast<double>(started);
+  EXPECT_NEAR(per_request, want, 1e-6 * want)
+      << received << " bytes over " << started << " requests";
+  EXPECT_GE(ttfb_mean, 45.0) << "the server holds every answer 50 ms";
 }
 
 TEST_F(TransferTest, UriHandler) {
