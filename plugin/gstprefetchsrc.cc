@@ -44,6 +44,7 @@ enum {
   PROP_0,
   PROP_LOCATION,
   PROP_BLOCK_SIZE,
+  PROP_MAX_REQUEST_SIZE,
   PROP_CONCURRENCY,
   PROP_LOOKAHEAD_BLOCKS,
   PROP_SCHEDULE,
@@ -75,6 +76,7 @@ enum {
 };
 
 #define DEFAULT_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 20)
+#define DEFAULT_MAX_REQUEST_SIZE 0 /* automatic */
 #define DEFAULT_CONCURRENCY 4
 #define DEFAULT_LOOKAHEAD_BLOCKS 0
 #define DEFAULT_SCHEDULE GST_PREFETCH_SRC_SCHEDULE_WINDOW
@@ -114,6 +116,7 @@ namespace {
 struct Settings {
   std::string location;
   guint64 block_size = DEFAULT_BLOCK_SIZE;
+  guint64 max_request_size = DEFAULT_MAX_REQUEST_SIZE;
   guint concurrency = DEFAULT_CONCURRENCY;
   guint lookahead_blocks = DEFAULT_LOOKAHEAD_BLOCKS;
   gint schedule = DEFAULT_SCHEDULE; /* a GstPrefetchSrcSchedule */
@@ -278,6 +281,18 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
                           "Bytes per HTTP range request (one block); unlike the inherited "
                           "'blocksize', which is the buffer size hint of GstBaseSrc",
                           MIN_BLOCK_SIZE, MAX_BLOCK_SIZE, DEFAULT_BLOCK_SIZE, rw));
+  /* max-request-size: a span's length at most (bytes). A block is the unit
+   * of storage and delivery; a span, one range request over consecutive
+   * blocks, the unit of transfer. Every value is taken: the engine rounds it
+   * up to whole blocks. */
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_REQUEST_SIZE,
+      g_param_spec_uint64("max-request-size", "Max request size",
+                          "Longest byte range one HTTP request asks for (rounded up to whole "
+                          "blocks); 0 = automatic: spans grow while reads are sequential and "
+                          "the origin's first-byte time makes longer requests pay. Window "
+                          "schedule only",
+                          0, G_MAXUINT64, DEFAULT_MAX_REQUEST_SIZE, rw));
   /* concurrency: range requests in flight at once (= connections). */
   g_object_class_install_property(
       gobject_class, PROP_CONCURRENCY,
@@ -419,10 +434,11 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
-                         "Transfer statistics: bytes-delivered, blocks-fetched, "
-                         "requests-started, retries, hedges-sent, hedges-won, cache-hits, "
-                         "requests-in-flight, ttfb-median-ms, "
-                         "ttfb-p95-ms, throughput (bytes/s over the last interval)",
+                         "Transfer statistics: bytes-delivered, bytes-received (body bytes "
+                         "the requests brought), blocks-fetched, requests-started, "
+                         "bytes-per-request, retries, hedges-sent, hedges-won, cache-hits, "
+                         "requests-in-flight, ttfb-mean-ms, ttfb-median-ms, ttfb-p95-ms, "
+                         "throughput (bytes/s over the last interval)",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
@@ -522,6 +538,7 @@ static const PlainProp<guint> kUintProps[] = {
 };
 static const PlainProp<guint64> kUint64Props[] = {
     {PROP_BLOCK_SIZE, &Settings::block_size},
+    {PROP_MAX_REQUEST_SIZE, &Settings::max_request_size},
     {PROP_CACHE_SIZE, &Settings::cache_size},
 };
 /* Strings read back as NULL when empty, except where souphttpsrc gives "". */
@@ -659,18 +676,21 @@ static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
     std::lock_guard<std::mutex> lock(self->priv->state_lock);
     if (self->priv->phase == Phase::kRunning) st = self->priv->engine.prefetcher->stats();
   }
-  return gst_structure_new("application/x-prefetchsrc-stats",                       //
-                           "bytes-delivered", G_TYPE_UINT64, st.bytes_delivered,    //
-                           "blocks-fetched", G_TYPE_UINT64, st.blocks_fetched,      //
-                           "requests-started", G_TYPE_UINT64, st.requests_started,  //
-                           "retries", G_TYPE_UINT64, st.retries,                    //
-                           "hedges-sent", G_TYPE_UINT64, st.hedges_sent,            //
-                           "hedges-won", G_TYPE_UINT64, st.hedges_won,              //
-                           "cache-hits", G_TYPE_UINT64, st.cache_hits,              //
-                           "requests-in-flight", G_TYPE_UINT, st.in_flight,         //
-                           "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,      //
-                           "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,            //
-                           "throughput", G_TYPE_DOUBLE, st.throughput_bytes_per_s,  //
+  return gst_structure_new("application/x-prefetchsrc-stats",                         //
+                           "bytes-delivered", G_TYPE_UINT64, st.bytes_delivered,      //
+                           "bytes-received", G_TYPE_UINT64, st.bytes_received,        //
+                           "blocks-fetched", G_TYPE_UINT64, st.blocks_fetched,        //
+                           "requests-started", G_TYPE_UINT64, st.requests_started,    //
+                           "bytes-per-request", G_TYPE_DOUBLE, st.bytes_per_request,  //
+                           "retries", G_TYPE_UINT64, st.retries,                      //
+                           "hedges-sent", G_TYPE_UINT64, st.hedges_sent,              //
+                           "hedges-won", G_TYPE_UINT64, st.hedges_won,                //
+                           "cache-hits", G_TYPE_UINT64, st.cache_hits,                //
+                           "requests-in-flight", G_TYPE_UINT, st.in_flight,           //
+                           "ttfb-mean-ms", G_TYPE_DOUBLE, st.ttfb_mean_ms,            //
+                           "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,        //
+                           "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,              //
+                           "throughput", G_TYPE_DOUBLE, st.throughput_bytes_per_s,    //
                            nullptr);
 }
 
@@ -862,6 +882,7 @@ static State gst_prefetch_src_make_state(GstPrefetchSrc* self, bool post) {
 
   prefetch::Config config;
   config.block_size = s.block_size;
+  config.max_request_bytes = s.max_request_size; /* window schedule only (the engine) */
   config.concurrency = s.concurrency;
   config.lookahead_blocks = s.lookahead_blocks;
   config.schedule = static_cast<prefetch::Schedule>(s.schedule);

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "element_test_util.h"
@@ -280,6 +281,182 @@ TEST_F(TransferTest, PropertyDefaults) {
   if (stats) {
     EXPECT_FALSE(stats->flags & G_PARAM_WRITABLE) << "stats must be read-only";
   }
+}
+
+// The stats structure's field, or a failure naming it.
+template <typename T>
+::testing::AssertionResult stats_field(const GstStructure* stats, const char* name, T* out) {
+  if (!stats) return ::testing::AssertionFailure() << "no stats structure";
+  const GValue* v = gst_structure_get_value(stats, name);
+  if (!v) return ::testing::AssertionFailure() << "stats lacks " << name;
+  if constexpr (std::is_same_v<T, guint64>) {
+    if (!G_VALUE_HOLDS_UINT64(v)) return ::testing::AssertionFailure() << name << " is not guint64";
+    *out = g_value_get_uint64(v);
+  } else {
+    if (!G_VALUE_HOLDS_DOUBLE(v)) return ::testing::AssertionFailure() << name << " is not double";
+    *out = g_value_get_double(v);
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST_F(TransferTest, MaxRequestSizeIsListedWithDefaultZero) {
+  GstPtr<GstElement> src(make_prefetchsrc());
+  ASSERT_NE(src, nullptr);
+  gst_object_ref_sink(src.get());
+  // As gst-inspect-1.0 finds properties: the class's list, not a lookup.
+  guint n = 0;
+  GParamSpec** specs = g_object_class_list_properties(G_OBJECT_GET_CLASS(src.get()), &n);
+  GParamSpec* spec = nullptr;
+  for (guint i = 0; i < n; ++i) {
+    if (g_str_equal(specs[i]->name, "max-request-size")) spec = specs[i];
+  }
+  g_free(specs);
+  ASSERT_NE(spec, nullptr) << "max-request-size is not among the " << n << " properties";
+  ASSERT_EQ(G_PARAM_SPEC_VALUE_TYPE(spec), G_TYPE_UINT64);
+  const auto rw = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_WRITABLE);
+  EXPECT_EQ(spec->flags & rw, rw);
+  EXPECT_FALSE(spec->flags & (G_PARAM_CONSTRUCT_ONLY | G_PARAM_DEPRECATED));
+  GParamSpecUInt64* range = G_PARAM_SPEC_UINT64(spec);
+  EXPECT_EQ(range->default_value, 0u);
+  EXPECT_EQ(range->minimum, 0u);
+  EXPECT_EQ(range->maximum, G_MAXUINT64);
+  const std::string blurb = g_param_spec_get_blurb(spec);
+  EXPECT_NE(blurb.find("0 = automatic"), std::string::npos) << blurb;
+  EXPECT_NE(blurb.find("whole blocks"), std::string::npos) << blurb;
+  guint64 value = 99;
+  g_object_get(src.get(), "max-request-size", &value, nullptr);
+  EXPECT_EQ(value, 0u);
+}
+
+TEST_F(TransferTest, MaxRequestSizeTakesAnyValueAndReadsItBack) {
+  GstPtr<GstElement> src(make_prefetchsrc());
+  ASSERT_NE(src, nullptr);
+  gst_object_ref_sink(src.get());
+  GParamSpec* spec =
+      g_object_class_find_property(G_OBJECT_GET_CLASS(src.get()), "max-request-size");
+  ASSERT_NE(spec, nullptr);
+  // Not a multiple of the block size, smaller than a block, larger than the
+  // largest block, the extremes: none is clamped (the engine rounds up).
+  const guint64 odd[] = {1,
+                         1023,
+                         kBlock - 1,
+                         kBlock,
+                         kBlock + 1,
+                         3 * kBlock - 7,
+                         G_GUINT64_CONSTANT(1) << 40,
+                         G_MAXUINT64 - 1,
+                         G_MAXUINT64,
+                         0};
+  for (GstState state : {GST_STATE_NULL, GST_STATE_READY}) {
+    ASSERT_EQ(gst_element_set_state(src.get(), state), GST_STATE_CHANGE_SUCCESS);
+    for (guint64 want : odd) {
+      SCOPED_TRACE(std::string(gst_element_state_get_name(state)) + " " + std::to_string(want));
+      GValue v = G_VALUE_INIT;
+      g_value_init(&v, G_TYPE_UINT64);
+      g_value_set_uint64(&v, want);
+      EXPECT_FALSE(g_param_value_validate(spec, &v)) << "the param spec changes the value";
+      g_value_unset(&v);
+      g_object_set(src.get(), "max-request-size", want, nullptr);
+      guint64 got = want + 1;
+      g_object_get(src.get(), "max-request-size", &got, nullptr);
+      EXPECT_EQ(got, want);
+    }
+  }
+  EXPECT_EQ(gst_element_set_state(src.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+}
+
+TEST_F(TransferTest, MaxRequestSizeBoundsEveryRequest) {
+  // Every request asks for at most max-request-size rounded up to whole
+  // blocks, here 3 blocks. On this origin (every answer 50 ms late, then
+  // fast) automatic spans would run far longer: the value must reach the
+  // engine. With one block per request (before spans) this holds anyway.
+  const uint64_t size = 32 * kBlock + 5;
+  const uint64_t cap = 3 * kBlock;
+  const std::vector<uint8_t>& data = pattern(size);
+  server_.add_file("/m.bin", data);
+  Behavior b;
+  b.first_byte_delay = prefetch::testing::fixed_delay(50ms);
+  server_.set_behavior("/m.bin", b);
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/m.bin").c_str(), "block-size", kBlock, "concurrency",
+               2u, "max-request-size", static_cast<guint64>(2 * kBlock + 1), nullptr);
+  auto result = run_transfer(src);
+  ASSERT_TRUE(result->eos) << describe(result->error.get());
+  EXPECT_EQ(result->sha256, sha256_hex(data));
+  const auto requests = server_.requests("/m.bin");
+  ASSERT_FALSE(requests.empty());
+  for (const auto& r : requests) {
+    if (r.method != "GET") continue;
+    SCOPED_TRACE("request " + std::to_string(r.id) + " range=" + r.range);
+    EXPECT_EQ(r.status, 206);
+    EXPECT_LE(r.body_length, cap);
+  }
+}
+
+TEST_F(TransferTest, StatsHaveSpanFieldsOfTheirTypes) {
+  GstPtr<GstElement> src(make_prefetchsrc());
+  ASSERT_NE(src, nullptr);
+  gst_object_ref_sink(src.get());
+  GstStructure* stats = nullptr;
+  g_object_get(src.get(), "stats", &stats, nullptr);
+  ASSERT_NE(stats, nullptr);
+  const struct {
+    const char* name;
+    GType type;
+  } fields[] = {
+      {"bytes-received", G_TYPE_UINT64},
+      {"bytes-per-request", G_TYPE_DOUBLE},
+      {"ttfb-mean-ms", G_TYPE_DOUBLE},
+  };
+  for (const auto& f : fields) {
+    SCOPED_TRACE(f.name);
+    EXPECT_TRUE(gst_structure_has_field_typed(stats, f.name, f.type))
+        << "has the field: " << gst_structure_has_field(stats, f.name);
+  }
+  // The stats blurb names every field the structure has.
+  const std::string blurb =
+      g_param_spec_get_blurb(g_object_class_find_property(G_OBJECT_GET_CLASS(src.get()), "stats"));
+  for (int i = 0; i < gst_structure_n_fields(stats); ++i) {
+    const std::string name = gst_structure_nth_field_name(stats, i);
+    EXPECT_NE(blurb.find(name), std::string::npos) << "the stats blurb does not list " << name;
+  }
+  gst_structure_free(stats);
+}
+
+// needs the engine's span stats
+TEST_F(TransferTest, SpanStatsAddUpAfterATransfer) {
+  // bytes-received counts every body byte the requests brought: at least
+  // the file, at most what the server wrote; bytes-per-request is it over
+  // requests-started; every answer here is held 50 ms.
+  const uint64_t size = 20 * kBlock + 5;
+  const std::vector<uint8_t>& data = pattern(size);
+  server_.add_file("/s.bin", data);
+  Behavior b;
+  b.first_byte_delay = prefetch::testing::fixed_delay(50ms);
+  server_.set_behavior("/s.bin", b);
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/s.bin").c_str(), "block-size", kBlock, "concurrency",
+               4u, nullptr);
+  auto result = run_transfer(src);
+  ASSERT_TRUE(result->eos) << describe(result->error.get());
+  EXPECT_EQ(result->sha256, sha256_hex(data));
+  guint64 received = 0, started = 0;
+  gdouble per_request = 0, ttfb_mean = 0;
+  ASSERT_TRUE(stats_field(result->stats, "bytes-received", &received));
+  ASSERT_TRUE(stats_field(result->stats, "requests-started", &started));
+  ASSERT_TRUE(stats_field(result->stats, "bytes-per-request", &per_request));
+  ASSERT_TRUE(stats_field(result->stats, "ttfb-mean-ms", &ttfb_mean));
+  uint64_t sent = 0;
+  for (const auto& r : server_.requests("/s.bin")) sent += r.bytes_sent;
+  EXPECT_GE(received, size);
+  EXPECT_LE(received, sent) << "more bytes received than the server wrote";
+  ASSERT_GT(started, 0u);
+  const double want = static_cast<double>(received) / static_cast<double>(started);
+  EXPECT_NEAR(per_request, want, 1e-6 * want)
+      << received << " bytes over " << started << " requests";
+  EXPECT_GE(ttfb_mean, 45.0) << "the server holds every answer 50 ms";
 }
 
 TEST_F(TransferTest, UriHandler) {
