@@ -82,7 +82,8 @@ SpanInput Prefetcher::Impl::span_input(uint64_t to_block) const {
   in.ttfb_ms = first_byte_ms.quantile(0.5);
   in.conn_rate = conn_rate;
   const uint64_t bs = plan.block_size();
-  in.max_blocks = cfg.max_request_bytes ? (cfg.max_request_bytes + bs - 1) / bs : 0;
+  const uint64_t max = cfg.max_request_bytes;
+  in.max_blocks = max / bs + (max % bs ? 1 : 0);  // no overflow at UINT64_MAX
   in.end_at_horizon = exact_reads;  // random reads: no span past the window
   return in;
 }
