@@ -117,6 +117,8 @@ TEST_F(LifecycleTest, FlushingSeekWhileWaitingForAStalledBlock) {
   server_.set_behavior("/s.bin", b);
   GstElement* src = make_src("/s.bin");
   ASSERT_NE(src, nullptr);
+  // One block per request: block 1's own request is the one that stalls.
+  g_object_set(src, "max-request-size", static_cast<guint64>(kBlock), nullptr);
   SeekPipeline p = make_seek_pipeline(src, 2);
   ASSERT_EQ(set_state_and_wait(p.pipeline.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS);
   ASSERT_TRUE(server_.wait_for_requests(2, 5s));
@@ -447,6 +449,9 @@ void serve_head_only(TestServer& server, const std::string& path) {
 TEST_F(StandbyTest, PadModeSwitchStandbyWithoutStartIsDropped) {
   serve_head_only(server_, "/switch.bin");
   make_linked("/switch.bin");
+  // One block per request, so the blocks after the first wait at the origin
+  // (serve_head_only) with their requests open.
+  g_object_set(src_, "max-request-size", static_cast<guint64>(kBlock), nullptr);
   ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
   ASSERT_TRUE(query_offers_pull());
   ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
@@ -480,6 +485,9 @@ TEST_F(StandbyTest, PadModeSwitchStandbyWithoutStartIsDropped) {
 TEST_F(StandbyTest, PadModeSwitchStandbyIsDroppedByTheNextStateChange) {
   serve_head_only(server_, "/change.bin");
   make_linked("/change.bin");
+  // One block per request, so the blocks after the first wait at the origin
+  // (serve_head_only) with their requests open.
+  g_object_set(src_, "max-request-size", static_cast<guint64>(kBlock), nullptr);
   ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
   ASSERT_TRUE(query_offers_pull());
   ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
