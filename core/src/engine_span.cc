@@ -270,9 +270,9 @@ uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
   return b->buffer->data() + (r.pos - b->range.begin);
 }
 
-// After the reader moved: spans whose front is behind the kept blocks, or
-// (after a jump) past them, are cancelled; a forward step keeps the ones
-// sent ahead.
+// After the reader moved: spans whose front is behind the kept blocks (or
+// about to enter a block behind the reader), or (after a jump) past them,
+// are cancelled; a forward step keeps the ones sent ahead.
 void Prefetcher::Impl::drop_far_spans(uint64_t keep_from, uint64_t keep_to, bool forward) {
   for (Request* r : std::vector<Request*>(live)) {
     if (r->cancelled()) continue;
@@ -285,7 +285,10 @@ void Prefetcher::Impl::drop_far_spans(uint64_t keep_from, uint64_t keep_to, bool
       continue;
     }
     if (cache.is_parked(f)) continue;  // park() ended its claim with the block
-    if (f < keep_from || (!forward && f >= keep_to)) cancel_request(r->shared_from_this());
+    // A span about to enter a block behind the reader would only pause there.
+    const bool behind = f < read_block && !store.find(f);
+    if (f < keep_from || (!forward && f >= keep_to) || behind)
+      cancel_request(r->shared_from_this());
   }
 }
 
