@@ -111,7 +111,10 @@ struct Prefetcher::Impl {
 
   Origin* origin;
   const Config cfg;
-  const unsigned lookahead;
+  // Blocks held from the reader on, at most. Automatic (lookahead_blocks 0)
+  // in the window schedule: it grows to cover what the connections bring
+  // in a first-byte time (grow_lookahead).
+  unsigned lookahead;
   const RetryPolicy retry;
   const HedgePolicy hedge;
   Logger log;
@@ -192,6 +195,7 @@ struct Prefetcher::Impl {
   uint8_t* span_area(Request& r, size_t* length);
   void span_reached_end(Request& r);
   void pause_span(Request& r, bool for_slot);
+  void grow_lookahead();
 
   // engine_request.cc: requests.
   std::shared_ptr<Request> launch(uint64_t pos, uint64_t end, Block* b,

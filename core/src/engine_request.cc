@@ -346,7 +346,10 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
     if (cache.is_parked(b->index)) cache.parked_complete();
     log(LogLevel::kDebug, "block %" PRIu64 " complete %" PRIu64 " bytes", b->index,
         b->range.length());
-    if (const double v = r.rate(now); v > 0) conn_rate = conn_rate > 0 ? 0.8 * conn_rate + 0.2 * v : v;
+    if (const double v = r.rate(now); v > 0) {
+      conn_rate = conn_rate > 0 ? 0.8 * conn_rate + 0.2 * v : v;
+      grow_lookahead();
+    }
     cv.notify_all();
     repump = true;
   } else if (b->index == read_block && b->range.begin + b->filled >= gather_until) {

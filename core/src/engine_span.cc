@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cmath>
 
 #include "engine.h"
 
@@ -198,6 +199,31 @@ void Prefetcher::Impl::resume_paused() {
     r->fetch->resume();
     ++busy;
   }
+}
+
+// The automatic look-ahead covers the bandwidth-delay product: what all
+// connections bring in twice the first-byte time (its 90th percentile), on
+// top of the 2 x concurrency blocks it starts with, up to 64 MiB. Where
+// answers are late and each connection fast (an object store), the window
+// then reaches far enough for spans to split and for the next span of each
+// connection to be sent ahead of time; where answers are prompt it stays as
+// it started. It only grows: memory is bounded by the largest it reached.
+void Prefetcher::Impl::grow_lookahead() {
+  if (cfg.lookahead_blocks || cfg.schedule != Schedule::kWindow) return;
+  const std::optional<double> p90 = first_byte_ms.quantile(0.9);
+  if (!p90 || first_byte_ms.size() < 2 || conn_rate <= 0) return;
+  const double bs = static_cast<double>(plan.block_size());
+  const double bytes = 2.0 * cfg.concurrency * conn_rate * (*p90 / 1000.0);
+  const unsigned base = cfg.effective_lookahead();
+  const unsigned cap = std::max<unsigned>(base, static_cast<unsigned>((64u << 20) / bs));
+  const unsigned want =
+      std::min<unsigned>(cap, base + static_cast<unsigned>(std::ceil(bytes / bs)));
+  if (want <= lookahead) return;
+  log(LogLevel::kInfo,
+      "look-ahead %u -> %u blocks (first byte p90 %.0f ms, %.1f MiB/s per connection)", lookahead,
+      want, *p90, conn_rate / (1 << 20));
+  if (window == lookahead) window = want;  // a full window grows with it
+  lookahead = want;
 }
 
 void Prefetcher::Impl::pause_span(Request& r, bool for_slot) {
