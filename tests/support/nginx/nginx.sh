@@ -14,6 +14,8 @@
 #                    gzip.log in STATE_DIR has its requests' Accept-Encoding,
 #                    Content-Encoding and Range
 #   /moved/NAME      301 to /NAME
+#   /slow-send/NAME  ROOT_DIR/NAME with send_timeout 2s (a client that stops
+#                    reading for longer has its connection closed)
 #   /headers/NAME    ROOT_DIR/NAME with X-Test-Header: prefetchsrc and
 #                    X-Test-Repeated twice (one, two): custom response headers
 # The HTTPS listener speaks HTTP/1.1 and HTTP/2 (ALPN) with a certificate for
@@ -133,6 +135,13 @@ http {
 
     location ~ ^/moved/(.*)\$ {
       return 301 /\$1\$is_args\$args;
+    }
+
+    # A server that gives up on a client that stops reading for 2 s (its
+    # send timeout): a paused span must resume without an error.
+    location /slow-send/ {
+      alias $root/;
+      send_timeout 2s;
     }
 
     location /headers/ {

@@ -1,0 +1,126 @@
+// Request spans against a real nginx: a span the look-ahead holds back
+// (its reader stopped) stops reading and TCP holds the server back; when
+// the server gives up on it (nginx's send_timeout) or the pause outlasts the
+// engine's limit, its rest is asked for again and not a byte is lost.
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "element_test_util.h"
+#include "test_server.h"
+
+namespace prefetch {
+namespace element_test {
+namespace {
+
+using namespace std::chrono_literals;
+using prefetch::testing::sha256_hex;
+
+constexpr size_t kFile = 64u << 20;
+constexpr guint64 kBlock = 1u << 20;
+
+class SpanNginxTest : public NginxFixture {
+ protected:
+  void SetUp() override {
+    ElementTest::SetUp();
+    if (access("/usr/sbin/nginx", X_OK) != 0 && std::getenv("NGINX") == nullptr) {
+      GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
+    }
+    start_nginx();
+    ASSERT_TRUE(write_file(root_.file("big.bin"), pattern(kFile)));
+  }
+
+  struct Outcome {
+    std::string sha256;
+    uint64_t bytes = 0;
+    bool eos = false;
+    guint64 requests = 0, retries = 0;
+    std::vector<std::string> log;  // nginx's access log lines for big.bin
+  };
+
+  // Reads 1 MiB, stops reading for `stop` (the span pauses where the
+  // look-ahead ends), then reads to the end.
+  Outcome read_with_a_stop(std::chrono::milliseconds stop) {
+    Outcome out;
+    GstElement* src = make_prefetchsrc();
+    EXPECT_NE(src, nullptr);
+    if (!src) return out;
+    g_object_set(src, "location", http("/slow-send/big.bin").c_str(), "block-size", kBlock,
+                 "concurrency", 1u, nullptr);
+    SeekPipeline p = make_seek_pipeline(src, 2);
+    GChecksum* sum = g_checksum_new(G_CHECKSUM_SHA256);
+    EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_PLAYING),
+              GST_STATE_CHANGE_ASYNC);
+    bool stopped = false;
+    for (;;) {
+      SamplePtr sample(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 20 * GST_SECOND));
+      if (!sample) break;
+      GstBuffer* buffer = gst_sample_get_buffer(sample.get());
+      GstMapInfo map;
+      gst_buffer_map(buffer, &map, GST_MAP_READ);
+      g_checksum_update(sum, map.data, static_cast<gssize>(map.size));
+      out.bytes += map.size;
+      gst_buffer_unmap(buffer, &map);
+      if (!stopped && out.bytes >= kBlock) {
+        stopped = true;
+        std::this_thread::sleep_for(stop);
+      }
+    }
+    out.eos = gst_app_sink_is_eos(GST_APP_SINK(p.sink));
+    out.sha256 = g_checksum_get_string(sum);
+    g_checksum_free(sum);
+    GstStructure* stats = nullptr;
+    g_object_get(src, "stats", &stats, nullptr);
+    if (stats) {
+      gst_structure_get_uint64(stats, "requests-started", &out.requests);
+      gst_structure_get_uint64(stats, "retries", &out.retries);
+      gst_structure_free(stats);
+    }
+    gst_element_set_state(p.pipeline.get(), GST_STATE_NULL);
+    for (const auto& line : read_lines(state_.path() + "/access.log"))
+      if (line.find("/slow-send/big.bin") != std::string::npos) out.log.push_back(line);
+    return out;
+  }
+};
+
+// nginx closes the paused span's connection after 2 s; the span finds that
+// when it goes on (its body ends early) and asks for the rest.
+TEST_F(SpanNginxTest, APausedSpanThatTheServerDropsResumesExactly) {
+  set_deadline(120s);
+  const Outcome o = read_with_a_stop(3500ms);
+  EXPECT_TRUE(o.eos);
+  EXPECT_EQ(o.bytes, kFile);
+  EXPECT_EQ(o.sha256, sha256_hex(pattern(kFile)));
+  ASSERT_GE(o.log.size(), 2u) << "the rest of the dropped span was not asked for again";
+  EXPECT_NE(o.log[0].find("range=\"bytes=0-\""), std::string::npos) << o.log[0];
+  EXPECT_EQ(o.log[0].find(" 206 " + std::to_string(kFile) + " "), std::string::npos)
+      << "nginx sent the whole file: the pause was not exercised: " << o.log[0];
+  EXPECT_EQ(o.log[1].find("range=\"bytes=0-"), std::string::npos) << o.log[1];
+  std::printf("[ info ] %zu requests, %llu retries; first: %s\n", o.log.size(),
+              static_cast<unsigned long long>(o.retries), o.log[0].c_str());
+}
+
+// Paused longer than the engine's limit (5 s): it is cancelled when the
+// reader comes back, before nginx's close is read, and its rest asked for
+// again: no failure, no retry.
+TEST_F(SpanNginxTest, APausedSpanPastThePauseLimitIsAskedAgain) {
+  set_deadline(120s);
+  const Outcome o = read_with_a_stop(6000ms);
+  EXPECT_TRUE(o.eos);
+  EXPECT_EQ(o.bytes, kFile);
+  EXPECT_EQ(o.sha256, sha256_hex(pattern(kFile)));
+  ASSERT_GE(o.log.size(), 2u) << "the paused span's rest was not asked for again";
+  EXPECT_EQ(o.retries, 0u) << "a pause past the limit is no failure";
+  EXPECT_EQ(o.log[1].find("range=\"bytes=0-"), std::string::npos) << o.log[1];
+  std::printf("[ info ] %zu requests, %llu retries; second: %s\n", o.log.size(),
+              static_cast<unsigned long long>(o.retries), o.log[1].c_str());
+}
+
+}  // namespace
+}  // namespace element_test
+}  // namespace prefetch
