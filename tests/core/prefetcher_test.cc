@@ -1362,3 +1362,70 @@ TEST_F(PrefetcherTest, AFixedLatencyOriginGetsNoHedge) {
 
 }  // namespace
 }  // namespace prefetch
+
+namespace prefetch {
+namespace {
+
+// ---- request spans (automatic span length: max_request_bytes 0) ----------
+
+Config SpanConfig(unsigned concurrency = 4) {
+  Config c = SmallConfig(Schedule::kWindow, concurrency);
+  c.max_request_bytes = 0;
+  return c;
+}
+
+// Until the first answer tells the size nothing else is asked: a file of one
+// byte costs one request, and no request goes past the end.
+TEST_F(PrefetcherTest, SpansAskNothingBeforeTheFirstAnswer) {
+  Make(1, SpanConfig());
+  origin_->hold_head(0);
+  prefetcher_->begin(0);
+  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(origin_->request_count(), 1u);
+  origin_->release(0);
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == data());
+  ASSERT_EQ(origin_->request_count(), 1u);
+  EXPECT_FALSE(origin_->requests()[0].end) << "the first span runs to the end";
+}
+
+// One span carries a prompt, fast origin's whole file: it pauses where the
+// look-ahead ends while the reader is away and goes on when it reads.
+TEST_F(PrefetcherTest, ASpanPausesAtTheLookAheadAndGoesOnExactly) {
+  Make(40 * kB + 123, SpanConfig(2));
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  std::this_thread::sleep_for(milliseconds(100));  // the reader is away
+  const Stats paused = prefetcher_->stats();
+  EXPECT_LT(paused.bytes_received, 40 * kB) << "the span did not stop at the look-ahead";
+  Drained d = Drain(0, 3000);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == data());
+  EXPECT_EQ(origin_->request_count(), 1u);
+  const Stats st = prefetcher_->stats();
+  EXPECT_EQ(st.bytes_received, data().size());
+  EXPECT_DOUBLE_EQ(st.bytes_per_request, static_cast<double>(data().size()));
+}
+
+// A span cut short (its connection drops) is asked again from where it
+// stopped, for the rest of its claim only.
+TEST_F(PrefetcherTest, ACutSpanIsAskedAgainFromWhereItStopped) {
+  Make(6 * kB, SpanConfig(1));
+  origin_->set_script([](const RangeRequest& rq, unsigned attempt) {
+    Reply r;
+    if (rq.begin == 0) r.cut_after = 2 * kB + 17;  // the first answer ends early
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  Drained d = Drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos);
+  EXPECT_TRUE(d.bytes == data());
+  const auto reqs = origin_->requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].begin, 2 * kB + 17);
+  EXPECT_EQ(prefetcher_->stats().retries, 1u);
+}
+
+}  // namespace
+}  // namespace prefetch
