@@ -194,6 +194,7 @@ struct Prefetcher::Impl {
   void clamp_spans(uint64_t size);
   uint8_t* span_area(Request& r, size_t* length);
   void span_reached_end(Request& r);
+  bool take_over_next(Request& r);
   void pause_span(Request& r, bool for_slot);
   void grow_lookahead();
 

@@ -331,14 +331,12 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   bool repump = false;
   if (!r.rate_known && r.rate(now) > 0) {
     r.rate_known = true;  // the span policy can tell now whether to split it
+    if (conn_rate <= 0) conn_rate = r.rate(now);
     repump = true;
   }
-  if (!r.is_stream() && r.pos >= r.end) {
-    if (r.pos >= r.asked_end)
-      r.state = RequestState::kFull;
-    else
-      span_reached_end(r);
-  }
+  // At the end of its claim a span ends in span_area (or takes over the
+  // next claim); with all it asked for, it reads on to the end of body.
+  if (!r.is_stream() && r.pos >= r.end && r.pos >= r.asked_end) r.state = RequestState::kFull;
   if (b->filled == b->range.length()) {
     b->state = BlockState::kComplete;
     ++blocks_fetched;

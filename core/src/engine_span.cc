@@ -244,10 +244,37 @@ void Prefetcher::Impl::span_reached_end(Request& r) {
   if (r.fetch) r.fetch->cancel();
 }
 
+// Span `r` reached the end of its claim, where the span that took the rest
+// has no byte yet (its first byte is still to come, maybe late: a heavy
+// tail): `r`, flowing already, goes on into that claim and the other is
+// cancelled. A split thus never makes a block later than it would have been.
+bool Prefetcher::Impl::take_over_next(Request& r) {
+  if (r.pos >= r.asked_end) return false;
+  Request* next = nullptr;
+  for (Request* s : live) {
+    if (s != &r && !s->cancelled() && !s->hedge && s->pos == r.pos && s->received == 0 &&
+        (s->state == RequestState::kWaiting || s->slot_wait)) {
+      next = s;
+      break;
+    }
+  }
+  if (!next) return false;
+  log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": taken over by span %" PRIu64
+      " (no byte of it came yet)", next->id, next->pos, r.id);
+  r.end = std::min(next->end, r.asked_end);
+  if (Block* b = store.find(plan.index_of(r.pos)); b && b->request.get() == next) {
+    cancel_block(*b);  // its hedge too
+    b->hedge.reset();
+    b->request = r.shared_from_this();
+  }
+  cancel_request(next->shared_from_this());
+  return true;
+}
+
 // Where a span's body goes next: the block at its front, made now if the
 // window holds it; a pause where the look-ahead ends.
 uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
-  if (r.pos >= r.end) {
+  if (r.pos >= r.end && !take_over_next(r)) {
     if (r.pos >= r.asked_end) {
       // All it asked for is in: let the origin find the end of the body,
       // or notice it is longer than asked.

@@ -18,7 +18,7 @@ indices; A, B, P byte offsets; B and J inclusive):
     span N first-byte after T ms
     span N paused at byte P: look-ahead full       (or: no transfer slot)
     span N resumed at byte P
-    span N split at block J: span M takes blocks J-end      (or J-K)
+    span N split at block J: span M takes blocks J-end      (or J-K; a note in brackets may follow)
     span N ends at byte P: REASON
     block I first-byte
     block I complete S bytes
@@ -57,7 +57,8 @@ EVENTS = (
     ("first-byte", re.compile(r"span (\d+) first-byte after ([\d.]+) ms")),
     ("paused", re.compile(r"span (\d+) paused at byte (\d+): (.*)")),
     ("resumed", re.compile(r"span (\d+) resumed at byte (\d+)")),
-    ("split", re.compile(r"span (\d+) split at block (\d+): span (\d+) takes blocks (\d+)-" + END)),
+    ("split", re.compile(r"span (\d+) split at block (\d+): span (\d+) takes blocks (\d+)-" + END
+                         + r"(?: \(.*\))?")),
     ("ends", re.compile(r"span (\d+) ends at byte (\d+): (.*)")),
     ("block-first-byte", re.compile(r"block (\d+) first-byte")),
     ("block-complete", re.compile(r"block (\d+) complete (\d+) bytes")),
