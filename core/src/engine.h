@@ -85,6 +85,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   std::weak_ptr<Request> next;  // the span sent ahead for this one's connection
   bool sent_ahead = false;      // ... once
   bool rate_known = false;      // rate() told something (the policy may use it now)
+  bool http2 = false;           // its answer came over HTTP/2: it may not pause
   bool slot_wait = false;       // paused for a transfer slot (else for the look-ahead)
   Clock::time_point paused_at{};
   // Its rate: bytes received over the time they flowed.

@@ -150,6 +150,7 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
       known.opened = known.ranges_ok = true;
       keep_resource(head);
       r.state = RequestState::kReceiving;
+      r.http2 = head.http2;
       r.promised_end = head.last + 1;
       settle_hedge(r);
       cv.notify_all();

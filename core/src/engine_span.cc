@@ -211,7 +211,7 @@ void Prefetcher::Impl::resume_paused() {
 void Prefetcher::Impl::grow_lookahead() {
   if (cfg.lookahead_blocks || cfg.schedule != Schedule::kWindow) return;
   const std::optional<double> p90 = first_byte_ms.quantile(0.9);
-  if (!p90 || first_byte_ms.size() < 2 || conn_rate <= 0) return;
+  if (!p90 || conn_rate <= 0) return;  // one first byte is enough to start with
   const double bs = static_cast<double>(plan.block_size());
   const double bytes = 2.0 * cfg.concurrency * conn_rate * (*p90 / 1000.0);
   const unsigned base = cfg.effective_lookahead();
@@ -285,7 +285,7 @@ uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
     span_reached_end(r);
     return nullptr;
   }
-  if (r.received == 0 && r.state == RequestState::kReceiving &&
+  if (r.received == 0 && r.state == RequestState::kReceiving && !r.http2 &&
       transferring() > cfg.concurrency) {
     pause_span(r, true);
     return nullptr;
@@ -294,6 +294,14 @@ uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
   Block* b = store.find(idx);
   if (!b) {
     if (!may_hold(idx)) {
+      if (r.http2) {
+        // Not reading would not hold an HTTP/2 server back (libsoup reads
+        // the stream anyway, DESIGN.md): the span ends here instead, and its
+        // rest is asked for again when the window reaches it.
+        r.end = r.pos;
+        span_reached_end(r);
+        return nullptr;
+      }
       pause_span(r, false);
       return nullptr;
     }

@@ -220,6 +220,7 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
                       g_pollable_input_stream_can_poll(G_POLLABLE_INPUT_STREAM(stream));
         o->find_socket(f);
         describe_answer(f->msg, &head);
+        head.http2 = soup_message_get_http_version(f->msg) == SOUP_HTTP_2_0;
         o->pin_redirect(f, head.status);
         if (!f->listener->on_head(head)) {
           Error e = cancelled_error();

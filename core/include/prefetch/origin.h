@@ -64,6 +64,9 @@ struct ResponseHead {
   // bytes are not the resource's, so content_length is left unset.
   std::string content_encoding;
   IcyInfo icy;
+  // Answered over HTTP/2: libsoup before 3.6.3 reads such a body whether or
+  // not we read it (a paused span would buffer without bound there).
+  bool http2 = false;
   // What an application may want to see (souphttpsrc's `http-headers`).
   std::string uri;                  // where the answer came from, after redirects
   bool redirected = false;          // redirects were followed to get it
