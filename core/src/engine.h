@@ -144,6 +144,9 @@ struct Prefetcher::Impl {
   // started; each leaves in its on_done.
   std::vector<Request*> live;
   double conn_rate = 0;  // a typical connection's rate (bytes/s), for span_policy
+  // An answer came over HTTP/2: spans end at the window (libsoup reads an h2
+  // stream whether or not we do, so only the range asked bounds memory).
+  bool http2 = false;
   std::optional<Error> fatal;
   std::mt19937_64 rng;
   // Blocks the window spans now (<= lookahead); see access_pattern.h.

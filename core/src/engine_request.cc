@@ -151,6 +151,12 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
       keep_resource(head);
       r.state = RequestState::kReceiving;
       r.http2 = head.http2;
+      if (head.http2 && !http2) {
+        http2 = true;
+        log(LogLevel::kInfo, "HTTP/2: spans end at the look-ahead");
+        const uint64_t window_end = (read_block + window_now()) * plan.block_size();
+        for (Request* s : live) s->end = std::min(s->end, std::max(window_end, s->pos));
+      }
       r.promised_end = head.last + 1;
       settle_hedge(r);
       cv.notify_all();

@@ -85,7 +85,8 @@ SpanInput Prefetcher::Impl::span_input(uint64_t to_block) const {
   const uint64_t bs = plan.block_size();
   const uint64_t max = cfg.max_request_bytes;
   in.max_blocks = max / bs + (max % bs ? 1 : 0);  // no overflow at UINT64_MAX
-  in.end_at_horizon = exact_reads;  // random reads: no span past the window
+  // Random reads, and HTTP/2 (see http2): no span past the window.
+  in.end_at_horizon = exact_reads || http2;
   return in;
 }
 
