@@ -218,6 +218,7 @@ struct Prefetcher::Impl {
   void end_at_most(Request& r, uint64_t bound);
   void enter_stream_mode(Request& r, std::optional<uint64_t> size);
   void keep_resource(const ResponseHead& head);
+  void note_first_byte(Request& r, Clock::time_point now);
   uint8_t* write_area(Request& r, size_t* length);
   uint8_t* stream_area(Request& r, size_t* length);
   void on_data(Request& r, size_t n);

@@ -150,6 +150,9 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
       known.opened = known.ranges_ok = true;
       keep_resource(head);
       r.state = RequestState::kReceiving;
+      // The origin's wait ends with its answer: the first byte is timed
+      // here, not when a span that waits for a transfer slot reads it.
+      note_first_byte(r, Clock::now());
       r.http2 = head.http2;
       if (head.http2 && !http2) {
         http2 = true;
@@ -175,6 +178,16 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
     default:
       return false;
   }
+}
+
+// Request `r`'s answer came at `now`: one first-byte time.
+void Prefetcher::Impl::note_first_byte(Request& r, Clock::time_point now) {
+  r.first_byte = now;
+  const double ms = ms_between(r.started, now);
+  first_byte_ms.add(ms);
+  first_byte_total_ms += ms;
+  ++first_bytes;
+  if (!r.is_stream()) log(LogLevel::kDebug, "span %" PRIu64 " first-byte after %.0f ms", r.id, ms);
 }
 
 // An accepted answer's head, kept for applications when it is the first, or
@@ -316,16 +329,8 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   Block* b = store.find(r.block);
   if (!b || b->buffer != area) return;  // dropped (and maybe re-made) meanwhile
   const Clock::time_point now = Clock::now();
-  if (r.first_byte == Clock::time_point{}) {
-    r.first_byte = now;
-    const double ms = ms_between(r.started, now);
-    first_byte_ms.add(ms);
-    first_byte_total_ms += ms;
-    ++first_bytes;
-    r.flow(now);
-    if (!r.is_stream())
-      log(LogLevel::kDebug, "span %" PRIu64 " first-byte after %.0f ms", r.id, ms);
-  }
+  if (r.first_byte == Clock::time_point{}) note_first_byte(r, now);
+  r.flow(now);
   if (b->filled == 0) {
     b->first_byte = now;
     log(LogLevel::kDebug, "block %" PRIu64 " first-byte", b->index);
