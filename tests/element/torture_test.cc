@@ -399,7 +399,11 @@ TEST_F(TortureTest, Fault503OnFirstRequestsIsRetried) {
 }
 
 TEST_F(TortureTest, FaultCutEveryThirdResponseIsResumed) {
-  const std::vector<uint8_t>& data = pattern(24 * kBlock + 999);
+  // Requests of two blocks (max-request-size): with automatic spans the
+  // whole file comes in one request and its resume, so one cut. The file is
+  // 41 blocks (24 before spans) so that its 21 spans and their resumes still
+  // meet at least 8 cuts.
+  const std::vector<uint8_t>& data = pattern(40 * kBlock + 999);
   server_.add_file("/f.bin", data);
   Behavior b;
   b.cut_every = 3;
@@ -407,6 +411,7 @@ TEST_F(TortureTest, FaultCutEveryThirdResponseIsResumed) {
   server_.set_behavior("/f.bin", b);
   GstElement* src = make_src("/f.bin", kBlock, 4);
   ASSERT_NE(src, nullptr);
+  g_object_set(src, "max-request-size", static_cast<guint64>(2 * kBlock), nullptr);
   expect_exact(src, data);
   size_t cut = 0;
   for (const auto& r : server_.requests("/f.bin")) cut += r.cut;
@@ -506,13 +511,18 @@ TEST_F(TortureTest, FaultStallLongerThanTimeoutIsRetried) {
   server_.set_behavior("/f.bin", b);
   GstElement* src = make_src("/f.bin", kBlock, 2);
   ASSERT_NE(src, nullptr);
-  g_object_set(src, "timeout", 1u, "hedge", FALSE, nullptr);
+  // Requests of two blocks (max-request-size), so that two requests stall
+  // at once: with automatic spans the whole file is one request, stalled,
+  // and its resume, stalled again.
+  g_object_set(src, "timeout", 1u, "hedge", FALSE, "max-request-size",
+               static_cast<guint64>(2 * kBlock), nullptr);
   auto start = Clock::now();
   expect_exact(src, data);
   // A retry after ~1 s, not a wait for the 4 s stall to end.
   EXPECT_LT(ms_since(start), 3900) << "the stalled requests were waited out, not timed out";
-  // The stalled blocks were asked again from where their bytes stopped (the
-  // server may only notice the abandoned responses when its stall ends).
+  // The stalled spans (each from a block's start) were asked again from
+  // where their bytes stopped (the server may only notice the abandoned
+  // responses when its stall ends).
   size_t resumed = 0;
   for (const auto& r : server_.requests("/f.bin")) resumed += r.first_byte % kBlock == 20000;
   EXPECT_GE(resumed, 2u) << "the stalled requests were not resumed from their 20000th byte";
