@@ -271,7 +271,10 @@ TEST_F(CompatInspectTest, DefaultUserAgentMentionsPrefetchsrc) {
   g_free(ua);
 }
 
-// The default User-Agent is what every block request actually carries.
+// The default User-Agent is what every block request actually carries. One
+// block per request (max-request-size = block-size): with automatic spans the
+// fast loopback origin gives the whole file to one request, and "every
+// request" would be that one.
 TEST_F(CompatInspectTest, DefaultUserAgentIsSentWithEveryBlockRequest) {
   TestServer server;
   const auto& data = pattern(5 * 64 * 1024 + 5);
@@ -279,7 +282,8 @@ TEST_F(CompatInspectTest, DefaultUserAgentIsSentWithEveryBlockRequest) {
   GstElement* src = make_prefetchsrc();
   ASSERT_NE(src, nullptr);
   g_object_set(src, "location", server.url("/ua.bin").c_str(), "block-size",
-               static_cast<guint64>(64 * 1024), nullptr);
+               static_cast<guint64>(64 * 1024), "max-request-size", static_cast<guint64>(64 * 1024),
+               nullptr);
   expect_exact(src, data);
   auto requests = server.requests("/ua.bin");
   int ranged = 0;
@@ -323,15 +327,17 @@ class CompatNginxTest : public NginxFixture {
 
 // Bytes exact through nginx's 302, and once the redirect is known the block
 // requests go to the target: only the first `concurrency` requests (started
-// together, before any answer) may ask the redirecting URL; every block after
-// them is asked of /five.bin directly.
+// before any answer) may ask the redirecting URL; every block after them is
+// asked of /five.bin directly. One block per request (max-request-size =
+// block-size): with automatic spans nginx gives the whole file to the first
+// request and there would be no later request to look at.
 TEST_F(CompatNginxTest, RedirectTargetIsUsedForLaterBlocks) {
   constexpr guint64 kBlock = 512 * 1024;
   constexpr guint kConcurrency = 2;
   GstElement* src = make_prefetchsrc();
   ASSERT_NE(src, nullptr);
   g_object_set(src, "location", http("/redirect/five.bin").c_str(), "block-size", kBlock,
-               "concurrency", kConcurrency, nullptr);
+               "concurrency", kConcurrency, "max-request-size", kBlock, nullptr);
   expect_exact(src, pattern(kFiveMillion));
 
   const guint64 blocks = (kFiveMillion + kBlock - 1) / kBlock;
@@ -531,7 +537,9 @@ class CompatProxyTest : public ElementTest {
   static const std::vector<uint8_t>& data() { return pattern(6 * kBlock + 321); }
 
   // Every request the origin saw came through squid (it adds a Via header),
-  // and squid logged one line per block.
+  // and squid logged one line per block. The tests ask one block per request
+  // (max-request-size = block-size) so that there is a request per block to
+  // count: with automatic spans the whole file comes in one request.
   void expect_went_through_squid() {
     const int blocks = static_cast<int>((data().size() + kBlock - 1) / kBlock);
     auto requests = server_.requests("/via.bin");
@@ -568,8 +576,8 @@ class CompatProxyTest : public ElementTest {
 TEST_F(CompatProxyTest, ProxyProperty) {
   GstElement* src = make_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  g_object_set(src, "location", server_.url("/via.bin").c_str(), "block-size", kBlock, "proxy",
-               squid_.url().c_str(), "retries", 1, nullptr);
+  g_object_set(src, "location", server_.url("/via.bin").c_str(), "block-size", kBlock,
+               "max-request-size", kBlock, "proxy", squid_.url().c_str(), "retries", 1, nullptr);
   expect_exact(src, data());
   expect_went_through_squid();
 }
@@ -578,8 +586,8 @@ TEST_F(CompatProxyTest, HttpProxyEnvironmentVariable) {
   ASSERT_TRUE(g_setenv("http_proxy", squid_.url().c_str(), TRUE));
   GstElement* src = make_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  g_object_set(src, "location", server_.url("/via.bin").c_str(), "block-size", kBlock, "retries", 1,
-               nullptr);
+  g_object_set(src, "location", server_.url("/via.bin").c_str(), "block-size", kBlock,
+               "max-request-size", kBlock, "retries", 1, nullptr);
   expect_exact(src, data());
   g_unsetenv("http_proxy");
   expect_went_through_squid();

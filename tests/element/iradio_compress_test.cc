@@ -351,12 +351,15 @@ TEST_F(CompressTest, CompressGivesTheDecodedBytesFromOneGzipAnswer) {
 }
 
 // compress=false on the same location: identity asked, nothing encoded,
-// the body read in ranges as always.
+// the body read in ranges as always. Requests of four blocks
+// (max-request-size): with automatic spans nginx gives the whole body to the
+// first request, and "several ranges" would be one.
 TEST_F(CompressTest, WithoutCompressTheSameLocationIsReadInRanges) {
   GstElement* src = make_prefetchsrc();
   ASSERT_NE(src, nullptr);
   g_object_set(src, "location", http("/gzip/text.txt").c_str(), "block-size",
-               static_cast<guint64>(256 * 1024), nullptr);
+               static_cast<guint64>(256 * 1024), "max-request-size",
+               static_cast<guint64>(4 * 256 * 1024), nullptr);
   auto result = run_transfer(src, 60s);
   ASSERT_FALSE(result->timed_out);
   ASSERT_TRUE(result->eos) << describe(result->error.get());

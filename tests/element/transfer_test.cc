@@ -28,9 +28,10 @@ constexpr uint64_t kBlock = 64 * 1024;
 class TransferTest : public ElementTest {
  protected:
   // Serves `size` pattern bytes at /file and transfers them with the given
-  // block size and concurrency; asserts bytes, offsets and EOS.
+  // block size and concurrency (and max-request-size, 0 = automatic);
+  // asserts bytes, offsets and EOS.
   void expect_exact(uint64_t size, uint64_t block_size, unsigned concurrency,
-                    const char* schedule = nullptr) {
+                    const char* schedule = nullptr, uint64_t max_request_size = 0) {
     const std::vector<uint8_t>& data = pattern(size);
     server_.add_file("/file", data);
     GstElement* src = make_prefetchsrc();
@@ -38,6 +39,9 @@ class TransferTest : public ElementTest {
     g_object_set(src, "location", server_.url("/file").c_str(), "block-size",
                  static_cast<guint64>(block_size), "concurrency", concurrency, nullptr);
     if (schedule) set_prop(src, "schedule", schedule);
+    if (max_request_size) {
+      g_object_set(src, "max-request-size", static_cast<guint64>(max_request_size), nullptr);
+    }
     auto result = run_transfer(src, 100s);
     ASSERT_FALSE(result->timed_out)
         << "no EOS/ERROR within the timeout, got " << result->bytes << " of " << size << " bytes";
@@ -83,27 +87,34 @@ TEST_F(TransferTest, SixtyFourMiB) {
 }
 
 TEST_F(TransferTest, BlocksArriveOutOfOrderButBytesInOrder) {
-  // Block 0 is the slowest to start, later blocks come back first: the
-  // element must still push block 0's bytes first.
+  // Block 1 is the slowest to start, later blocks come back first: the
+  // element must still push block 1's bytes before theirs. One block per
+  // request (max-request-size = block-size): the delays are scripted per
+  // block, and a span would carry the fast blocks behind the slow one's
+  // answer. Block 0 is answered at once: until the first answer tells the
+  // size it is the only request, so nothing could overtake it.
   const uint64_t size = 10 * kBlock + 17;
   Behavior b;
   b.first_byte_delay = prefetch::testing::block_delay_schedule(
-      kBlock, {400ms, 50ms, 250ms, 0ms, 100ms, 0ms, 300ms}, 10ms);
+      kBlock, {0ms, 400ms, 50ms, 250ms, 0ms, 100ms, 0ms, 300ms}, 10ms);
   server_.set_behavior("/file", b);
-  expect_exact(size, kBlock, 4);
+  expect_exact(size, kBlock, 4, nullptr, kBlock);
   // The window really ran requests concurrently, and never above the knob.
   EXPECT_GE(server_.max_in_flight(), 2u);
   EXPECT_LE(server_.max_in_flight(), 4u);
 }
 
 TEST_F(TransferTest, ConcurrencyIsHonoured) {
+  // Requests of two blocks (max-request-size): with automatic spans a fast
+  // loopback origin gives the whole file to the first request, and the
+  // concurrency would never be reached.
   Behavior b;
   b.first_byte_delay = prefetch::testing::fixed_delay(80ms);
   server_.set_behavior("/file", b);
-  expect_exact(16 * kBlock, kBlock, 3);
+  expect_exact(16 * kBlock, kBlock, 3, nullptr, 2 * kBlock);
   EXPECT_LE(server_.max_in_flight(), 3u) << "more requests in flight than concurrency=3";
   EXPECT_GE(server_.max_in_flight(), 2u) << "requests were not concurrent";
-  // Every block request is a range request inside the file.
+  // Every request is a range request inside the file.
   for (const auto& r : server_.requests("/file")) {
     if (r.method != "GET") continue;
     EXPECT_FALSE(r.range.empty()) << "request " << r.id << " had no Range";
@@ -163,7 +174,10 @@ TEST_F(TransferTest, FollowsRedirect) {
 TEST_F(TransferTest, ExpiringRedirectTargetIsRefreshed) {
   // Issue 13, case 4: location answers 302 to a presigned target whose token
   // is good for 5 requests, then 403. The element goes back to location for
-  // a fresh target; the bytes are exact and no error is posted.
+  // a fresh target; the bytes are exact and no error is posted. Requests of
+  // two blocks (max-request-size), 16 for the file: with automatic spans
+  // the fast loopback origin gives the whole file to one request, and no
+  // token would expire.
   const unsigned concurrency = 4;
   const std::vector<uint8_t>& data = pattern(8 * 1024 * 1024);
   server_.add_file("/object", data);
@@ -171,7 +185,8 @@ TEST_F(TransferTest, ExpiringRedirectTargetIsRefreshed) {
   GstElement* src = make_prefetchsrc();
   ASSERT_NE(src, nullptr);
   g_object_set(src, "location", server_.url("/presign").c_str(), "block-size",
-               static_cast<guint64>(256 * 1024), "concurrency", concurrency, nullptr);
+               static_cast<guint64>(256 * 1024), "concurrency", concurrency, "max-request-size",
+               static_cast<guint64>(2 * 256 * 1024), nullptr);
   auto result = run_transfer(src);
   ASSERT_TRUE(result->eos) << describe(result->error.get());
   EXPECT_EQ(result->sha256, sha256_hex(data));
