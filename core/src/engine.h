@@ -39,10 +39,10 @@ enum class RequestKind {
 enum class RequestState {
   kWaiting,    // sent (or in its retry backoff); no response head accepted yet
   kReceiving,  // its head was accepted: body bytes fill blocks
-  kPaused,     // its next block is past the look-ahead, or no transfer slot is free: pump resumes it
-  kFull,       // a span with every byte it asked for: it reads on to the end of body
-  kCut,        // its body ran past its range (or past the size): cut, ends like a clean end
-  kDraining,   // cancelled with every byte in: one more read may find the end of body
+  kPaused,    // its next block is past the look-ahead, or no transfer slot is free: pump resumes it
+  kFull,      // a span with every byte it asked for: it reads on to the end of body
+  kCut,       // its body ran past its range (or past the size): cut, ends like a clean end
+  kDraining,  // cancelled with every byte in: one more read may find the end of body
   kCancelled,  // cancelled by us (or the transfer failed); on_done is still to come
 };
 
@@ -79,9 +79,9 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   // asked for ends at `asked_end` (kOpenEnd: "bytes=a-").
   uint64_t end = kOpenEnd;
   uint64_t asked_end = kOpenEnd;
-  unsigned attempts = 1;      // failures in a row, for the retry policy
-  bool hedge = false;         // races the span of the block it was sent for
-  bool ahead = false;         // sent while its connection's current span still transfers
+  unsigned attempts = 1;        // failures in a row, for the retry policy
+  bool hedge = false;           // races the span of the block it was sent for
+  bool ahead = false;           // sent while its connection's current span still transfers
   std::weak_ptr<Request> next;  // the span sent ahead for this one's connection
   bool sent_ahead = false;      // ... once
   bool rate_known = false;      // rate() told something (the policy may use it now)
@@ -92,8 +92,8 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   uint64_t received = 0;
   double flowed_s = 0;
   Clock::time_point flowing_since{};  // epoch while not flowing
-  Clock::time_point started;     // when it was sent (after its backoff)
-  Clock::time_point first_byte;  // when its first body byte came; epoch until then
+  Clock::time_point started;          // when it was sent (after its backoff)
+  Clock::time_point first_byte;       // when its first body byte came; epoch until then
   std::shared_ptr<Fetch> fetch;
   std::optional<Error> failure;  // why its head was refused
   // Where its answer's range ends (exclusive): a 206 may carry less than was

@@ -55,8 +55,8 @@ std::shared_ptr<Request> Prefetcher::Impl::launch(uint64_t pos, uint64_t end, Bl
   std::string note = ahead ? " (ahead)" : "";
   if (hedged) note = " (hedge of span " + std::to_string(hedged->id) + ")";
   log(LogLevel::kDebug,
-      "span %" PRIu64 " requested bytes=%" PRIu64 "-%s blocks %" PRIu64 "-%s attempt %u%s",
-      req->id, pos, last.c_str(), plan.index_of(pos), last_block.c_str(), attempts, note.c_str());
+      "span %" PRIu64 " requested bytes=%" PRIu64 "-%s blocks %" PRIu64 "-%s attempt %u%s", req->id,
+      pos, last.c_str(), plan.index_of(pos), last_block.c_str(), attempts, note.c_str());
   req->fetch = origin->start(rr, req);
   return req;
 }

@@ -121,8 +121,8 @@ void Prefetcher::Impl::start_span(const SpanChoice& c, Request* behind) {
     if (size_bound) r.end = std::min(r.end, *size_bound);
     b = &store.insert(c.first, r);
   }
-  std::shared_ptr<Request> req = launch(pos, end, b, std::chrono::milliseconds(0), 1, nullptr,
-                                        behind != nullptr);
+  std::shared_ptr<Request> req =
+      launch(pos, end, b, std::chrono::milliseconds(0), 1, nullptr, behind != nullptr);
   if (behind) {
     behind->next = req;
     behind->sent_ahead = true;
@@ -260,8 +260,10 @@ bool Prefetcher::Impl::take_over_next(Request& r) {
     }
   }
   if (!next) return false;
-  log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": taken over by span %" PRIu64
-      " (no byte of it came yet)", next->id, next->pos, r.id);
+  log(LogLevel::kDebug,
+      "span %" PRIu64 " ends at byte %" PRIu64 ": taken over by span %" PRIu64
+      " (no byte of it came yet)",
+      next->id, next->pos, r.id);
   r.end = std::min(next->end, r.asked_end);
   if (Block* b = store.find(plan.index_of(r.pos)); b && b->request.get() == next) {
     cancel_block(*b);  // its hedge too

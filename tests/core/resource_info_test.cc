@@ -21,7 +21,7 @@ constexpr uint64_t kB = 1000;
 Config OneAtATime() {
   Config c;
   c.block_size = kB;
-  c.concurrency = 1;  // requests in block order: the script's URIs come in order
+  c.concurrency = 1;         // requests in block order: the script's URIs come in order
   c.max_request_bytes = kB;  // one block each: the script answers by block
   c.hedge.enabled = false;
   c.retry.backoff_base = std::chrono::milliseconds(1);

@@ -64,8 +64,7 @@ class SpanNginxTest : public NginxFixture {
     if (tls) g_object_set(src, "ssl-ca-file", ca_.c_str(), nullptr);
     SeekPipeline p = make_seek_pipeline(src, 2);
     GChecksum* sum = g_checksum_new(G_CHECKSUM_SHA256);
-    EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_PLAYING),
-              GST_STATE_CHANGE_ASYNC);
+    EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_ASYNC);
     bool stopped = false;
     for (;;) {
       SamplePtr sample(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 20 * GST_SECOND));

@@ -97,10 +97,10 @@ struct Stats {
   uint64_t retries = 0;
   uint64_t hedges_sent = 0;
   uint64_t hedges_won = 0;
-  uint64_t cache_hits = 0;  // blocks served from the cache instead of a request
-  uint64_t bytes_received = 0;     // body bytes the requests brought (block requests and streams)
-  double bytes_per_request = 0;    // bytes_received / requests_started
-  double ttfb_mean_ms = 0;         // first-byte time per request (the mean over all requests)
+  uint64_t cache_hits = 0;       // blocks served from the cache instead of a request
+  uint64_t bytes_received = 0;   // body bytes the requests brought (block requests and streams)
+  double bytes_per_request = 0;  // bytes_received / requests_started
+  double ttfb_mean_ms = 0;       // first-byte time per request (the mean over all requests)
   unsigned in_flight = 0;
   double ttfb_median_ms = 0;
   double ttfb_p95_ms = 0;

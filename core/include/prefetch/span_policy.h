@@ -24,11 +24,11 @@ constexpr uint64_t kOpenEnd = UINT64_MAX;  // a span that runs to the resource's
 
 // A running span as the policy sees it.
 struct SpanView {
-  uint64_t front = 0;        // the byte it writes next
-  uint64_t end = kOpenEnd;   // the end of its claim (exclusive byte)
-  bool receiving = false;    // its body flows; else it waits for its first byte
-  double waited_ms = 0;      // waiting: how long since it was sent
-  double rate = 0;           // receiving: its bytes/s while flowing; 0 = not known yet
+  uint64_t front = 0;       // the byte it writes next
+  uint64_t end = kOpenEnd;  // the end of its claim (exclusive byte)
+  bool receiving = false;   // its body flows; else it waits for its first byte
+  double waited_ms = 0;     // waiting: how long since it was sent
+  double rate = 0;          // receiving: its bytes/s while flowing; 0 = not known yet
 };
 
 struct SpanInput {
@@ -47,8 +47,8 @@ struct SpanInput {
 };
 
 struct SpanChoice {
-  uint64_t first = 0;         // its first block
-  uint64_t end = kOpenEnd;    // its end block (exclusive), or kOpenEnd
+  uint64_t first = 0;           // its first block
+  uint64_t end = kOpenEnd;      // its end block (exclusive), or kOpenEnd
   std::optional<size_t> split;  // the span (index into spans) whose claim now ends at `first`
   double reach_ms = 0;          // split: when that span would have reached `first`
 };
