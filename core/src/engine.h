@@ -87,6 +87,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   bool rate_known = false;      // rate() told something (the policy may use it now)
   bool http2 = false;           // its answer came over HTTP/2: it may not pause
   bool slot_wait = false;       // paused for a transfer slot (else for the look-ahead)
+  bool yield = false;           // gives its transfer slot to a span nearer the reader
   Clock::time_point paused_at{};
   // Its rate: bytes received over the time they flowed.
   uint64_t received = 0;
@@ -199,6 +200,7 @@ struct Prefetcher::Impl {
   uint8_t* span_area(Request& r, size_t* length);
   void span_reached_end(Request& r);
   bool take_over_next(Request& r);
+  bool take_slot_from_farther(Request& r);
   void pause_span(Request& r, bool for_slot);
   void grow_lookahead();
 

@@ -235,16 +235,15 @@ void Prefetcher::Impl::enter_stream_mode(Request& r, std::optional<uint64_t> siz
         "the origin ignores Range requests: falling back to one sequential stream");
     known.stream_mode = true;
     // Keep only this request, as the stream; drop every block and request.
-    std::shared_ptr<Request> self;
     store.for_each([&](Block& b) {
-      if (b.request.get() == &r)
-        self = b.request;
-      else
-        cancel_request(b.request);
+      if (b.request.get() != &r) cancel_request(b.request);
     });
     store.drop_outside(0, 0, [](Block&) {});
+    for (Request* s : std::vector<Request*>(live))
+      if (s != &r) cancel_request(s->shared_from_this());
+    live.erase(std::remove(live.begin(), live.end(), &r), live.end());  // a stream, not a span
     if (stream.get() != &r) cancel_request(stream);
-    stream = self ? self : stream;
+    stream = r.shared_from_this();
     known.opened = true;
     if (size) set_size(*size);
   } else if (!known.opened) {

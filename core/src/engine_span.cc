@@ -186,7 +186,7 @@ void Prefetcher::Impl::resume_paused() {
   unsigned busy = transferring();
   for (Request* r : paused) {
     if (!r->slot_wait && !may_hold(plan.index_of(r->pos))) continue;
-    if (busy >= cfg.concurrency) return;
+    if (busy >= cfg.concurrency && !take_slot_from_farther(*r)) return;
     if (!r->slot_wait && now - r->paused_at > cfg.pause_limit) {
       log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": paused too long (%.0f ms)",
           r->id, r->pos, ms_between(r->paused_at, now));
@@ -225,6 +225,24 @@ void Prefetcher::Impl::grow_lookahead() {
       want, *p90, conn_rate / (1 << 20));
   if (window == lookahead) window = want;  // a full window grows with it
   lookahead = want;
+}
+
+// The transfer slots go to the spans nearest the reader: with all taken,
+// the farthest transfer (past `r`) pauses at its next write so `r` can go
+// on. Without that, spans sent far ahead would hold the slots while the
+// reader waits for the block in front of it.
+bool Prefetcher::Impl::take_slot_from_farther(Request& r) {
+  Request* far = nullptr;
+  for (Request* s : live) {
+    if (s != &r && s->state == RequestState::kReceiving && !s->yield && s->pos > r.pos &&
+        (!far || s->pos > far->pos))
+      far = s;
+  }
+  if (!far) return false;
+  log(LogLevel::kDebug, "span %" PRIu64 " yields its transfer slot to span %" PRIu64, far->id,
+      r.id);
+  far->yield = true;
+  return true;
 }
 
 void Prefetcher::Impl::pause_span(Request& r, bool for_slot) {
@@ -288,8 +306,13 @@ uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
     span_reached_end(r);
     return nullptr;
   }
+  if (r.yield) {
+    r.yield = false;
+    pause_span(r, true);
+    return nullptr;
+  }
   if (r.received == 0 && r.state == RequestState::kReceiving && !r.http2 &&
-      transferring() > cfg.concurrency) {
+      transferring() > cfg.concurrency && !take_slot_from_farther(r)) {
     pause_span(r, true);
     return nullptr;
   }
