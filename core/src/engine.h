@@ -207,7 +207,8 @@ struct Prefetcher::Impl {
   // engine_request.cc: requests.
   std::shared_ptr<Request> launch(uint64_t pos, uint64_t end, Block* b,
                                   std::chrono::milliseconds delay, unsigned attempts,
-                                  Request* hedged = nullptr, bool ahead = false);
+                                  Request* hedged = nullptr, bool ahead = false,
+                                  uint64_t asked_end = 0);
   void launch_stream(uint64_t from, std::chrono::milliseconds delay);
   void relaunch(Request& r, std::chrono::milliseconds delay, unsigned attempts);
   std::string if_range() const;

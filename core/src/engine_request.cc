@@ -23,15 +23,20 @@ void Request::on_done(const Error* error) { impl_->on_done(*this, error); }
 
 // ---- starting and cancelling ----
 
-// Starts a span over [pos, end) (end kOpenEnd: to the end of the resource)
-// after `delay`. `b`, if given, is the block at `pos`: the span fills it, or
-// races its span there as a hedge of `hedged`.
+// Starts a span claiming [pos, end) (end kOpenEnd: to the end of the
+// resource) after `delay`, asking for the range up to `asked_end` (0: `end`;
+// further lets it go on into the next claim, see take_over_next). `b`, if
+// given, is the block at `pos`: the span fills it, or races its span there as
+// a hedge of `hedged`.
 std::shared_ptr<Request> Prefetcher::Impl::launch(uint64_t pos, uint64_t end, Block* b,
                                                   std::chrono::milliseconds delay,
-                                                  unsigned attempts, Request* hedged, bool ahead) {
+                                                  unsigned attempts, Request* hedged, bool ahead,
+                                                  uint64_t asked_end) {
   auto req = std::make_shared<Request>(this, plan.index_of(pos), pos, RequestKind::kSpan);
   req->id = requests_started + hedges_sent + 1;
-  req->end = req->asked_end = end;
+  req->end = end;
+  req->asked_end = std::max(end, asked_end);
+  end = req->asked_end;
   req->attempts = attempts;
   req->hedge = hedged != nullptr;
   req->ahead = ahead;
@@ -69,7 +74,7 @@ void Prefetcher::Impl::relaunch(Request& r, std::chrono::milliseconds delay, uns
       (b->complete() || b->request || b->range.begin + b->filled != r.pos))
     return;
   if (b && b->request.get() == &r) b->request.reset();
-  launch(r.pos, r.end, b, delay, attempts);
+  launch(r.pos, r.end, b, delay, attempts, nullptr, false, r.asked_end);
 }
 
 void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds delay) {

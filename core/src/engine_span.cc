@@ -121,8 +121,15 @@ void Prefetcher::Impl::start_span(const SpanChoice& c, Request* behind) {
     if (size_bound) r.end = std::min(r.end, *size_bound);
     b = &store.insert(c.first, r);
   }
-  std::shared_ptr<Request> req =
-      launch(pos, end, b, std::chrono::milliseconds(0), 1, nullptr, behind != nullptr);
+  // It asks for the range to the end of the resource, unless a length cap
+  // or the window bounds it: where its claim ends it may then go on into the
+  // next claim if that has no byte yet (take_over_next), instead of leaving
+  // the reader waiting on a late first byte.
+  uint64_t asked = end;
+  if (!cfg.max_request_bytes && !exact_reads && !http2)
+    asked = plan.size() ? *plan.size() : (size_bound ? *size_bound : kOpenEnd);
+  std::shared_ptr<Request> req = launch(pos, end, b, std::chrono::milliseconds(0), 1, nullptr,
+                                        behind != nullptr, asked);
   if (behind) {
     behind->next = req;
     behind->sent_ahead = true;

@@ -219,7 +219,7 @@ bool Prefetcher::Impl::maybe_hedge() {
   log(LogLevel::kInfo, "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging",
       d->block, d->waited_ms, d->limit_ms);
   launch(b->range.begin + b->filled, b->request->end, b, std::chrono::milliseconds(0), 1,
-         b->request.get());
+         b->request.get(), false, b->request->asked_end);
   return true;
 }
 
