@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <map>
 
 #include "engine.h"
 
@@ -196,30 +197,46 @@ bool Prefetcher::Impl::maybe_hedge() {
   if (!hedge.enabled || known.stream_mode) return false;
   HedgeInput in;
   in.read_block = read_block;
-  in.in_flight = in_flight;
+  // The hedge's spare slot is counted against the slots' own spans (and
+  // hedges); spans sent ahead, and ones already cancelled, have their own
+  // allowance of connections.
+  in.in_flight = 0;
+  for (const Request* r : live) in.in_flight += r->ahead || r->cancelled() ? 0 : 1;
   in.concurrency = cfg.concurrency;
   in.lookahead = lookahead;
   in.requests_started = requests_started;
   in.hedges_sent = hedges_sent;
   in.block_count = block_count();
   const Clock::time_point now = Clock::now();
-  for (uint64_t i = read_block; i < read_block + hedge.span; ++i) {
+  // Spans waiting for their first byte at a block near the reader. Only a
+  // request actually waiting on the origin (not one in its backoff: its
+  // wait is negative); a span sent ahead has made no block yet.
+  std::map<uint64_t, Request*> waiting;
+  for (Request* r : live) {
+    if (r->hedge || r->cancelled() || r->state != RequestState::kWaiting) continue;
+    const uint64_t i = plan.index_of(r->pos);
+    if (i < read_block || i >= read_block + hedge.span) continue;
     const Block* b = store.find(i);
-    // Only a request actually waiting on the origin (not one in its backoff:
-    // its wait is negative) for its first byte.
-    if (!b || b->complete() || b->hedged || !b->request ||
-        b->request->state != RequestState::kWaiting)
-      continue;
-    in.candidates.push_back({i, ms_between(b->request->started, now)});
+    if (b && (b->complete() || b->hedged || b->request.get() != r)) continue;
+    waiting[i] = r;
   }
+  for (const auto& [i, r] : waiting) in.candidates.push_back({i, ms_between(r->started, now)});
   const std::optional<HedgeDecision> d = choose_hedge(hedge, in, first_byte_ms);
   if (!d) return false;
+  Request* main = waiting[d->block];
   Block* b = store.find(d->block);
+  if (!b) {
+    ByteRange range = plan.range(d->block);
+    range.begin = main->pos;
+    if (size_bound) range.end = std::min(range.end, *size_bound);
+    b = &store.insert(d->block, range);
+    b->request = main->shared_from_this();
+  }
   b->hedged = true;
   log(LogLevel::kInfo, "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging",
       d->block, d->waited_ms, d->limit_ms);
-  launch(b->range.begin + b->filled, b->request->end, b, std::chrono::milliseconds(0), 1,
-         b->request.get(), false, b->request->asked_end);
+  launch(b->range.begin + b->filled, main->end, b, std::chrono::milliseconds(0), 1, main, false,
+         main->asked_end);
   return true;
 }
 
