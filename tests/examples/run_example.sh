@@ -60,10 +60,11 @@ done
 [[ -s $work/port ]] || die "origin.py did not write its port within 10 s"
 url="http://127.0.0.1:$(cat "$work/port")/clip.mp4"
 
-# Small blocks, so the clip (a few hundred KB) is fetched as several
-# concurrent ranges, through the examples' documented way to set properties.
+# Small blocks and one block per request, so the clip (a few hundred KB) is
+# fetched as several concurrent ranges (a prompt local origin would otherwise
+# send it in one span), through the examples' documented way to set properties.
 block_size=65536
-export PREFETCH_PROPS="block-size=$block_size concurrency=4"
+export PREFETCH_PROPS="block-size=$block_size max-request-size=$block_size concurrency=4"
 min_ranged=$(( $(stat -c %s "$clip") / block_size ))
 
 # Runs an example with the time limit; its exit status must be 0.
@@ -121,11 +122,11 @@ case $example in
     ;;
   player)
     run "$PYTHON" "$ROOT/pipelines/player.py" --sink fakesink --prop block-size=$block_size \
-      --prop concurrency=4 "$url"
+      --prop max-request-size=$block_size --prop concurrency=4 "$url"
     ;;
   player-download)
     run "$PYTHON" "$ROOT/pipelines/player.py" --sink fakesink --download \
-      --prop block-size=$block_size --prop concurrency=4 "$url"
+      --prop block-size=$block_size --prop max-request-size=$block_size --prop concurrency=4 "$url"
     ;;
   *)
     die "unknown example: $example"
