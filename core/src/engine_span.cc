@@ -128,8 +128,8 @@ void Prefetcher::Impl::start_span(const SpanChoice& c, Request* behind) {
   uint64_t asked = end;
   if (!cfg.max_request_bytes && !exact_reads && !http2)
     asked = plan.size() ? *plan.size() : (size_bound ? *size_bound : kOpenEnd);
-  std::shared_ptr<Request> req = launch(pos, end, b, std::chrono::milliseconds(0), 1, nullptr,
-                                        behind != nullptr, asked);
+  std::shared_ptr<Request> req =
+      launch(pos, end, b, std::chrono::milliseconds(0), 1, nullptr, behind != nullptr, asked);
   if (behind) {
     behind->next = req;
     behind->sent_ahead = true;
