@@ -194,6 +194,7 @@ struct Prefetcher::Impl {
   void send_ahead(unsigned slots);
   void resume_paused();
   bool may_hold(uint64_t i) const;
+  Block* make_block(uint64_t i, uint64_t from);
   unsigned transferring() const;
   void drop_far_spans(uint64_t keep_from, uint64_t keep_to, bool forward);
   void clamp_spans(uint64_t size);

@@ -47,6 +47,18 @@ void Request::flow(Clock::time_point now) {
   if (flowing_since == Clock::time_point{}) flowing_since = now;
 }
 
+// Makes block `i`, from byte `from` on (the reader's or a span's first
+// byte), up to its end, the size or a 416's bound. Nullptr if nothing of it
+// lies there: no block of negative length is ever made.
+Block* Prefetcher::Impl::make_block(uint64_t i, uint64_t from) {
+  if (plan.count() && i >= *plan.count()) return nullptr;
+  ByteRange range = plan.range(i);
+  range.begin = std::max(range.begin, from);
+  if (size_bound) range.end = std::min(range.end, *size_bound);
+  if (range.begin >= range.end) return nullptr;
+  return &store.insert(i, range);
+}
+
 // Block `i` may be made now: it lies in the reader's window or the other
 // region's.
 bool Prefetcher::Impl::may_hold(uint64_t i) const {
@@ -115,12 +127,7 @@ void Prefetcher::Impl::start_span(const SpanChoice& c, Request* behind) {
   if (size_bound) end = std::min(end, *size_bound);
   if (pos >= end) return;
   Block* b = nullptr;
-  if (may_hold(c.first) && !store.find(c.first)) {
-    ByteRange r = plan.range(c.first);
-    r.begin = pos;
-    if (size_bound) r.end = std::min(r.end, *size_bound);
-    b = &store.insert(c.first, r);
-  }
+  if (may_hold(c.first) && !store.find(c.first)) b = make_block(c.first, pos);
   // It asks for the range to the end of the resource, unless a length cap
   // or the window bounds it: where its claim ends it may then go on into the
   // next claim if that has no byte yet (take_over_next), instead of leaving
@@ -338,10 +345,12 @@ uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
       pause_span(r, false);
       return nullptr;
     }
-    ByteRange range = plan.range(idx);
-    range.begin = std::max(range.begin, r.pos);
-    if (size_bound) range.end = std::min(range.end, *size_bound);
-    b = &store.insert(idx, range);
+    b = make_block(idx, r.pos);
+    if (!b) {
+      r.end = r.pos;  // nothing lies there (past the size or its bound)
+      span_reached_end(r);
+      return nullptr;
+    }
     b->request = r.shared_from_this();
   } else if (b->request.get() != &r && b->hedge.get() != &r) {
     // Held already: a free incomplete block that stops where this span is

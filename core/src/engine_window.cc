@@ -226,10 +226,8 @@ bool Prefetcher::Impl::maybe_hedge() {
   Request* main = waiting[d->block];
   Block* b = store.find(d->block);
   if (!b) {
-    ByteRange range = plan.range(d->block);
-    range.begin = main->pos;
-    if (size_bound) range.end = std::min(range.end, *size_bound);
-    b = &store.insert(d->block, range);
+    b = make_block(d->block, main->pos);
+    if (!b) return false;
     b->request = main->shared_from_this();
   }
   b->hedged = true;
