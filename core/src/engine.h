@@ -1,8 +1,9 @@
-// The engine's insides, shared by its four source files:
+// The engine's insides, shared by its five source files:
 //   prefetcher.cc      the public API and the reader's waits
 //   engine_window.cc   what to fetch: the window, the schedule, hedges, the cache
 //   engine_span.cc     spans: start, split, send ahead, pause and resume
 //   engine_request.cc  one request's life: start, head, body, end, retry
+//   engine_stream.cc   stream mode: one sequential request (no Range, or whole)
 // The decisions themselves live in pure units (scheduler, access_pattern,
 // hedge_policy, retry_policy, response_check, block_cache); the engine holds
 // the lock, the waits and the glue between them.
@@ -189,8 +190,9 @@ struct Prefetcher::Impl {
 
   // engine_span.cc: spans.
   void pump_spans(unsigned slots, unsigned busy);
-  SpanInput span_input(uint64_t to_block) const;
-  void start_span(const SpanChoice& c, Request* behind);
+  SpanInput span_input(uint64_t to_block, std::vector<Request*>* owners) const;
+  bool start_next_span(uint64_t to_block, Request* behind);
+  void start_span(const SpanChoice& c, Request* owner, Request* behind);
   void send_ahead(unsigned slots);
   void resume_paused();
   bool may_hold(uint64_t i) const;

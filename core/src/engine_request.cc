@@ -77,19 +77,6 @@ void Prefetcher::Impl::relaunch(Request& r, std::chrono::milliseconds delay, uns
   launch(r.pos, r.end, b, delay, attempts, nullptr, false, r.asked_end);
 }
 
-void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds delay) {
-  stream = std::make_shared<Request>(this, plan.index_of(from), from, RequestKind::kStream);
-  RangeRequest rr;
-  rr.begin = from;
-  rr.validator = if_range();
-  rr.delay = delay;
-  rr.whole = cfg.whole;  // from 0 then: enter_stream_mode skips to `from`
-  ++in_flight;
-  ++requests_started;
-  log(LogLevel::kDebug, "stream requested from byte %" PRIu64, from);
-  stream->fetch = origin->start(rr, stream);
-}
-
 // What later requests send as If-Range: a strong ETag, else the
 // Last-Modified date (a weak ETag may not be used for ranges, RFC 9110).
 std::string Prefetcher::Impl::if_range() const {
@@ -232,38 +219,6 @@ void Prefetcher::Impl::end_at_most(Request& r, uint64_t bound) {
   settle_bound();
 }
 
-// A 200 to a ranged request: from now on one sequential stream (this
-// request) fills the blocks, skipping to the reader.
-void Prefetcher::Impl::enter_stream_mode(Request& r, std::optional<uint64_t> size) {
-  if (!known.stream_mode) {
-    log(LogLevel::kWarning,
-        "the origin ignores Range requests: falling back to one sequential stream");
-    known.stream_mode = true;
-    // Keep only this request, as the stream; drop every block and request.
-    store.for_each([&](Block& b) {
-      if (b.request.get() != &r) cancel_request(b.request);
-    });
-    store.drop_outside(0, 0, [](Block&) {});
-    for (Request* s : std::vector<Request*>(live))
-      if (s != &r) cancel_request(s->shared_from_this());
-    live.erase(std::remove(live.begin(), live.end(), &r), live.end());  // a stream, not a span
-    if (stream.get() != &r) cancel_request(stream);
-    stream = r.shared_from_this();
-    known.opened = true;
-    if (size) set_size(*size);
-  } else if (!known.opened) {
-    // Asked for whole (Config::whole): the stream was this request all along.
-    log(LogLevel::kInfo, "reading the resource whole, as one stream");
-    known.opened = true;
-    if (size) set_size(*size);
-  }
-  r.kind = RequestKind::kStream;
-  r.state = RequestState::kReceiving;
-  r.pos = 0;  // a 200 sends the whole resource
-  r.block = 0;
-  cv.notify_all();
-}
-
 // ---- the body ----
 
 uint8_t* Prefetcher::Impl::write_area(Request& r, size_t* length) {
@@ -283,35 +238,6 @@ uint8_t* Prefetcher::Impl::write_area(Request& r, size_t* length) {
   }
   if (r.is_stream()) return stream_area(r, length);
   return span_area(r, length);
-}
-
-// Stream mode. Skips what the reader no longer wants and what is held
-// already; pauses when the next block is past the look-ahead.
-uint8_t* Prefetcher::Impl::stream_area(Request& r, size_t* length) {
-  const auto& size = plan.size();
-  const uint64_t idx = plan.index_of(r.pos);
-  uint64_t want_from = plan.range(read_block).begin;
-  if (const Block* held = store.find(idx))
-    want_from = std::max(want_from, held->range.begin + held->filled);
-  if ((size && r.pos >= *size) || r.pos < want_from) {
-    // Past the end (a lie, cut) or before the reader: discard.
-    r.into_scratch = true;
-    *length = size && r.pos >= *size ? sizeof r.scratch
-                                     : std::min<uint64_t>(sizeof r.scratch, want_from - r.pos);
-    return r.scratch;
-  }
-  if (idx >= read_block + lookahead) {
-    r.state = RequestState::kPaused;  // the budget is full: pump_stream() resumes us
-    return nullptr;
-  }
-  Block* b = store.find(idx);
-  if (!b) {
-    b = &store.insert(idx, plan.range(idx));
-  }
-  r.block = idx;  // the block does not own the stream: dropping it must not cancel it
-  *length = b->range.end - r.pos;
-  r.area_owner = b->buffer;
-  return b->buffer->data() + (r.pos - b->range.begin);
 }
 
 void Prefetcher::Impl::on_data(Request& r, size_t n) {

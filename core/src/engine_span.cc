@@ -74,7 +74,7 @@ unsigned Prefetcher::Impl::transferring() const {
 
 // What span_policy sees: the spans running (hedges race their span's
 // claim, so they show the same one), from the reader to `to_block`.
-SpanInput Prefetcher::Impl::span_input(uint64_t to_block) const {
+SpanInput Prefetcher::Impl::span_input(uint64_t to_block, std::vector<Request*>* owners) const {
   SpanInput in;
   in.block_size = plan.block_size();
   in.from_block = read_block;
@@ -82,7 +82,7 @@ SpanInput Prefetcher::Impl::span_input(uint64_t to_block) const {
   in.block_count = block_count();
   in.held = [this](uint64_t i) { return store.find(i) != nullptr; };
   const Clock::time_point now = Clock::now();
-  for (const Request* r : live) {
+  for (Request* r : live) {
     if (r->cancelled()) continue;
     SpanView v;
     v.front = r->pos;
@@ -91,6 +91,7 @@ SpanInput Prefetcher::Impl::span_input(uint64_t to_block) const {
     v.waited_ms = ms_between(r->started, now);
     v.rate = r->rate(now);
     in.spans.push_back(v);
+    owners->push_back(r);
   }
   in.ttfb_ms = first_byte_ms.quantile(0.5);
   in.conn_rate = conn_rate;
@@ -102,24 +103,30 @@ SpanInput Prefetcher::Impl::span_input(uint64_t to_block) const {
   return in;
 }
 
-// Starts the span `c` chose; `behind` is the span whose connection it
-// follows (sent ahead), if any.
-void Prefetcher::Impl::start_span(const SpanChoice& c, Request* behind) {
+// Chooses (span_policy) and starts the span a free connection fetches
+// next, starting before `to_block`; `behind` is the span whose connection it
+// follows (sent ahead), if any. False if no span is worth a request.
+bool Prefetcher::Impl::start_next_span(uint64_t to_block, Request* behind) {
+  std::vector<Request*> owners;
+  const std::optional<SpanChoice> c = choose_span(span_input(to_block, &owners));
+  if (!c) return false;
+  start_span(*c, c->split ? owners[*c->split] : nullptr, behind);
+  return true;
+}
+
+// Starts the span `c` chose; `owner` is the span whose claim it splits.
+void Prefetcher::Impl::start_span(const SpanChoice& c, Request* owner, Request* behind) {
   const uint64_t bs = plan.block_size();
   uint64_t pos = c.first * bs;
-  if (c.split) {
+  if (owner) {
     // The claim it splits ends at `pos` (with its hedge, if racing).
-    std::vector<Request*> claims;
-    for (Request* r : live)
-      if (!r->cancelled()) claims.push_back(r);
-    Request* owner = claims[*c.split];
     log(LogLevel::kDebug,
         "span %" PRIu64 " split at block %" PRIu64 ": span %" PRIu64 " takes blocks %" PRIu64
         "-%s (it would come there in %.0f ms)",
         owner->id, c.first, requests_started + hedges_sent + 1, c.first,
         last_block(c.end == kOpenEnd ? owner->end : c.end * bs, bs).c_str(), c.reach_ms);
-    for (Request* r : claims)
-      if (r->block == owner->block && r->end > pos) r->end = pos;
+    for (Request* r : live)
+      if (!r->cancelled() && r->block == owner->block && r->end > pos) r->end = pos;
   }
   if (c.first == read_block && read_pos > pos && read_pos < pos + bs) pos = read_pos;
   uint64_t end = c.end == kOpenEnd ? kOpenEnd : c.end * bs;
@@ -151,9 +158,7 @@ void Prefetcher::Impl::pump_spans(unsigned slots, unsigned busy) {
   // one, with no 416s.
   if (!known.opened && busy > 0) return;
   while (busy < slots) {
-    const std::optional<SpanChoice> c = choose_span(span_input(read_block + window_now()));
-    if (!c) break;
-    start_span(*c, nullptr);
+    if (!start_next_span(read_block + window_now(), nullptr)) break;
     ++busy;
     if (!known.opened) return;
   }
@@ -178,9 +183,7 @@ void Prefetcher::Impl::send_ahead(unsigned slots) {
       continue;
     const double rate = r->rate(now);
     if (rate <= 0 || 1000.0 * static_cast<double>(r->end - r->pos) / rate > *lead) continue;
-    const std::optional<SpanChoice> c = choose_span(span_input(read_block + window_now() + share));
-    if (!c) return;
-    start_span(*c, r);
+    if (!start_next_span(read_block + window_now() + share, r)) return;
     ++ahead;
   }
 }

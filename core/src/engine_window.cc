@@ -176,21 +176,6 @@ void Prefetcher::Impl::pump() {
   }
 }
 
-void Prefetcher::Impl::pump_stream() {
-  if (!stream) {
-    // The stream ended early or the reader went back before it: restart at
-    // the reader's block (the origin sends from 0; we skip ahead).
-    if (!plan.exists(read_block) || store.find(read_block)) return;
-    launch_stream(plan.range(read_block).begin, std::chrono::milliseconds(0));
-    return;
-  }
-  if (stream->state == RequestState::kPaused &&
-      plan.index_of(stream->pos) < read_block + lookahead) {
-    stream->state = RequestState::kReceiving;
-    stream->fetch->resume();
-  }
-}
-
 // Sends at most one hedge for a late block near the reader (hedge_policy.h).
 // Returns true if it sent one.
 bool Prefetcher::Impl::maybe_hedge() {
