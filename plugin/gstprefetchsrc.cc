@@ -46,6 +46,7 @@ enum {
   PROP_BLOCK_SIZE,
   PROP_MAX_REQUEST_SIZE,
   PROP_CONCURRENCY,
+  PROP_MAX_CONCURRENCY,
   PROP_LOOKAHEAD_BLOCKS,
   PROP_SCHEDULE,
   PROP_RETRIES,
@@ -78,6 +79,7 @@ enum {
 #define DEFAULT_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 20)
 #define DEFAULT_MAX_REQUEST_SIZE 0 /* automatic */
 #define DEFAULT_CONCURRENCY 4
+#define DEFAULT_MAX_CONCURRENCY 16
 #define DEFAULT_LOOKAHEAD_BLOCKS 0
 #define DEFAULT_SCHEDULE GST_PREFETCH_SRC_SCHEDULE_WINDOW
 #define DEFAULT_RETRIES 3
@@ -118,6 +120,7 @@ struct Settings {
   guint64 block_size = DEFAULT_BLOCK_SIZE;
   guint64 max_request_size = DEFAULT_MAX_REQUEST_SIZE;
   guint concurrency = DEFAULT_CONCURRENCY;
+  guint max_concurrency = DEFAULT_MAX_CONCURRENCY;
   guint lookahead_blocks = DEFAULT_LOOKAHEAD_BLOCKS;
   gint schedule = DEFAULT_SCHEDULE; /* a GstPrefetchSrcSchedule */
   gint retries = DEFAULT_RETRIES;
@@ -297,8 +300,17 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_CONCURRENCY,
       g_param_spec_uint("concurrency", "Concurrency",
-                        "Range requests in flight at once, each on its own connection", 1,
-                        MAX_CONCURRENCY, DEFAULT_CONCURRENCY, rw));
+                        "Range requests in flight at once, each on its own connection; 0 = "
+                        "automatic: starts at 4, adds connections while that raises the rate, "
+                        "halves on 429/503, drops them when the consumer is slower (window "
+                        "schedule; up to max-concurrency)",
+                        0, MAX_CONCURRENCY, DEFAULT_CONCURRENCY, rw));
+  /* max-concurrency: the automatic concurrency's cap. */
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_CONCURRENCY,
+      g_param_spec_uint("max-concurrency", "Max concurrency",
+                        "With concurrency=0 (automatic): transfers at once at most", 1,
+                        MAX_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, rw));
   /* lookahead-blocks: blocks held ahead of the reader (the memory budget). */
   g_object_class_install_property(
       gobject_class, PROP_LOOKAHEAD_BLOCKS,
@@ -437,7 +449,9 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
                          "Transfer statistics: bytes-delivered, bytes-received (body bytes "
                          "the requests brought), blocks-fetched, requests-started, "
                          "bytes-per-request, retries, hedges-sent, hedges-won, cache-hits, "
-                         "requests-in-flight, ttfb-mean-ms, ttfb-median-ms, ttfb-p95-ms, "
+                         "requests-in-flight, concurrency (transfers allowed now), "
+                         "concurrency-reason (why automatic concurrency last changed it), "
+                         "ttfb-mean-ms, ttfb-median-ms, ttfb-p95-ms, "
                          "throughput (bytes/s over the last interval)",
                          GST_TYPE_STRUCTURE,
                          static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
@@ -533,6 +547,7 @@ static const PlainProp<gint> kIntProps[] = {
 };
 static const PlainProp<guint> kUintProps[] = {
     {PROP_CONCURRENCY, &Settings::concurrency},
+    {PROP_MAX_CONCURRENCY, &Settings::max_concurrency},
     {PROP_LOOKAHEAD_BLOCKS, &Settings::lookahead_blocks},
     {PROP_TIMEOUT, &Settings::timeout},
 };
@@ -687,6 +702,8 @@ static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
                            "hedges-won", G_TYPE_UINT64, st.hedges_won,                //
                            "cache-hits", G_TYPE_UINT64, st.cache_hits,                //
                            "requests-in-flight", G_TYPE_UINT, st.in_flight,           //
+                           "concurrency", G_TYPE_UINT, st.concurrency,                //
+                           "concurrency-reason", G_TYPE_STRING, st.concurrency_why,   //
                            "ttfb-mean-ms", G_TYPE_DOUBLE, st.ttfb_mean_ms,            //
                            "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,        //
                            "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,              //
@@ -884,6 +901,7 @@ static State gst_prefetch_src_make_state(GstPrefetchSrc* self, bool post) {
   config.block_size = s.block_size;
   config.max_request_bytes = s.max_request_size; /* window schedule only (the engine) */
   config.concurrency = s.concurrency;
+  config.max_concurrency = s.max_concurrency;
   config.lookahead_blocks = s.lookahead_blocks;
   config.schedule = static_cast<prefetch::Schedule>(s.schedule);
   config.retry.retries = s.retries;

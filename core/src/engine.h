@@ -19,6 +19,7 @@
 
 #include "prefetch/access_pattern.h"
 #include "prefetch/block_cache.h"
+#include "prefetch/concurrency_policy.h"
 #include "prefetch/hedge_policy.h"
 #include "prefetch/prefetcher.h"
 #include "prefetch/rate_meter.h"
@@ -170,6 +171,17 @@ struct Prefetcher::Impl {
   FirstByteTimes first_byte_ms;
   RateMeter rate;
 
+  // Automatic concurrency (Config::auto_concurrency): the policy, and what
+  // the interval being measured shows so far (engine_concurrency.cc).
+  ConcurrencyControl control;
+  struct Interval {
+    Clock::time_point from;
+    uint64_t bytes = 0;
+    bool reader_waited = false;
+    bool lookahead_full = false;
+  } interval;
+  unsigned conc() const { return cfg.auto_concurrency() ? control.current() : cfg.concurrency; }
+
   // ---- all below: called with mu held ----
 
   // engine_window.cc: what to fetch.
@@ -206,6 +218,11 @@ struct Prefetcher::Impl {
   bool take_slot_from_farther(Request& r);
   void pause_span(Request& r, bool for_slot);
   void grow_lookahead();
+
+  // engine_concurrency.cc: automatic concurrency.
+  void measure_interval(size_t n, Clock::time_point now);
+  void note_overload(const Error& e);
+  void concurrency_changed(unsigned before, Clock::time_point now);
 
   // engine_request.cc: requests.
   std::shared_ptr<Request> launch(uint64_t pos, uint64_t end, Block* b,

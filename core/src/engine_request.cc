@@ -296,6 +296,7 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
     cv.notify_all();  // the reader may take the head block's new bytes
   }
   if (size_bound && b->range.begin + b->filled == *size_bound) settle_bound();
+  measure_interval(n, now);
   if (repump && !r.is_stream()) pump();
 }
 
@@ -392,6 +393,7 @@ Prefetcher::Impl::Outcome Prefetcher::Impl::body_outcome(Request& r, Block*& b, 
 // takes over, or another attempt follows after a backoff; else the transfer
 // fails.
 void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
+  note_overload(e);
   if (b && cache.is_parked(b->index)) {
     // Parked blocks are speculative: no retry; a reader coming back refetches.
     log(LogLevel::kDebug, "block %" PRIu64 " (parked) dropped: %s", b->index, e.message.c_str());

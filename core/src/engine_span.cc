@@ -203,7 +203,7 @@ void Prefetcher::Impl::resume_paused() {
   unsigned busy = transferring();
   for (Request* r : paused) {
     if (!r->slot_wait && !may_hold(plan.index_of(r->pos))) continue;
-    if (busy >= cfg.concurrency && !take_slot_from_farther(*r)) return;
+    if (busy >= conc() && !take_slot_from_farther(*r)) return;
     if (!r->slot_wait && now - r->paused_at > cfg.pause_limit) {
       log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": paused too long (%.0f ms)",
           r->id, r->pos, ms_between(r->paused_at, now));
@@ -231,7 +231,7 @@ void Prefetcher::Impl::grow_lookahead() {
   const std::optional<double> p90 = first_byte_ms.quantile(0.9);
   if (!p90 || conn_rate <= 0) return;  // one first byte is enough to start with
   const double bs = static_cast<double>(plan.block_size());
-  const double bytes = 2.0 * cfg.concurrency * conn_rate * (*p90 / 1000.0);
+  const double bytes = 2.0 * conc() * conn_rate * (*p90 / 1000.0);
   const unsigned base = cfg.effective_lookahead();
   const unsigned cap = std::max<unsigned>(base, static_cast<unsigned>((64u << 20) / bs));
   const unsigned want =
@@ -268,6 +268,7 @@ void Prefetcher::Impl::pause_span(Request& r, bool for_slot) {
   r.slot_wait = for_slot;
   r.paused_at = now;
   r.pause(now);
+  if (!for_slot) interval.lookahead_full = true;
   log(LogLevel::kDebug, "span %" PRIu64 " paused at byte %" PRIu64 ": %s", r.id, r.pos,
       for_slot ? "no transfer slot" : "look-ahead full");
 }
@@ -329,7 +330,7 @@ uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
     return nullptr;
   }
   if (r.received == 0 && r.state == RequestState::kReceiving && !r.http2 &&
-      transferring() > cfg.concurrency && !take_slot_from_farther(r)) {
+      transferring() > conc() && !take_slot_from_farther(r)) {
     pause_span(r, true);
     return nullptr;
   }

@@ -20,7 +20,9 @@ Prefetcher::Impl::Impl(Origin* origin, const Config& cfg, Logger log)
       plan(cfg.block_size),
       cache(cfg.cache_bytes),
       rng(std::random_device{}()),
-      window(lookahead) {
+      window(lookahead),
+      control(ConcurrencyTuning{cfg.start_concurrency(), cfg.max_concurrency}) {
+  interval.from = Clock::now();
   store.set_pool(std::make_shared<BufferPool>(cfg.block_size, lookahead + cfg.keep_behind + 2));
   known.stream_mode = cfg.whole;  // read whole: one stream from the start
 }
@@ -73,7 +75,7 @@ std::optional<uint64_t> Prefetcher::Impl::block_count() const {
 // True if every block of the batch starting at `first` is complete (or
 // already delivered: the reader is past it).
 bool Prefetcher::Impl::batch_complete_from(uint64_t first) const {
-  for (uint64_t i = first; i < first + cfg.concurrency && plan.exists(i); ++i) {
+  for (uint64_t i = first; i < first + conc() && plan.exists(i); ++i) {
     if (i < read_block) continue;
     const Block* b = store.find(i);
     if (!b || !b->complete()) return false;
@@ -136,12 +138,12 @@ void Prefetcher::Impl::pump() {
   maybe_hedge();
   // With two regions the reader's takes at most half the slots (rounded
   // up), so the other keeps the rest and a switch finds them free.
-  unsigned slots = cfg.concurrency, busy = in_flight;
+  unsigned slots = conc(), busy = in_flight;
   if (other_region) {
-    const unsigned share = (cfg.concurrency + 1) / 2;
+    const unsigned share = (conc() + 1) / 2;
     const unsigned other_busy = std::min(in_flight, requests_elsewhere());
-    if (other_busy > cfg.concurrency - share && !store.find(read_block)) yield_slot();
-    slots = std::min(share, cfg.concurrency - std::min(cfg.concurrency, other_busy));
+    if (other_busy > conc() - share && !store.find(read_block)) yield_slot();
+    slots = std::min(share, conc() - std::min(conc(), other_busy));
     busy = in_flight - other_busy;
   }
   if (cfg.schedule == Schedule::kWindow) {
@@ -187,7 +189,7 @@ bool Prefetcher::Impl::maybe_hedge() {
   // allowance of connections.
   in.in_flight = 0;
   for (const Request* r : live) in.in_flight += r->ahead || r->cancelled() ? 0 : 1;
-  in.concurrency = cfg.concurrency;
+  in.concurrency = conc();
   in.lookahead = lookahead;
   in.requests_started = requests_started;
   in.hedges_sent = hedges_sent;
@@ -295,7 +297,7 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
     stream.reset();
   }
   if (step.move != Move::kForward && cfg.schedule != Schedule::kWindow &&
-      (idx < batch_begin || idx >= batch_begin + cfg.concurrency)) {
+      (idx < batch_begin || idx >= batch_begin + conc())) {
     batch_begin = idx;  // a seek starts a new batch at the reader
   }
   pump();

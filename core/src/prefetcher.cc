@@ -57,6 +57,9 @@ void Prefetcher::Impl::delivered(uint64_t offset, size_t n) {
   const uint64_t last = plan.index_of(end - 1);
   if (plan.range(last).end == end) log(LogLevel::kDebug, "block %" PRIu64 " delivered", last);
   retarget(end);  // moves the window as soon as a block is used up
+  // While the look-ahead holds every span back no bytes come in: the reads
+  // end the concurrency's intervals then.
+  measure_interval(0, Clock::now());
 }
 
 // Waits until some bytes at `offset` are readable. Returns the block or
@@ -84,6 +87,7 @@ Block* Prefetcher::Impl::wait_block(std::unique_lock<std::mutex>& lock, uint64_t
     Block* b = store.find(read_block);
     if (b && offset >= b->range.begin && offset < b->range.begin + readable(*b)) return b;
     if (!b) pump();
+    interval.reader_waited = true;
     idle_wait(lock);
   }
 }
@@ -101,7 +105,9 @@ void Prefetcher::Impl::idle_wait(std::unique_lock<std::mutex>& lock) {
 Prefetcher::Prefetcher(std::shared_ptr<Origin> origin, Config config, Logger logger)
     : origin_(std::move(origin)), config_(config) {
   if (config_.block_size == 0) config_.block_size = 1 << 20;
-  if (config_.concurrency == 0) config_.concurrency = 1;
+  if (config_.max_concurrency == 0) config_.max_concurrency = 1;
+  if (config_.concurrency == 0 && !config_.auto_concurrency())
+    config_.concurrency = config_.start_concurrency();
   impl_ = std::make_unique<Impl>(origin_.get(), config_, std::move(logger));
 }
 
@@ -112,8 +118,9 @@ void Prefetcher::begin(uint64_t offset) {
   std::lock_guard<std::mutex> lock(s.mu);
   s.log(LogLevel::kInfo,
         "open at byte %" PRIu64 ": block size %" PRIu64
-        ", concurrency %u, look-ahead %u blocks, schedule %s",
-        offset, config_.block_size, config_.concurrency, s.lookahead, to_string(config_.schedule));
+        ", concurrency %u%s, look-ahead %u blocks, schedule %s",
+        offset, config_.block_size, s.conc(), config_.auto_concurrency() ? " (automatic)" : "",
+        s.lookahead, to_string(config_.schedule));
   s.read_block = s.plan.index_of(offset);
   s.batch_begin = s.read_block;
   s.pump();
@@ -273,6 +280,8 @@ Stats Prefetcher::stats() const {
       s.requests_started ? static_cast<double>(s.bytes_received) / s.requests_started : 0;
   st.ttfb_mean_ms = s.first_bytes ? s.first_byte_total_ms / s.first_bytes : 0;
   st.in_flight = s.in_flight;
+  st.concurrency = s.conc();
+  st.concurrency_why = s.cfg.auto_concurrency() ? to_string(s.control.why()) : "";
   st.ttfb_median_ms = s.first_byte_ms.quantile(0.5).value_or(0);
   st.ttfb_p95_ms = s.first_byte_ms.quantile(0.95).value_or(0);
   st.throughput_bytes_per_s = s.rate.rate(Clock::now());

@@ -101,6 +101,11 @@ std::shared_ptr<Fetch> FakeOrigin::start(const RangeRequest& request,
   s->listener = std::move(listener);
   const unsigned attempt = attempts_[request.begin]++;
   s->reply = script_ ? script_(request, attempt) : Reply{};
+  if (busy_limit_ && in_flight_ >= busy_limit_) {
+    s->reply.status = 503;
+    s->reply.retry_after = busy_retry_after_;
+    ++busy_answers_;
+  }
   s->bytes = current_;
   s->validator = s->reply.validator ? *s->reply.validator : validator_;
   const FakeClock::time_point now = FakeClock::now();
@@ -185,6 +190,17 @@ size_t FakeOrigin::request_count() const {
 unsigned FakeOrigin::max_in_flight() const {
   std::lock_guard<std::mutex> lock(mu_);
   return max_in_flight_;
+}
+
+void FakeOrigin::set_busy_limit(unsigned limit, std::string retry_after) {
+  std::lock_guard<std::mutex> lock(mu_);
+  busy_limit_ = limit;
+  busy_retry_after_ = std::move(retry_after);
+}
+
+unsigned FakeOrigin::busy_answers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return busy_answers_;
 }
 
 unsigned FakeOrigin::in_flight() const {

@@ -84,6 +84,9 @@ class FakeOrigin : public Origin {
 
   // --- script ---
   void set_script(Script script);
+  // A request that finds `limit` or more fetches running is answered 503
+  // with this Retry-After, whatever the script says (0: no limit).
+  void set_busy_limit(unsigned limit, std::string retry_after);
   // Replaces the resource (its bytes and validator) for requests started later.
   void change_resource(std::vector<uint8_t> data, std::string validator);
   const std::vector<uint8_t>& data() const { return *data_; }  // the initial bytes
@@ -105,6 +108,7 @@ class FakeOrigin : public Origin {
   size_t request_count() const;
   unsigned max_in_flight() const;
   unsigned in_flight() const;
+  unsigned busy_answers() const;  // 503s set_busy_limit gave
 
   // --- waits (false on timeout) ---
   // Until at least `n` requests have been started.
@@ -151,6 +155,9 @@ class FakeOrigin : public Origin {
   std::vector<RequestRecord> records_;
   unsigned in_flight_ = 0;
   unsigned max_in_flight_ = 0;
+  unsigned busy_limit_ = 0;
+  std::string busy_retry_after_;
+  unsigned busy_answers_ = 0;
   bool in_callback_ = false;
   bool stop_ = false;
   std::thread worker_;

@@ -121,6 +121,36 @@ TEST_F(TransferTest, ConcurrencyIsHonoured) {
   }
 }
 
+// concurrency=0: where each connection is capped, the element opens more
+// than it starts with (4), never more than max-concurrency, and says why in
+// its stats; the bytes stay exact.
+TEST_F(TransferTest, AutomaticConcurrencyRisesWhereEachConnectionIsCapped) {
+  Behavior b;
+  b.rate_bytes_per_sec = 2 << 20;
+  server_.set_behavior("/file", b);
+  const std::vector<uint8_t>& data = pattern(8 << 20);
+  server_.add_file("/file", data);
+  GstElement* src = make_prefetchsrc();
+  ASSERT_NE(src, nullptr);
+  g_object_set(src, "location", server_.url("/file").c_str(), "block-size",
+               static_cast<guint64>(256 * 1024), "concurrency", 0u, "max-concurrency", 8u, nullptr);
+  auto result = run_transfer(src, 100s);
+  ASSERT_TRUE(result->eos) << describe(result->error.get());
+  EXPECT_EQ(result->sha256, sha256_hex(data));
+  EXPECT_GT(server_.max_in_flight(), 4u) << "it never went past its start";
+  // Transfers at most 8; spans sent ahead wait for their first byte beside
+  // them (one per slot) and the hedge's spare.
+  EXPECT_LE(server_.max_in_flight(), 17u);
+  ASSERT_NE(result->stats, nullptr);
+  guint concurrency = 0;
+  ASSERT_TRUE(gst_structure_get_uint(result->stats, "concurrency", &concurrency));
+  EXPECT_GT(concurrency, 4u);
+  EXPECT_LE(concurrency, 8u);
+  const char* why = gst_structure_get_string(result->stats, "concurrency-reason");
+  ASSERT_NE(why, nullptr);
+  EXPECT_STREQ(why, "rate rose");
+}
+
 TEST_F(TransferTest, OriginIgnoringRangesStillGivesExactBytes) {
   Behavior b;
   b.ignore_range = true;

@@ -32,7 +32,13 @@ namespace prefetch {
 
 struct Config {
   uint64_t block_size = 1 << 20;
+  // Transfers at once. 0 = automatic (concurrency_policy.h): from
+  // kAutoStart, raised while that raises the rate, lowered on 429/503 and
+  // when the consumer is the slower side. Automatic in the window schedule
+  // only: batch and barrier run kAutoStart.
   unsigned concurrency = 4;
+  unsigned max_concurrency = 16;  // with automatic concurrency, never more
+  static constexpr unsigned kAutoStart = 4;
   unsigned lookahead_blocks = 0;  // 0 = 2 x concurrency
   Schedule schedule = Schedule::kWindow;
   RetryPolicy retry;         // per block: attempts, backoff (retry_policy.h)
@@ -59,14 +65,24 @@ struct Config {
   // and its rest asked for again: a server's send timeout is never an error.
   std::chrono::milliseconds pause_limit{5000};
 
+  bool auto_concurrency() const { return concurrency == 0 && schedule == Schedule::kWindow; }
+  // The transfers at the start (all along unless automatic).
+  unsigned start_concurrency() const {
+    if (concurrency) return concurrency;
+    return kAutoStart < max_concurrency ? kAutoStart : (max_concurrency ? max_concurrency : 1);
+  }
   unsigned effective_lookahead() const {
-    unsigned n = lookahead_blocks ? lookahead_blocks : 2 * concurrency;
-    return n < concurrency ? concurrency : n;
+    const unsigned c = start_concurrency();
+    unsigned n = lookahead_blocks ? lookahead_blocks : 2 * c;
+    return n < c ? c : n;
   }
   // Connections the origin should allow to the host: one per transfer slot,
   // one for each slot's next span sent ahead (waiting for its first byte),
   // plus the hedge's spare.
-  unsigned max_connections() const { return 2 * concurrency + (hedge.enabled ? 1 : 0); }
+  unsigned max_connections() const {
+    const unsigned c = auto_concurrency() ? max_concurrency : start_concurrency();
+    return 2 * c + (hedge.enabled ? 1 : 0);
+  }
 };
 
 // Bytes handed to the reader. `owner` keeps them alive (no copy).
@@ -102,6 +118,8 @@ struct Stats {
   double bytes_per_request = 0;  // bytes_received / requests_started
   double ttfb_mean_ms = 0;       // first-byte time per request (the mean over all requests)
   unsigned in_flight = 0;
+  unsigned concurrency = 0;          // transfers allowed now (automatic: the current count)
+  const char* concurrency_why = "";  // why it last changed (concurrency_policy.h), "" if fixed
   double ttfb_median_ms = 0;
   double ttfb_p95_ms = 0;
   double throughput_bytes_per_s = 0;  // over the last few seconds

@@ -1,0 +1,93 @@
+// Concurrency policy: how many transfers run at once when `concurrency` is
+// automatic (0). Pure: the engine measures what its transfers brought in
+// over an interval and reports it; this unit answers with the count. In the
+// spirit of TCP's congestion control:
+//
+//  - It starts at `start`. While the reader waits for bytes and every slot is
+//    in use, it doubles (slow start): an origin that caps each connection (a
+//    throttled mirror) rewards every connection added.
+//  - Each raise is judged by the next interval: the delivered rate must beat
+//    the one before it by a clear margin (`gain` of what the added
+//    connections would bring at the old rate per connection, and at least
+//    `min_gain`). Else the rate is flat (a shared bottleneck: the link, the
+//    host's total cap, the CPU), the count goes back and that becomes the
+//    ceiling. Every `probe_every` at the ceiling it tries one more.
+//  - 429, 503 or a refused connection halve it (multiplicative decrease), the
+//    ceiling comes down with it, nothing is raised before Retry-After (at
+//    least `hold`) and from there it grows one at a time.
+//  - When the consumer is slower than the origin (the look-ahead held spans
+//    back while the reader never waited) it drops one per interval, down to
+//    one: no more connections than keep the look-ahead full.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace prefetch {
+
+struct ConcurrencyTuning {
+  unsigned start = 4;  // transfers at the start
+  unsigned max = 16;   // never more (the element's max-concurrency)
+  double gain = 0.25;  // of the added connections' expected rate, to count as a rise
+  double min_gain = 0.1;
+  std::chrono::milliseconds hold{1000};  // after an overload, at least this before a raise
+  std::chrono::milliseconds probe_every{5000};
+};
+
+// What one interval showed.
+struct ConcurrencySample {
+  double seconds = 0;           // its length
+  uint64_t bytes = 0;           // body bytes received in it
+  bool reader_waited = false;   // the reader waited for bytes (the network is the bottleneck)
+  bool lookahead_full = false;  // the look-ahead held spans back (the consumer is)
+  bool slots_full = false;      // every slot was in use at its end
+};
+
+enum class ConcurrencyWhy {
+  kStart,           // the starting count
+  kRateRose,        // the last raise paid: raised again
+  kRateFlat,        // the last raise did not pay: back to where it was
+  kProbe,           // a while at the ceiling: one more, to see
+  kOverloaded,      // 429, 503 or a refused connection: halved
+  kConsumerSlower,  // the look-ahead stays full: one fewer
+};
+
+const char* to_string(ConcurrencyWhy why);
+
+class ConcurrencyControl {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit ConcurrencyControl(const ConcurrencyTuning& tuning,
+                              Clock::time_point now = Clock::now());
+
+  unsigned current() const { return current_; }
+  ConcurrencyWhy why() const { return why_; }
+  // The count the rate stopped rising at (or an overload left), max if none.
+  unsigned ceiling() const { return ceiling_; }
+
+  // One interval's sample, ending at `now`. True if current() changed.
+  bool on_sample(const ConcurrencySample& s, Clock::time_point now);
+  // The origin refused a request for load (429, 503) or a connection was
+  // refused. `retry_after` < 0 if the answer said none. True if current()
+  // changed (repeats within the hold change nothing: they answer the same
+  // burst).
+  bool on_overload(std::chrono::milliseconds retry_after, Clock::time_point now);
+
+ private:
+  void set(unsigned n, ConcurrencyWhy why);
+
+  ConcurrencyTuning tuning_;
+  unsigned current_;
+  unsigned ceiling_;
+  ConcurrencyWhy why_ = ConcurrencyWhy::kStart;
+  // A raise being judged: the count and rate before it.
+  bool judging_ = false;
+  unsigned before_ = 0;
+  double rate_before_ = 0;
+  bool linear_ = false;  // grow one at a time (after a flat rate or an overload)
+  Clock::time_point hold_until_;
+  Clock::time_point settled_at_;  // when it last came to the ceiling
+};
+
+}  // namespace prefetch

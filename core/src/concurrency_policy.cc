@@ -1,0 +1,89 @@
+#include "prefetch/concurrency_policy.h"
+
+#include <algorithm>
+
+namespace prefetch {
+
+const char* to_string(ConcurrencyWhy why) {
+  switch (why) {
+    case ConcurrencyWhy::kStart:
+      return "start";
+    case ConcurrencyWhy::kRateRose:
+      return "rate rose";
+    case ConcurrencyWhy::kRateFlat:
+      return "rate flat";
+    case ConcurrencyWhy::kProbe:
+      return "probe";
+    case ConcurrencyWhy::kOverloaded:
+      return "overloaded";
+    case ConcurrencyWhy::kConsumerSlower:
+      return "consumer slower";
+  }
+  return "?";
+}
+
+ConcurrencyControl::ConcurrencyControl(const ConcurrencyTuning& tuning, Clock::time_point now)
+    : tuning_(tuning), hold_until_(now), settled_at_(now) {
+  tuning_.max = std::max(1u, tuning_.max);
+  current_ = std::clamp(tuning_.start, 1u, tuning_.max);
+  ceiling_ = tuning_.max;
+}
+
+void ConcurrencyControl::set(unsigned n, ConcurrencyWhy why) {
+  current_ = n;
+  why_ = why;
+}
+
+bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point now) {
+  if (s.seconds <= 0) return false;
+  const double rate = static_cast<double>(s.bytes) / s.seconds;
+  if (judging_) {
+    judging_ = false;
+    const double added = static_cast<double>(current_ - before_) / before_;
+    const double need = rate_before_ * (1.0 + std::max(tuning_.min_gain, tuning_.gain * added));
+    if (rate < need) {
+      ceiling_ = before_;
+      linear_ = true;
+      settled_at_ = now;
+      set(before_, ConcurrencyWhy::kRateFlat);
+      return true;
+    }
+  }
+  if (s.lookahead_full && !s.reader_waited) {
+    if (current_ <= 1) return false;
+    set(current_ - 1, ConcurrencyWhy::kConsumerSlower);
+    return true;
+  }
+  if (!s.reader_waited || !s.slots_full || now < hold_until_) return false;
+  unsigned to = 0;
+  ConcurrencyWhy why = ConcurrencyWhy::kRateRose;
+  if (current_ < ceiling_) {
+    to = linear_ ? current_ + 1 : current_ * 2;
+    to = std::min(to, ceiling_);
+  } else if (current_ < tuning_.max && now - settled_at_ >= tuning_.probe_every) {
+    to = current_ + 1;
+    ceiling_ = to;
+    why = ConcurrencyWhy::kProbe;
+  }
+  if (!to) return false;
+  judging_ = true;
+  before_ = current_;
+  rate_before_ = rate;
+  set(to, why);
+  return true;
+}
+
+bool ConcurrencyControl::on_overload(std::chrono::milliseconds retry_after, Clock::time_point now) {
+  if (now < hold_until_ && why_ == ConcurrencyWhy::kOverloaded) return false;
+  judging_ = false;
+  linear_ = true;
+  hold_until_ = now + std::max(tuning_.hold, retry_after);
+  settled_at_ = now;
+  const unsigned to = std::max(1u, current_ / 2);
+  ceiling_ = to;
+  if (to == current_) return false;
+  set(to, ConcurrencyWhy::kOverloaded);
+  return true;
+}
+
+}  // namespace prefetch

@@ -1,0 +1,97 @@
+// Automatic concurrency: the engine's side of concurrency_policy.h. The
+// bytes the transfers bring are counted per interval; at its end the policy
+// hears what the interval showed (did the reader wait, did the look-ahead
+// hold spans back, were all slots busy) and may change the count. A raise
+// lets pump() start more spans; a cut ends the farthest transfers at once
+// (their connections close, their rest is asked for again when a slot is
+// free), so an origin that refuses load or a slow consumer sees fewer
+// connections right away.
+
+#include <algorithm>
+#include <cinttypes>
+
+#include "engine.h"
+
+namespace prefetch {
+
+namespace {
+
+// An interval holds two first-byte times (median), so a raise's new spans
+// bring bytes within it; at least 100 ms (a rate over less is mostly
+// noise), at most 1 s.
+std::chrono::milliseconds interval_length(const FirstByteTimes& times) {
+  const double p50 = times.quantile(0.5).value_or(0);
+  return std::chrono::milliseconds(std::clamp<int64_t>(static_cast<int64_t>(2 * p50), 100, 1000));
+}
+
+}  // namespace
+
+void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
+  if (!cfg.auto_concurrency()) return;
+  interval.bytes += n;
+  if (now - interval.from < interval_length(first_byte_ms)) return;
+  ConcurrencySample s;
+  s.seconds = std::chrono::duration<double>(now - interval.from).count();
+  s.bytes = interval.bytes;
+  s.reader_waited = interval.reader_waited;
+  s.lookahead_full = interval.lookahead_full;
+  unsigned spans = 0;
+  for (const Request* r : live) {
+    spans += r->hedge || r->ahead || r->cancelled() ? 0 : 1;
+    if (r->state == RequestState::kPaused && !r->slot_wait) s.lookahead_full = true;
+  }
+  s.slots_full = spans >= conc();
+  const unsigned before = conc();
+  interval = Interval{now};
+  if (control.on_sample(s, now)) {
+    log(LogLevel::kInfo, "concurrency %u -> %u: %s (%.1f MiB/s over %.0f ms)", before, conc(),
+        to_string(control.why()), static_cast<double>(s.bytes) / s.seconds / (1 << 20),
+        1000 * s.seconds);
+    concurrency_changed(before, now);
+  }
+}
+
+// 429 and 503 say the origin wants less; so does a refused connection once
+// it has answered before.
+void Prefetcher::Impl::note_overload(const Error& e) {
+  if (!cfg.auto_concurrency()) return;
+  const bool busy = e.http_status == 429 || e.http_status == 503;
+  const bool refused = e.kind == ErrorKind::kOpenRead && e.transient && known.opened;
+  if (!busy && !refused) return;
+  const unsigned before = conc();
+  const Clock::time_point now = Clock::now();
+  if (!control.on_overload(e.retry_after, now)) return;
+  interval = Interval{now};
+  log(LogLevel::kInfo, "concurrency %u -> %u: %s (%s)", before, conc(), to_string(control.why()),
+      e.message.c_str());
+  concurrency_changed(before, now);
+}
+
+void Prefetcher::Impl::concurrency_changed(unsigned before, Clock::time_point now) {
+  const unsigned to = conc();
+  if (to > before) {
+    // Each transfer needs room in the look-ahead (2 blocks each, as a fixed
+    // concurrency starts with); it only grows, like grow_lookahead's.
+    if (!cfg.lookahead_blocks && 2 * to > lookahead) {
+      if (window == lookahead) window = 2 * to;
+      lookahead = 2 * to;
+    }
+    return pump();
+  }
+  // Fewer: the farthest spans end, those sent ahead too, keeping `to` of each.
+  for (const bool ahead : {false, true}) {
+    std::vector<Request*> spans;
+    for (Request* r : live)
+      if (!r->hedge && !r->cancelled() && r->ahead == ahead) spans.push_back(r);
+    if (spans.size() <= to) continue;
+    std::sort(spans.begin(), spans.end(),
+              [](const Request* a, const Request* b) { return a->pos < b->pos; });
+    for (size_t i = to; i < spans.size(); ++i) {
+      log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": concurrency %u",
+          spans[i]->id, spans[i]->pos, to);
+      cancel_request(spans[i]->shared_from_this());
+    }
+  }
+}
+
+}  // namespace prefetch

@@ -1,0 +1,145 @@
+// Automatic concurrency (Config::concurrency 0) in the engine, against the
+// scripted FakeOrigin: it rises where each connection is capped, halves on
+// 503 and comes down to one for a slow consumer; the bytes stay exact. The
+// policy's own rules are in concurrency_policy_test.cc.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fake_origin.h"
+#include "prefetch/prefetcher.h"
+
+namespace prefetch {
+namespace {
+
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+using testing::FakeOrigin;
+using testing::PatternBytes;
+using testing::Reply;
+
+constexpr uint64_t kBlock = 64 * 1024;
+
+Config AutoConfig() {
+  Config c;
+  c.block_size = kBlock;
+  c.concurrency = 0;
+  c.max_concurrency = 16;
+  c.retry.backoff_base = milliseconds(2);
+  c.retry.backoff_max = milliseconds(20);
+  return c;
+}
+
+// Each response at about 4 MB/s: 8 KiB every 2 ms.
+Reply Capped() {
+  Reply r;
+  r.chunk = 8 * 1024;
+  r.chunk_interval = microseconds(2000);
+  return r;
+}
+
+class AutoConcurrencyTest : public ::testing::Test {
+ protected:
+  void Make(uint64_t size, Config config = AutoConfig()) {
+    origin_ = std::make_shared<FakeOrigin>(PatternBytes(size));
+    origin_->set_script([](const RangeRequest&, unsigned) { return Capped(); });
+    prefetcher_ = std::make_unique<Prefetcher>(origin_, config);
+  }
+  void TearDown() override {
+    if (prefetcher_) prefetcher_->close();
+  }
+  // Reads everything, sleeping `pause` after each read of at most `length`.
+  std::vector<uint8_t> ReadAll(size_t length, milliseconds pause = milliseconds(0)) {
+    std::vector<uint8_t> out;
+    for (uint64_t offset = 0;;) {
+      const ReadResult r = prefetcher_->read(offset, length, ReadMode::kAvailable);
+      if (r.status != ReadStatus::kOk) {
+        EXPECT_EQ(r.status, ReadStatus::kEos) << r.error.message;
+        return out;
+      }
+      EXPECT_EQ(r.chunk.offset, offset);
+      out.insert(out.end(), r.chunk.data, r.chunk.data + r.chunk.size);
+      offset += r.chunk.size;
+      if (pause.count()) std::this_thread::sleep_for(pause);
+    }
+  }
+  std::shared_ptr<FakeOrigin> origin_;
+  std::unique_ptr<Prefetcher> prefetcher_;
+};
+
+TEST_F(AutoConcurrencyTest, RisesWhereEachConnectionIsCapped) {
+  Make(8 << 20);
+  prefetcher_->begin(0);
+  EXPECT_EQ(prefetcher_->stats().concurrency, Config::kAutoStart);
+  EXPECT_STREQ(prefetcher_->stats().concurrency_why, "start");
+  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  const Stats st = prefetcher_->stats();
+  EXPECT_GT(st.concurrency, Config::kAutoStart);
+  EXPECT_GT(origin_->max_in_flight(), Config::kAutoStart);
+  // Transfers never exceed the cap; spans sent ahead may wait beside them.
+  EXPECT_LE(origin_->max_in_flight(), 2 * 16u + 1);
+}
+
+TEST_F(AutoConcurrencyTest, MaxConcurrencyCapsIt) {
+  Config c = AutoConfig();
+  c.max_concurrency = 2;
+  Make(2 << 20, c);
+  prefetcher_->begin(0);
+  EXPECT_EQ(prefetcher_->stats().concurrency, 2u);
+  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(prefetcher_->stats().concurrency, 2u);
+}
+
+// An origin that answers 503 to a fourth request open at once: the count
+// halves to 2 at the first 503, and every byte still comes.
+TEST_F(AutoConcurrencyTest, HalvesOn503AndStaysExact) {
+  Make(4 << 20);
+  origin_->set_busy_limit(3, "0");
+  prefetcher_->begin(0);
+  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  const Stats st = prefetcher_->stats();
+  EXPECT_GE(origin_->busy_answers(), 1u);
+  EXPECT_LE(st.concurrency, 2u);
+  EXPECT_STREQ(st.concurrency_why, "overloaded");
+}
+
+// A consumer far slower than one connection: the look-ahead stays full and
+// the count comes down to one.
+TEST_F(AutoConcurrencyTest, ComesDownToOneForASlowConsumer) {
+  Make(3 << 20);
+  prefetcher_->begin(0);
+  // About 1.6 MB/s against 4 MB/s per connection.
+  EXPECT_EQ(ReadAll(64 * 1024, milliseconds(40)), origin_->data());
+  const Stats st = prefetcher_->stats();
+  EXPECT_EQ(st.concurrency, 1u);
+  EXPECT_STREQ(st.concurrency_why, "consumer slower");
+}
+
+TEST_F(AutoConcurrencyTest, AFixedConcurrencyStaysAndSaysNoReason) {
+  Config c = AutoConfig();
+  c.concurrency = 3;
+  Make(1 << 20, c);
+  prefetcher_->begin(0);
+  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(prefetcher_->stats().concurrency, 3u);
+  EXPECT_STREQ(prefetcher_->stats().concurrency_why, "");
+}
+
+// batch and barrier keep a fixed count: automatic is the window's.
+TEST_F(AutoConcurrencyTest, BatchRunsTheStartCount) {
+  Config c = AutoConfig();
+  c.schedule = Schedule::kBatch;
+  Make(1 << 20, c);
+  prefetcher_->begin(0);
+  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(prefetcher_->stats().concurrency, Config::kAutoStart);
+  EXPECT_LE(origin_->max_in_flight(), Config::kAutoStart);
+}
+
+}  // namespace
+}  // namespace prefetch

@@ -1,0 +1,164 @@
+#include "prefetch/concurrency_policy.h"
+
+#include <gtest/gtest.h>
+
+namespace prefetch {
+namespace {
+
+using Clock = ConcurrencyControl::Clock;
+using std::chrono::milliseconds;
+
+constexpr uint64_t kMiB = 1 << 20;
+
+// An interval of 0.5 s in which the reader waited with every slot busy,
+// bringing `mib_per_s`.
+ConcurrencySample waiting(double mib_per_s) {
+  ConcurrencySample s;
+  s.seconds = 0.5;
+  s.bytes = static_cast<uint64_t>(mib_per_s * 0.5 * kMiB);
+  s.reader_waited = true;
+  s.slots_full = true;
+  return s;
+}
+
+struct Drive {
+  ConcurrencyTuning tuning;
+  Clock::time_point t0 = Clock::now();
+  Clock::time_point now = t0;
+  ConcurrencyControl c{tuning, t0};
+  explicit Drive(ConcurrencyTuning t = {}) : tuning(t), c(t, t0) {}
+  bool sample(const ConcurrencySample& s) {
+    now += milliseconds(500);
+    return c.on_sample(s, now);
+  }
+};
+
+// An origin that caps each connection at 4 MiB/s: the rate grows with the
+// count, so it doubles up to max.
+TEST(ConcurrencyPolicy, PerConnectionCapDoublesToMax) {
+  Drive r;
+  EXPECT_EQ(r.c.current(), 4u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kStart);
+  for (int i = 0; i < 6; ++i) r.sample(waiting(4.0 * r.c.current()));
+  EXPECT_EQ(r.c.current(), 16u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateRose);
+  // At max it stays, however the rate goes.
+  EXPECT_FALSE(r.sample(waiting(64)));
+  EXPECT_EQ(r.c.current(), 16u);
+}
+
+// A host capped at 24 MiB/s in total, 4 MiB/s per connection: 4 -> 8 pays
+// (16 -> 24), 8 -> 16 does not: back to 8, and 8 is the ceiling.
+TEST(ConcurrencyPolicy, SharedCapGoesBackWhereTheRateWentFlat) {
+  Drive r;
+  auto rate = [&] { return std::min(24.0, 4.0 * r.c.current()); };
+  EXPECT_TRUE(r.sample(waiting(rate())));
+  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_TRUE(r.sample(waiting(rate())));  // 24 > 16 x 1.25: raise again
+  EXPECT_EQ(r.c.current(), 16u);
+  EXPECT_TRUE(r.sample(waiting(rate())));  // 24, not > 24 x 1.25
+  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
+  EXPECT_EQ(r.c.ceiling(), 8u);
+  // It stays there until the probe interval has passed ...
+  for (int i = 0; i < 9; ++i) {
+    EXPECT_FALSE(r.sample(waiting(rate()))) << i;
+    EXPECT_EQ(r.c.current(), 8u);
+  }
+  // ... then tries one more, which does not pay either.
+  EXPECT_TRUE(r.sample(waiting(rate())));
+  EXPECT_EQ(r.c.current(), 9u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kProbe);
+  EXPECT_TRUE(r.sample(waiting(rate())));
+  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
+}
+
+// A small raise needs at least min_gain: noise of a few percent is flat.
+TEST(ConcurrencyPolicy, AProbeThatPaysLittleIsFlat) {
+  ConcurrencyTuning t;
+  t.start = 8;
+  Drive r(t);
+  EXPECT_TRUE(r.sample(waiting(32)));  // 8 -> 16
+  EXPECT_TRUE(r.sample(waiting(33)));  // 3 % more: flat
+  EXPECT_EQ(r.c.current(), 8u);
+}
+
+// Nothing changes while the reader does not wait (the consumer keeps up
+// without the look-ahead filling) or slots are free (nothing more to ask).
+TEST(ConcurrencyPolicy, NoRaiseUnlessTheReaderWaitsWithEverySlotBusy) {
+  Drive r;
+  ConcurrencySample s = waiting(16);
+  s.reader_waited = false;
+  EXPECT_FALSE(r.sample(s));
+  s = waiting(16);
+  s.slots_full = false;
+  EXPECT_FALSE(r.sample(s));
+  EXPECT_EQ(r.c.current(), 4u);
+}
+
+// A consumer slower than the origin: one fewer per interval, down to one.
+TEST(ConcurrencyPolicy, ASlowConsumerNeedsFewerConnections) {
+  Drive r;
+  ConcurrencySample s;
+  s.seconds = 0.5;
+  s.bytes = kMiB;
+  s.lookahead_full = true;
+  for (unsigned want : {3u, 2u, 1u}) {
+    EXPECT_TRUE(r.sample(s));
+    EXPECT_EQ(r.c.current(), want);
+    EXPECT_EQ(r.c.why(), ConcurrencyWhy::kConsumerSlower);
+  }
+  EXPECT_FALSE(r.sample(s));
+  EXPECT_EQ(r.c.current(), 1u);
+  // The reader waited too: the look-ahead filled only for a moment.
+  s.reader_waited = true;
+  s.slots_full = true;
+  EXPECT_TRUE(r.sample(s));
+  EXPECT_EQ(r.c.current(), 2u);
+}
+
+// 503 / 429: halve at once, ignore the rest of the burst, wait for
+// Retry-After, then grow one at a time up to the new ceiling only by probes.
+TEST(ConcurrencyPolicy, OverloadHalvesAndHoldsForRetryAfter) {
+  ConcurrencyTuning t;
+  t.start = 16;
+  Drive r(t);
+  EXPECT_TRUE(r.c.on_overload(milliseconds(3000), r.now));
+  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kOverloaded);
+  EXPECT_FALSE(r.c.on_overload(milliseconds(3000), r.now + milliseconds(10)));
+  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_EQ(r.c.ceiling(), 8u);
+  // Within Retry-After nothing rises, whatever the rate.
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(r.sample(waiting(100))) << i;
+  // Past the probe interval: one more.
+  for (int i = 0; i < 5 && r.c.current() == 8; ++i) r.sample(waiting(32));
+  EXPECT_EQ(r.c.current(), 9u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kProbe);
+  // The origin refuses again (after the hold): halve again.
+  EXPECT_TRUE(r.c.on_overload(milliseconds(-1), r.now + milliseconds(1)));
+  EXPECT_EQ(r.c.current(), 4u);
+}
+
+TEST(ConcurrencyPolicy, OverloadAtOneStaysAtOne) {
+  ConcurrencyTuning t;
+  t.start = 1;
+  Drive r(t);
+  EXPECT_FALSE(r.c.on_overload(milliseconds(-1), r.now));
+  EXPECT_EQ(r.c.current(), 1u);
+  EXPECT_EQ(r.c.ceiling(), 1u);
+}
+
+TEST(ConcurrencyPolicy, StartIsClampedToMax) {
+  ConcurrencyTuning t;
+  t.start = 8;
+  t.max = 2;
+  Drive r(t);
+  EXPECT_EQ(r.c.current(), 2u);
+  EXPECT_FALSE(r.sample(waiting(100)));
+  EXPECT_EQ(r.c.current(), 2u);
+}
+
+}  // namespace
+}  // namespace prefetch
