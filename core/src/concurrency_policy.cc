@@ -1,6 +1,7 @@
 #include "prefetch/concurrency_policy.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace prefetch {
 
@@ -42,10 +43,20 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
     const double added = static_cast<double>(current_ - before_) / before_;
     const double need = rate_before_ * (1.0 + std::max(tuning_.min_gain, tuning_.gain * added));
     if (rate < need) {
-      ceiling_ = before_;
+      // Flat: as many as the rate reached needs at the best rate per
+      // connection seen (a host capped in total at 6 connections' worth
+      // settles at 6), fewer than now.
+      unsigned to = before_;
+      if (per_connection_ > 0) {
+        // Within min_gain of the rate is as good as it (noise).
+        const double reached = std::max(rate, rate_before_) * (1.0 - tuning_.min_gain);
+        const double want = std::ceil(reached / per_connection_);
+        to = static_cast<unsigned>(std::clamp<double>(want, 1, current_ - 1));
+      }
+      ceiling_ = to;
       linear_ = true;
       settled_at_ = now;
-      set(before_, ConcurrencyWhy::kRateFlat);
+      set(to, ConcurrencyWhy::kRateFlat);
       return true;
     }
   }
@@ -54,7 +65,9 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
     set(current_ - 1, ConcurrencyWhy::kConsumerSlower);
     return true;
   }
-  if (!s.reader_waited || !s.slots_full || now < hold_until_) return false;
+  if (!s.reader_waited || !s.slots_full) return false;
+  per_connection_ = std::max(per_connection_, rate / current_);
+  if (now < hold_until_) return false;
   unsigned to = 0;
   ConcurrencyWhy why = ConcurrencyWhy::kRateRose;
   if (current_ < ceiling_) {

@@ -21,7 +21,7 @@ namespace {
 // noise), at most 1 s.
 std::chrono::milliseconds interval_length(const FirstByteTimes& times) {
   const double p50 = times.quantile(0.5).value_or(0);
-  return std::chrono::milliseconds(std::clamp<int64_t>(static_cast<int64_t>(2 * p50), 100, 1000));
+  return std::chrono::milliseconds(std::clamp<int64_t>(static_cast<int64_t>(2 * p50), 50, 1000));
 }
 
 }  // namespace

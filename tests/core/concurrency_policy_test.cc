@@ -48,8 +48,9 @@ TEST(ConcurrencyPolicy, PerConnectionCapDoublesToMax) {
 }
 
 // A host capped at 24 MiB/s in total, 4 MiB/s per connection: 4 -> 8 pays
-// (16 -> 24), 8 -> 16 does not: back to 8, and 8 is the ceiling.
-TEST(ConcurrencyPolicy, SharedCapGoesBackWhereTheRateWentFlat) {
+// (16 -> 24), 8 -> 16 does not: the count comes back to what 24 MiB/s needs
+// at 4 MiB/s per connection, 6, and 6 is the ceiling.
+TEST(ConcurrencyPolicy, SharedCapSettlesAtWhatTheRateNeeds) {
   Drive r;
   auto rate = [&] { return std::min(24.0, 4.0 * r.c.current()); };
   EXPECT_TRUE(r.sample(waiting(rate())));
@@ -57,20 +58,31 @@ TEST(ConcurrencyPolicy, SharedCapGoesBackWhereTheRateWentFlat) {
   EXPECT_TRUE(r.sample(waiting(rate())));  // 24 > 16 x 1.25: raise again
   EXPECT_EQ(r.c.current(), 16u);
   EXPECT_TRUE(r.sample(waiting(rate())));  // 24, not > 24 x 1.25
-  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_EQ(r.c.current(), 6u);
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
-  EXPECT_EQ(r.c.ceiling(), 8u);
+  EXPECT_EQ(r.c.ceiling(), 6u);
   // It stays there until the probe interval has passed ...
   for (int i = 0; i < 9; ++i) {
     EXPECT_FALSE(r.sample(waiting(rate()))) << i;
-    EXPECT_EQ(r.c.current(), 8u);
+    EXPECT_EQ(r.c.current(), 6u);
   }
   // ... then tries one more, which does not pay either.
   EXPECT_TRUE(r.sample(waiting(rate())));
-  EXPECT_EQ(r.c.current(), 9u);
+  EXPECT_EQ(r.c.current(), 7u);
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kProbe);
   EXPECT_TRUE(r.sample(waiting(rate())));
+  EXPECT_EQ(r.c.current(), 6u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
+}
+
+// A shared bottleneck from the start (loopback, CPU): doubling gains
+// nothing, and the count goes back to where it was.
+TEST(ConcurrencyPolicy, AFlatRateFromTheStartKeepsTheStart) {
+  Drive r;
+  EXPECT_TRUE(r.sample(waiting(1000)));
   EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_TRUE(r.sample(waiting(1020)));
+  EXPECT_EQ(r.c.current(), 4u);  // 2 % more is noise
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
 }
 

@@ -10,8 +10,10 @@
 //    the one before it by a clear margin (`gain` of what the added
 //    connections would bring at the old rate per connection, and at least
 //    `min_gain`). Else the rate is flat (a shared bottleneck: the link, the
-//    host's total cap, the CPU), the count goes back and that becomes the
-//    ceiling. Every `probe_every` at the ceiling it tries one more.
+//    host's total cap, the CPU): the count comes back to what the rate it
+//    reached needs at the best rate per connection seen (fewer than now),
+//    and that becomes the ceiling. Every `probe_every` at
+//    the ceiling it tries one more.
 //  - 429, 503 or a refused connection halve it (multiplicative decrease), the
 //    ceiling comes down with it, nothing is raised before Retry-After (at
 //    least `hold`) and from there it grows one at a time.
@@ -85,7 +87,8 @@ class ConcurrencyControl {
   bool judging_ = false;
   unsigned before_ = 0;
   double rate_before_ = 0;
-  bool linear_ = false;  // grow one at a time (after a flat rate or an overload)
+  double per_connection_ = 0;  // the best rate per connection seen, all slots busy
+  bool linear_ = false;        // grow one at a time (after a flat rate or an overload)
   Clock::time_point hold_until_;
   Clock::time_point settled_at_;  // when it last came to the ceiling
 };
