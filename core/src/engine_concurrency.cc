@@ -17,7 +17,7 @@ namespace prefetch {
 namespace {
 
 // An interval holds two first-byte times (median), so a raise's new spans
-// bring bytes within it; at least 100 ms (a rate over less is mostly
+// bring bytes within it; at least 50 ms (a rate over less is mostly
 // noise), at most 1 s.
 std::chrono::milliseconds interval_length(const FirstByteTimes& times) {
   const double p50 = times.quantile(0.5).value_or(0);
