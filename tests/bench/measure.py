@@ -31,10 +31,11 @@ with fewer than two buffers), throughput_mib_s, peak_rss_mib
 (ru_maxrss of the whole process) and base_rss_mib (the same just before
 PLAYING: Python, GStreamer and the plugins loaded), cpu_s (user+sys during
 the run), playing_log_s (PLAYING on the clock of GStreamer's debug log, for
-lining up GST_DEBUG output with these figures), playing_monotonic_s (PLAYING
-on time.monotonic(), CLOCK_MONOTONIC: origin.py's log clock); with --sha256, sha256 (hex
-digest of the bytes through the source's src pad, in order; hashed in the
-pad probe, so it costs the streaming thread about 1 ms per MiB).
+lining up GST_DEBUG output with these figures), playing_monotonic_s
+(PLAYING on time.monotonic(), CLOCK_MONOTONIC: origin.py's log clock); with
+--sha256, sha256 (hex digest of the bytes through the source's src pad, in
+order; hashed in the pad probe, so it costs the streaming thread about 1 ms
+per MiB).
 
 Errors: the message goes to stderr and the exit status is 1.
 """

@@ -83,6 +83,14 @@ class BestFixedTest(unittest.TestCase):
         self.assertTrue(math.isinf(e["value"]))
         self.assertEqual(e["verdict"], "FAIL")
 
+    def test_failed_run_fails_a_min_check(self):
+        check = next(c for c in run.CHECKS if c.key == "many-fair")
+        rep = {"scenarios": [{"key": "m", "rows": [
+            {"row": "many-prefetchsrc", "media": "many",
+             "runs": [{"stream_min_ratio": 0.9, "failed": 0}, {"failed": 1}]}]}]}
+        [e] = run.evaluate([check], rep, ALL)
+        self.assertEqual(e["verdict"], "FAIL")
+
     def test_skips(self):
         rows = {"prefetchsrc-window-c8": runs(1.0)}
         [e] = run.evaluate([AUTO_CHECK], report(rows), ALL)
