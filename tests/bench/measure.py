@@ -1,13 +1,20 @@
 #!/usr/bin/python3
 """Runs one pipeline to EOS and prints its figures as one JSON object.
 
-    measure.py [--decode] [--timeout S] SOURCE-DESCRIPTION
+    measure.py [--decode] [--realtime BYTES_PER_S] [--sha256] [--timeout S]
+               SOURCE-DESCRIPTION
 
 SOURCE-DESCRIPTION is the source element with its properties, e.g.
     "souphttpsrc location=http://127.0.0.1:8080/f.bin"
     "prefetchsrc location=... concurrency=8 block-size=1048576 schedule=window"
 It is followed by `fakesink` (raw bytes) or, with --decode,
-`decodebin ! fakesink` (first decoded video frame).
+`decodebin ! fakesink` (first decoded video frame). --realtime R puts a
+consumer clocked at R bytes/s in between, `identity datarate=R sync=true`:
+identity stamps byte n with time n/R and waits for it on the pipeline clock,
+so byte n leaves at PLAYING + n/R at the earliest, like a player at the
+stream's bitrate. identity syncs only in a TIME segment and a source of raw
+bytes sends a BYTES one, so a probe on identity's sink pad hands it a TIME
+segment from 0 instead (the source and its pad are untouched).
 
 One pipeline per process, so peak RSS and CPU time belong to that pipeline
 alone. All times are seconds from the call that sets PLAYING.
@@ -24,12 +31,17 @@ with fewer than two buffers), throughput_mib_s, peak_rss_mib
 (ru_maxrss of the whole process) and base_rss_mib (the same just before
 PLAYING: Python, GStreamer and the plugins loaded), cpu_s (user+sys during
 the run), playing_log_s (PLAYING on the clock of GStreamer's debug log, for
-lining up GST_DEBUG output with these figures).
+lining up GST_DEBUG output with these figures), playing_monotonic_s
+(PLAYING on time.monotonic(), CLOCK_MONOTONIC: origin.py's log clock); with
+--sha256, sha256 (hex digest of the bytes through the source's src pad, in
+order; hashed in the pad probe, so it costs the streaming thread about 1 ms
+per MiB).
 
 Errors: the message goes to stderr and the exit status is 1.
 """
 
 import argparse
+import hashlib
 import json
 import resource
 import sys
@@ -45,9 +57,10 @@ class FirstAndCount:
     """Pad probe: time of the first matching buffer and bytes seen. Each pad
     has one streaming thread; the main thread reads only after EOS."""
 
-    def __init__(self, t0, caps_prefix=None):
+    def __init__(self, t0, caps_prefix=None, digest=None):
         self.t0 = t0
         self.caps_prefix = caps_prefix
+        self.digest = digest
         self.first = None
         self.last = None
         self.bytes = 0
@@ -69,6 +82,11 @@ class FirstAndCount:
         self.last = now
         self.bytes += buf.get_size()
         self.buffers += 1
+        if self.digest is not None:
+            ok, mapped = buf.map(Gst.MapFlags.READ)
+            if ok:
+                self.digest.update(mapped.data)
+                buf.unmap(mapped)
         return Gst.PadProbeReturn.OK
 
 
@@ -81,15 +99,32 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def run(source, decode, timeout, log_epoch):
+def time_segment(pad, info):
+    """Event probe on a sink pad: a BYTES segment goes on as a TIME segment
+    from 0 (sent in its place; the probe lets that one through)."""
+    event = info.get_event()
+    if event.type == Gst.EventType.SEGMENT and event.parse_segment().format != Gst.Format.TIME:
+        segment = Gst.Segment()
+        segment.init(Gst.Format.TIME)
+        pad.send_event(Gst.Event.new_segment(segment))
+        return Gst.PadProbeReturn.DROP
+    return Gst.PadProbeReturn.OK
+
+
+def run(source, decode, timeout, log_epoch, realtime=0, sha256=False):
     # The names come last so they win over any name= in the description.
     sink = "fakesink name=benchsink sync=false"
     if decode:
         sink = f"decodebin ! {sink}"
+    if realtime:
+        sink = f"identity name=benchclock datarate={realtime} sync=true silent=true ! {sink}"
     pipeline = Gst.parse_launch(f"{source} name=benchsrc ! {sink}")
+    if realtime:
+        pipeline.get_by_name("benchclock").get_static_pad("sink").add_probe(
+            Gst.PadProbeType.EVENT_DOWNSTREAM, time_segment)
     # t0 is filled in just before PLAYING; probes read it through the list.
     t0 = [0.0]
-    src_probe = FirstAndCount(t0)
+    src_probe = FirstAndCount(t0, digest=hashlib.sha256() if sha256 else None)
     pipeline.get_by_name("benchsrc").get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, src_probe)
     frame_probe = None
     if decode:
@@ -130,10 +165,13 @@ def run(source, decode, timeout, log_epoch):
         "base_rss_mib": base_rss,
         "cpu_s": cpu,
         "playing_log_s": playing_log_s,
+        "playing_monotonic_s": t0[0],
     }
     if decode:
         result["first_frame_s"] = frame_probe.first
         result["frames"] = frame_probe.buffers
+    if sha256:
+        result["sha256"] = src_probe.digest.hexdigest()
     return result
 
 
@@ -151,6 +189,9 @@ def main():
     p = argparse.ArgumentParser(description="Run one pipeline to EOS and print its figures as JSON.")
     p.add_argument("source", help="source element description, e.g. 'souphttpsrc location=URL'")
     p.add_argument("--decode", action="store_true", help="decodebin ! fakesink instead of fakesink")
+    p.add_argument("--realtime", type=int, default=0, metavar="BYTES_PER_S",
+                   help="consume at this rate on the pipeline clock (identity datarate sync)")
+    p.add_argument("--sha256", action="store_true", help="hash the bytes the source pushed")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for EOS")
     args = p.parse_args()
     Gst.init(None)
@@ -158,7 +199,7 @@ def main():
     # right after it gives the same zero to within microseconds.
     log_epoch = Gst.util_get_timestamp()
     try:
-        result = run(args.source, args.decode, args.timeout, log_epoch)
+        result = run(args.source, args.decode, args.timeout, log_epoch, args.realtime, args.sha256)
     except (RuntimeError, GLib.Error) as e:
         print(f"measure.py: {e}", file=sys.stderr)
         sys.exit(1)

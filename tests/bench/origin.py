@@ -4,7 +4,9 @@ slow, jittery, per-connection-throttled origin (Telegram's file API, object
 stores, throttled mirrors).
 
     origin.py --root DIR [--port 0] [--port-file F] [--ttfb SPEC] [--seed N]
-              [--rate BYTES_PER_S] [--log FILE.jsonl]
+              [--rate BYTES_PER_S] [--log FILE.jsonl] [--total-rate BYTES_PER_S]
+              [--max-conns K [--retry-after S]] [--stats-log FILE.jsonl
+              [--sample-interval S]]
 
 --ttfb SPEC   none | fixed:S | uniform:LO,HI | lognormal:MEDIAN,SIGMA
               The wait before each response is drawn from (seed, path, range
@@ -19,7 +21,32 @@ stores, throttled mirrors).
               request's query string (clients may tag requests with one; it
               never selects the file nor changes the wait). Times are time.monotonic() seconds
               (CLOCK_MONOTONIC, system-wide on Linux, so comparable with other
-              processes on the same machine).
+              processes on the same machine). Each line also has "open": the
+              connections open to the server when the request arrived (its
+              own included).
+--total-rate  body bytes/s over all responses together, on top of --rate: one
+              token bucket that every response draws its chunks from, first
+              asked first served, so k responses sending at once get 1/k each
+              (a response held back by its own --rate leaves its share to the
+              others); 0 = unlimited (the default). A host or uplink cap.
+--max-conns K a request that arrives while more than K connections are open
+              (its own included) is answered at once with 503 and
+              `Retry-After: S` (--retry-after, whole seconds, default 1), no
+              body, and its connection is closed (`Connection: close`), as an
+              overloaded server sheds load: the count drops as clients
+              retry. Logged like any request, with "status": 503.
+              0 = no limit (the default).
+--stats-log   JSON lines about connections, for counting them per client:
+              {"kind": "conn", "conn", "t_open", "t_close", "requests",
+              "tags"} when a connection closes ("tags": the query strings of
+              its requests, so a row's connections can be told apart), and
+              every --sample-interval seconds (default 0.1) while any
+              connection is open {"kind": "sample", "t", "open", "tags":
+              {tag: {"open", "busy", "sending", "bytes"}}}: per query tag
+              (a connection counts under its latest request's tag, "" before
+              its first), the connections open, those with a request in
+              progress (head read, response not finished), those that sent
+              body bytes since the previous sample, and the body bytes sent.
 
 Stdlib only. Runs until SIGTERM/SIGINT.
 """
@@ -103,6 +130,42 @@ class Pacer:
             await asyncio.sleep(-self.tokens / self.rate)
 
 
+class SharedPacer:
+    """Token bucket that every response draws from: at most `rate` bytes/s
+    over all of them, with a burst of `burst` bytes. Each take() reserves the
+    next slice of the bucket's time line in call order; a response asks for
+    its next chunk only after its previous one went out, so the responses
+    sending at once take turns, one chunk each: fair shares, without a lock."""
+
+    def __init__(self, rate):
+        self.rate = rate
+        # Chunks as small as a per-connection Pacer's at this rate, so turns
+        # are short and every sending response shows in each sample.
+        self.chunk = Pacer(rate).chunk
+        self.burst = self.chunk
+        self.next = time.monotonic()  # when the bucket's time line is free again
+
+    async def take(self, n):
+        now = time.monotonic()
+        start = max(self.next, now - self.burst / self.rate)
+        self.next = start + n / self.rate
+        if self.next > now:
+            await asyncio.sleep(self.next - now)
+
+
+class Conn:
+    """What the stats log needs to know about one open connection."""
+
+    def __init__(self, conn_id):
+        self.id = conn_id
+        self.t_open = time.monotonic()
+        self.tag = ""  # query tag of its latest request
+        self.tags = []  # of all its requests, in order, without repeats
+        self.requests = 0
+        self.busy = False  # a request in progress
+        self.sent = 0  # body bytes since the previous sample
+
+
 class BadRequest(Exception):
     pass
 
@@ -139,13 +202,19 @@ def parse_range(value, size):
 
 
 class Origin:
-    def __init__(self, root, ttfb, rate, log):
+    def __init__(self, root, ttfb, rate, log, total_rate=0, max_conns=0, retry_after=1,
+                 stats_log=None):
         self.root = os.path.realpath(root)
         self.ttfb = ttfb
         self.rate = rate
         self.log = log
+        self.total = SharedPacer(total_rate) if total_rate else None
+        self.max_conns = max_conns
+        self.retry_after = retry_after
+        self.stats_log = stats_log
         self.conn_ids = itertools.count(1)
         self.connections = set()
+        self.conns = {}  # conn id -> Conn, while open
 
     def resolve(self, target):
         path = urllib.parse.unquote(urllib.parse.urlsplit(target).path)
@@ -158,6 +227,7 @@ class Origin:
         task = asyncio.current_task()
         self.connections.add(task)
         conn = next(self.conn_ids)
+        self.conns[conn] = Conn(conn)
         try:
             while await self.serve_one(reader, writer, conn):
                 pass
@@ -166,6 +236,10 @@ class Origin:
         finally:
             self.connections.discard(task)
             writer.close()
+            c = self.conns.pop(conn)
+            self.write_stats({"kind": "conn", "conn": conn, "t_open": c.t_open,
+                              "t_close": time.monotonic(), "requests": c.requests,
+                              "tags": c.tags})
 
     async def read_head(self, reader):
         try:
@@ -210,17 +284,36 @@ class Origin:
         # with one (the benchmark does: ?run=...) to find them in the log.
         rec = {"conn": conn, "method": method, "path": path,
                "query": urllib.parse.urlsplit(target).query,
-               "range": headers.get("range"), "t_start": t_start}
+               "range": headers.get("range"), "t_start": t_start,
+               "open": len(self.connections)}
+        c = self.conns[conn]
+        c.tag, c.busy, c.requests = rec["query"], True, c.requests + 1
+        if c.tag not in c.tags:
+            c.tags.append(c.tag)
         # Logged however the request ends: served, dropped by the client, or
         # cancelled at shutdown while still waiting for its first byte.
         try:
+            if self.max_conns and rec["open"] > self.max_conns:
+                return await self.unavailable(writer, rec)
             return await self.respond(writer, method, headers, full, path, keep_alive, rec)
         except (ConnectionError, asyncio.CancelledError):
             rec["aborted"] = True
             raise
         finally:
+            c.busy = False
             rec["t_end"] = time.monotonic()
             self.write_log(rec)
+
+    async def unavailable(self, writer, rec):
+        """503 at once, with Retry-After; the connection closes after it."""
+        rec["status"], rec["bytes"] = 503, 0
+        head = ("HTTP/1.1 503 Service Unavailable\r\n"
+                f"Retry-After: {self.retry_after}\r\nContent-Length: 0\r\n"
+                f"Date: {email.utils.formatdate(usegmt=True)}\r\nConnection: close\r\n\r\n")
+        writer.write(head.encode("latin-1"))
+        await writer.drain()
+        rec["t_first_byte"] = time.monotonic()
+        return False
 
     async def respond(self, writer, method, headers, full, path, keep_alive, rec):
         out_headers = {}
@@ -280,29 +373,58 @@ class Origin:
     async def send_body(self, writer, full, offset, length, rec):
         """Sends the body, counting in rec["bytes"] (kept if the client leaves)."""
         pacer = Pacer(self.rate)
+        c = self.conns[rec["conn"]]
+        chunk = min(pacer.chunk, self.total.chunk) if self.total else pacer.chunk
         # Blocking reads on the event loop: the files are small and sit in the
         # page cache, so a read costs microseconds; an executor would cost more.
         with open(full, "rb") as f:
             f.seek(offset)
             while rec["bytes"] < length:
-                data = f.read(min(pacer.chunk, length - rec["bytes"]))
+                data = f.read(min(chunk, length - rec["bytes"]))
                 if not data:
                     raise ConnectionError("file shrank while serving")
                 await pacer.take(len(data))
+                if self.total:
+                    await self.total.take(len(data))
                 writer.write(data)
                 await writer.drain()
                 rec["bytes"] += len(data)
+                c.sent += len(data)
 
     def write_log(self, rec):
         if self.log:
             self.log.write(json.dumps(rec) + "\n")
             self.log.flush()
 
+    def write_stats(self, rec):
+        if self.stats_log:
+            self.stats_log.write(json.dumps(rec) + "\n")
+            self.stats_log.flush()
+
+    async def sample(self, interval):
+        """Every `interval` s while a connection is open: a sample line."""
+        while True:
+            await asyncio.sleep(interval)
+            if not self.conns:
+                continue
+            tags = {}
+            for c in self.conns.values():
+                t = tags.setdefault(c.tag, {"open": 0, "busy": 0, "sending": 0, "bytes": 0})
+                t["open"] += 1
+                t["busy"] += c.busy
+                t["sending"] += c.sent > 0
+                t["bytes"] += c.sent
+                c.sent = 0
+            self.write_stats({"kind": "sample", "t": time.monotonic(),
+                              "open": len(self.conns), "tags": tags})
+
 
 async def main(args):
     ttfb = Ttfb(args.ttfb, args.seed)
     log = open(args.log, "a", encoding="utf-8") if args.log else None
-    origin = Origin(args.root, ttfb, args.rate, log)
+    stats_log = open(args.stats_log, "a", encoding="utf-8") if args.stats_log else None
+    origin = Origin(args.root, ttfb, args.rate, log, args.total_rate, args.max_conns,
+                    args.retry_after, stats_log)
     server = await asyncio.start_server(origin.handle, "127.0.0.1", args.port,
                                         limit=MAX_HEAD, backlog=128)
     port = server.sockets[0].getsockname()[1]
@@ -317,14 +439,18 @@ async def main(args):
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    sampler = asyncio.create_task(origin.sample(args.sample_interval)) if stats_log else None
     async with server:
         await stop.wait()
         server.close()
         for task in list(origin.connections):
             task.cancel()
         await asyncio.gather(*origin.connections, return_exceptions=True)
-    if log:
-        log.close()
+    if sampler:
+        sampler.cancel()
+    for f in (log, stats_log):
+        if f:
+            f.close()
 
 
 def parse_args(argv):
@@ -336,6 +462,16 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rate", type=int, default=0, help="body bytes/s per connection, 0 = unlimited")
     p.add_argument("--log", help="JSON-lines request log")
+    p.add_argument("--total-rate", type=int, default=0,
+                   help="body bytes/s over all responses together, 0 = unlimited")
+    p.add_argument("--max-conns", type=int, default=0,
+                   help="503 to a request that arrives while more than this many "
+                        "connections are open, 0 = no limit")
+    p.add_argument("--retry-after", type=int, default=1,
+                   help="seconds in the 503's Retry-After (with --max-conns)")
+    p.add_argument("--stats-log", help="JSON-lines log of connections and samples")
+    p.add_argument("--sample-interval", type=float, default=0.1,
+                   help="seconds between samples in --stats-log")
     args = p.parse_args(argv)
     try:
         Ttfb(args.ttfb, args.seed)
@@ -345,6 +481,14 @@ def parse_args(argv):
         p.error(f"--root {args.root}: not a directory")
     if args.rate < 0:
         p.error("--rate must be >= 0")
+    if args.total_rate < 0:
+        p.error("--total-rate must be >= 0")
+    if args.max_conns < 0:
+        p.error("--max-conns must be >= 0")
+    if args.retry_after < 0:
+        p.error("--retry-after must be >= 0")
+    if args.sample_interval <= 0:
+        p.error("--sample-interval must be > 0")
     return args
 
 

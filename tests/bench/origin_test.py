@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""Self-test of origin.py's load options (stdlib only, about 3 s).
+
+    python3 tests/bench/origin_test.py
+
+Starts origin.py on 127.0.0.1:0 and checks:
+  --max-conns K   a request on the (K+1)th open connection gets 503 with
+                  Retry-After and Connection: close, logged with status 503,
+                  while the first K are served; once one closes, a new
+                  connection is served again;
+  --total-rate R  three bodies sent at once share R: together they take
+                  about size/R, and each gets about a third (none finishes
+                  early, as it would with a per-connection cap only);
+  --stats-log     one conn line per connection with its tags, samples with
+                  per-tag open/busy/sending counts.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+
+ORIGIN = Path(__file__).resolve().with_name("origin.py")
+MIB = 1 << 20
+
+
+class Server:
+    def __init__(self, root, *args):
+        self.dir = Path(root)
+        self.log = self.dir / "log.jsonl"
+        self.stats = self.dir / "stats.jsonl"
+        port_file = self.dir / "port"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ORIGIN), "--root", str(self.dir / "www"), "--port-file",
+             str(port_file), "--log", str(self.log), "--stats-log", str(self.stats),
+             "--sample-interval", "0.1", *args])
+        deadline = time.monotonic() + 10
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("origin.py did not start")
+            time.sleep(0.02)
+        self.port = int(port_file.read_text())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def lines(self, path):
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    return s
+
+
+def get(sock, path, extra=""):
+    """One GET on an open socket; returns (status, headers, body)."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the head")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    length = int(headers.get("content-length", 0))
+    while len(body) < length:
+        chunk = sock.recv(min(1 << 20, length - len(body)))
+        if not chunk:
+            raise ConnectionError("closed in the body")
+        body += chunk
+    return status, headers, body
+
+
+class OriginTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="origin-test-")
+        www = Path(self.tmp.name) / "www"
+        www.mkdir()
+        self.data = os.urandom(MIB)
+        (www / "f.bin").write_bytes(self.data)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_max_conns(self):
+        server = Server(self.tmp.name, "--max-conns", "2", "--retry-after", "3")
+        try:
+            a = connect(server.port)
+            self.assertEqual(get(a, "/f.bin?a", "Range: bytes=0-9\r\n")[0], 206)
+            b = connect(server.port)
+            self.assertEqual(get(b, "/f.bin?b", "Range: bytes=0-9\r\n")[0], 206)
+            c = connect(server.port)
+            status, headers, body = get(c, "/f.bin?c")
+            self.assertEqual((status, headers.get("retry-after"), headers.get("connection"), body),
+                             (503, "3", "close", b""))
+            self.assertEqual(c.recv(1), b"")  # the server closed it
+            c.close()
+            # Still two open: a and b go on being served.
+            self.assertEqual(get(a, "/f.bin?a", "Range: bytes=10-19\r\n")[2], self.data[10:20])
+            b.close()
+            time.sleep(0.2)  # the server notices b's close
+            d = connect(server.port)
+            self.assertEqual(get(d, "/f.bin?d")[2], self.data)
+            a.close()
+            d.close()
+            time.sleep(0.2)
+        finally:
+            server.stop()
+        log = server.lines(server.log)
+        self.assertEqual([(r["query"], r["status"], r["open"]) for r in log],
+                         [("a", 206, 1), ("b", 206, 2), ("c", 503, 3), ("a", 206, 2),
+                          ("d", 200, 2)])
+        conns = [r for r in server.lines(server.stats) if r["kind"] == "conn"]
+        self.assertEqual(sorted(tuple(r["tags"]) for r in conns),
+                         [("a",), ("b",), ("c",), ("d",)])
+
+    def test_total_rate(self):
+        rate = 4 * MIB  # three 1 MiB bodies: 0.75 s together
+        server = Server(self.tmp.name, "--total-rate", str(rate))
+        ends = {}
+        try:
+            t0 = time.monotonic()
+
+            def fetch(tag):
+                s = connect(server.port)
+                body = get(s, f"/f.bin?{tag}")[2]
+                ends[tag] = (time.monotonic() - t0, body == self.data)
+                s.close()
+
+            threads = [threading.Thread(target=fetch, args=(t,)) for t in "xyz"]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            time.sleep(0.2)
+        finally:
+            server.stop()
+        self.assertTrue(all(ok for _, ok in ends.values()), ends)
+        times = sorted(t for t, _ in ends.values())
+        whole = 3 * MIB / rate
+        self.assertGreater(times[-1], 0.9 * whole, ends)  # the cap holds over all
+        self.assertLess(times[-1], 1.6 * whole, ends)
+        self.assertGreater(times[0], 0.75 * whole, ends)  # fair: none ran ahead
+        samples = [r for r in server.lines(server.stats) if r["kind"] == "sample"]
+        # Turns of one chunk each (64 KiB, 16 ms here): all three send in a sample.
+        self.assertTrue(any(all(r["tags"].get(t, {}).get("sending") == 1 for t in "xyz")
+                            for r in samples), samples)
+
+
+if __name__ == "__main__":
+    unittest.main()
