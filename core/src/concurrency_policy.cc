@@ -42,6 +42,9 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
     judging_ = false;
     const double added = static_cast<double>(current_ - before_) / before_;
     const double need = rate_before_ * (1.0 + std::max(tuning_.min_gain, tuning_.gain * added));
+    // Nearly what the added connections would bring at the old rate each:
+    // each connection is capped on its own, so the next step is larger.
+    strong_ = rate >= rate_before_ * (1.0 + tuning_.strong_gain * added);
     if (rate < need) {
       // Flat: as many as the rate reached needs at the best rate per
       // connection seen (a host capped in total at 6 connections' worth
@@ -71,7 +74,7 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
   unsigned to = 0;
   ConcurrencyWhy why = ConcurrencyWhy::kRateRose;
   if (current_ < ceiling_) {
-    to = linear_ ? current_ + 1 : current_ * 2;
+    to = linear_ ? current_ + 1 : current_ * (strong_ ? 4 : 2);
     to = std::min(to, ceiling_);
   } else if (current_ < tuning_.max && now - settled_at_ >= tuning_.probe_every) {
     to = current_ + 1;

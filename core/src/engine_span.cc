@@ -167,11 +167,18 @@ void Prefetcher::Impl::pump_spans(unsigned slots, unsigned busy) {
 
 // A span whose rest transfers within the first-byte time (its 90th
 // percentile) gets its connection's next span now, so the connection does
-// not sit idle waiting for that first byte. At most one per slot.
+// not sit idle waiting for that first byte. At most one per slot. Over
+// HTTP/1.1 that span needs a connection of its own, so only where the wait
+// it hides is worth one: a tenth or more of the time a connection takes
+// for its share of the look-ahead (an origin that answers in a few ms and
+// caps each connection gets no extra connections).
 void Prefetcher::Impl::send_ahead(unsigned slots) {
-  if (!known.opened || other_region) return;
+  if (!known.opened || other_region || conn_rate <= 0) return;
   const std::optional<double> lead = first_byte_ms.quantile(0.9);
   if (!lead) return;
+  const double share_ms = 1000.0 * static_cast<double>(plan.block_size()) * window_now() /
+                          std::max(1u, slots) / conn_rate;
+  if (*lead < 0.1 * share_ms) return;
   unsigned ahead = 0;
   for (const Request* r : live) ahead += r->ahead && !r->cancelled() ? 1 : 0;
   const Clock::time_point now = Clock::now();

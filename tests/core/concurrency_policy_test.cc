@@ -34,12 +34,15 @@ struct Drive {
 };
 
 // An origin that caps each connection at 4 MiB/s: the rate grows with the
-// count, so it doubles up to max.
+// count, so it doubles, then quadruples, up to max.
 TEST(ConcurrencyPolicy, PerConnectionCapDoublesToMax) {
   Drive r;
   EXPECT_EQ(r.c.current(), 4u);
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kStart);
-  for (int i = 0; i < 6; ++i) r.sample(waiting(4.0 * r.c.current()));
+  EXPECT_TRUE(r.sample(waiting(16)));
+  EXPECT_EQ(r.c.current(), 8u);
+  // 32 MiB/s at 8: it paid in full, so the next step is x4 (capped at max).
+  EXPECT_TRUE(r.sample(waiting(32)));
   EXPECT_EQ(r.c.current(), 16u);
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateRose);
   // At max it stays, however the rate goes.
@@ -84,6 +87,19 @@ TEST(ConcurrencyPolicy, AFlatRateFromTheStartKeepsTheStart) {
   EXPECT_TRUE(r.sample(waiting(1020)));
   EXPECT_EQ(r.c.current(), 4u);  // 2 % more is noise
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
+}
+
+// A raise that pays only in part is followed by a doubling, not x4.
+TEST(ConcurrencyPolicy, APartialRiseDoublesAgain) {
+  ConcurrencyTuning t;
+  t.start = 2;
+  t.max = 64;
+  Drive r(t);
+  EXPECT_TRUE(r.sample(waiting(8)));   // 2 -> 4
+  EXPECT_TRUE(r.sample(waiting(12)));  // +50 %: a rise, not a strong one
+  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_TRUE(r.sample(waiting(24)));  // +100 %: strong
+  EXPECT_EQ(r.c.current(), 32u);
 }
 
 // A small raise needs at least min_gain: noise of a few percent is flat.

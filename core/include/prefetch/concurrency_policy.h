@@ -5,7 +5,8 @@
 //
 //  - It starts at `start`. While the reader waits for bytes and every slot is
 //    in use, it doubles (slow start): an origin that caps each connection (a
-//    throttled mirror) rewards every connection added.
+//    throttled mirror) rewards every connection added. A raise that paid
+//    nearly in full (`strong_gain`) is followed by a x4 one.
 //  - Each raise is judged by the next interval: the delivered rate must beat
 //    the one before it by a clear margin (`gain` of what the added
 //    connections would bring at the old rate per connection, and at least
@@ -32,6 +33,7 @@ struct ConcurrencyTuning {
   unsigned max = 16;   // never more (the element's max-concurrency)
   double gain = 0.25;  // of the added connections' expected rate, to count as a rise
   double min_gain = 0.1;
+  double strong_gain = 0.75;             // a rise of this much of it: the next raise is x4, not x2
   std::chrono::milliseconds hold{1000};  // after an overload, at least this before a raise
   std::chrono::milliseconds probe_every{5000};
 };
@@ -89,6 +91,7 @@ class ConcurrencyControl {
   double rate_before_ = 0;
   double per_connection_ = 0;  // the best rate per connection seen, all slots busy
   bool linear_ = false;        // grow one at a time (after a flat rate or an overload)
+  bool strong_ = false;        // the last raise paid nearly in full
   Clock::time_point hold_until_;
   Clock::time_point settled_at_;  // when it last came to the ceiling
 };
