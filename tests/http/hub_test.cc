@@ -500,6 +500,50 @@ TEST_F(HubTest, MaxConnectionsBoundsEachOriginNotTheSession) {
   EXPECT_EQ(server_.max_in_flight(), 4u);
 }
 
+// 32 streams from one host in one process, each its own origin and engine
+// on its own reader thread: one I/O thread runs them all and every stream is
+// exact. The connections the server saw at once and the spread of the
+// streams' rates are recorded (the host budget, not yet used by the engine,
+// is what will bound and even them out).
+TEST_F(HubTest, ThirtyTwoStreamsRunOnOneThread) {
+  constexpr int kStreams = 32;
+  const auto data = make_pattern(512 * kKiB + 3, 11);
+  server_.add_file("/s", data);
+  Behavior paced;
+  paced.rate_bytes_per_sec = 1024 * kKiB;
+  server_.set_behavior("/s", paced);
+  const size_t threads_before = own_threads().size();
+  std::vector<std::unique_ptr<Prefetcher>> streams;
+  for (int i = 0; i < kStreams; ++i)
+    streams.push_back(std::make_unique<Prefetcher>(
+        std::make_shared<SoupOrigin>(options("/s"), Logger()), config(64 * kKiB, 2)));
+  EXPECT_EQ(io_threads(), 1u);
+  EXPECT_EQ(own_threads().size(), threads_before + 1) << describe(own_threads());
+  std::vector<std::string> sha(kStreams);
+  std::vector<double> rate(kStreams);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < kStreams; ++i) {
+    readers.emplace_back([&, i] {
+      const auto start = std::chrono::steady_clock::now();
+      sha[i] = read_all(*streams[i]);
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      rate[i] = data.size() / s;
+    });
+  }
+  for (auto& r : readers) r.join();
+  for (int i = 0; i < kStreams; ++i) EXPECT_EQ(sha[i], sha256_hex(data)) << "stream " << i;
+  EXPECT_EQ(io_threads(), 1u);
+  double mean = 0;
+  for (double r : rate) mean += r / kStreams;
+  const double slowest = *std::min_element(rate.begin(), rate.end());
+  RecordProperty("max_in_flight", static_cast<int>(server_.max_in_flight()));
+  RecordProperty("slowest_over_mean_percent", static_cast<int>(100 * slowest / mean));
+  streams.clear();
+  EXPECT_EQ(io_threads(), 0u);
+  EXPECT_EQ(own_threads().size(), threads_before) << describe(own_threads());
+}
+
 // Origins of one setting made and destroyed on several threads at once, each
 // fetching: the hub is made, shared and ended without a race (run under
 // ThreadSanitizer), and no thread stays behind.
