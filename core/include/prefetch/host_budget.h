@@ -9,7 +9,9 @@
 // registered clients (0 for all of them: no limit), so the strictest element
 // is obeyed; when that client leaves, the limit grows again. A limit that
 // drops below what is held takes nothing back: no new slot is handed out
-// until the host is under it again.
+// until the host is under it again. libsoup's own per-host cap on the shared
+// session (512, soup_session.h) is far above any useful limit: the budget is
+// what binds.
 //
 // Need: a client says, with each ask, since when its reader has been waiting
 // for bytes (nullopt: it is not waiting, the slot would fetch ahead). A free
