@@ -159,7 +159,7 @@ void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
     g_source_set_callback(
         f->source, G_SOURCE_FUNC(ready), new std::shared_ptr<SoupFetch>(f),
         [](gpointer data) { delete static_cast<std::shared_ptr<SoupFetch>*>(data); });
-    g_source_attach(f->source, context_);
+    g_source_attach(f->source, hub_->context());
     if (opts_.timeout_seconds > 0 && !stall_timer_) {
       stall_timer_ = g_timeout_source_new(250);
       g_source_set_callback(
@@ -169,7 +169,7 @@ void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
             return G_SOURCE_CONTINUE;
           },
           this, nullptr);
-      g_source_attach(stall_timer_, context_);
+      g_source_attach(stall_timer_, hub_->context());
     }
     return;
   }
@@ -186,7 +186,7 @@ void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
   g_source_set_callback(
       f->source, G_SOURCE_FUNC(ready), new std::shared_ptr<SoupFetch>(f),
       [](gpointer data) { delete static_cast<std::shared_ptr<SoupFetch>*>(data); });
-  g_source_attach(f->source, context_);
+  g_source_attach(f->source, hub_->context());
 }
 
 // The fetch pauses (or ends): no more waiting for the stream.

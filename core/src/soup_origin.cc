@@ -1,15 +1,14 @@
-// SoupOrigin: range requests over libsoup-3.0. This file holds the I/O thread
-// and a fetch's life on it: start, send (the request from soup_request.cc,
-// the head read by soup_response.cc, the redirect target pinned), cancel,
-// finish. The body is read in soup_body.cc, over the socket of
-// soup_socket.cc; the session is made in soup_session.cc.
+// SoupOrigin: range requests over libsoup-3.0. This file holds a fetch's
+// life on the I/O thread: start, admit, send (the request from
+// soup_request.cc, the head read by soup_response.cc, the redirect target
+// pinned), cancel, finish; and the origin's own end. The body is read in
+// soup_body.cc, over the socket of soup_socket.cc; the session is made in
+// soup_session.cc and shared through soup_hub.cc.
 //
-// libsoup binds a SoupSession to the thread-default GMainContext it was made
-// in. We own that context and the only thread that runs it (the I/O thread):
-// every libsoup call of these files happens there, asynchronously. Other threads only
-// post closures to it (never g_main_context_invoke, which would run the
-// closure at once when called from the I/O thread itself and so call a
-// listener synchronously, breaking the Origin contract).
+// The I/O thread, its context and the session are the hub's, shared with
+// every origin of the same session settings: every libsoup call of these
+// files happens there, asynchronously. Other threads only post closures to
+// it (SoupHub::post).
 
 #include "prefetch/soup_origin.h"
 
@@ -25,92 +24,66 @@
 
 namespace prefetch {
 
-namespace {
-
-#if defined(__SANITIZE_THREAD__)
-extern "C" void __tsan_acquire(void* addr);
-extern "C" void __tsan_release(void* addr);
-void tsan_acquire(void* addr) { __tsan_acquire(addr); }
-void tsan_release(void* addr) { __tsan_release(addr); }
-#else
-void tsan_acquire(void*) {}
-void tsan_release(void*) {}
-#endif
-
-}  // namespace
-
 SoupOrigin::Impl::Impl(HttpOptions options, Logger logger)
     : opts_(std::move(options)), log_(std::move(logger)) {
-  context_ = g_main_context_new();
-  loop_ = g_main_loop_new(context_, FALSE);
   location_ = g_uri_parse(opts_.uri.c_str(), G_URI_FLAGS_ENCODED, nullptr);
   if (location_) uri_ = g_uri_ref(location_);
-  thread_ = std::thread([this] { run(); });
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return ready_; });
+  jar_ = soup_cookie_jar_new();
+  log_route_ = std::make_shared<SoupHub::LogRoute>(log_);
+  hub_ = SoupHub::get(session_settings(opts_, location_));
+  const SessionSettings& s = hub_->settings();
+  if (!s.proxy.empty()) log_(LogLevel::kInfo, "using proxy %s", s.proxy.c_str());
+  if (!hub_->ca_problem().empty()) log_(LogLevel::kWarning, "%s", hub_->ca_problem().c_str());
 }
 
+// Ends this origin's fetches and waits for them; the hub (thread, session,
+// connections) stays for its other origins, and the last owner of the hub
+// stops it.
 SoupOrigin::Impl::~Impl() {
   post([this] {
     shutting_down_ = true;
     std::set<std::shared_ptr<SoupFetch>> active = active_;
     for (auto& f : active) cancel_fetch(f);
-    maybe_quit();
+    maybe_close();
   });
-  thread_.join();
-  for (auto& [id, socket] : sockets_) g_object_unref(socket);
-  g_main_loop_unref(loop_);
-  g_main_context_unref(context_);
+  {
+    std::unique_lock<std::mutex> lock(closing_->mu);
+    closing_->cv.wait(lock, [this] { return closing_->closed; });
+  }
+  // Nothing of this origin runs on the I/O thread any more: its fetches
+  // ended, their sources are gone, the handlers on their messages are
+  // disconnected, and closures posted earlier check alive_.
+  g_object_unref(jar_);
   if (uri_) g_uri_unref(uri_);
   if (location_) g_uri_unref(location_);
+  hub_.reset();  // the last origin of the hub joins its thread here
 }
 
-void SoupOrigin::Impl::post(std::function<void()> fn, unsigned delay_ms) {
-  GSource* src = delay_ms ? g_timeout_source_new(delay_ms) : g_idle_source_new();
-  // As urgent as the sockets' sources: a cancel must not wait until no
-  // body has bytes ready (an idle source's default priority would).
-  g_source_set_priority(src, G_PRIORITY_DEFAULT);
-  auto* heap = new std::function<void()>(std::move(fn));
-  g_source_set_callback(
-      src,
-      [](gpointer data) -> gboolean {
-        tsan_acquire(data);
-        (*static_cast<std::function<void()>*>(data))();
-        return G_SOURCE_REMOVE;
-      },
-      heap,
-      [](gpointer data) {
-        tsan_acquire(data);
-        delete static_cast<std::function<void()>*>(data);
-      });
-  // The closure is handed over under the context's GMutex, which
-  // ThreadSanitizer cannot see (futex based): say so, so that a race inside
-  // a posted closure is still reported and nothing else is.
-  tsan_release(heap);
-  g_source_attach(src, context_);
-  g_source_unref(src);
-}
-
-void SoupOrigin::Impl::run() {
-  g_main_context_push_thread_default(context_);
-  session_ = make_session(opts_, location_, log_);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ready_ = true;
-  }
-  cv_.notify_all();
-  g_main_loop_run(loop_);
+// The destructor began and every fetch has ended: stop the stall timer,
+// drop the log route and let the destructor go on, from a closure of its
+// own: the code that ended the last fetch may still use this origin until
+// it returns to the loop.
+void SoupOrigin::Impl::maybe_close() {
+  if (!shutting_down_ || !active_.empty() || !*alive_) return;
   if (stall_timer_) {
     g_source_destroy(stall_timer_);
     g_clear_pointer(&stall_timer_, g_source_unref);
   }
-  soup_session_abort(session_);
-  g_object_unref(session_);
-  session_ = nullptr;
-  // Let cancelled operations release their sources before the context goes.
-  while (g_main_context_iteration(context_, FALSE)) {
-  }
-  g_main_context_pop_thread_default(context_);
+  log_route_->alive = false;
+  *alive_ = false;
+  hub_->post([closing = closing_] {
+    std::lock_guard<std::mutex> lock(closing->mu);
+    closing->closed = true;
+    closing->cv.notify_all();
+  });
+}
+
+void SoupOrigin::Impl::post(std::function<void()> fn, unsigned delay_ms) {
+  hub_->post(
+      [alive = alive_, fn = std::move(fn)] {
+        if (*alive) fn();
+      },
+      delay_ms);
 }
 
 std::shared_ptr<Fetch> SoupOrigin::Impl::start(const RangeRequest& request,
@@ -126,11 +99,23 @@ std::shared_ptr<Fetch> SoupOrigin::Impl::start(const RangeRequest& request,
     // A retry's backoff: the fetch is active (cancellable) while it waits.
     post(
         [this, f] {
-          if (!f->done) send(f);
+          if (!f->done) admit(f);
         },
         static_cast<unsigned>(f->request.delay.count()));
   });
   return f;
+}
+
+// Sends the fetch if fewer than max_connections of this origin's fetches
+// are out, else queues it until one ends.
+void SoupOrigin::Impl::admit(const std::shared_ptr<SoupFetch>& f) {
+  if (opts_.max_connections > 0 && sending_ >= opts_.max_connections) {
+    admitting_.push_back(f);
+    return;
+  }
+  f->admitted = true;
+  ++sending_;
+  send(f);
 }
 
 void SoupOrigin::Impl::cancel_fetch(const std::shared_ptr<SoupFetch>& f) {
@@ -154,6 +139,10 @@ void SoupOrigin::Impl::finish(const std::shared_ptr<SoupFetch>& f, const Error* 
     f->parked = false;
     parked_.erase(std::find(parked_.begin(), parked_.end(), f));
   }
+  if (!f->admitted) {
+    auto it = std::find(admitting_.begin(), admitting_.end(), f);
+    if (it != admitting_.end()) admitting_.erase(it);
+  }
   // A refresher that ends before its head leaves the parked fetches to the
   // next one.
   if (refreshing(f)) end_refresh(f, nullptr);
@@ -162,10 +151,32 @@ void SoupOrigin::Impl::finish(const std::shared_ptr<SoupFetch>& f, const Error* 
   stop_waiting(f);
   g_clear_object(&f->socket);
   g_clear_object(&f->stream);
-  g_clear_object(&f->msg);
+  release_message(f);
   f->listener->on_done(error);
   f->listener.reset();
-  maybe_quit();
+  if (f->admitted) {
+    f->admitted = false;
+    --sending_;
+    // The next waiting fetch goes (it may end at once and admit another).
+    while (!admitting_.empty() &&
+           (opts_.max_connections == 0 || sending_ < opts_.max_connections)) {
+      std::shared_ptr<SoupFetch> next = std::move(admitting_.front());
+      admitting_.pop_front();
+      if (!next->done) admit(next);
+    }
+  }
+  maybe_close();
+}
+
+// Lets go of the fetch's message, and of our handlers on it: libsoup may
+// keep the message a while longer (finishing its cancel), and this origin,
+// whose options and jar the handlers point to, may be gone by then.
+void SoupOrigin::Impl::release_message(const std::shared_ptr<SoupFetch>& f) {
+  if (!f->msg) return;
+  g_signal_handlers_disconnect_by_data(f->msg, &opts_);
+  g_signal_handlers_disconnect_by_data(f->msg, jar_);
+  g_signal_handlers_disconnect_by_data(f->msg, hub_.get());
+  g_clear_object(&f->msg);
 }
 
 void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
@@ -188,13 +199,15 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
   f->to_target = pinned() && !refreshing(f);
   f->generation = target_gen_;
   f->msg = new_range_message(refreshing(f) ? location_ : uri_, f->request, opts_);
+  connect_cookie_jar(f->msg, jar_);
   connect_credentials(f->msg, &opts_);
-  g_signal_connect(f->msg, "network-event", G_CALLBACK(on_network_event), this);
+  g_signal_connect(f->msg, "network-event", G_CALLBACK(SoupHub::on_network_event), hub_.get());
+  if (opts_.http_log_level > 0) SoupHub::route_log(f->msg, log_route_);
   watch_redirects(f->msg);
 
   auto* ref = new std::shared_ptr<SoupFetch>(f);
   soup_session_send_async(
-      session_, f->msg, G_PRIORITY_DEFAULT, f->cancellable,
+      hub_->session(), f->msg, G_PRIORITY_DEFAULT, f->cancellable,
       [](GObject* source, GAsyncResult* res, gpointer data) {
         std::shared_ptr<SoupFetch> f = std::move(*static_cast<std::shared_ptr<SoupFetch>*>(data));
         delete static_cast<std::shared_ptr<SoupFetch>*>(data);
@@ -281,7 +294,7 @@ void SoupOrigin::Impl::refresh_target(const std::shared_ptr<SoupFetch>& f, int s
       },
       nullptr);
   g_clear_object(&f->stream);
-  g_clear_object(&f->msg);
+  release_message(f);
   if (f->generation == target_gen_ && !refresher_) {
     log_(LogLevel::kInfo, "redirect target answered %d: asking %s for a fresh one", status,
          opts_.uri.c_str());
@@ -331,6 +344,10 @@ std::shared_ptr<Fetch> SoupOrigin::start(const RangeRequest& request,
                                          std::shared_ptr<FetchListener> listener) {
   return impl_->start(request, std::move(listener));
 }
+
+const void* SoupOrigin::hub() const { return impl_->hub_.get(); }
+
+size_t SoupOrigin::hubs() { return SoupHub::count(); }
 
 GType SoupOrigin::http_log_level_type() { return soup_logger_log_level_get_type(); }
 

@@ -1,20 +1,23 @@
-// SoupOrigin's insides, shared by the files that run on its I/O thread:
-// soup_origin.cc (the thread, starting, sending and ending fetches),
+// SoupOrigin's insides, shared by the files that run on its hub's I/O
+// thread: soup_origin.cc (starting, sending and ending fetches),
 // soup_body.cc (reading a body) and soup_socket.cc (the socket under it).
+// The thread, context and session are the hub's (soup_hub.h), shared with
+// the other origins of the same session settings; everything here is this
+// origin's own.
 #pragma once
 
 #include <libsoup/soup.h>
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
-#include <thread>
 #include <vector>
 
 #include "prefetch/soup_origin.h"
+#include "soup_hub.h"
 
 namespace prefetch {
 
@@ -25,12 +28,14 @@ class SoupOrigin::Impl {
   Impl(HttpOptions options, Logger logger);
   ~Impl();
 
-  // Runs `fn` on the I/O thread, later, never inside the caller.
+  // Runs `fn` on the I/O thread, later, never inside the caller; not at all
+  // once this origin has closed (its fetches all ended).
   void post(std::function<void()> fn, unsigned delay_ms = 0);
 
   std::shared_ptr<Fetch> start(const RangeRequest& request, std::shared_ptr<FetchListener> l);
 
   // ---- I/O thread only ----
+  void admit(const std::shared_ptr<SoupFetch>& f);
   void send(const std::shared_ptr<SoupFetch>& f);
   void pin_redirect(const std::shared_ptr<SoupFetch>& f, int status);
   bool target_expired(const std::shared_ptr<SoupFetch>& f, int status) const;
@@ -39,21 +44,25 @@ class SoupOrigin::Impl {
   void set_target(GUri* target);
   void cancel_fetch(const std::shared_ptr<SoupFetch>& f);
   void finish(const std::shared_ptr<SoupFetch>& f, const Error* error);
+  void release_message(const std::shared_ptr<SoupFetch>& f);
   void read_next(const std::shared_ptr<SoupFetch>& f);
   uint8_t* next_area(const std::shared_ptr<SoupFetch>& f, size_t* length);
   void read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* area, size_t length);
   void read_pollable(const std::shared_ptr<SoupFetch>& f);
   void wait_readable(const std::shared_ptr<SoupFetch>& f);
   void stop_waiting(const std::shared_ptr<SoupFetch>& f);
-  void maybe_quit() {
-    if (shutting_down_ && active_.empty()) g_main_loop_quit(loop_);
-  }
+  void maybe_close();
 
   HttpOptions opts_;
   Logger log_;
-  GMainContext* context_ = nullptr;
-  GMainLoop* loop_ = nullptr;
-  SoupSession* session_ = nullptr;
+  std::shared_ptr<SoupHub> hub_;
+  // This origin's cookies (I/O thread after construction): a Set-Cookie in
+  // any of its answers (a redirect's included) goes out with its later
+  // requests to that domain, as souphttpsrc's jar does; other origins on the
+  // hub never see them.
+  SoupCookieJar* jar_ = nullptr;
+  // Where the session's HTTP log lines about this origin's messages go.
+  std::shared_ptr<SoupHub::LogRoute> log_route_;
   // Where requests go. I/O thread after construction. `location_` is the
   // `location` itself; `uri_` is where new fetches go: `location_` (the same
   // object) until a redirect target is pinned, then that target.
@@ -74,12 +83,11 @@ class SoupOrigin::Impl {
   std::vector<std::shared_ptr<SoupFetch>> parked_;
   bool shutting_down_ = false;
   std::set<std::shared_ptr<SoupFetch>> active_;
-  // Plain-TCP sockets of the session's connections, by libsoup's connection
-  // id (I/O thread only; a reference each). See SoupFetch::socket.
-  std::map<guint64, GSocket*> sockets_;
-  static void on_network_event(SoupMessage* msg, GSocketClientEvent event, GIOStream* connection,
-                               gpointer user);
-  void note_socket(guint64 id, GSocket* socket);
+  // At most opts_.max_connections fetches are sent at once (0: no limit),
+  // as the session's max-conns-per-host held one origin before sessions
+  // were shared; the others wait here, in order, and go as fetches end.
+  unsigned sending_ = 0;
+  std::deque<std::shared_ptr<SoupFetch>> admitting_;
   void find_socket(const std::shared_ptr<SoupFetch>& f);
   static void make_room(GSocket* socket, uint64_t bytes);
   // Times out body waits on a socket (the session's timeout covers only
@@ -88,12 +96,17 @@ class SoupOrigin::Impl {
   void check_stalls();
 
  private:
-  void run();
-
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool ready_ = false;
+  // False (on the I/O thread) once the origin has closed: closures posted
+  // earlier then do nothing, whenever the shared thread runs them.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // The destructor waits here until every fetch has ended (shared with the
+  // closure that says so, which must not touch the origin).
+  struct Closing {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool closed = false;
+  };
+  std::shared_ptr<Closing> closing_ = std::make_shared<Closing>();
 };
 
 // One request's I/O-thread state. Lives in Impl::active_ until finished.
@@ -147,6 +160,7 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
   GSocket* socket = nullptr;
   bool on_socket = false;    // `source` waits on `socket` (kept from wait to wait)
   gint64 last_progress = 0;  // monotonic us of the last body bytes (stall timeout)
+  bool admitted = false;     // counts in Impl::sending_ (until finished)
   bool sent = false;         // soup_session_send_async was called
   // Redirect refresh (see Impl::target_gen_).
   bool to_target = false;   // sent to the pinned redirect target, not location

@@ -1,17 +1,14 @@
 #include "soup_session.h"
 
-#include <algorithm>
 #include <set>
 #include <string>
 
 namespace prefetch {
 
-SoupSession* make_session(const HttpOptions& opts, GUri* uri, const Logger& log) {
-  const unsigned conns = opts.max_connections ? opts.max_connections : 1;
-  SoupSession* s = soup_session_new_with_options(
-      "max-conns", std::max(conns, 10u), "max-conns-per-host", conns, "timeout",
-      opts.timeout_seconds, "user-agent", opts.user_agent.c_str(), nullptr);
-
+SessionSettings session_settings(const HttpOptions& opts, GUri* uri) {
+  SessionSettings s;
+  s.user_agent = opts.user_agent;
+  s.timeout_seconds = opts.timeout_seconds;
   // Proxy: the property, else the environment like souphttpsrc (http_proxy,
   // https_proxy, no_proxy); GLib's default resolver may ignore them.
   std::string proxy = opts.proxy;
@@ -25,52 +22,62 @@ SoupSession* make_session(const HttpOptions& opts, GUri* uri, const Logger& log)
     if (!g_strstr_len(proxy.c_str(), -1, "://")) proxy = "http://" + proxy;
     const char* no_proxy = g_getenv("no_proxy");
     if (!no_proxy) no_proxy = g_getenv("NO_PROXY");
-    gchar** ignore = no_proxy ? g_strsplit(no_proxy, ",", -1) : nullptr;
+    s.proxy = proxy;
+    s.no_proxy = no_proxy ? no_proxy : "";
+  }
+  s.tls_database = opts.tls_database;
+  if (!opts.tls_database) s.ssl_ca_file = opts.ssl_ca_file;
+  s.tls_interaction = opts.tls_interaction;
+  s.compress = opts.compress;
+  s.http_log_level = opts.http_log_level > 0 ? opts.http_log_level : 0;
+  s.user_id = opts.user_id;
+  s.user_pw = opts.user_pw;
+  s.proxy_id = opts.proxy_id;
+  s.proxy_pw = opts.proxy_pw;
+  s.ssl_strict = opts.ssl_strict;
+  return s;
+}
+
+SoupSession* make_session(const SessionSettings& settings, std::string* problem) {
+  problem->clear();
+  SoupSession* s = soup_session_new_with_options(
+      "max-conns", kSessionConns, "max-conns-per-host", kSessionConnsPerHost, "timeout",
+      settings.timeout_seconds, "user-agent", settings.user_agent.c_str(), nullptr);
+
+  if (!settings.proxy.empty()) {
+    gchar** ignore =
+        settings.no_proxy.empty() ? nullptr : g_strsplit(settings.no_proxy.c_str(), ",", -1);
     for (gchar** p = ignore; p && *p; ++p) g_strstrip(*p);
-    GProxyResolver* resolver = g_simple_proxy_resolver_new(proxy.c_str(), ignore);
+    GProxyResolver* resolver = g_simple_proxy_resolver_new(settings.proxy.c_str(), ignore);
     g_strfreev(ignore);
     soup_session_set_proxy_resolver(s, resolver);
     g_object_unref(resolver);
-    log(LogLevel::kInfo, "using proxy %s", proxy.c_str());
   }
 
-  if (opts.tls_database) {
-    soup_session_set_tls_database(s, opts.tls_database);
-  } else if (!opts.ssl_ca_file.empty()) {
+  if (settings.tls_database) {
+    soup_session_set_tls_database(s, settings.tls_database);
+  } else if (!settings.ssl_ca_file.empty()) {
     GError* err = nullptr;
-    GTlsDatabase* db = g_tls_file_database_new(opts.ssl_ca_file.c_str(), &err);
+    GTlsDatabase* db = g_tls_file_database_new(settings.ssl_ca_file.c_str(), &err);
     if (db) {
       soup_session_set_tls_database(s, db);
       g_object_unref(db);
     } else {
-      log(LogLevel::kWarning, "cannot load ssl-ca-file %s: %s", opts.ssl_ca_file.c_str(),
-          err->message);
+      *problem = "cannot load ssl-ca-file " + settings.ssl_ca_file + ": " + err->message;
       g_error_free(err);
     }
   }
   // Otherwise libsoup's default: the system's trust store (as souphttpsrc).
-  if (opts.tls_interaction) soup_session_set_tls_interaction(s, opts.tls_interaction);
+  if (settings.tls_interaction) soup_session_set_tls_interaction(s, settings.tls_interaction);
 
   // libsoup 3 adds a SoupContentDecoder to every session by default; it
   // decodes whatever Content-Encoding comes back (with "identity" asked, none
   // should). compress relies on it, so make sure it is there.
-  if (opts.compress && !soup_session_has_feature(s, SOUP_TYPE_CONTENT_DECODER))
+  if (settings.compress && !soup_session_has_feature(s, SOUP_TYPE_CONTENT_DECODER))
     soup_session_add_feature_by_type(s, SOUP_TYPE_CONTENT_DECODER);
-  // A cookie jar, like souphttpsrc's: a Set-Cookie in any answer (a
-  // redirect's included) goes out with later requests to its domain, so
-  // cookie-gated redirect chains work across requests.
-  SoupCookieJar* jar = soup_cookie_jar_new();
-  soup_session_add_feature(s, SOUP_SESSION_FEATURE(jar));
-  g_object_unref(jar);
 
-  if (opts.http_log_level > 0) {
-    SoupLogger* logger = soup_logger_new(static_cast<SoupLoggerLogLevel>(opts.http_log_level));
-    soup_logger_set_printer(
-        logger,
-        [](SoupLogger*, SoupLoggerLogLevel, char direction, const char* data, gpointer user) {
-          (*static_cast<const Logger*>(user))(LogLevel::kLog, "HTTP %c %s", direction, data);
-        },
-        const_cast<Logger*>(&log), nullptr);
+  if (settings.http_log_level > 0) {
+    SoupLogger* logger = soup_logger_new(static_cast<SoupLoggerLogLevel>(settings.http_log_level));
     soup_session_add_feature(s, SOUP_SESSION_FEATURE(logger));
     g_object_unref(logger);
   }
@@ -125,7 +132,49 @@ void on_starting_add_cookies(SoupMessage* msg, gpointer user) {
   if (!header.empty()) soup_message_headers_replace(h, "Cookie", header.c_str());
 }
 
+// RFC 9110's safe methods (libsoup's SOUP_METHOD_IS_SAFE is private).
+bool safe_method(const char* method) {
+  return method == SOUP_METHOD_GET || method == SOUP_METHOD_HEAD || method == SOUP_METHOD_OPTIONS ||
+         method == SOUP_METHOD_TRACE;
+}
+
+void on_starting_send_jar(SoupMessage* msg, gpointer user) {
+  auto* jar = static_cast<SoupCookieJar*>(user);
+  GSList* cookies = soup_cookie_jar_get_cookie_list_with_same_site_info(
+      jar, soup_message_get_uri(msg), soup_message_get_first_party(msg),
+      soup_message_get_site_for_cookies(msg), TRUE, safe_method(soup_message_get_method(msg)),
+      soup_message_get_is_top_level_navigation(msg));
+  SoupMessageHeaders* h = soup_message_get_request_headers(msg);
+  if (cookies) {
+    char* header = soup_cookies_to_cookie_header(cookies);
+    soup_message_headers_replace(h, "Cookie", header);
+    g_free(header);
+    g_slist_free_full(cookies, reinterpret_cast<GDestroyNotify>(soup_cookie_free));
+  } else {
+    soup_message_headers_remove(h, "Cookie");
+  }
+}
+
+void on_set_cookie_keep(SoupMessage* msg, gpointer user) {
+  auto* jar = static_cast<SoupCookieJar*>(user);
+  GSList* cookies = soup_cookies_from_response(msg);
+  for (GSList* c = cookies; c; c = c->next) {
+    // Takes the cookie.
+    soup_cookie_jar_add_cookie_full(jar, static_cast<SoupCookie*>(c->data),
+                                    soup_message_get_uri(msg), soup_message_get_first_party(msg));
+  }
+  g_slist_free(cookies);
+}
+
 }  // namespace
+
+// What libsoup's SoupCookieJar does as a session feature for each message
+// (its "starting" handler and its got-headers handler for Set-Cookie).
+void connect_cookie_jar(SoupMessage* msg, SoupCookieJar* jar) {
+  g_signal_connect(msg, "starting", G_CALLBACK(on_starting_send_jar), jar);
+  soup_message_add_header_handler(msg, "got-headers", "Set-Cookie", G_CALLBACK(on_set_cookie_keep),
+                                  jar);
+}
 
 void connect_credentials(SoupMessage* msg, const HttpOptions* opts) {
   g_signal_connect(msg, "authenticate", G_CALLBACK(on_authenticate),

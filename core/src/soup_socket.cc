@@ -1,7 +1,8 @@
-// The plain-TCP socket under each of the session's connections: filed when
-// the connection is made, handed to the fetch whose body comes over it (a
-// wait for more body is then a wait on the socket alone, soup_body.cc), and
-// its receive buffer raised to hold the body.
+// The plain-TCP socket under each of the session's connections: filed by the
+// hub when the connection is made (SoupHub::on_network_event; any origin of
+// the hub may get the connection next), handed to the fetch whose body comes
+// over it (a wait for more body is then a wait on the socket alone,
+// soup_body.cc), and its receive buffer raised to hold the body.
 
 #include <sys/socket.h>
 
@@ -11,40 +12,11 @@
 
 namespace prefetch {
 
-// A connection was made for the message: file its socket under the
-// connection's id, known by now (libsoup assigns the connection before it
-// connects and re-emits its events on the message). Plain TCP only: over TLS,
-// bytes may wait decrypted inside the TLS layer while its socket is quiet.
-void SoupOrigin::Impl::on_network_event(SoupMessage* msg, GSocketClientEvent event,
-                                        GIOStream* connection, gpointer user) {
-  if (event != G_SOCKET_CLIENT_COMPLETE || !G_IS_SOCKET_CONNECTION(connection)) return;
-  const guint64 id = soup_message_get_connection_id(msg);
-  if (id == 0) return;
-  static_cast<SoupOrigin::Impl*>(user)->note_socket(
-      id, g_socket_connection_get_socket(G_SOCKET_CONNECTION(connection)));
-}
-
-// A new plain-TCP connection `id` has `socket`. Connections that closed
-// since are forgotten.
-void SoupOrigin::Impl::note_socket(guint64 id, GSocket* socket) {
-  for (auto it = sockets_.begin(); it != sockets_.end();) {
-    if (g_socket_is_closed(it->second)) {
-      g_object_unref(it->second);
-      it = sockets_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  GSocket*& slot = sockets_[id];
-  if (slot) g_object_unref(slot);
-  slot = G_SOCKET(g_object_ref(socket));
-}
-
 // The socket under the fetch's body, if its connection is plain TCP.
 void SoupOrigin::Impl::find_socket(const std::shared_ptr<SoupFetch>& f) {
-  auto it = sockets_.find(soup_message_get_connection_id(f->msg));
-  if (it == sockets_.end() || g_socket_is_closed(it->second)) return;
-  f->socket = G_SOCKET(g_object_ref(it->second));
+  GSocket* socket = hub_->socket(soup_message_get_connection_id(f->msg));
+  if (!socket) return;
+  f->socket = G_SOCKET(g_object_ref(socket));
   if (f->request.end) make_room(f->socket, *f->request.end - f->request.begin);
 }
 

@@ -1,6 +1,11 @@
-// SoupOrigin: an Origin over libsoup-3.0. It owns one I/O thread that runs a
-// private GMainContext; the SoupSession lives in that context and every
-// libsoup call happens there, asynchronously.
+// SoupOrigin: an Origin over libsoup-3.0. Every libsoup call happens on an
+// I/O thread that runs a private GMainContext, asynchronously. The origins
+// of a process whose session settings are equal share one such thread and
+// one SoupSession (its connections included): user agent, timeout, proxy
+// (as resolved from the option or the environment), TLS database, CA file
+// and interaction (objects by identity), compress, HTTP log level,
+// credentials and ssl-strict. Everything else (fetches, redirect target,
+// cookies, log) stays each origin's own.
 #pragma once
 
 #include <gio/gio.h>
@@ -26,12 +31,16 @@ struct HttpOptions {
   std::string user_id, user_pw;
   bool ssl_strict = true;
   std::string ssl_ca_file;
-  bool ssl_use_system_ca_file = true;
+  bool ssl_use_system_ca_file = true;          // not read: libsoup trusts the system's store anyway
   GTlsDatabase* tls_database = nullptr;        // borrowed; overrides the CA settings
   GTlsInteraction* tls_interaction = nullptr;  // borrowed
   bool automatic_redirect = true;
   bool keep_alive = true;
   int http_log_level = 0;  // SoupLoggerLogLevel; 0 = no HTTP log
+  // Requests of this origin sent at once, at most (0 = no limit); later ones
+  // wait in order. Not a session setting: the session is shared and lets a
+  // host have many more connections (the host budget, host_budget.h, is
+  // the process-wide bound).
   unsigned max_connections = 4;
   // Map each block request to its own HTTP/1.1 connection: origins that cap
   // each connection's rate would gain nothing from HTTP/2 multiplexing.
@@ -46,9 +55,13 @@ struct HttpOptions {
 
 class SoupOrigin : public Origin {
  public:
-  // Starts the I/O thread. Never blocks on the network.
+  // Joins the I/O thread of its session settings, starting it (and making
+  // the session) if no other origin of the process runs it. Never blocks
+  // on the network.
   SoupOrigin(HttpOptions options, Logger logger);
-  // Cancels every fetch, waits for their on_done, joins the I/O thread.
+  // Cancels every fetch of this origin, waits for their on_done, and leaves
+  // the shared thread to the other origins; the last origin on the thread
+  // stops and joins it. Not on the I/O thread (not from a listener).
   ~SoupOrigin() override;
 
   std::shared_ptr<Fetch> start(const RangeRequest& request,
@@ -60,6 +73,12 @@ class SoupOrigin : public Origin {
   // The GType of libsoup's logger levels (SoupLoggerLogLevel), so the element
   // can offer souphttpsrc's `http-log-level` without calling libsoup itself.
   static GType http_log_level_type();
+
+  // Identifies the I/O thread and session this origin runs on: equal for
+  // origins that share them (tests, diagnostics).
+  const void* hub() const;
+  // I/O threads (hubs) running in the process now.
+  static size_t hubs();
 
   class Impl;
 

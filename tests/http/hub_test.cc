@@ -1,0 +1,570 @@
+// SoupOrigins sharing one I/O thread and SoupSession (the hub) against the
+// in-process TestServer: which options share and which do not, threads and
+// connections counted in /proc, one origin's end leaving another's transfer
+// exact, per-origin cookies, HTTP log and request cap on a shared session.
+//
+// Timeouts are hang guards only; no assertion depends on a machine's speed.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "prefetch/prefetcher.h"
+#include "prefetch/soup_origin.h"
+#include "test_server.h"
+
+namespace prefetch {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::Behavior;
+using testing::make_pattern;
+using testing::sha256_hex;
+using testing::TestServer;
+
+constexpr uint64_t kKiB = 1024;
+
+// Names of this process's threads (/proc/self/task/*/comm).
+std::vector<std::string> thread_names() {
+  std::vector<std::string> names;
+  GDir* dir = g_dir_open("/proc/self/task", 0, nullptr);
+  if (!dir) return names;
+  while (const gchar* tid = g_dir_read_name(dir)) {
+    gchar* path = g_build_filename("/proc/self/task", tid, "comm", nullptr);
+    gchar* comm = nullptr;
+    if (g_file_get_contents(path, &comm, nullptr, nullptr)) names.push_back(g_strstrip(comm));
+    g_free(comm);
+    g_free(path);
+  }
+  g_dir_close(dir);
+  return names;
+}
+
+// The process's threads but GLib's own process-wide workers, which GIO
+// starts on first use and keeps or lets go as it likes (the proxy
+// resolver's first lookup starts "gmain", "dconf worker" and "pool" ones).
+std::vector<std::string> own_threads() {
+  std::vector<std::string> names = thread_names();
+  names.erase(std::remove_if(names.begin(), names.end(),
+                             [](const std::string& n) {
+                               return n == "gmain" || n == "gdbus" || n == "dconf worker" ||
+                                      n.rfind("pool", 0) == 0;
+                             }),
+              names.end());
+  return names;
+}
+
+std::string describe(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// The hubs' I/O threads (named "prefetch-io").
+size_t io_threads() {
+  auto names = thread_names();
+  return static_cast<size_t>(std::count(names.begin(), names.end(), "prefetch-io"));
+}
+
+// This process's client sockets connected to 127.0.0.1:`port` (the test
+// server runs in this process; its own ends have `port` as local port).
+size_t client_sockets(uint16_t port) {
+  std::map<std::string, unsigned> remote_of_inode;
+  if (FILE* f = std::fopen("/proc/net/tcp", "r")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, f)) {
+      unsigned remote = 0, state = 0;
+      char inode[64];
+      if (std::sscanf(line, " %*d: %*x:%*x %*x:%x %x %*x:%*x %*x:%*x %*x %*u %*u %63s", &remote,
+                      &state, inode) == 3 &&
+          state == 1)  // ESTABLISHED
+        remote_of_inode[inode] = remote;
+    }
+    std::fclose(f);
+  }
+  size_t n = 0;
+  GDir* dir = g_dir_open("/proc/self/fd", 0, nullptr);
+  if (!dir) return 0;
+  while (const gchar* name = g_dir_read_name(dir)) {
+    gchar* path = g_build_filename("/proc/self/fd", name, nullptr);
+    gchar* target = g_file_read_link(path, nullptr);
+    unsigned long inode = 0;
+    if (target && std::sscanf(target, "socket:[%lu]", &inode) == 1) {
+      auto it = remote_of_inode.find(std::to_string(inode));
+      if (it != remote_of_inode.end() && it->second == port) ++n;
+    }
+    g_free(target);
+    g_free(path);
+  }
+  g_dir_close(dir);
+  return n;
+}
+
+// Collects one fetch's body; wait() until on_done.
+class Collect : public FetchListener {
+ public:
+  bool on_head(const ResponseHead& head) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = head.status;
+    return true;
+  }
+  uint8_t* write_area(size_t* length) override {
+    bytes_.resize(used_ + 64 * kKiB);
+    *length = 64 * kKiB;
+    return bytes_.data() + used_;
+  }
+  void on_data(size_t n) override { used_ += n; }
+  void on_done(const Error* error) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    bytes_.resize(used_);
+    ok_ = error == nullptr;
+    if (error) kind_ = error->kind;
+    done_ = true;
+    cv_.notify_all();
+  }
+  // False if on_done did not come within `limit`.
+  bool wait(milliseconds limit = seconds(20)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, limit, [this] { return done_; });
+  }
+  bool ok() const { return ok_; }
+  ErrorKind kind() const { return kind_; }
+  int status() const { return status_; }
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool ok_ = false;
+  ErrorKind kind_ = ErrorKind::kCancelled;
+  int status_ = 0;
+  size_t used_ = 0;
+  std::vector<uint8_t> bytes_;
+};
+
+RangeRequest range(uint64_t begin, uint64_t end) {
+  RangeRequest r;
+  r.begin = begin;
+  r.end = end;
+  return r;
+}
+
+class HubTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::unset_proxy_env();
+    ASSERT_EQ(io_threads(), 0u) << "an earlier test left an I/O thread";
+    ASSERT_EQ(SoupOrigin::hubs(), 0u);
+  }
+  void TearDown() override {
+    EXPECT_EQ(io_threads(), 0u);
+    EXPECT_EQ(SoupOrigin::hubs(), 0u);
+  }
+
+  HttpOptions options(const std::string& path) {
+    HttpOptions o;
+    o.uri = server_.url(path);
+    o.timeout_seconds = 10;
+    o.max_connections = 8;
+    return o;
+  }
+  static Config config(uint64_t block_size, unsigned concurrency) {
+    Config c;
+    c.block_size = block_size;
+    c.concurrency = concurrency;
+    c.max_request_bytes = block_size;  // one request per block
+    c.retry.retries = 3;
+    c.retry.backoff_base = milliseconds(5);
+    c.retry.backoff_max = milliseconds(50);
+    return c;
+  }
+  // Everything through `p` from 0, as a sha256 ("" on an error).
+  static std::string read_all(Prefetcher& p) {
+    if (p.open(0).status != ReadStatus::kOk) return "";
+    std::vector<uint8_t> bytes;
+    uint64_t at = 0;
+    for (;;) {
+      ReadResult r = p.read(at, 64 * kKiB, ReadMode::kAvailable);
+      if (r.status == ReadStatus::kEos) break;
+      if (r.status != ReadStatus::kOk || r.chunk.offset != at) return "";
+      bytes.insert(bytes.end(), r.chunk.data, r.chunk.data + r.chunk.size);
+      at += r.chunk.size;
+    }
+    return sha256_hex(bytes);
+  }
+
+  TestServer server_;
+};
+
+TEST_F(HubTest, SameSettingsShareOneThreadAndOneSession) {
+  const auto data = make_pattern(200 * kKiB, 3);
+  server_.add_file("/a", data);
+  server_.add_file("/b", data);
+  const size_t threads_before = own_threads().size();
+
+  auto a = std::make_shared<SoupOrigin>(options("/a"), Logger());
+  EXPECT_EQ(io_threads(), 1u);
+  auto b = std::make_shared<SoupOrigin>(options("/b"), Logger());
+  EXPECT_EQ(a->hub(), b->hub());
+  EXPECT_EQ(io_threads(), 1u);
+  EXPECT_EQ(SoupOrigin::hubs(), 1u);
+  EXPECT_EQ(own_threads().size(), threads_before + 1) << describe(own_threads());
+
+  // One session: the connection a's request left idle carries b's.
+  Collect ca;
+  a->start(range(0, data.size()), std::shared_ptr<FetchListener>(&ca, [](FetchListener*) {}));
+  ASSERT_TRUE(ca.wait());
+  ASSERT_TRUE(ca.ok());
+  EXPECT_EQ(ca.bytes(), data);
+  EXPECT_EQ(client_sockets(server_.port()), 1u);
+  Collect cb;
+  b->start(range(0, data.size()), std::shared_ptr<FetchListener>(&cb, [](FetchListener*) {}));
+  ASSERT_TRUE(cb.wait());
+  ASSERT_TRUE(cb.ok());
+  EXPECT_EQ(cb.bytes(), data);
+  EXPECT_EQ(client_sockets(server_.port()), 1u);
+  EXPECT_EQ(server_.request_count(), 2u);
+
+  a.reset();
+  EXPECT_EQ(io_threads(), 1u);  // b's still
+  b.reset();
+  EXPECT_EQ(io_threads(), 0u);  // the last one joined it
+  EXPECT_EQ(client_sockets(server_.port()), 0u);
+}
+
+// Options that go on each message do not split the hub.
+TEST_F(HubTest, PerMessageOptionsStillShare) {
+  HttpOptions base = options("/a");
+  std::vector<std::function<void(HttpOptions&)>> edits = {
+      [](HttpOptions& o) { o.uri = "http://127.0.0.2:1/other"; },
+      [](HttpOptions& o) {
+        o.extra_headers = {{"X-A", "1"}};
+      },
+      [](HttpOptions& o) { o.cookies = {"a=1"}; },
+      [](HttpOptions& o) { o.max_connections = 1; },
+      [](HttpOptions& o) { o.automatic_redirect = false; },
+      [](HttpOptions& o) { o.keep_alive = false; },
+      [](HttpOptions& o) { o.iradio_mode = true; },
+      [](HttpOptions& o) { o.force_http1 = false; },
+      [](HttpOptions& o) { o.ssl_use_system_ca_file = false; },
+  };
+  auto first = std::make_unique<SoupOrigin>(base, Logger());
+  for (size_t i = 0; i < edits.size(); ++i) {
+    HttpOptions o = base;
+    edits[i](o);
+    SoupOrigin other(o, Logger());
+    EXPECT_EQ(other.hub(), first->hub()) << "edit " << i;
+    EXPECT_EQ(io_threads(), 1u) << "edit " << i;
+  }
+}
+
+// Each session setting splits: origins that differ in one get a thread and
+// session each; two that agree on the changed value share theirs.
+TEST_F(HubTest, DifferentSessionSettingsDoNotShare) {
+  GError* err = nullptr;
+  const char* ca = "/etc/ssl/certs/ca-certificates.crt";
+  GTlsDatabase* db1 = g_tls_file_database_new(ca, &err);
+  GTlsDatabase* db2 = db1 ? g_tls_file_database_new(ca, nullptr) : nullptr;
+  if (err) g_error_free(err);
+  GTlsInteraction* interaction = G_TLS_INTERACTION(g_object_new(G_TYPE_TLS_INTERACTION, nullptr));
+
+  HttpOptions base = options("/a");
+  std::vector<std::pair<const char*, std::function<void(HttpOptions&)>>> edits = {
+      {"user_agent", [](HttpOptions& o) { o.user_agent = "other"; }},
+      {"timeout", [](HttpOptions& o) { o.timeout_seconds = 3; }},
+      {"proxy", [](HttpOptions& o) { o.proxy = "127.0.0.1:9"; }},
+      {"ssl_ca_file", [](HttpOptions& o) { o.ssl_ca_file = "/nonexistent/ca.pem"; }},
+      {"tls_interaction", [&](HttpOptions& o) { o.tls_interaction = interaction; }},
+      {"compress", [](HttpOptions& o) { o.compress = true; }},
+      {"http_log_level", [](HttpOptions& o) { o.http_log_level = 1; }},
+      {"user_id", [](HttpOptions& o) { o.user_id = "u"; }},
+      {"user_pw", [](HttpOptions& o) { o.user_pw = "p"; }},
+      {"proxy_id", [](HttpOptions& o) { o.proxy_id = "u"; }},
+      {"proxy_pw", [](HttpOptions& o) { o.proxy_pw = "p"; }},
+      {"ssl_strict", [](HttpOptions& o) { o.ssl_strict = false; }},
+  };
+  if (db1) edits.push_back({"tls_database", [&](HttpOptions& o) { o.tls_database = db1; }});
+  auto first = std::make_unique<SoupOrigin>(base, Logger());
+  for (const auto& [name, edit] : edits) {
+    HttpOptions o = base;
+    edit(o);
+    auto a = std::make_unique<SoupOrigin>(o, Logger());
+    auto b = std::make_unique<SoupOrigin>(o, Logger());
+    EXPECT_NE(a->hub(), first->hub()) << name;
+    EXPECT_EQ(a->hub(), b->hub()) << name;
+    EXPECT_EQ(io_threads(), 2u) << name;
+  }
+  if (db1) {
+    // A TLS database is a key by identity: an equal one from the same file
+    // is another key.
+    HttpOptions o1 = base, o2 = base;
+    o1.tls_database = db1;
+    o2.tls_database = db2;
+    SoupOrigin a(o1, Logger()), b(o2, Logger());
+    EXPECT_NE(a.hub(), b.hub());
+    EXPECT_EQ(io_threads(), 3u);
+  }
+  first.reset();
+  EXPECT_EQ(io_threads(), 0u);
+  if (db1) g_object_unref(db1);
+  if (db2) g_object_unref(db2);
+  g_object_unref(interaction);
+}
+
+// The proxy keys as resolved: the environment's counts like the option.
+TEST_F(HubTest, TheEnvironmentsProxyIsPartOfTheKey) {
+  auto direct = std::make_unique<SoupOrigin>(options("/a"), Logger());
+  g_setenv("http_proxy", "127.0.0.1:9", TRUE);
+  auto env = std::make_unique<SoupOrigin>(options("/a"), Logger());
+  HttpOptions o = options("/a");
+  o.proxy = "http://127.0.0.1:9";
+  auto option = std::make_unique<SoupOrigin>(o, Logger());
+  testing::unset_proxy_env();
+  EXPECT_NE(env->hub(), direct->hub());
+  EXPECT_EQ(env->hub(), option->hub());
+}
+
+// One origin ends (its fetches cancelled mid-body and mid-wait) while the
+// other's transfer runs on the same thread and session: the other's bytes
+// come exact, and the thread stays until the last origin goes.
+TEST_F(HubTest, DestroyingOneLeavesTheOthersTransferExact) {
+  const auto slow = make_pattern(1536 * kKiB + 17, 5);
+  const auto other = make_pattern(2 * 1024 * kKiB, 6);
+  server_.add_file("/slow", slow);
+  server_.add_file("/other", other);
+  Behavior paced;
+  paced.rate_bytes_per_sec = 256 * kKiB;  // per response: ~1.5 s for 4 at once
+  server_.set_behavior("/slow", paced);
+  Behavior stalled;
+  stalled.first_byte_delay = testing::fixed_delay(milliseconds(200));
+  stalled.rate_bytes_per_sec = 256 * kKiB;
+  server_.set_behavior("/other", stalled);
+  const size_t threads_before = own_threads().size();
+
+  auto keep = std::make_unique<Prefetcher>(std::make_shared<SoupOrigin>(options("/slow"), Logger()),
+                                           config(128 * kKiB, 4));
+  auto gone_origin = std::make_shared<SoupOrigin>(options("/other"), Logger());
+  auto gone = std::make_unique<Prefetcher>(gone_origin, config(128 * kKiB, 4));
+  ASSERT_EQ(io_threads(), 1u);
+
+  std::string keep_sha;
+  std::atomic<bool> keep_done{false};
+  std::thread reader([&] {
+    keep_sha = read_all(*keep);
+    keep_done = true;
+  });
+  ASSERT_EQ(gone->open(0).status, ReadStatus::kOk);
+  ReadResult r = gone->read(0, 64 * kKiB, ReadMode::kAvailable);
+  ASSERT_EQ(r.status, ReadStatus::kOk);
+  // Both have requests out now.
+  ASSERT_TRUE(server_.wait_for([&] { return server_.in_flight() >= 3; }));
+  gone->close();
+  gone.reset();
+  gone_origin.reset();
+  EXPECT_EQ(io_threads(), 1u);
+  EXPECT_FALSE(keep_done) << "the transfer ended before the other origin did: nothing tested";
+
+  reader.join();
+  EXPECT_EQ(keep_sha, sha256_hex(slow));
+  keep.reset();
+  EXPECT_EQ(io_threads(), 0u);
+  EXPECT_EQ(own_threads().size(), threads_before) << describe(own_threads());
+}
+
+// Origins go in any order; the thread goes with the last.
+TEST_F(HubTest, TheLastOriginJoinsTheThread) {
+  const size_t threads_before = own_threads().size();
+  std::vector<std::unique_ptr<SoupOrigin>> origins;
+  for (int i = 0; i < 4; ++i)
+    origins.push_back(std::make_unique<SoupOrigin>(options("/a"), Logger()));
+  EXPECT_EQ(own_threads().size(), threads_before + 1) << describe(own_threads());
+  for (size_t order : {2, 0, 1}) {
+    origins[order].reset();
+    EXPECT_EQ(io_threads(), 1u);
+  }
+  origins[3].reset();
+  EXPECT_EQ(io_threads(), 0u);
+  EXPECT_EQ(own_threads().size(), threads_before) << describe(own_threads());
+  // A new origin of the same settings starts a new hub.
+  SoupOrigin again(options("/a"), Logger());
+  EXPECT_EQ(io_threads(), 1u);
+}
+
+// A cookie set in one origin's answer goes with that origin's later
+// requests, never with another origin's on the same session.
+TEST_F(HubTest, CookiesStayWithTheirOrigin) {
+  const auto data = make_pattern(256 * kKiB, 7);
+  server_.add_file("/c", data);
+  server_.add_file("/d", data);
+  Behavior sets;
+  sets.extra_response_headers = {{"Set-Cookie", "session=abc; Path=/"}};
+  server_.set_behavior("/c", sets);
+
+  auto c_origin = std::make_shared<SoupOrigin>(options("/c"), Logger());
+  auto d_origin = std::make_shared<SoupOrigin>(options("/d"), Logger());
+  ASSERT_EQ(c_origin->hub(), d_origin->hub());
+  Prefetcher c(c_origin, config(64 * kKiB, 1));
+  EXPECT_EQ(read_all(c), sha256_hex(data));
+  Prefetcher d(d_origin, config(64 * kKiB, 1));
+  EXPECT_EQ(read_all(d), sha256_hex(data));
+
+  auto c_requests = server_.requests("/c");
+  ASSERT_GE(c_requests.size(), 2u);
+  EXPECT_FALSE(c_requests[0].header("Cookie"));
+  EXPECT_EQ(c_requests.back().header("Cookie").value_or(""), "session=abc");
+  auto d_requests = server_.requests("/d");
+  ASSERT_GE(d_requests.size(), 1u);
+  for (const auto& r : d_requests) EXPECT_FALSE(r.header("Cookie")) << *r.header("Cookie");
+}
+
+// The session's HTTP log goes to the logger of the origin whose message it
+// is about.
+TEST_F(HubTest, HttpLogGoesToEachOriginsOwnLogger) {
+  const auto data = make_pattern(64 * kKiB, 8);
+  server_.add_file("/one", data);
+  server_.add_file("/two", data);
+  struct Lines {
+    std::mutex mu;
+    std::vector<std::string> lines;
+    Logger logger() {
+      return Logger([this](LogLevel, const std::string& line) {
+        std::lock_guard<std::mutex> lock(mu);
+        lines.push_back(line);
+      });
+    }
+    size_t mentioning(const std::string& what) {
+      std::lock_guard<std::mutex> lock(mu);
+      return std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+        return l.rfind("HTTP ", 0) == 0 && l.find(what) != std::string::npos;
+      });
+    }
+  } one_log, two_log;
+  HttpOptions o1 = options("/one"), o2 = options("/two");
+  o1.http_log_level = o2.http_log_level = 2;  // headers
+  auto one = std::make_shared<SoupOrigin>(o1, one_log.logger());
+  auto two = std::make_shared<SoupOrigin>(o2, two_log.logger());
+  ASSERT_EQ(one->hub(), two->hub());
+  Collect c1, c2;
+  one->start(range(0, data.size()), std::shared_ptr<FetchListener>(&c1, [](FetchListener*) {}));
+  two->start(range(0, data.size()), std::shared_ptr<FetchListener>(&c2, [](FetchListener*) {}));
+  ASSERT_TRUE(c1.wait());
+  ASSERT_TRUE(c2.wait());
+  one.reset();
+  two.reset();
+  EXPECT_GE(one_log.mentioning("GET /one"), 1u);
+  EXPECT_EQ(one_log.mentioning("/two"), 0u);
+  EXPECT_GE(two_log.mentioning("GET /two"), 1u);
+  EXPECT_EQ(two_log.mentioning("/one"), 0u);
+  EXPECT_GE(one_log.mentioning("HTTP/1.1 206"), 1u);
+  EXPECT_GE(two_log.mentioning("HTTP/1.1 206"), 1u);
+}
+
+// max_connections bounds each origin's requests at once, not the session's:
+// two origins of 2 each have 4 out together.
+TEST_F(HubTest, MaxConnectionsBoundsEachOriginNotTheSession) {
+  const auto data = make_pattern(64 * kKiB, 9);
+  server_.add_file("/w", data);
+  Behavior slow;
+  slow.first_byte_delay = testing::fixed_delay(milliseconds(300));
+  server_.set_behavior("/w", slow);
+  HttpOptions o = options("/w");
+  o.max_connections = 2;
+  auto a = std::make_shared<SoupOrigin>(o, Logger());
+  auto b = std::make_shared<SoupOrigin>(o, Logger());
+  ASSERT_EQ(a->hub(), b->hub());
+  std::vector<std::unique_ptr<Collect>> fetches;
+  for (int i = 0; i < 6; ++i) {
+    for (auto* origin : {a.get(), b.get()}) {
+      fetches.push_back(std::make_unique<Collect>());
+      origin->start(range(0, data.size()),
+                    std::shared_ptr<FetchListener>(fetches.back().get(), [](FetchListener*) {}));
+    }
+  }
+  for (auto& f : fetches) {
+    ASSERT_TRUE(f->wait());
+    EXPECT_TRUE(f->ok());
+    EXPECT_EQ(f->bytes(), data);
+  }
+  EXPECT_EQ(server_.max_in_flight(), 4u);
+}
+
+// 32 streams from one host in one process, each its own origin and engine
+// on its own reader thread: one I/O thread runs them all and every stream is
+// exact. The connections the server saw at once and the spread of the
+// streams' rates are recorded (the host budget, not yet used by the engine,
+// is what will bound and even them out).
+TEST_F(HubTest, ThirtyTwoStreamsRunOnOneThread) {
+  constexpr int kStreams = 32;
+  const auto data = make_pattern(512 * kKiB + 3, 11);
+  server_.add_file("/s", data);
+  Behavior paced;
+  paced.rate_bytes_per_sec = 1024 * kKiB;
+  server_.set_behavior("/s", paced);
+  const size_t threads_before = own_threads().size();
+  std::vector<std::unique_ptr<Prefetcher>> streams;
+  for (int i = 0; i < kStreams; ++i)
+    streams.push_back(std::make_unique<Prefetcher>(
+        std::make_shared<SoupOrigin>(options("/s"), Logger()), config(64 * kKiB, 2)));
+  EXPECT_EQ(io_threads(), 1u);
+  EXPECT_EQ(own_threads().size(), threads_before + 1) << describe(own_threads());
+  std::vector<std::string> sha(kStreams);
+  std::vector<double> rate(kStreams);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < kStreams; ++i) {
+    readers.emplace_back([&, i] {
+      const auto start = std::chrono::steady_clock::now();
+      sha[i] = read_all(*streams[i]);
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      rate[i] = data.size() / s;
+    });
+  }
+  for (auto& r : readers) r.join();
+  for (int i = 0; i < kStreams; ++i) EXPECT_EQ(sha[i], sha256_hex(data)) << "stream " << i;
+  EXPECT_EQ(io_threads(), 1u);
+  double mean = 0;
+  for (double r : rate) mean += r / kStreams;
+  const double slowest = *std::min_element(rate.begin(), rate.end());
+  RecordProperty("max_in_flight", static_cast<int>(server_.max_in_flight()));
+  RecordProperty("slowest_over_mean_percent", static_cast<int>(100 * slowest / mean));
+  streams.clear();
+  EXPECT_EQ(io_threads(), 0u);
+  EXPECT_EQ(own_threads().size(), threads_before) << describe(own_threads());
+}
+
+// Origins of one setting made and destroyed on several threads at once, each
+// fetching: the hub is made, shared and ended without a race (run under
+// ThreadSanitizer), and no thread stays behind.
+TEST_F(HubTest, OriginsComeAndGoOnManyThreads) {
+  const auto data = make_pattern(96 * kKiB + 5, 10);
+  server_.add_file("/m", data);
+  std::atomic<int> exact{0};
+  std::vector<std::thread> threads;
+  constexpr int kThreads = 4, kRounds = 8;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kRounds; ++i) {
+        Prefetcher p(std::make_shared<SoupOrigin>(options("/m"), Logger()), config(32 * kKiB, 2));
+        if (read_all(p) == sha256_hex(data)) ++exact;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(exact.load(), kThreads * kRounds);
+  EXPECT_EQ(io_threads(), 0u);
+}
+
+}  // namespace
+}  // namespace prefetch
