@@ -89,8 +89,10 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
   return true;
 }
 
-bool ConcurrencyControl::on_overload(std::chrono::milliseconds retry_after, Clock::time_point now) {
-  if (now < hold_until_ && why_ == ConcurrencyWhy::kOverloaded) return false;
+bool ConcurrencyControl::on_overload(std::chrono::milliseconds retry_after, Clock::time_point sent,
+                                     Clock::time_point now) {
+  if (sent < cut_at_) return false;
+  cut_at_ = now;
   judging_ = false;
   linear_ = true;
   hold_until_ = now + std::max(tuning_.hold, retry_after);

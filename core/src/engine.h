@@ -215,13 +215,15 @@ struct Prefetcher::Impl {
   uint8_t* span_area(Request& r, size_t* length);
   void span_reached_end(Request& r);
   bool take_over_next(Request& r);
+  bool run_on(Request& r);
   bool take_slot_from_farther(Request& r);
   void pause_span(Request& r, bool for_slot);
   void grow_lookahead();
 
   // engine_concurrency.cc: automatic concurrency.
   void measure_interval(size_t n, Clock::time_point now);
-  void note_overload(const Error& e);
+  void note_overload(const Error& e, Clock::time_point sent);
+  bool hand_back_refused(Request& r, Block* b, const Error& e);
   void concurrency_changed(unsigned before, Clock::time_point now);
 
   // engine_request.cc: requests.

@@ -53,18 +53,32 @@ void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
 
 // 429 and 503 say the origin wants less; so does a refused connection once
 // it has answered before.
-void Prefetcher::Impl::note_overload(const Error& e) {
+void Prefetcher::Impl::note_overload(const Error& e, Clock::time_point sent) {
   if (!cfg.auto_concurrency()) return;
   const bool busy = e.http_status == 429 || e.http_status == 503;
   const bool refused = e.kind == ErrorKind::kOpenRead && e.transient && known.opened;
   if (!busy && !refused) return;
   const unsigned before = conc();
   const Clock::time_point now = Clock::now();
-  if (!control.on_overload(e.retry_after, now)) return;
+  if (!control.on_overload(e.retry_after, sent, now)) return;
   interval = Interval{now};
   log(LogLevel::kInfo, "concurrency %u -> %u: %s (%s)", before, conc(), to_string(control.why()),
       e.message.c_str());
   concurrency_changed(before, now);
+}
+
+// With automatic concurrency, a span refused for load (429, 503) while
+// others transfer is not retried after Retry-After with its range waiting
+// behind it: the cut left fewer spans, and its range goes to them (a span
+// reaching it goes on into it, a free slot asks for it). With nothing else
+// transferring it is retried as any failure is, after Retry-After.
+bool Prefetcher::Impl::hand_back_refused(Request& r, Block* b, const Error& e) {
+  if (!cfg.auto_concurrency() || r.is_stream() || r.hedge || !known.opened) return false;
+  if ((e.http_status != 429 && e.http_status != 503) || transferring() == 0) return false;
+  if (b && !b->complete() && !b->hedge && !cache.is_parked(b->index)) store.erase(b->index);
+  log(LogLevel::kDebug, "span %" PRIu64 " refused (%d): its range goes to the running spans", r.id,
+      e.http_status);
+  return true;
 }
 
 void Prefetcher::Impl::concurrency_changed(unsigned before, Clock::time_point now) {

@@ -393,7 +393,8 @@ Prefetcher::Impl::Outcome Prefetcher::Impl::body_outcome(Request& r, Block*& b, 
 // takes over, or another attempt follows after a backoff; else the transfer
 // fails.
 void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
-  note_overload(e);
+  note_overload(e, r.started);
+  if (hand_back_refused(r, b, e)) return;
   if (b && cache.is_parked(b->index)) {
     // Parked blocks are speculative: no retry; a reader coming back refetches.
     log(LogLevel::kDebug, "block %" PRIu64 " (parked) dropped: %s", b->index, e.message.c_str());

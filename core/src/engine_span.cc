@@ -317,10 +317,30 @@ bool Prefetcher::Impl::take_over_next(Request& r) {
   return true;
 }
 
+// Span `r` reached the end of its claim where nobody claims the range
+// after it (a span there was refused, cut or cancelled): it runs on into
+// that free range, up to the next claim, as aria2c's connections run on
+// into free pieces, instead of ending and leaving it to a new request.
+bool Prefetcher::Impl::run_on(Request& r) {
+  if (r.pos >= r.asked_end) return false;
+  uint64_t next = r.asked_end;
+  for (const Request* s : live) {
+    if (s == &r || s->cancelled()) continue;
+    if (s->pos <= r.pos && r.pos < s->end) return false;  // claimed
+    if (s->pos > r.pos) next = std::min(next, s->pos);
+  }
+  const Block* b = store.find(plan.index_of(r.pos));
+  if (b && (b->complete() || b->request || b->range.begin + b->filled != r.pos)) return false;
+  log(LogLevel::kDebug, "span %" PRIu64 " runs on at byte %" PRIu64 " into a free range", r.id,
+      r.pos);
+  r.end = next;
+  return true;
+}
+
 // Where a span's body goes next: the block at its front, made now if the
 // window holds it; a pause where the look-ahead ends.
 uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
-  if (r.pos >= r.end && !take_over_next(r)) {
+  if (r.pos >= r.end && !take_over_next(r) && !run_on(r)) {
     if (r.pos >= r.asked_end) {
       // All it asked for is in: let the origin find the end of the body,
       // or notice it is longer than asked.

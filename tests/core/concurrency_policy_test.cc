@@ -146,34 +146,40 @@ TEST(ConcurrencyPolicy, ASlowConsumerNeedsFewerConnections) {
   EXPECT_EQ(r.c.current(), 2u);
 }
 
-// 503 / 429: halve at once, ignore the rest of the burst, wait for
-// Retry-After, then grow one at a time up to the new ceiling only by probes.
-TEST(ConcurrencyPolicy, OverloadHalvesAndHoldsForRetryAfter) {
+// 503 / 429: halve at once, once per burst (answers to requests sent before
+// the cut change nothing), wait for Retry-After, then grow only by probes
+// (the ceiling came down with it), one at a time.
+TEST(ConcurrencyPolicy, OverloadHalvesOncePerBurstAndHoldsForRetryAfter) {
   ConcurrencyTuning t;
   t.start = 16;
   Drive r(t);
-  EXPECT_TRUE(r.c.on_overload(milliseconds(3000), r.now));
+  const Clock::time_point sent = r.now - milliseconds(5);
+  EXPECT_TRUE(r.c.on_overload(milliseconds(3000), sent, r.now));
   EXPECT_EQ(r.c.current(), 8u);
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kOverloaded);
-  EXPECT_FALSE(r.c.on_overload(milliseconds(3000), r.now + milliseconds(10)));
+  EXPECT_FALSE(r.c.on_overload(milliseconds(3000), sent, r.now + milliseconds(10)));
   EXPECT_EQ(r.c.current(), 8u);
   EXPECT_EQ(r.c.ceiling(), 8u);
+  // A request sent after the cut that is refused too: still too many.
+  EXPECT_TRUE(
+      r.c.on_overload(milliseconds(3000), r.now + milliseconds(1), r.now + milliseconds(20)));
+  EXPECT_EQ(r.c.current(), 4u);
   // Within Retry-After nothing rises, whatever the rate.
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(r.sample(waiting(100))) << i;
   // Past the probe interval: one more.
-  for (int i = 0; i < 5 && r.c.current() == 8; ++i) r.sample(waiting(32));
-  EXPECT_EQ(r.c.current(), 9u);
+  for (int i = 0; i < 6 && r.c.current() == 4; ++i) r.sample(waiting(16));
+  EXPECT_EQ(r.c.current(), 5u);
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kProbe);
-  // The origin refuses again (after the hold): halve again.
-  EXPECT_TRUE(r.c.on_overload(milliseconds(-1), r.now + milliseconds(1)));
-  EXPECT_EQ(r.c.current(), 4u);
+  // Refused again: halve again.
+  EXPECT_TRUE(r.c.on_overload(milliseconds(-1), r.now, r.now + milliseconds(1)));
+  EXPECT_EQ(r.c.current(), 2u);
 }
 
 TEST(ConcurrencyPolicy, OverloadAtOneStaysAtOne) {
   ConcurrencyTuning t;
   t.start = 1;
   Drive r(t);
-  EXPECT_FALSE(r.c.on_overload(milliseconds(-1), r.now));
+  EXPECT_FALSE(r.c.on_overload(milliseconds(-1), r.now, r.now));
   EXPECT_EQ(r.c.current(), 1u);
   EXPECT_EQ(r.c.ceiling(), 1u);
 }

@@ -15,7 +15,8 @@
 //    reached needs at the best rate per connection seen (fewer than now),
 //    and that becomes the ceiling. Every `probe_every` at
 //    the ceiling it tries one more.
-//  - 429, 503 or a refused connection halve it (multiplicative decrease), the
+//  - 429, 503 or a refused connection halve it (multiplicative decrease; once
+//    per burst: only a request sent after the last cut can cut again), the
 //    ceiling comes down with it, nothing is raised before Retry-After (at
 //    least `hold`) and from there it grows one at a time.
 //  - When the consumer is slower than the origin (the look-ahead held spans
@@ -73,10 +74,12 @@ class ConcurrencyControl {
   // One interval's sample, ending at `now`. True if current() changed.
   bool on_sample(const ConcurrencySample& s, Clock::time_point now);
   // The origin refused a request for load (429, 503) or a connection was
-  // refused. `retry_after` < 0 if the answer said none. True if current()
-  // changed (repeats within the hold change nothing: they answer the same
-  // burst).
-  bool on_overload(std::chrono::milliseconds retry_after, Clock::time_point now);
+  // refused. `retry_after` < 0 if the answer said none; `sent`: when that
+  // request went out. True if current() changed: a request sent before the
+  // last cut answers the load that cut already answered, and changes
+  // nothing.
+  bool on_overload(std::chrono::milliseconds retry_after, Clock::time_point sent,
+                   Clock::time_point now);
 
  private:
   void set(unsigned n, ConcurrencyWhy why);
@@ -93,6 +96,7 @@ class ConcurrencyControl {
   bool linear_ = false;        // grow one at a time (after a flat rate or an overload)
   bool strong_ = false;        // the last raise paid nearly in full
   Clock::time_point hold_until_;
+  Clock::time_point cut_at_{};    // the last overload's cut
   Clock::time_point settled_at_;  // when it last came to the ceiling
 };
 
