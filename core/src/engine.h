@@ -272,7 +272,8 @@ struct Prefetcher::Impl {
   Outcome body_outcome(Request& r, Block*& b, const Error* error, Error* failure);
   void failed(Request& r, Block* b, Error e);
 
-  // engine_budget.cc: the host budget.
+  // engine_budget.cc: the host budget. through_gate, join_budget and
+  // leave_budget take the locks themselves (mu not held).
   static void through_gate(const std::shared_ptr<BudgetGate>& gate, void (Impl::*fn)());
   void join_budget();
   void leave_budget();

@@ -140,6 +140,8 @@ ReadResult Prefetcher::wait_open(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(s.mu);
   ReadResult r;
   const auto done = [&] { return s.known.opened || s.fatal || s.flushing || s.closed; };
+  // The reader waits for the first answer: the host budget hears of it.
+  if (!done()) s.set_waiting(true);
   if (timeout == std::chrono::milliseconds::max())
     s.cv.wait(lock, done);
   else
@@ -152,6 +154,7 @@ ReadResult Prefetcher::wait_open(std::chrono::milliseconds timeout) {
   } else if (!s.known.opened) {
     r.status = ReadStatus::kFlushing;
   }
+  if (!s.known.opened || s.fatal) s.set_waiting(false);
   return r;
 }
 
