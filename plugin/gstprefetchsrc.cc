@@ -31,6 +31,7 @@
 
 #include "gstprefetchsrc_icy.h"
 #include "http_headers.h"
+#include "prefetch/host_budget.h"
 #include "prefetch/prefetcher.h"
 #include "prefetch/soup_origin.h"
 
@@ -47,6 +48,7 @@ enum {
   PROP_MAX_REQUEST_SIZE,
   PROP_CONCURRENCY,
   PROP_MAX_CONCURRENCY,
+  PROP_MAX_HOST_CONNECTIONS,
   PROP_LOOKAHEAD_BLOCKS,
   PROP_SCHEDULE,
   PROP_RETRIES,
@@ -80,6 +82,7 @@ enum {
 #define DEFAULT_MAX_REQUEST_SIZE 0 /* automatic */
 #define DEFAULT_CONCURRENCY 4
 #define DEFAULT_MAX_CONCURRENCY 16
+#define DEFAULT_MAX_HOST_CONNECTIONS 0 /* no limit */
 #define DEFAULT_LOOKAHEAD_BLOCKS 0
 #define DEFAULT_SCHEDULE GST_PREFETCH_SRC_SCHEDULE_WINDOW
 #define DEFAULT_RETRIES 3
@@ -121,6 +124,7 @@ struct Settings {
   guint64 max_request_size = DEFAULT_MAX_REQUEST_SIZE;
   guint concurrency = DEFAULT_CONCURRENCY;
   guint max_concurrency = DEFAULT_MAX_CONCURRENCY;
+  guint max_host_connections = DEFAULT_MAX_HOST_CONNECTIONS;
   guint lookahead_blocks = DEFAULT_LOOKAHEAD_BLOCKS;
   gint schedule = DEFAULT_SCHEDULE; /* a GstPrefetchSrcSchedule */
   gint retries = DEFAULT_RETRIES;
@@ -311,6 +315,16 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
       g_param_spec_uint("max-concurrency", "Max concurrency",
                         "With concurrency=0 (automatic): transfers at once at most", 1,
                         MAX_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, rw));
+  /* max-host-connections: the process's connections to the location's host,
+   * shared by all prefetchsrc elements by need (the smallest non-zero value
+   * among them binds). */
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_HOST_CONNECTIONS,
+      g_param_spec_uint("max-host-connections", "Max host connections",
+                        "Process-wide connections to one host, shared by all prefetchsrc "
+                        "elements of the process by need (a waiting reader first); the "
+                        "smallest non-zero value among them binds; 0 = no limit",
+                        0, G_MAXUINT, DEFAULT_MAX_HOST_CONNECTIONS, rw));
   /* lookahead-blocks: blocks held ahead of the reader (the memory budget). */
   g_object_class_install_property(
       gobject_class, PROP_LOOKAHEAD_BLOCKS,
@@ -449,7 +463,8 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
                          "Transfer statistics: bytes-delivered, bytes-received (body bytes "
                          "the requests brought), blocks-fetched, requests-started, "
                          "bytes-per-request, retries, hedges-sent, hedges-won, cache-hits, "
-                         "requests-in-flight, concurrency (transfers allowed now), "
+                         "requests-in-flight, host-connections (slots of max-host-connections "
+                         "held), concurrency (transfers allowed now), "
                          "concurrency-reason (why automatic concurrency last changed it), "
                          "ttfb-mean-ms, ttfb-median-ms, ttfb-p95-ms, "
                          "throughput (bytes/s over the last interval)",
@@ -548,6 +563,7 @@ static const PlainProp<gint> kIntProps[] = {
 static const PlainProp<guint> kUintProps[] = {
     {PROP_CONCURRENCY, &Settings::concurrency},
     {PROP_MAX_CONCURRENCY, &Settings::max_concurrency},
+    {PROP_MAX_HOST_CONNECTIONS, &Settings::max_host_connections},
     {PROP_LOOKAHEAD_BLOCKS, &Settings::lookahead_blocks},
     {PROP_TIMEOUT, &Settings::timeout},
 };
@@ -702,6 +718,7 @@ static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
                            "hedges-won", G_TYPE_UINT64, st.hedges_won,                //
                            "cache-hits", G_TYPE_UINT64, st.cache_hits,                //
                            "requests-in-flight", G_TYPE_UINT, st.in_flight,           //
+                           "host-connections", G_TYPE_UINT, st.host_connections,      //
                            "concurrency", G_TYPE_UINT, st.concurrency,                //
                            "concurrency-reason", G_TYPE_STRING, st.concurrency_why,   //
                            "ttfb-mean-ms", G_TYPE_DOUBLE, st.ttfb_mean_ms,            //
@@ -902,6 +919,8 @@ static State gst_prefetch_src_make_state(GstPrefetchSrc* self, bool post) {
   config.max_request_bytes = s.max_request_size; /* window schedule only (the engine) */
   config.concurrency = s.concurrency;
   config.max_concurrency = s.max_concurrency;
+  config.host = prefetch::host_key(s.location);
+  config.max_host_connections = s.max_host_connections;
   config.lookahead_blocks = s.lookahead_blocks;
   config.schedule = static_cast<prefetch::Schedule>(s.schedule);
   config.retry.retries = s.retries;

@@ -4,11 +4,13 @@
 //   engine_span.cc     spans: start, split, send ahead, pause and resume
 //   engine_request.cc  one request's life: start, head, body, end, retry
 //   engine_stream.cc   stream mode: one sequential request (no Range, or whole)
+//   engine_budget.cc   the host budget: a slot per request, queued until granted
 // The decisions themselves live in pure units (scheduler, access_pattern,
 // hedge_policy, retry_policy, response_check, block_cache); the engine holds
 // the lock, the waits and the glue between them.
 //
-// Locking: every field of Impl is guarded by `mu`. Origin calls (start,
+// Locking: every field of Impl is guarded by `mu` (the budget gate's own
+// mutex comes before it: gate -> mu, never the other way round). Origin calls (start,
 // cancel, resume) only post work to the origin's thread, so they are made
 // with `mu` held; the origin's callbacks take `mu` themselves. Waits use `cv`.
 #pragma once
@@ -21,6 +23,7 @@
 #include "prefetch/block_cache.h"
 #include "prefetch/concurrency_policy.h"
 #include "prefetch/hedge_policy.h"
+#include "prefetch/host_budget.h"
 #include "prefetch/prefetcher.h"
 #include "prefetch/rate_meter.h"
 #include "prefetch/response_check.h"
@@ -90,6 +93,12 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   bool http2 = false;           // its answer came over HTTP/2: it may not pause
   bool slot_wait = false;       // paused for a transfer slot (else for the look-ahead)
   bool yield = false;           // gives its transfer slot to a span nearer the reader
+  // The host budget (engine_budget.cc): queued while no slot is granted
+  // (it exists, claims its blocks, counts for the scheduler, but is not
+  // sent); holds a slot from its send to its on_done.
+  bool queued = false;
+  bool has_slot = false;
+  RangeRequest range;  // what it asks (the validator is filled in at its send)
   Clock::time_point paused_at{};
   // Its rate: bytes received over the time they flowed.
   uint64_t received = 0;
@@ -163,6 +172,19 @@ struct Prefetcher::Impl {
   // While the reader gathers (gather()): the byte it waits to be readable.
   // Head-block bytes short of it do not wake it.
   uint64_t gather_until = 0;
+
+  // The host budget (engine_budget.cc). Its callbacks reach the engine
+  // through `gate` (on the origin's thread), which close() clears.
+  struct BudgetGate {
+    std::mutex mu;
+    Impl* impl = nullptr;
+  };
+  std::shared_ptr<BudgetGate> gate;
+  HostBudget::ClientId client = 0;                   // 0: no budget
+  unsigned asks = 0;                                 // asks queued at the budget
+  std::vector<std::shared_ptr<Request>> slot_queue;  // requests waiting for a slot
+  // Since when the reader waits for bytes (the need it tells the budget).
+  std::optional<Clock::time_point> waiting_since;
 
   // Statistics.
   uint64_t bytes_delivered = 0, blocks_fetched = 0, requests_started = 0, retries = 0,
@@ -251,6 +273,19 @@ struct Prefetcher::Impl {
   enum class Outcome { kDone, kShort, kFailed };
   Outcome body_outcome(Request& r, Block*& b, const Error* error, Error* failure);
   void failed(Request& r, Block* b, Error e);
+
+  // engine_budget.cc: the host budget. through_gate, join_budget and
+  // leave_budget take the locks themselves (mu not held).
+  static void through_gate(const std::shared_ptr<BudgetGate>& gate, void (Impl::*fn)());
+  void join_budget();
+  void leave_budget();
+  void send(const std::shared_ptr<Request>& r);
+  void start_fetch(Request& r);
+  void unqueue(const std::shared_ptr<Request>& r);
+  void release_slot(Request& r);
+  void slots_granted();
+  void yield_host_slot();
+  void set_waiting(bool waiting);
 
   // prefetcher.cc: the reader.
   size_t readable(const Block& b) const;

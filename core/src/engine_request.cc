@@ -40,13 +40,10 @@ std::shared_ptr<Request> Prefetcher::Impl::launch(uint64_t pos, uint64_t end, Bl
   req->attempts = attempts;
   req->hedge = hedged != nullptr;
   req->ahead = ahead;
-  RangeRequest rr;
-  rr.begin = pos;
-  if (end != kOpenEnd) rr.end = end;
-  rr.validator = if_range();
-  rr.delay = delay;
+  req->range.begin = pos;
+  if (end != kOpenEnd) req->range.end = end;
+  req->range.delay = delay;
   if (b) (hedged ? b->hedge : b->request) = req;
-  req->started = Clock::now() + delay;  // first-byte times exclude backoff
   ++in_flight;
   live.push_back(req.get());
   if (hedged)
@@ -62,7 +59,7 @@ std::shared_ptr<Request> Prefetcher::Impl::launch(uint64_t pos, uint64_t end, Bl
   log(LogLevel::kDebug,
       "span %" PRIu64 " requested bytes=%" PRIu64 "-%s blocks %" PRIu64 "-%s attempt %u%s", req->id,
       pos, last.c_str(), plan.index_of(pos), last_block.c_str(), attempts, note.c_str());
-  req->fetch = origin->start(rr, req);
+  send(req);
   return req;
 }
 
@@ -91,6 +88,7 @@ void Prefetcher::Impl::cancel_request(const std::shared_ptr<Request>& r) {
   // instead of closing it.
   const bool full = r->state == RequestState::kFull || r->state == RequestState::kCut;
   r->state = full ? RequestState::kDraining : RequestState::kCancelled;
+  if (r->queued) return unqueue(r);
   if (r->fetch) r->fetch->cancel();
 }
 
@@ -305,6 +303,7 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
 void Prefetcher::Impl::on_done(Request& r, const Error* error) {
   std::lock_guard<std::mutex> lock(mu);
   r.area_owner.reset();
+  release_slot(r);
   --in_flight;
   live.erase(std::remove(live.begin(), live.end(), &r), live.end());
   r.pause(Clock::now());

@@ -13,15 +13,13 @@ namespace prefetch {
 
 void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds delay) {
   stream = std::make_shared<Request>(this, plan.index_of(from), from, RequestKind::kStream);
-  RangeRequest rr;
-  rr.begin = from;
-  rr.validator = if_range();
-  rr.delay = delay;
-  rr.whole = cfg.whole;  // from 0 then: enter_stream_mode skips to `from`
+  stream->range.begin = from;
+  stream->range.delay = delay;
+  stream->range.whole = cfg.whole;  // from 0 then: enter_stream_mode skips to `from`
   ++in_flight;
   ++requests_started;
   log(LogLevel::kDebug, "stream requested from byte %" PRIu64, from);
-  stream->fetch = origin->start(rr, stream);
+  send(stream);
 }
 
 void Prefetcher::Impl::pump_stream() {

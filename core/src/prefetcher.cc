@@ -53,6 +53,7 @@ Chunk chunk_of(const Block& b, uint64_t offset, size_t n) {
 // After the reader took bytes [offset, offset + n), n > 0, all in one block.
 void Prefetcher::Impl::delivered(uint64_t offset, size_t n) {
   bytes_delivered += n;
+  set_waiting(false);
   const uint64_t end = offset + n;
   const uint64_t last = plan.index_of(end - 1);
   if (plan.range(last).end == end) log(LogLevel::kDebug, "block %" PRIu64 " delivered", last);
@@ -67,6 +68,7 @@ void Prefetcher::Impl::delivered(uint64_t offset, size_t n) {
 Block* Prefetcher::Impl::wait_block(std::unique_lock<std::mutex>& lock, uint64_t offset,
                                     ReadResult* result) {
   for (;;) {
+    if (flushing || closed || fatal) set_waiting(false);  // it returns without bytes
     if (flushing || closed) {
       result->status = ReadStatus::kFlushing;
       return nullptr;
@@ -88,6 +90,7 @@ Block* Prefetcher::Impl::wait_block(std::unique_lock<std::mutex>& lock, uint64_t
     if (b && offset >= b->range.begin && offset < b->range.begin + readable(*b)) return b;
     if (!b) pump();
     interval.reader_waited = true;
+    set_waiting(true);
     idle_wait(lock);
   }
 }
@@ -109,6 +112,7 @@ Prefetcher::Prefetcher(std::shared_ptr<Origin> origin, Config config, Logger log
   if (config_.concurrency == 0 && !config_.auto_concurrency())
     config_.concurrency = config_.start_concurrency();
   impl_ = std::make_unique<Impl>(origin_.get(), config_, std::move(logger));
+  impl_->join_budget();
 }
 
 Prefetcher::~Prefetcher() { close(); }
@@ -136,6 +140,8 @@ ReadResult Prefetcher::wait_open(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(s.mu);
   ReadResult r;
   const auto done = [&] { return s.known.opened || s.fatal || s.flushing || s.closed; };
+  // The reader waits for the first answer: the host budget hears of it.
+  if (!done()) s.set_waiting(true);
   if (timeout == std::chrono::milliseconds::max())
     s.cv.wait(lock, done);
   else
@@ -148,6 +154,7 @@ ReadResult Prefetcher::wait_open(std::chrono::milliseconds timeout) {
   } else if (!s.known.opened) {
     r.status = ReadStatus::kFlushing;
   }
+  if (!s.known.opened || s.fatal) s.set_waiting(false);
   return r;
 }
 
@@ -257,11 +264,14 @@ void Prefetcher::set_flushing(bool flushing) {
 
 void Prefetcher::close() {
   Impl& s = *impl_;
-  std::unique_lock<std::mutex> lock(s.mu);
-  s.closed = true;
-  s.cancel_all();
-  s.cv.notify_all();
-  s.cv.wait(lock, [&] { return s.in_flight == 0; });
+  {
+    std::unique_lock<std::mutex> lock(s.mu);
+    s.closed = true;
+    s.cancel_all();  // queued requests too: their on_done comes at once
+    s.cv.notify_all();
+    s.cv.wait(lock, [&] { return s.in_flight == 0; });
+  }
+  s.leave_budget();
 }
 
 Stats Prefetcher::stats() const {
@@ -280,6 +290,7 @@ Stats Prefetcher::stats() const {
       s.requests_started ? static_cast<double>(s.bytes_received) / s.requests_started : 0;
   st.ttfb_mean_ms = s.first_bytes ? s.first_byte_total_ms / s.first_bytes : 0;
   st.in_flight = s.in_flight;
+  st.host_connections = s.client ? HostBudget::process().held(s.client) : 0;
   st.concurrency = s.conc();
   st.concurrency_why = s.cfg.auto_concurrency() ? to_string(s.control.why()) : "";
   st.ttfb_median_ms = s.first_byte_ms.quantile(0.5).value_or(0);

@@ -345,6 +345,8 @@ std::shared_ptr<Fetch> SoupOrigin::start(const RangeRequest& request,
   return impl_->start(request, std::move(listener));
 }
 
+void SoupOrigin::post(std::function<void()> fn) { impl_->post(std::move(fn)); }
+
 const void* SoupOrigin::hub() const { return impl_->hub_.get(); }
 
 size_t SoupOrigin::hubs() { return SoupHub::count(); }

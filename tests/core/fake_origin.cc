@@ -128,6 +128,15 @@ std::shared_ptr<Fetch> FakeOrigin::start(const RangeRequest& request,
   return std::make_shared<FakeFetch>(this, s->id);
 }
 
+void FakeOrigin::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return;
+    posted_.push_back(std::move(fn));
+  }
+  work_cv_.notify_all();
+}
+
 void FakeOrigin::set_script(Script script) {
   std::lock_guard<std::mutex> lock(mu_);
   script_ = std::move(script);
@@ -228,7 +237,7 @@ bool FakeOrigin::wait_held(uint64_t begin, std::chrono::milliseconds timeout) {
 }
 
 bool FakeOrigin::wait_idle(std::chrono::milliseconds timeout) {
-  return wait_for(timeout, [&] { return in_flight_ == 0 && !in_callback_; });
+  return wait_for(timeout, [&] { return in_flight_ == 0 && !in_callback_ && posted_.empty(); });
 }
 
 bool FakeOrigin::wait_all_done(std::chrono::milliseconds timeout) {
@@ -300,6 +309,18 @@ void FakeOrigin::run() {
     live_.erase(std::remove_if(live_.begin(), live_.end(), [](const auto& s) { return s->done; }),
                 live_.end());
     if (stop_ && live_.empty()) return;
+    if (!posted_.empty()) {
+      std::function<void()> fn = std::move(posted_.front());
+      posted_.pop_front();
+      in_callback_ = true;
+      lock.unlock();
+      fn();
+      fn = nullptr;
+      lock.lock();
+      in_callback_ = false;
+      state_cv_.notify_all();
+      continue;
+    }
     FakeClock::time_point next_due;
     std::shared_ptr<State> s = pick(FakeClock::now(), &next_due);
     if (!s) {

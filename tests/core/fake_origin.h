@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -81,6 +82,8 @@ class FakeOrigin : public Origin {
 
   std::shared_ptr<Fetch> start(const RangeRequest& request,
                                std::shared_ptr<FetchListener> listener) override;
+  // Runs `fn` on the worker, between callbacks, in the order posted.
+  void post(std::function<void()> fn) override;
 
   // --- script ---
   void set_script(Script script);
@@ -152,6 +155,7 @@ class FakeOrigin : public Origin {
   bool hold_all_heads_ = false;
   std::map<uint64_t, unsigned> attempts_;
   std::vector<std::shared_ptr<State>> live_;
+  std::deque<std::function<void()>> posted_;  // post(): run by the worker
   std::vector<RequestRecord> records_;
   unsigned in_flight_ = 0;
   unsigned max_in_flight_ = 0;

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "prefetch/host_budget.h"
 #include "prefetch/prefetcher.h"
 #include "prefetch/soup_origin.h"
 #include "test_server.h"
@@ -542,6 +543,59 @@ TEST_F(HubTest, ThirtyTwoStreamsRunOnOneThread) {
   streams.clear();
   EXPECT_EQ(io_threads(), 0u);
   EXPECT_EQ(own_threads().size(), threads_before) << describe(own_threads());
+}
+
+// Eight streams from one host, each its own origin and engine with
+// max_host_connections 4: the process-wide host budget keeps the server at 4
+// requests at once whatever each engine's concurrency (3 each, 24 in all),
+// and every stream is exact. (Cancelled requests linger at the server: see
+// below.)
+TEST_F(HubTest, HostBudgetBoundsTheConnectionsOfEightStreams) {
+  constexpr int kStreams = 8;
+  const auto data = make_pattern(256 * kKiB + 7, 12);
+  server_.add_file("/b", data);
+  Behavior paced;
+  paced.first_byte_delay = testing::fixed_delay(milliseconds(5));
+  paced.rate_bytes_per_sec = 2048 * kKiB;
+  server_.set_behavior("/b", paced);
+  Config c = config(16 * kKiB, 3);
+  c.host = host_key(server_.url("/b"));
+  c.max_host_connections = 4;
+  std::vector<std::unique_ptr<Prefetcher>> streams;
+  for (int i = 0; i < kStreams; ++i)
+    streams.push_back(
+        std::make_unique<Prefetcher>(std::make_shared<SoupOrigin>(options("/b"), Logger()), c));
+  std::vector<std::string> sha(kStreams);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < kStreams; ++i)
+    readers.emplace_back([&, i] { sha[i] = read_all(*streams[i]); });
+  for (auto& r : readers) r.join();
+  for (int i = 0; i < kStreams; ++i) EXPECT_EQ(sha[i], sha256_hex(data)) << "stream " << i;
+  // A request the client cancelled (a yield gives its connection to a
+  // needier stream) ends at the client at once, but at the server only when
+  // it next writes: the server's own count runs over by those for a moment.
+  // The requests the client did not abandon are exact.
+  ASSERT_TRUE(server_.wait_idle());
+  std::vector<std::pair<testing::TestClock::time_point, int>> edges;
+  unsigned abandoned = 0;
+  for (const auto& r : server_.requests("/b")) {
+    if (r.client_gone) {
+      ++abandoned;
+      continue;
+    }
+    edges.push_back({r.start, 1});
+    edges.push_back({*r.end, -1});
+  }
+  std::sort(edges.begin(), edges.end());
+  int at_once = 0, most = 0;
+  for (const auto& e : edges) most = std::max(most, at_once += e.second);
+  EXPECT_LE(most, 4);
+  EXPECT_LE(server_.max_in_flight(), 4u + abandoned);
+  RecordProperty("max_in_flight", static_cast<int>(server_.max_in_flight()));
+  RecordProperty("abandoned", static_cast<int>(abandoned));
+  EXPECT_GE(server_.max_in_flight(), 2u);  // the streams did share the host
+  streams.clear();
+  EXPECT_EQ(HostBudget::process().in_use(c.host), 0u);
 }
 
 // Origins of one setting made and destroyed on several threads at once, each

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,6 +104,10 @@ class Origin {
   virtual ~Origin() = default;
   virtual std::shared_ptr<Fetch> start(const RangeRequest& request,
                                        std::shared_ptr<FetchListener> listener) = 0;
+  // Runs `fn` later on the origin's thread (where its listeners are called),
+  // never inside this call: for work that must not run on the caller's
+  // thread (the host budget's callbacks). Dropped once the origin closed.
+  virtual void post(std::function<void()> fn) = 0;
 };
 
 }  // namespace prefetch

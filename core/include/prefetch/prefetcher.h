@@ -64,6 +64,13 @@ struct Config {
   // holds the server) for longer than this is cancelled when it may go on,
   // and its rest asked for again: a server's send timeout is never an error.
   std::chrono::milliseconds pause_limit{5000};
+  // The host (host_key() of the location) whose connections the process
+  // shares (host_budget.h): every request holds one of its slots from its
+  // start to its end. "" = no budget.
+  std::string host;
+  // This element's limit on the host's connections in the process (the
+  // host's limit is the smallest non-zero one of its elements); 0 = none.
+  unsigned max_host_connections = 0;
 
   bool auto_concurrency() const { return concurrency == 0 && schedule == Schedule::kWindow; }
   // The transfers at the start (all along unless automatic).
@@ -113,11 +120,12 @@ struct Stats {
   uint64_t retries = 0;
   uint64_t hedges_sent = 0;
   uint64_t hedges_won = 0;
-  uint64_t cache_hits = 0;       // blocks served from the cache instead of a request
-  uint64_t bytes_received = 0;   // body bytes the requests brought (block requests and streams)
-  double bytes_per_request = 0;  // bytes_received / requests_started
-  double ttfb_mean_ms = 0;       // first-byte time per request (the mean over all requests)
-  unsigned in_flight = 0;
+  uint64_t cache_hits = 0;           // blocks served from the cache instead of a request
+  uint64_t bytes_received = 0;       // body bytes the requests brought (block requests and streams)
+  double bytes_per_request = 0;      // bytes_received / requests_started
+  double ttfb_mean_ms = 0;           // first-byte time per request (the mean over all requests)
+  unsigned in_flight = 0;            // requests started and not ended (queued for a slot included)
+  unsigned host_connections = 0;     // slots of the host budget this element holds
   unsigned concurrency = 0;          // transfers allowed now (automatic: the current count)
   const char* concurrency_why = "";  // why it last changed (concurrency_policy.h), "" if fixed
   double ttfb_median_ms = 0;

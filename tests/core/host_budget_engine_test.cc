@@ -1,0 +1,147 @@
+// The engine under the process's host budget (host_budget.h), against the
+// FakeOrigin: Prefetchers of one host hold at most its limit of requests at
+// once, a request queued for a slot and then cancelled leaks none, and
+// close() does not wait for a slot. Each test uses a host of its own, so
+// the process's budget is clean for it.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "fake_origin.h"
+#include "prefetch/host_budget.h"
+#include "prefetch/prefetcher.h"
+
+namespace prefetch {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::FakeOrigin;
+using testing::PatternBytes;
+using testing::Reply;
+
+constexpr uint64_t kB = 1000;
+constexpr milliseconds kHang{10000};
+
+Config BudgetConfig(const std::string& host, unsigned limit, unsigned concurrency = 4) {
+  Config c;
+  c.block_size = kB;
+  c.concurrency = concurrency;
+  c.max_request_bytes = kB;  // one request per block
+  c.retry.backoff_base = milliseconds(2);
+  c.retry.backoff_max = milliseconds(20);
+  c.host = host;
+  c.max_host_connections = limit;
+  return c;
+}
+
+// Everything from `offset` to the end.
+std::vector<uint8_t> Drain(Prefetcher& p, uint64_t offset = 0) {
+  std::vector<uint8_t> out;
+  for (;;) {
+    ReadResult r = p.read(offset, 4096, ReadMode::kAvailable);
+    if (r.status != ReadStatus::kOk) {
+      EXPECT_EQ(r.status, ReadStatus::kEos) << r.error.message;
+      return out;
+    }
+    out.insert(out.end(), r.chunk.data, r.chunk.data + r.chunk.size);
+    offset += r.chunk.size;
+  }
+}
+
+// Replies that take a while, so the requests overlap.
+Reply Slow(const RangeRequest&, unsigned) {
+  Reply r;
+  r.first_byte_delay = milliseconds(3);
+  r.chunk = 250;
+  r.chunk_interval = std::chrono::microseconds(300);
+  return r;
+}
+
+TEST(HostBudgetEngineTest, TwoPrefetchersOfOneHostHoldItsLimitTogether) {
+  const std::string host = "http://two-prefetchers.test:80";
+  auto origin = std::make_shared<FakeOrigin>(PatternBytes(120 * kB + 17));
+  origin->set_script(Slow);
+  Prefetcher a(origin, BudgetConfig(host, 3));
+  Prefetcher b(origin, BudgetConfig(host, 0));  // the host's limit is still 3
+  EXPECT_EQ(HostBudget::process().limit(host), 3u);
+  std::vector<uint8_t> got_a, got_b;
+  std::thread ta([&] { got_a = Drain(a); });
+  std::thread tb([&] { got_b = Drain(b); });
+  ta.join();
+  tb.join();
+  EXPECT_TRUE(got_a == origin->data()) << "a: bytes differ";
+  EXPECT_TRUE(got_b == origin->data()) << "b: bytes differ";
+  // One origin serves both: its count is the host's.
+  EXPECT_LE(origin->max_in_flight(), 3u);
+  EXPECT_GE(origin->max_in_flight(), 2u);
+  a.close();
+  b.close();
+  EXPECT_EQ(HostBudget::process().in_use(host), 0u);
+}
+
+TEST(HostBudgetEngineTest, CancelledQueuedRequestsLeakNoSlot) {
+  const std::string host = "http://cancelled-queued.test:80";
+  auto origin = std::make_shared<FakeOrigin>(PatternBytes(40 * kB));
+  Prefetcher p(origin, BudgetConfig(host, 1));
+  // The first answer opens the other spans; its body holds the one slot.
+  origin->hold_body(0, 10);
+  p.begin(0);
+  ASSERT_TRUE(origin->wait_held(0, kHang));
+  EXPECT_EQ(origin->in_flight(), 1u);
+  EXPECT_GT(p.stats().in_flight, 1u) << "no request queued for a slot";
+  EXPECT_EQ(p.stats().host_connections, 1u);
+  // A jump cancels the queued spans (and the held one); then read to the end.
+  p.seek(30 * kB);
+  origin->release(0);
+  std::vector<uint8_t> got = Drain(p, 30 * kB);
+  EXPECT_TRUE(got == std::vector<uint8_t>(origin->data().begin() + 30 * kB, origin->data().end()));
+  EXPECT_LE(origin->max_in_flight(), 1u);
+  // Every request ended: the slots granted to the asks of cancelled ones
+  // went back too.
+  ASSERT_TRUE(origin->wait_idle(kHang));
+  for (int i = 0; i < 100 && HostBudget::process().in_use(host) != 0; ++i)
+    std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_EQ(HostBudget::process().in_use(host), 0u);
+  EXPECT_EQ(p.stats().host_connections, 0u);
+  p.close();
+  EXPECT_EQ(HostBudget::process().in_use(host), 0u);
+}
+
+TEST(HostBudgetEngineTest, CloseWithQueuedRequestsReturnsPromptly) {
+  const std::string host = "http://close-queued.test:80";
+  auto origin = std::make_shared<FakeOrigin>(PatternBytes(40 * kB));
+  auto p = std::make_unique<Prefetcher>(origin, BudgetConfig(host, 1));
+  origin->hold_body(0, 10);  // the first answer opens the others; it holds the slot
+  p->begin(0);
+  ASSERT_TRUE(origin->wait_held(0, kHang));
+  EXPECT_GT(p->stats().in_flight, 1u) << "no request queued for a slot";
+  auto closer = std::async(std::launch::async, [&] { p->close(); });
+  ASSERT_EQ(closer.wait_for(milliseconds(500)), std::future_status::ready)
+      << "close() hangs with queued requests";
+  EXPECT_EQ(origin->request_count(), 1u) << "a queued request was sent after close()";
+  EXPECT_EQ(HostBudget::process().in_use(host), 0u);
+  p.reset();
+  EXPECT_TRUE(origin->wait_all_done(kHang));
+}
+
+// A reader that waits gets a slot from a holder that does not: the holder's
+// span farthest ahead yields, and both streams are exact.
+TEST(HostBudgetEngineTest, AWaitingReaderTakesASlotFromOneFetchingAhead) {
+  const std::string host = "http://yield.test:80";
+  auto origin = std::make_shared<FakeOrigin>(PatternBytes(60 * kB));
+  origin->set_script(Slow);
+  Prefetcher a(origin, BudgetConfig(host, 2));
+  a.begin(0);
+  ASSERT_TRUE(origin->wait_requests(2, kHang));  // a holds both slots, reading nothing
+  Prefetcher b(origin, BudgetConfig(host, 2));
+  std::vector<uint8_t> got_b = Drain(b);  // b waits: a must give way
+  EXPECT_TRUE(got_b == origin->data()) << "b: bytes differ";
+  std::vector<uint8_t> got_a = Drain(a);
+  EXPECT_TRUE(got_a == origin->data()) << "a: bytes differ";
+  EXPECT_LE(origin->max_in_flight(), 2u);
+}
+
+}  // namespace
+}  // namespace prefetch
