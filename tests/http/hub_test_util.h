@@ -1,0 +1,212 @@
+// What the hub tests share (hub_test.cc, hub_streams_test.cc): threads and
+// client sockets counted in /proc, a listener that collects one fetch's body,
+// and the fixture (a TestServer; no I/O thread before or after a test).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "prefetch/host_budget.h"
+#include "prefetch/prefetcher.h"
+#include "prefetch/soup_origin.h"
+#include "test_server.h"
+
+namespace prefetch {
+namespace hubtest {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::Behavior;
+using testing::make_pattern;
+using testing::sha256_hex;
+using testing::TestServer;
+
+constexpr uint64_t kKiB = 1024;
+
+// Names of this process's threads (/proc/self/task/*/comm).
+inline std::vector<std::string> thread_names() {
+  std::vector<std::string> names;
+  GDir* dir = g_dir_open("/proc/self/task", 0, nullptr);
+  if (!dir) return names;
+  while (const gchar* tid = g_dir_read_name(dir)) {
+    gchar* path = g_build_filename("/proc/self/task", tid, "comm", nullptr);
+    gchar* comm = nullptr;
+    if (g_file_get_contents(path, &comm, nullptr, nullptr)) names.push_back(g_strstrip(comm));
+    g_free(comm);
+    g_free(path);
+  }
+  g_dir_close(dir);
+  return names;
+}
+
+// The process's threads but GLib's own process-wide workers, which GIO
+// starts on first use and keeps or lets go as it likes (the proxy
+// resolver's first lookup starts "gmain", "dconf worker" and "pool" ones).
+inline std::vector<std::string> own_threads() {
+  std::vector<std::string> names = thread_names();
+  names.erase(std::remove_if(names.begin(), names.end(),
+                             [](const std::string& n) {
+                               return n == "gmain" || n == "gdbus" || n == "dconf worker" ||
+                                      n.rfind("pool", 0) == 0;
+                             }),
+              names.end());
+  return names;
+}
+
+inline std::string describe(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// The hubs' I/O threads (named "prefetch-io").
+inline size_t io_threads() {
+  auto names = thread_names();
+  return static_cast<size_t>(std::count(names.begin(), names.end(), "prefetch-io"));
+}
+
+// This process's client sockets connected to 127.0.0.1:`port` (the test
+// server runs in this process; its own ends have `port` as local port).
+inline size_t client_sockets(uint16_t port) {
+  std::map<std::string, unsigned> remote_of_inode;
+  if (FILE* f = std::fopen("/proc/net/tcp", "r")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, f)) {
+      unsigned remote = 0, state = 0;
+      char inode[64];
+      if (std::sscanf(line, " %*d: %*x:%*x %*x:%x %x %*x:%*x %*x:%*x %*x %*u %*u %63s", &remote,
+                      &state, inode) == 3 &&
+          state == 1)  // ESTABLISHED
+        remote_of_inode[inode] = remote;
+    }
+    std::fclose(f);
+  }
+  size_t n = 0;
+  GDir* dir = g_dir_open("/proc/self/fd", 0, nullptr);
+  if (!dir) return 0;
+  while (const gchar* name = g_dir_read_name(dir)) {
+    gchar* path = g_build_filename("/proc/self/fd", name, nullptr);
+    gchar* target = g_file_read_link(path, nullptr);
+    unsigned long inode = 0;
+    if (target && std::sscanf(target, "socket:[%lu]", &inode) == 1) {
+      auto it = remote_of_inode.find(std::to_string(inode));
+      if (it != remote_of_inode.end() && it->second == port) ++n;
+    }
+    g_free(target);
+    g_free(path);
+  }
+  g_dir_close(dir);
+  return n;
+}
+
+// Collects one fetch's body; wait() until on_done.
+class Collect : public FetchListener {
+ public:
+  bool on_head(const ResponseHead& head) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = head.status;
+    return true;
+  }
+  uint8_t* write_area(size_t* length) override {
+    bytes_.resize(used_ + 64 * kKiB);
+    *length = 64 * kKiB;
+    return bytes_.data() + used_;
+  }
+  void on_data(size_t n) override { used_ += n; }
+  void on_done(const Error* error) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    bytes_.resize(used_);
+    ok_ = error == nullptr;
+    if (error) kind_ = error->kind;
+    done_ = true;
+    cv_.notify_all();
+  }
+  // False if on_done did not come within `limit`.
+  bool wait(milliseconds limit = seconds(20)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, limit, [this] { return done_; });
+  }
+  bool ok() const { return ok_; }
+  ErrorKind kind() const { return kind_; }
+  int status() const { return status_; }
+  const std::vector<uint8_t>& bytes() const { return bytes_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool ok_ = false;
+  ErrorKind kind_ = ErrorKind::kCancelled;
+  int status_ = 0;
+  size_t used_ = 0;
+  std::vector<uint8_t> bytes_;
+};
+
+inline RangeRequest range(uint64_t begin, uint64_t end) {
+  RangeRequest r;
+  r.begin = begin;
+  r.end = end;
+  return r;
+}
+
+class HubTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::unset_proxy_env();
+    ASSERT_EQ(io_threads(), 0u) << "an earlier test left an I/O thread";
+    ASSERT_EQ(SoupOrigin::hubs(), 0u);
+  }
+  void TearDown() override {
+    EXPECT_EQ(io_threads(), 0u);
+    EXPECT_EQ(SoupOrigin::hubs(), 0u);
+  }
+
+  HttpOptions options(const std::string& path) {
+    HttpOptions o;
+    o.uri = server_.url(path);
+    o.timeout_seconds = 10;
+    o.max_connections = 8;
+    return o;
+  }
+  static Config config(uint64_t block_size, unsigned concurrency) {
+    Config c;
+    c.block_size = block_size;
+    c.concurrency = concurrency;
+    c.max_request_bytes = block_size;  // one request per block
+    c.retry.retries = 3;
+    c.retry.backoff_base = milliseconds(5);
+    c.retry.backoff_max = milliseconds(50);
+    return c;
+  }
+  // Everything through `p` from 0, as a sha256 ("" on an error).
+  static std::string read_all(Prefetcher& p) {
+    if (p.open(0).status != ReadStatus::kOk) return "";
+    std::vector<uint8_t> bytes;
+    uint64_t at = 0;
+    for (;;) {
+      ReadResult r = p.read(at, 64 * kKiB, ReadMode::kAvailable);
+      if (r.status == ReadStatus::kEos) break;
+      if (r.status != ReadStatus::kOk || r.chunk.offset != at) return "";
+      bytes.insert(bytes.end(), r.chunk.data, r.chunk.data + r.chunk.size);
+      at += r.chunk.size;
+    }
+    return sha256_hex(bytes);
+  }
+
+  TestServer server_;
+};
+
+}  // namespace hubtest
+}  // namespace prefetch
