@@ -202,6 +202,7 @@ struct Prefetcher::Impl {
     bool reader_waited = false;
     bool lookahead_full = false;
   } interval;
+  std::chrono::milliseconds interval_length{50};
   unsigned conc() const { return cfg.auto_concurrency() ? control.current() : cfg.concurrency; }
 
   // ---- all below: called with mu held ----
@@ -241,12 +242,14 @@ struct Prefetcher::Impl {
   bool take_slot_from_farther(Request& r);
   void pause_span(Request& r, bool for_slot);
   void grow_lookahead();
+  void raise_lookahead(unsigned want);
 
   // engine_concurrency.cc: automatic concurrency.
+  void set_interval_length();
   void measure_interval(size_t n, Clock::time_point now);
   void note_overload(const Error& e, Clock::time_point sent);
   bool hand_back_refused(Request& r, Block* b, const Error& e);
-  void concurrency_changed(unsigned before, Clock::time_point now);
+  void concurrency_changed(unsigned before);
 
   // engine_request.cc: requests.
   std::shared_ptr<Request> launch(uint64_t pos, uint64_t end, Block* b,
@@ -258,6 +261,7 @@ struct Prefetcher::Impl {
   std::string if_range() const;
   void cancel_request(const std::shared_ptr<Request>& r);
   void cancel_block(Block& b);
+  bool forget_unfilled(Block& b);
   void cancel_all();
   void fail(Error e);
   bool on_head(Request& r, const ResponseHead& head);

@@ -14,22 +14,20 @@
 
 namespace prefetch {
 
-namespace {
-
 // An interval holds two first-byte times (median), so a raise's new spans
 // bring bytes within it; at least 50 ms (a rate over less is mostly
-// noise), at most 1 s.
-std::chrono::milliseconds interval_length(const FirstByteTimes& times) {
-  const double p50 = times.quantile(0.5).value_or(0);
-  return std::chrono::milliseconds(std::clamp<int64_t>(static_cast<int64_t>(2 * p50), 50, 1000));
+// noise), at most 1 s. Set when a first byte adds a sample, so the reads
+// and writes that end intervals only compare times.
+void Prefetcher::Impl::set_interval_length() {
+  const double p50 = first_byte_ms.quantile(0.5).value_or(0);
+  interval_length =
+      std::chrono::milliseconds(std::clamp<int64_t>(static_cast<int64_t>(2 * p50), 50, 1000));
 }
-
-}  // namespace
 
 void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
   if (!cfg.auto_concurrency()) return;
   interval.bytes += n;
-  if (now - interval.from < interval_length(first_byte_ms)) return;
+  if (now - interval.from < interval_length) return;
   ConcurrencySample s;
   s.seconds = std::chrono::duration<double>(now - interval.from).count();
   s.bytes = interval.bytes;
@@ -47,24 +45,30 @@ void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
     log(LogLevel::kInfo, "concurrency %u -> %u: %s (%.1f MiB/s over %.0f ms)", before, conc(),
         to_string(control.why()), static_cast<double>(s.bytes) / s.seconds / (1 << 20),
         1000 * s.seconds);
-    concurrency_changed(before, now);
+    concurrency_changed(before);
   }
 }
+
+namespace {
+
+// 429 and 503: the origin refused the request for load.
+bool refused_for_load(const Error& e) { return e.http_status == 429 || e.http_status == 503; }
+
+}  // namespace
 
 // 429 and 503 say the origin wants less; so does a refused connection once
 // it has answered before.
 void Prefetcher::Impl::note_overload(const Error& e, Clock::time_point sent) {
   if (!cfg.auto_concurrency()) return;
-  const bool busy = e.http_status == 429 || e.http_status == 503;
   const bool refused = e.kind == ErrorKind::kOpenRead && e.transient && known.opened;
-  if (!busy && !refused) return;
+  if (!refused_for_load(e) && !refused) return;
   const unsigned before = conc();
   const Clock::time_point now = Clock::now();
   if (!control.on_overload(e.retry_after, sent, now)) return;
   interval = Interval{now};
   log(LogLevel::kInfo, "concurrency %u -> %u: %s (%s)", before, conc(), to_string(control.why()),
       e.message.c_str());
-  concurrency_changed(before, now);
+  concurrency_changed(before);
 }
 
 // With automatic concurrency, a span refused for load (429, 503) while
@@ -74,22 +78,19 @@ void Prefetcher::Impl::note_overload(const Error& e, Clock::time_point sent) {
 // transferring it is retried as any failure is, after Retry-After.
 bool Prefetcher::Impl::hand_back_refused(Request& r, Block* b, const Error& e) {
   if (!cfg.auto_concurrency() || r.is_stream() || r.hedge || !known.opened) return false;
-  if ((e.http_status != 429 && e.http_status != 503) || transferring() == 0) return false;
-  if (b && !b->complete() && !b->hedge && !cache.is_parked(b->index)) store.erase(b->index);
+  if (!refused_for_load(e) || transferring() == 0) return false;
+  if (b) forget_unfilled(*b);
   log(LogLevel::kDebug, "span %" PRIu64 " refused (%d): its range goes to the running spans", r.id,
       e.http_status);
   return true;
 }
 
-void Prefetcher::Impl::concurrency_changed(unsigned before, Clock::time_point now) {
+void Prefetcher::Impl::concurrency_changed(unsigned before) {
   const unsigned to = conc();
   if (to > before) {
     // Each transfer needs room in the look-ahead (2 blocks each, as a fixed
-    // concurrency starts with); it only grows, like grow_lookahead's.
-    if (!cfg.lookahead_blocks && 2 * to > lookahead) {
-      if (window == lookahead) window = 2 * to;
-      lookahead = 2 * to;
-    }
+    // concurrency starts with).
+    if (!cfg.lookahead_blocks) raise_lookahead(2 * to);
     return pump();
   }
   // Fewer: the farthest spans end, those sent ahead too, keeping `to` of each.

@@ -92,6 +92,15 @@ void Prefetcher::Impl::cancel_request(const std::shared_ptr<Request>& r) {
   if (r->fetch) r->fetch->cancel();
 }
 
+// Block `b` lost its request: unless complete, raced by a hedge or parked,
+// nobody fills it now and it goes (asked for again when wanted). True if
+// it went.
+bool Prefetcher::Impl::forget_unfilled(Block& b) {
+  if (b.complete() || b.hedge || cache.is_parked(b.index)) return false;
+  store.erase(b.index);
+  return true;
+}
+
 void Prefetcher::Impl::cancel_block(Block& b) {
   cancel_request(b.request);
   cancel_request(b.hedge);
@@ -175,6 +184,7 @@ void Prefetcher::Impl::note_first_byte(Request& r, Clock::time_point now) {
   r.first_byte = now;
   const double ms = ms_between(r.started, now);
   first_byte_ms.add(ms);
+  if (cfg.auto_concurrency()) set_interval_length();
   first_byte_total_ms += ms;
   ++first_bytes;
   if (!r.is_stream()) log(LogLevel::kDebug, "span %" PRIu64 " first-byte after %.0f ms", r.id, ms);
@@ -324,10 +334,7 @@ void Prefetcher::Impl::on_done(Request& r, const Error* error) {
   if (b && b->request.get() != &r) b = nullptr;  // the block was dropped and re-made
   if (b) {
     b->request.reset();
-    if (r.cancelled() && !b->complete() && !b->hedge && !cache.is_parked(b->index)) {
-      store.erase(b->index);  // nobody fills it now: asked for again when wanted
-      b = nullptr;
-    }
+    if (r.cancelled() && forget_unfilled(*b)) b = nullptr;
   }
   if (r.cancelled() || closed || fatal) {
     cv.notify_all();

@@ -247,7 +247,14 @@ void Prefetcher::Impl::grow_lookahead() {
   log(LogLevel::kInfo,
       "look-ahead %u -> %u blocks (first byte p90 %.0f ms, %.1f MiB/s per connection)", lookahead,
       want, *p90, conn_rate / (1 << 20));
-  if (window == lookahead) window = want;  // a full window grows with it
+  raise_lookahead(want);
+}
+
+// The automatic look-ahead only grows (memory is bounded by the largest it
+// reached); a full window grows with it.
+void Prefetcher::Impl::raise_lookahead(unsigned want) {
+  if (want <= lookahead) return;
+  if (window == lookahead) window = want;
   lookahead = want;
 }
 
