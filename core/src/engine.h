@@ -289,6 +289,9 @@ struct Prefetcher::Impl {
   void release_slot(Request& r);
   void slots_granted();
   void yield_host_slot();
+  bool end_farthest_slot_holder();
+  bool head_waits_for_slot() const;
+  void make_room_for_head();
   void set_waiting(bool waiting);
 
   // prefetcher.cc: the reader.

@@ -69,6 +69,7 @@ void Prefetcher::Impl::send(const std::shared_ptr<Request>& r) {
   slot_queue.push_back(r);
   log(LogLevel::kDebug, "%s %" PRIu64 " waits for a connection to %s",
       r->is_stream() ? "stream" : "span", r->id, cfg.host.c_str());
+  make_room_for_head();
 }
 
 void Prefetcher::Impl::start_fetch(Request& r) {
@@ -119,11 +120,17 @@ void Prefetcher::Impl::slots_granted() {
   if (n) budget.release(client, n);
 }
 
-// A needier client of the host waits: the request farthest from the reader
+// A needier client of the host waits: our request farthest from the reader
 // that is not needed now ends (like a concurrency cut), and its on_done
 // gives its slot back.
 void Prefetcher::Impl::yield_host_slot() {
   if (!client || closed) return;
+  end_farthest_slot_holder();
+}
+
+// Ends the request holding a slot that is farthest from the reader and not
+// filling the reader's block. False if there is none.
+bool Prefetcher::Impl::end_farthest_slot_holder() {
   Request* farthest = nullptr;
   for (Request* r : live) {
     if (!r->has_slot || r->cancelled() || r->block == read_block) continue;
@@ -131,10 +138,32 @@ void Prefetcher::Impl::yield_host_slot() {
         (r->ahead == farthest->ahead && r->pos > farthest->pos))
       farthest = r;
   }
-  if (!farthest) return;  // every slot we hold is needed now
+  if (!farthest) return false;  // every slot we hold is needed now
   log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": its connection to %s yields",
       farthest->id, farthest->pos, cfg.host.c_str());
   cancel_request(farthest->shared_from_this());
+  return true;
+}
+
+// The request for the reader's block waits for a slot of the host.
+bool Prefetcher::Impl::head_waits_for_slot() const {
+  return std::any_of(slot_queue.begin(), slot_queue.end(),
+                     [&](const auto& r) { return r->is_stream() || r->block == read_block; });
+}
+
+// The reader waits for a block whose request waits for a slot: a request
+// of ours farther ahead gives its slot back, unless one of ours is on its
+// way back already. The budget asks other clients to yield, never the
+// asker itself; without this an element whose own spans ahead (paused at
+// the look-ahead, paused for a transfer slot, or sent ahead) hold every
+// slot the host has would wait for itself. The slot goes to the neediest
+// ask of the host: ours, unless another reader has waited longer (then
+// the reader waits on, and idle_wait calls again).
+void Prefetcher::Impl::make_room_for_head() {
+  if (!client || closed || !waiting_since || !head_waits_for_slot()) return;
+  for (const Request* r : live)
+    if (r->has_slot && r->cancelled()) return;
+  end_farthest_slot_holder();
 }
 
 // The reader begins or stops waiting for bytes: the budget hears of it
@@ -145,7 +174,9 @@ void Prefetcher::Impl::set_waiting(bool waiting) {
     waiting_since = Clock::now();
   else
     waiting_since.reset();
-  if (client) HostBudget::process().set_need(client, waiting_since);
+  if (!client) return;
+  HostBudget::process().set_need(client, waiting_since);
+  make_room_for_head();
 }
 
 }  // namespace prefetch

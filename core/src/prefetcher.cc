@@ -96,11 +96,17 @@ Block* Prefetcher::Impl::wait_block(std::unique_lock<std::mutex>& lock, uint64_t
 }
 
 // The reader's wait. With hedging on it wakes now and then to see whether
-// the block it waits for has become late.
+// the block it waits for has become late; while that block's request waits
+// for a slot of the host, to make room for it again (the slot ours gave
+// back may have gone to a reader that had waited longer).
 void Prefetcher::Impl::idle_wait(std::unique_lock<std::mutex>& lock) {
-  if (!hedge.enabled || known.stream_mode) return cv.wait(lock);
-  cv.wait_for(lock, std::chrono::milliseconds(20));
-  if (!flushing && !closed && !fatal) maybe_hedge();
+  const bool for_slot = head_waits_for_slot();
+  const bool hedging = hedge.enabled && !known.stream_mode;
+  if (!hedging && !for_slot) return cv.wait(lock);
+  cv.wait_for(lock, std::chrono::milliseconds(hedging ? 20 : 100));
+  if (flushing || closed || fatal) return;
+  if (hedging) maybe_hedge();
+  make_room_for_head();
 }
 
 // ---- Prefetcher ----

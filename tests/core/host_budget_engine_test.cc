@@ -143,5 +143,74 @@ TEST(HostBudgetEngineTest, AWaitingReaderTakesASlotFromOneFetchingAhead) {
   EXPECT_LE(origin->max_in_flight(), 2u);
 }
 
+// The request for the reader's block waits for a slot while the only one
+// the element holds is its own span farther ahead (one that makes no
+// progress: paused where the look-ahead ends, or stalled), and the host's
+// other slot is another element's, held by its head (needed now, so it
+// cannot yield). The budget asks other clients to yield, never the asker:
+// the element ends its own span ahead instead, and its reader gets its
+// bytes (it used to wait for itself for ever).
+TEST(HostBudgetEngineTest, AReaderWaitingForASlotTakesItFromItsOwnSpanAhead) {
+  const std::string host = "http://own-span-ahead.test:80";
+  auto origin = std::make_shared<FakeOrigin>(PatternBytes(20 * kB));
+  // The first span is cut after 1500 bytes (in block 1): its rest is asked
+  // for again.
+  origin->set_script([](const RangeRequest& r, unsigned attempt) {
+    Reply reply;
+    reply.chunk = 500;
+    if (r.begin == 0 && attempt == 0) reply.cut_after = 1500;
+    return reply;
+  });
+  Config ca = BudgetConfig(host, 2, 2);
+  ca.max_request_bytes = 2 * kB;  // spans of two blocks
+  ca.lookahead_blocks = 4;
+  ca.hedge.enabled = false;
+  Prefetcher a(origin, ca);
+  origin->hold_body(0, 1500);
+  origin->hold_body(2 * kB, 500);  // the span ahead stalls
+  a.begin(0);
+  ASSERT_TRUE(origin->wait_held(0, kHang));
+  ASSERT_TRUE(origin->wait_held(2 * kB, kHang)) << "no span ahead";
+  ASSERT_EQ(HostBudget::process().in_use(host), 2u);
+
+  // Another element of the host asks for a slot (queued: the host is full)
+  // and, once it has one, its answer is held.
+  auto other_origin = std::make_shared<FakeOrigin>(PatternBytes(20 * kB));
+  other_origin->hold_head(0);
+  Prefetcher b(other_origin, BudgetConfig(host, 2, 2));
+  b.begin(0);
+  ASSERT_EQ(other_origin->request_count(), 0u);
+
+  // a's reader takes block 0 and waits in block 1; the cut frees the first
+  // span's slot, which goes to b's ask; a's retry of block 1 waits.
+  auto reader = std::async(std::launch::async, [&] {
+    std::vector<uint8_t> out;
+    while (out.size() < 2 * kB) {
+      ReadResult r = a.read(out.size(), 2 * kB - out.size(), ReadMode::kAvailable);
+      if (r.status != ReadStatus::kOk) break;
+      out.insert(out.end(), r.chunk.data, r.chunk.data + r.chunk.size);
+    }
+    return out;
+  });
+  origin->release(0);
+  ASSERT_TRUE(other_origin->wait_held(0, kHang)) << "b never got the freed slot";
+  const bool done = reader.wait_for(milliseconds(5000)) == std::future_status::ready;
+  origin->release_all();  // a hang ends now, whatever happened
+  other_origin->release_all();
+  ASSERT_TRUE(done) << "a's reader waits for the slot its own span ahead holds";
+  std::vector<uint8_t> got = reader.get();
+  bool ahead_ended = false;
+  for (const auto& r : origin->requests())
+    if (r.begin == 2 * kB && r.attempt == 0) ahead_ended = r.cancel_called;
+  EXPECT_TRUE(ahead_ended) << "the span ahead was not the one that gave way";
+  std::vector<uint8_t> rest = Drain(a, got.size());
+  got.insert(got.end(), rest.begin(), rest.end());
+  EXPECT_TRUE(got == origin->data()) << "a: bytes differ";
+  EXPECT_LE(origin->max_in_flight(), 2u);
+  b.close();
+  a.close();
+  EXPECT_EQ(HostBudget::process().in_use(host), 0u);
+}
+
 }  // namespace
 }  // namespace prefetch

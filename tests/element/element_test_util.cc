@@ -152,15 +152,19 @@ std::unique_ptr<TransferResult> run_transfer(GstElement* src, std::chrono::milli
 
   gst_element_set_state(pipeline.get(), GST_STATE_PLAYING);
   MessagePtr msg = wait_error_or_eos(pipeline.get(), timeout);
+  // The stats at the end, or where it hangs (what a failure prints).
+  const auto stats = [src] {
+    GstStructure* s = nullptr;
+    if (g_object_class_find_property(G_OBJECT_GET_CLASS(src), "stats"))
+      g_object_get(src, "stats", &s, nullptr);
+    return s;
+  };
   if (!msg) {
     result->timed_out = true;
+    result->stats = stats();
   } else if (GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_EOS) {
     result->eos = true;
-    GstStructure* stats = nullptr;
-    if (g_object_class_find_property(G_OBJECT_GET_CLASS(src), "stats")) {
-      g_object_get(src, "stats", &stats, nullptr);
-    }
-    result->stats = stats;
+    result->stats = stats();
   } else {
     result->error = error_of(msg.get());
   }

@@ -160,6 +160,7 @@ TEST_F(TransferTest, AutomaticConcurrencyRisesWhereEachConnectionIsCapped) {
 // server only at its next write, so the server's own count runs over by
 // those.
 TEST_F(TransferTest, MaxHostConnectionsBoundsEightElements) {
+  set_deadline(90s);  // past the transfers' own 30 s: a stuck one says where it is
   constexpr int kElements = 8;
   Behavior b;
   b.first_byte_delay = prefetch::testing::fixed_delay(5ms);
@@ -177,13 +178,20 @@ TEST_F(TransferTest, MaxHostConnectionsBoundsEightElements) {
                    static_cast<guint64>(32 * 1024), "max-request-size",
                    static_cast<guint64>(32 * 1024), "concurrency", 3u, "max-host-connections", 4u,
                    nullptr);
-      results[i] = run_transfer(src, 60s);
+      results[i] = run_transfer(src, 30s);
     });
   }
   for (auto& t : threads) t.join();
   for (int i = 0; i < kElements; ++i) {
     ASSERT_NE(results[i], nullptr) << "element " << i;
-    ASSERT_TRUE(results[i]->eos) << "element " << i << ": " << describe(results[i]->error.get());
+    char* where = results[i]->stats ? gst_structure_to_string(results[i]->stats) : nullptr;
+    EXPECT_TRUE(results[i]->eos) << "element " << i << ": " << describe(results[i]->error.get())
+                                 << (results[i]->timed_out ? " (timed out)" : "")
+                                 << ", stats: " << (where ? where : "none");
+    g_free(where);
+  }
+  for (int i = 0; i < kElements; ++i) {
+    ASSERT_TRUE(results[i]->eos) << "element " << i;
     EXPECT_EQ(results[i]->sha256, sha256_hex(data)) << "element " << i;
     ASSERT_NE(results[i]->stats, nullptr);
     guint held = 99;
