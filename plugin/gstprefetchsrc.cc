@@ -928,6 +928,7 @@ static State gst_prefetch_src_make_state(GstPrefetchSrc* self, bool post) {
   config.cache_bytes = s.cache_size;
   config.whole = s.compress; /* an encoded body has no byte ranges */
   options.max_connections = config.max_connections();
+  options.max_host_connections = config.max_host_connections;
 
   state.origin = std::make_shared<prefetch::SoupOrigin>(options, logger);
   state.prefetcher = std::make_shared<prefetch::Prefetcher>(state.origin, config, logger);

@@ -233,9 +233,15 @@ void HostBudget::grant_locked(Host& h, std::vector<Call>& calls) {
 
 // `asker`'s reader waits and the host is full: ask the least needy holder
 // (not waiting before waiting, then the most slots held, then the latest
-// wait) that is less needy than the asker to give a slot back.
+// wait) that is less needy than the asker and holds more than its fair
+// share (the limit over the clients that hold or want slots) to give a
+// slot back. A client down to its share keeps it: 32 streams sharing 32
+// slots would otherwise take each other's only connection in turn.
 void HostBudget::ask_yield_locked(Host& h, const Client& asker, std::vector<Call>& calls) {
   if (!h.full()) return;
+  unsigned active = 0;
+  for (const Client* c : h.clients) active += c->held > 0 || c->wanted > 0 || c == &asker ? 1 : 0;
+  const unsigned fair = std::max(1u, h.limit() / std::max(1u, active));
   Client* victim = nullptr;
   auto spare = [](const Client* c) {
     // Higher is a better victim.
@@ -243,7 +249,7 @@ void HostBudget::ask_yield_locked(Host& h, const Client& asker, std::vector<Call
                            c->need.value_or(Clock::time_point()));
   };
   for (Client* c : h.clients) {
-    if (c == &asker || c->held <= c->granted || !c->callbacks.yield) continue;
+    if (c == &asker || c->held <= c->granted + fair || !c->callbacks.yield) continue;
     const bool less_needy = !c->need || (asker.need && *c->need > *asker.need);
     if (!less_needy) continue;
     if (!victim || spare(c) > spare(victim)) victim = c;

@@ -30,6 +30,7 @@ SessionSettings session_settings(const HttpOptions& opts, GUri* uri) {
   s.tls_interaction = opts.tls_interaction;
   s.compress = opts.compress;
   s.http_log_level = opts.http_log_level > 0 ? opts.http_log_level : 0;
+  s.conns_per_host = opts.max_host_connections;
   s.user_id = opts.user_id;
   s.user_pw = opts.user_pw;
   s.proxy_id = opts.proxy_id;
@@ -41,7 +42,8 @@ SessionSettings session_settings(const HttpOptions& opts, GUri* uri) {
 SoupSession* make_session(const SessionSettings& settings, std::string* problem) {
   problem->clear();
   SoupSession* s = soup_session_new_with_options(
-      "max-conns", kSessionConns, "max-conns-per-host", kSessionConnsPerHost, "timeout",
+      "max-conns", kSessionConns, "max-conns-per-host",
+      settings.conns_per_host ? settings.conns_per_host : kSessionConnsPerHost, "timeout",
       settings.timeout_seconds, "user-agent", settings.user_agent.c_str(), nullptr);
 
   if (!settings.proxy.empty()) {

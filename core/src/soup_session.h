@@ -33,7 +33,8 @@ struct SessionSettings {
   std::string ssl_ca_file;
   GTlsInteraction* tls_interaction = nullptr;
   bool compress = false;
-  int http_log_level = 0;  // a SoupLogger on the session when > 0
+  int http_log_level = 0;       // a SoupLogger on the session when > 0
+  unsigned conns_per_host = 0;  // 0: kSessionConnsPerHost
   // ---- per message, but remembered by the session ----
   // libsoup's auth manager caches the credentials a host accepted and sends
   // them unasked to that host's later requests, whoever sends them.
@@ -44,8 +45,8 @@ struct SessionSettings {
 
   auto tie() const {
     return std::tie(user_agent, timeout_seconds, proxy, no_proxy, tls_database, ssl_ca_file,
-                    tls_interaction, compress, http_log_level, user_id, user_pw, proxy_id, proxy_pw,
-                    ssl_strict);
+                    tls_interaction, compress, http_log_level, conns_per_host, user_id, user_pw,
+                    proxy_id, proxy_pw, ssl_strict);
   }
   bool operator==(const SessionSettings& o) const { return tie() == o.tie(); }
   bool operator<(const SessionSettings& o) const { return tie() < o.tie(); }
@@ -55,9 +56,12 @@ struct SessionSettings {
 // environment's proxy variable by its scheme. Reads the environment.
 SessionSettings session_settings(const HttpOptions& options, GUri* uri);
 
-// Requests a session lets run at once, to one host and in all: more than any
-// host budget (host_budget.h) hands out, so that the budget governs and
-// libsoup never queues a request the budget allowed.
+// Requests a session lets run at once, to one host and in all, without a
+// max-host-connections: more than any host budget (host_budget.h) hands
+// out, so that the budget governs. With one, the session's per-host cap is
+// that limit: the budget bounds requests, the cap bounds sockets (kept-alive
+// idle ones and closing ones included); a request the budget allowed waits
+// in libsoup only while a connection of the host is still closing.
 constexpr unsigned kSessionConnsPerHost = 512;
 constexpr unsigned kSessionConns = 2048;
 

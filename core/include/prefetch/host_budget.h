@@ -22,8 +22,10 @@
 // free and nobody queued is at least as needy.
 //
 // Not starving each other: a client whose reader waits, queued while the host
-// is full, makes the budget ask one less needy holder (not waiting, or
-// waiting since later; the one holding the most slots) to give a slot back:
+// is full, makes the budget ask one less needy holder that holds more than
+// its fair share (the limit over the clients holding or wanting slots; not
+// waiting, or waiting since later; the one holding the most slots) to give
+// a slot back:
 // its `yield` callback. The client should then end the transfer it needs
 // least (the one farthest ahead of its reader) and release() its slot; it
 // may ignore the ask when every slot it holds is needed at once.

@@ -42,6 +42,11 @@ struct HttpOptions {
   // host have many more connections (the host budget, host_budget.h, is
   // the process-wide bound).
   unsigned max_connections = 4;
+  // The process's connections to one host, idle kept-alive ones included
+  // (max-host-connections; 0 = no limit). The host budget bounds requests;
+  // this bounds the session's sockets to each host, so that a connection
+  // still closing or kept alive for reuse never takes the count past it.
+  unsigned max_host_connections = 0;
   // Map each block request to its own HTTP/1.1 connection: origins that cap
   // each connection's rate would gain nothing from HTTP/2 multiplexing.
   bool force_http1 = true;
