@@ -27,8 +27,25 @@ BlockBuffer::~BlockBuffer() {
     delete[] bytes_;
 }
 
+BufferPool::~BufferPool() {
+  for (const auto& b : free_) account(-static_cast<int64_t>(b->capacity()));
+}
+
 std::shared_ptr<BlockBuffer> BufferPool::get(size_t n) {
-  if (n > size_) return std::make_shared<BlockBuffer>(n);
+  // A buffer outliving the pool still leaves the account (an unknown
+  // client's is ignored).
+  ByteBudget* budget = budget_;
+  const ByteBudget::ClientId client = client_;
+  const auto unaccount = [budget, client](const BlockBuffer* p) {
+    if (budget) budget->add(client, -static_cast<int64_t>(p->capacity()));
+  };
+  if (n > size_) {
+    account(static_cast<int64_t>(n));
+    return std::shared_ptr<BlockBuffer>(new BlockBuffer(n), [unaccount](BlockBuffer* p) {
+      unaccount(p);
+      delete p;
+    });
+  }
   BlockBuffer* b = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -37,20 +54,31 @@ std::shared_ptr<BlockBuffer> BufferPool::get(size_t n) {
       free_.pop_back();
     }
   }
-  if (!b) b = new BlockBuffer(size_);
+  if (!b) {
+    b = new BlockBuffer(size_);
+    account(static_cast<int64_t>(size_));
+  }
   std::weak_ptr<BufferPool> home = weak_from_this();
-  return std::shared_ptr<BlockBuffer>(b, [home](BlockBuffer* p) {
-    if (auto pool = home.lock())
+  return std::shared_ptr<BlockBuffer>(b, [home, unaccount](BlockBuffer* p) {
+    if (auto pool = home.lock()) {
       pool->put(p);
-    else
+    } else {
+      unaccount(p);
       delete p;
+    }
   });
 }
 
 void BufferPool::put(BlockBuffer* b) {
   std::unique_ptr<BlockBuffer> owned(b);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (free_.size() < max_free_) free_.push_back(std::move(owned));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < max_free_ && !(budget_ && budget_->over_share(client_))) {
+      free_.push_back(std::move(owned));
+      return;
+    }
+  }
+  account(-static_cast<int64_t>(b->capacity()));
 }
 
 Block* BlockStore::find(uint64_t index) {

@@ -21,6 +21,7 @@
 
 #include "prefetch/access_pattern.h"
 #include "prefetch/block_cache.h"
+#include "prefetch/byte_budget.h"
 #include "prefetch/concurrency_policy.h"
 #include "prefetch/hedge_policy.h"
 #include "prefetch/host_budget.h"
@@ -137,6 +138,9 @@ struct Prefetcher::Impl {
   BlockPlan plan;
   BlockStore store;
   BlockCache cache;
+  // This engine's client of the process's byte budget (byte_budget.h):
+  // its block buffers count there (the store's pool reports them).
+  ByteBudget::ClientId memory = 0;
   uint64_t read_pos = 0;     // the next byte the reader wants
   uint64_t read_block = 0;   // the block holding it
   uint64_t batch_begin = 0;  // batch / barrier
@@ -230,7 +234,12 @@ struct Prefetcher::Impl {
   void start_span(const SpanChoice& c, Request* owner, Request* behind);
   void send_ahead(unsigned slots);
   void resume_paused();
+  bool reader_unserved() const;
+  bool end_span_for_reader();
   bool may_hold(uint64_t i) const;
+  bool memory_allows(uint64_t i) const;
+  unsigned memory_window() const;
+  void fit_cache(uint64_t leaving);
   Block* make_block(uint64_t i, uint64_t from);
   unsigned transferring() const;
   void drop_far_spans(uint64_t keep_from, uint64_t keep_to, bool forward);

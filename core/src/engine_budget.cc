@@ -38,15 +38,20 @@ void Prefetcher::Impl::join_budget() {
   client = id;
 }
 
-// Leaves the budget (mu not held; after close() ended every request): no
+// Leaves the budgets (mu not held; after close() ended every request): no
 // callback comes after this, and work they posted finds the gate closed.
+// The blocks still held (and buffers downstream holds) no longer count
+// against the process's byte budget.
 void Prefetcher::Impl::leave_budget() {
   HostBudget::ClientId id = 0;
+  ByteBudget::ClientId bytes_id = 0;
   {
     std::lock_guard<std::mutex> lock(mu);
     std::swap(id, client);
+    std::swap(bytes_id, memory);
     asks = 0;
   }
+  ByteBudget::process().remove_client(bytes_id);
   if (id) HostBudget::process().remove_client(id);
   if (gate) {
     std::lock_guard<std::mutex> g(gate->mu);

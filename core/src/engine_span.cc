@@ -62,8 +62,18 @@ Block* Prefetcher::Impl::make_block(uint64_t i, uint64_t from) {
 // Block `i` may be made now: it lies in the reader's window or the other
 // region's.
 bool Prefetcher::Impl::may_hold(uint64_t i) const {
-  if (i >= read_block && i < read_block + window_now()) return true;
-  return other_region && i >= other_region->block && region_keeps(*other_region, i, 0);
+  const bool in_window =
+      (i >= read_block && i < read_block + window_now()) ||
+      (other_region && i >= other_region->block && region_keeps(*other_region, i, 0));
+  return in_window && memory_allows(i);
+}
+
+// The process's byte budget lets block `i` be made now: the reader's block
+// always (so the reader moves whatever the others hold), any other within
+// the engine's share or while the process is under budget.
+bool Prefetcher::Impl::memory_allows(uint64_t i) const {
+  if (i == read_block) return true;
+  return ByteBudget::process().may_grow(memory, plan.block_size(), plan.block_size());
 }
 
 unsigned Prefetcher::Impl::transferring() const {
@@ -157,6 +167,7 @@ void Prefetcher::Impl::pump_spans(unsigned slots, unsigned busy) {
   // Until the first answer tells the size, one request: a small file costs
   // one, with no 416s.
   if (!known.opened && busy > 0) return;
+  if (busy >= slots && busy > 0 && reader_unserved() && end_span_for_reader()) --busy;
   while (busy < slots) {
     if (!start_next_span(read_block + window_now(), nullptr)) break;
     ++busy;
@@ -195,10 +206,42 @@ void Prefetcher::Impl::send_ahead(unsigned slots) {
   }
 }
 
+// Nothing brings the reader's block: it is not held, or held incomplete
+// with no request, and no span's claim reaches it.
+bool Prefetcher::Impl::reader_unserved() const {
+  if (!plan.exists(read_block)) return false;
+  const Block* b = store.find(read_block);
+  if (b && (b->complete() || b->request || b->hedge)) return false;
+  const uint64_t at = b ? b->range.begin + b->filled : plan.range(read_block).begin;
+  for (const Request* r : live)
+    if (!r->cancelled() && !r->is_stream() && r->pos <= at && at < r->end) return false;
+  return true;
+}
+
+// The reader's block waits and every slot is taken, some by spans paused
+// where a look-ahead ended: the farthest of those ends, so that the
+// reader's block is asked for now. A running span frees its slot when it
+// ends; a paused one may never (one kept for a region the reader left, in
+// pull mode after a demuxer's jumps, waits for a window that does not come
+// back), and the reader would wait for ever. False if none is paused.
+bool Prefetcher::Impl::end_span_for_reader() {
+  Request* victim = nullptr;
+  for (Request* r : live) {
+    if (r->state != RequestState::kPaused || r->hedge || r->is_stream()) continue;
+    if (!victim || r->pos > victim->pos) victim = r;
+  }
+  if (!victim) return false;
+  log(LogLevel::kDebug,
+      "span %" PRIu64 " ends at byte %" PRIu64 ": the reader's block %" PRIu64 " needs its slot",
+      victim->id, victim->pos, read_block);
+  cancel_request(victim->shared_from_this());
+  return true;
+}
+
 // Paused spans go on, lowest first, where the window now reaches and a
 // transfer slot is free. One paused for longer than the pause limit is
-// cancelled instead: the server may have given up on it meanwhile (a send
-// timeout), and its rest is asked for again.
+// cancelled instead, in a window or not: the server may have given up on
+// it meanwhile (a send timeout), and its rest is asked for again.
 void Prefetcher::Impl::resume_paused() {
   std::vector<Request*> paused;
   for (Request* r : live)
@@ -209,14 +252,14 @@ void Prefetcher::Impl::resume_paused() {
   const Clock::time_point now = Clock::now();
   unsigned busy = transferring();
   for (Request* r : paused) {
-    if (!r->slot_wait && !may_hold(plan.index_of(r->pos))) continue;
-    if (busy >= conc() && !take_slot_from_farther(*r)) return;
     if (!r->slot_wait && now - r->paused_at > cfg.pause_limit) {
       log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": paused too long (%.0f ms)",
           r->id, r->pos, ms_between(r->paused_at, now));
       cancel_request(r->shared_from_this());
       continue;
     }
+    if (!r->slot_wait && !may_hold(plan.index_of(r->pos))) continue;
+    if (busy >= conc() && !take_slot_from_farther(*r)) return;
     log(LogLevel::kDebug, "span %" PRIu64 " resumed at byte %" PRIu64, r->id, r->pos);
     r->state = RequestState::kReceiving;
     r->slot_wait = false;

@@ -23,7 +23,12 @@ Prefetcher::Impl::Impl(Origin* origin, const Config& cfg, Logger log)
       window(lookahead),
       control(ConcurrencyTuning{cfg.start_concurrency(), cfg.max_concurrency}) {
   interval.from = Clock::now();
-  store.set_pool(std::make_shared<BufferPool>(cfg.block_size, lookahead + cfg.keep_behind + 2));
+  // The byte budget: what this configuration holds at most (an explicit
+  // look-ahead may ask for more than the default budget).
+  memory = ByteBudget::process().add_client(
+      static_cast<uint64_t>(cfg.effective_lookahead()) * cfg.block_size + cfg.cache_bytes);
+  store.set_pool(std::make_shared<BufferPool>(cfg.block_size, lookahead + cfg.keep_behind + 2,
+                                              &ByteBudget::process(), memory));
   known.stream_mode = cfg.whole;  // read whole: one stream from the start
 }
 
@@ -94,7 +99,37 @@ unsigned Prefetcher::Impl::window_now() const {
     });
   }
   const unsigned left = used >= lookahead ? 1u : lookahead - static_cast<unsigned>(used);
-  return std::max(1u, std::min(window, left));
+  return std::max(1u, std::min({window, left, memory_window()}));
+}
+
+// The blocks the window may span under the process's byte budget: the
+// engine's allowance less what it holds outside the window (its cache,
+// buffers downstream still holds, buffers kept for reuse); one at least
+// (the reader's, which it takes while it arrives).
+unsigned Prefetcher::Impl::memory_window() const {
+  const ByteBudget& budget = ByteBudget::process();
+  const uint64_t allowance = budget.allowance(memory);
+  const uint64_t held = budget.held(memory);
+  uint64_t in_window = 0;
+  store.for_each([&](const Block& b) { in_window += b.buffer ? b.buffer->capacity() : 0; });
+  const uint64_t outside = held > in_window ? held - in_window : 0;
+  const uint64_t room = allowance > outside ? allowance - outside : 0;
+  const uint64_t blocks = room / plan.block_size();
+  return static_cast<unsigned>(std::clamp<uint64_t>(blocks, 1, 1u << 20));
+}
+
+// The cache lives within the engine's share of the byte budget, less what
+// it holds besides, and at least the block the reader takes next (never on
+// what other engines have not taken: it could not give that back when they
+// need it). `leaving`: bytes of a block about to move into it, counted as
+// cache already.
+void Prefetcher::Impl::fit_cache(uint64_t leaving) {
+  const ByteBudget& budget = ByteBudget::process();
+  const uint64_t held = budget.held(memory);
+  const uint64_t cached = cache.bytes() + leaving;
+  const uint64_t besides = std::max(held > cached ? held - cached : 0, plan.block_size());
+  const uint64_t share = budget.share();
+  cache.set_capacity(std::min<uint64_t>(cfg.cache_bytes, share > besides ? share - besides : 0));
 }
 
 // Requests running for the other region's blocks.
@@ -232,6 +267,7 @@ void Prefetcher::Impl::retire(Block& b) {
   if (!b.complete()) return;
   b.request.reset();
   b.hedge.reset();
+  fit_cache(b.buffer ? b.buffer->capacity() : 0);
   cache.admit(std::move(b));
 }
 
@@ -308,6 +344,7 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
 void Prefetcher::Impl::park(uint64_t i) {
   Block* b = store.find(i);
   if (!b || b->complete() || !b->request) return;
+  fit_cache(0);
   if (cache.park(i, b->range.length())) {
     log(LogLevel::kDebug, "block %" PRIu64 " parked: its request runs on after the jump", i);
     // Its span ends with it: the blocks after it are not the reader's now.

@@ -20,6 +20,11 @@ class BlockCache {
   explicit BlockCache(uint64_t capacity) : capacity_(capacity) {}
 
   uint64_t capacity() const { return capacity_; }
+  // A new capacity (the byte budget's room for it): evicts down to it.
+  void set_capacity(uint64_t capacity) {
+    capacity_ = capacity;
+    trim();
+  }
   bool empty() const { return blocks_.empty(); }
   // Bytes held: cached blocks plus the parked block while it is fetching.
   uint64_t bytes() const;
@@ -56,7 +61,7 @@ class BlockCache {
   };
   void trim();
 
-  const uint64_t capacity_;
+  uint64_t capacity_;
   std::map<uint64_t, Entry> blocks_;
   uint64_t tick_ = 0;
   std::optional<uint64_t> parked_;

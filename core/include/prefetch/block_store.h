@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "prefetch/block_plan.h"
+#include "prefetch/byte_budget.h"
 
 namespace prefetch {
 
@@ -42,17 +43,30 @@ class BlockBuffer {
 // Recycles block buffers: a fresh mapping faults in every page, which on a
 // fast origin costs more than the transfer. Buffers come back here when the
 // last view of them (a downstream GstBuffer, say) goes, from any thread;
-// at most `max_free` wait for reuse, the rest are unmapped.
+// at most `max_free` wait for reuse (none while its owner holds more than
+// its share of the process's byte budget), the rest are unmapped.
+//
+// Every buffer it makes, until unmapped, counts as resident for its
+// owner's ByteBudget client (if it has one): the look-ahead, the cache,
+// what downstream still holds and what waits for reuse.
 class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
-  BufferPool(size_t buffer_size, size_t max_free) : size_(buffer_size), max_free_(max_free) {}
+  BufferPool(size_t buffer_size, size_t max_free, ByteBudget* budget = nullptr,
+             ByteBudget::ClientId client = 0)
+      : size_(buffer_size), max_free_(max_free), budget_(budget), client_(client) {}
+  ~BufferPool();
   std::shared_ptr<BlockBuffer> get(size_t n);
 
  private:
   void put(BlockBuffer* b);
+  void account(int64_t delta) const {
+    if (budget_) budget_->add(client_, delta);
+  }
 
   const size_t size_;
   const size_t max_free_;
+  ByteBudget* const budget_;
+  const ByteBudget::ClientId client_;
   std::mutex mu_;
   std::vector<std::unique_ptr<BlockBuffer>> free_;
 };

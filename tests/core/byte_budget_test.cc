@@ -1,0 +1,165 @@
+// ByteBudget (byte_budget.h): shares, the allowance, what may grow, and the
+// budget the clients ask for; then engines of one process under it.
+#include "prefetch/byte_budget.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "fake_origin.h"
+#include "prefetch/prefetcher.h"
+
+namespace prefetch {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+TEST(ByteBudgetTest, ALoneClientMayHoldTheWholeBudget) {
+  ByteBudget b;
+  const auto a = b.add_client();
+  EXPECT_EQ(b.budget(), ByteBudget::kDefaultBytes);
+  EXPECT_EQ(b.share(), ByteBudget::kDefaultBytes);
+  EXPECT_EQ(b.allowance(a), ByteBudget::kDefaultBytes);
+  b.add(a, static_cast<int64_t>(ByteBudget::kDefaultBytes - kMiB));
+  EXPECT_TRUE(b.may_grow(a, kMiB));
+  b.add(a, static_cast<int64_t>(kMiB));
+  EXPECT_FALSE(b.may_grow(a, 1));
+  EXPECT_FALSE(b.over_share(a));
+}
+
+TEST(ByteBudgetTest, SharesSplitTheBudgetAndIdleRoomMayBeUsed) {
+  ByteBudget b;
+  const auto a = b.add_client(32 * kMiB);
+  const auto c = b.add_client(32 * kMiB);
+  EXPECT_EQ(b.budget(), ByteBudget::kDefaultBytes);  // never below the default
+  const uint64_t share = ByteBudget::kDefaultBytes / 2;
+  EXPECT_EQ(b.share(), share);
+  // c holds nothing: a may go past its share into what c leaves.
+  b.add(a, static_cast<int64_t>(share));
+  EXPECT_TRUE(b.over_share(a) == false);
+  EXPECT_TRUE(b.may_grow(a, kMiB));
+  EXPECT_EQ(b.allowance(a), ByteBudget::kDefaultBytes);
+  // Once c holds its share, a gets no more than its own.
+  b.add(c, static_cast<int64_t>(share));
+  EXPECT_FALSE(b.may_grow(a, kMiB));
+  EXPECT_EQ(b.allowance(a), share);
+  // Within its share c may still grow back what it gave: a gave some back.
+  b.add(a, -static_cast<int64_t>(4 * kMiB));
+  EXPECT_TRUE(b.may_grow(c, 4 * kMiB));
+  EXPECT_EQ(b.in_use(), 2 * share - 4 * kMiB);
+}
+
+TEST(ByteBudgetTest, TheReserveKeepsABlockForEveryClient) {
+  ByteBudget b;
+  std::vector<ByteBudget::ClientId> ids;
+  for (int i = 0; i < 8; ++i) ids.push_back(b.add_client());
+  const uint64_t share = b.share();  // 6 MiB of the default 48
+  b.add(ids[0], static_cast<int64_t>(share));
+  // Past its share: only if the process stays under the budget less a
+  // reserve of one (1 MiB) block per client.
+  EXPECT_TRUE(b.may_grow(ids[0], kMiB, kMiB));
+  b.add(ids[0], static_cast<int64_t>(ByteBudget::kDefaultBytes - 8 * kMiB - share));
+  EXPECT_EQ(b.in_use(), ByteBudget::kDefaultBytes - 8 * kMiB);
+  EXPECT_FALSE(b.may_grow(ids[0], kMiB, kMiB));
+  EXPECT_TRUE(b.may_grow(ids[0], kMiB));  // without the reserve, room is left
+  // A client within its share may always take it.
+  EXPECT_TRUE(b.may_grow(ids[1], share));
+}
+
+TEST(ByteBudgetTest, AClientAsksForMoreThanTheDefault) {
+  ByteBudget b;
+  const auto a = b.add_client(128 * kMiB);
+  const auto c = b.add_client();
+  EXPECT_EQ(b.budget(), 128 * kMiB);
+  EXPECT_EQ(b.share(), 64 * kMiB);
+  b.remove_client(a);
+  EXPECT_EQ(b.budget(), ByteBudget::kDefaultBytes);
+  EXPECT_EQ(b.clients(), 1u);
+  EXPECT_EQ(b.share(), ByteBudget::kDefaultBytes);
+  (void)c;
+}
+
+TEST(ByteBudgetTest, RemovingAClientDropsItsBytesAndIgnoresItsLaterChanges) {
+  ByteBudget b;
+  const auto a = b.add_client();
+  const auto c = b.add_client();
+  b.add(a, static_cast<int64_t>(10 * kMiB));
+  b.add(c, static_cast<int64_t>(3 * kMiB));
+  b.remove_client(a);
+  EXPECT_EQ(b.in_use(), 3 * kMiB);
+  b.add(a, -static_cast<int64_t>(10 * kMiB));  // a buffer of a's coming back late
+  EXPECT_EQ(b.in_use(), 3 * kMiB);
+  EXPECT_EQ(b.held(a), 0u);
+  b.add(c, -static_cast<int64_t>(5 * kMiB));  // never below zero
+  EXPECT_EQ(b.held(c), 0u);
+  EXPECT_EQ(b.in_use(), 0u);
+}
+
+// Eight engines of one process read at once: the process's block memory
+// (the budget's count, sampled while they run) stays within the budget and
+// a block each, and every stream is exact.
+TEST(ByteBudgetEngineTest, EightEnginesStayWithinTheProcessBudget) {
+  constexpr int kEngines = 8;
+  constexpr uint64_t kBlock = 1 * kMiB;
+  constexpr uint64_t kSize = 24 * kMiB + 5;
+  auto origin = std::make_shared<testing::FakeOrigin>(testing::PatternBytes(kSize));
+  origin->set_script([](const RangeRequest&, unsigned) {
+    testing::Reply r;
+    r.chunk = 64 * 1024;
+    r.chunk_interval = std::chrono::microseconds(200);
+    return r;
+  });
+  ByteBudget& budget = ByteBudget::process();
+  ASSERT_EQ(budget.clients(), 0u) << "another test left an engine registered";
+  std::vector<std::unique_ptr<Prefetcher>> engines;
+  for (int i = 0; i < kEngines; ++i) {
+    Config c;
+    c.block_size = kBlock;
+    c.lookahead_blocks = 16;  // 16 MiB each if it were alone: 128 MiB in all
+    c.cache_bytes = 8 * kMiB;
+    engines.push_back(std::make_unique<Prefetcher>(origin, c));
+  }
+  // 16 x 1 MiB + 8 MiB each, asked: the budget is what one asks.
+  EXPECT_EQ(budget.budget(), std::max<uint64_t>(ByteBudget::kDefaultBytes, 24 * kMiB));
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> most{0};
+  std::thread sampler([&] {
+    while (!done) {
+      most = std::max<uint64_t>(most, budget.in_use());
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  std::vector<std::thread> readers;
+  std::vector<bool> exact(kEngines, false);
+  for (int i = 0; i < kEngines; ++i) {
+    readers.emplace_back([&, i] {
+      std::vector<uint8_t> out;
+      for (uint64_t offset = 0;;) {
+        ReadResult r = engines[i]->read(offset, 256 * 1024, ReadMode::kAvailable);
+        if (r.status != ReadStatus::kOk) break;
+        out.insert(out.end(), r.chunk.data, r.chunk.data + r.chunk.size);
+        offset += r.chunk.size;
+        std::this_thread::sleep_for(std::chrono::microseconds(300));  // a consumer
+      }
+      exact[i] = out == origin->data();
+    });
+  }
+  for (auto& t : readers) t.join();
+  done = true;
+  sampler.join();
+  for (int i = 0; i < kEngines; ++i) EXPECT_TRUE(exact[i]) << "engine " << i;
+  const uint64_t bound = budget.budget() + kEngines * kBlock;
+  std::printf("[ info ] most block memory at once: %.1f MiB (budget %.0f MiB)\n",
+              static_cast<double>(most) / kMiB, static_cast<double>(budget.budget()) / kMiB);
+  EXPECT_LE(most.load(), bound);
+  EXPECT_GT(most.load(), 2 * kBlock) << "the engines held (almost) nothing: not sampled?";
+  for (auto& e : engines) e->close();
+  EXPECT_EQ(budget.clients(), 0u);
+}
+
+}  // namespace
+}  // namespace prefetch
