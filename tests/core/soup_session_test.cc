@@ -60,6 +60,24 @@ TEST_F(SessionSettingsTest, EverySessionSettingCounts) {
   EXPECT_TRUE(differs([](HttpOptions& o) { o.proxy_id = "u"; }));
   EXPECT_TRUE(differs([](HttpOptions& o) { o.proxy_pw = "p"; }));
   EXPECT_TRUE(differs([](HttpOptions& o) { o.ssl_strict = false; }));
+  EXPECT_TRUE(differs([](HttpOptions& o) { o.max_host_connections = 4; }));
+}
+
+// max-host-connections caps the session's sockets to a host (idle ones
+// included); without it the cap is far above any host budget.
+TEST_F(SessionSettingsTest, TheHostLimitCapsTheSessionsConnectionsPerHost) {
+  const auto per_host = [](const HttpOptions& o) {
+    std::string problem;
+    SoupSession* s = make_session(session_settings(o, nullptr), &problem);
+    guint n = 0;
+    g_object_get(s, "max-conns-per-host", &n, nullptr);
+    g_object_unref(s);
+    return n;
+  };
+  HttpOptions o = http();
+  EXPECT_EQ(per_host(o), kSessionConnsPerHost);
+  o.max_host_connections = 6;
+  EXPECT_EQ(per_host(o), 6u);
 }
 
 TEST_F(SessionSettingsTest, TlsObjectsCountByIdentity) {
