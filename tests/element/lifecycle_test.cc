@@ -519,6 +519,10 @@ TEST_F(StandbyTest, PadModeSwitchStandbyIsAdoptedByTheStartThatFollows) {
       },
       nullptr, nullptr);
   GST_PAD_ELEMENT_PRIVATE(sinkpad_) = &buffers;
+  // One block per request, so the blocks after the first wait at the origin
+  // (serve_head_only) with their requests open. Without it the first span
+  // may bring the whole file before any other is sent (a fast loopback).
+  g_object_set(src_, "max-request-size", static_cast<guint64>(kBlock), nullptr);
   gst_pad_set_event_function(sinkpad_, [](GstPad*, GstObject*, GstEvent* event) -> gboolean {
     gst_event_unref(event);
     return TRUE;
