@@ -57,7 +57,7 @@ TEST(ByteBudgetTest, TheReserveKeepsABlockForEveryClient) {
   ByteBudget b;
   std::vector<ByteBudget::ClientId> ids;
   for (int i = 0; i < 8; ++i) ids.push_back(b.add_client());
-  const uint64_t share = b.share();  // 6 MiB of the default 48
+  const uint64_t share = b.share();  // the default budget over 8
   b.add(ids[0], static_cast<int64_t>(share));
   // Past its share: only if the process stays under the budget less a
   // reserve of one (1 MiB) block per client.

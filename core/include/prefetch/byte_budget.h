@@ -33,7 +33,7 @@ namespace prefetch {
 class ByteBudget {
  public:
   using ClientId = uint64_t;
-  static constexpr uint64_t kDefaultBytes = 48ull << 20;
+  static constexpr uint64_t kDefaultBytes = 32ull << 20;
 
   // The process's budget, shared by every engine of the process.
   static ByteBudget& process();
