@@ -134,7 +134,7 @@ TEST(ByteBudgetEngineTest, EightEnginesStayWithinTheProcessBudget) {
     }
   });
   std::vector<std::thread> readers;
-  std::vector<bool> exact(kEngines, false);
+  std::vector<char> exact(kEngines, 0);  // one element per thread (not vector<bool>'s bits)
   for (int i = 0; i < kEngines; ++i) {
     readers.emplace_back([&, i] {
       std::vector<uint8_t> out;
