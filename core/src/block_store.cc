@@ -28,21 +28,15 @@ BlockBuffer::~BlockBuffer() {
 }
 
 BufferPool::~BufferPool() {
-  for (const auto& b : free_) account(-static_cast<int64_t>(b->capacity()));
+  for (const auto& b : free_) account_.drop(b.get());
 }
 
 std::shared_ptr<BlockBuffer> BufferPool::get(size_t n) {
-  // A buffer outliving the pool still leaves the account (an unknown
-  // client's is ignored).
-  ByteBudget* budget = budget_;
-  const ByteBudget::ClientId client = client_;
-  const auto unaccount = [budget, client](const BlockBuffer* p) {
-    if (budget) budget->add(client, -static_cast<int64_t>(p->capacity()));
-  };
+  const Account account = account_;
   if (n > size_) {
-    account(static_cast<int64_t>(n));
-    return std::shared_ptr<BlockBuffer>(new BlockBuffer(n), [unaccount](BlockBuffer* p) {
-      unaccount(p);
+    account.add(static_cast<int64_t>(n));
+    return std::shared_ptr<BlockBuffer>(new BlockBuffer(n), [account](BlockBuffer* p) {
+      account.drop(p);
       delete p;
     });
   }
@@ -56,14 +50,14 @@ std::shared_ptr<BlockBuffer> BufferPool::get(size_t n) {
   }
   if (!b) {
     b = new BlockBuffer(size_);
-    account(static_cast<int64_t>(size_));
+    account.add(static_cast<int64_t>(size_));
   }
   std::weak_ptr<BufferPool> home = weak_from_this();
-  return std::shared_ptr<BlockBuffer>(b, [home, unaccount](BlockBuffer* p) {
+  return std::shared_ptr<BlockBuffer>(b, [home, account](BlockBuffer* p) {
     if (auto pool = home.lock()) {
       pool->put(p);
     } else {
-      unaccount(p);
+      account.drop(p);
       delete p;
     }
   });
@@ -71,14 +65,15 @@ std::shared_ptr<BlockBuffer> BufferPool::get(size_t n) {
 
 void BufferPool::put(BlockBuffer* b) {
   std::unique_ptr<BlockBuffer> owned(b);
-  {
+  const bool over = account_.budget && account_.budget->over_share(account_.client);
+  if (!over) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (free_.size() < max_free_ && !(budget_ && budget_->over_share(client_))) {
+    if (free_.size() < max_free_) {
       free_.push_back(std::move(owned));
       return;
     }
   }
-  account(-static_cast<int64_t>(b->capacity()));
+  account_.drop(b);
 }
 
 Block* BlockStore::find(uint64_t index) {

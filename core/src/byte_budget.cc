@@ -61,13 +61,20 @@ bool ByteBudget::may_grow(ClientId id, uint64_t more, uint64_t reserve) const {
   return reserved < budget && in_use_ + more <= budget - reserved;
 }
 
-uint64_t ByteBudget::allowance(ClientId id) const {
+ByteBudget::Standing ByteBudget::standing(ClientId id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = clients_.find(id);
+  Standing s;
   const uint64_t budget = budget_locked();
-  if (it == clients_.end()) return budget;
-  const uint64_t others = in_use_ - it->second.held;
-  return std::max(share_locked(), budget > others ? budget - others : 0);
+  s.share = share_locked();
+  auto it = clients_.find(id);
+  if (it == clients_.end()) {
+    s.allowance = budget;
+    return s;
+  }
+  s.held = it->second.held;
+  const uint64_t others = in_use_ - s.held;
+  s.allowance = std::max(s.share, budget > others ? budget - others : 0);
+  return s;
 }
 
 uint64_t ByteBudget::share() const {

@@ -10,6 +10,13 @@
 
 namespace prefetch {
 
+namespace {
+
+// a - b, or 0 if b is larger.
+uint64_t less(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+}  // namespace
+
 Prefetcher::Impl::Impl(Origin* origin, const Config& cfg, Logger log)
     : origin(origin),
       cfg(cfg),
@@ -107,14 +114,10 @@ unsigned Prefetcher::Impl::window_now() const {
 // buffers downstream still holds, buffers kept for reuse); one at least
 // (the reader's, which it takes while it arrives).
 unsigned Prefetcher::Impl::memory_window() const {
-  const ByteBudget& budget = ByteBudget::process();
-  const uint64_t allowance = budget.allowance(memory);
-  const uint64_t held = budget.held(memory);
+  const ByteBudget::Standing s = ByteBudget::process().standing(memory);
   uint64_t in_window = 0;
   store.for_each([&](const Block& b) { in_window += b.buffer ? b.buffer->capacity() : 0; });
-  const uint64_t outside = held > in_window ? held - in_window : 0;
-  const uint64_t room = allowance > outside ? allowance - outside : 0;
-  const uint64_t blocks = room / plan.block_size();
+  const uint64_t blocks = less(s.allowance, less(s.held, in_window)) / plan.block_size();
   return static_cast<unsigned>(std::clamp<uint64_t>(blocks, 1, 1u << 20));
 }
 
@@ -124,12 +127,9 @@ unsigned Prefetcher::Impl::memory_window() const {
 // need it). `leaving`: bytes of a block about to move into it, counted as
 // cache already.
 void Prefetcher::Impl::fit_cache(uint64_t leaving) {
-  const ByteBudget& budget = ByteBudget::process();
-  const uint64_t held = budget.held(memory);
-  const uint64_t cached = cache.bytes() + leaving;
-  const uint64_t besides = std::max(held > cached ? held - cached : 0, plan.block_size());
-  const uint64_t share = budget.share();
-  cache.set_capacity(std::min<uint64_t>(cfg.cache_bytes, share > besides ? share - besides : 0));
+  const ByteBudget::Standing s = ByteBudget::process().standing(memory);
+  const uint64_t besides = std::max(less(s.held, cache.bytes() + leaving), plan.block_size());
+  cache.set_capacity(std::min(cfg.cache_bytes, less(s.share, besides)));
 }
 
 // Requests running for the other region's blocks.

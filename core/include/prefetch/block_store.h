@@ -53,20 +53,28 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
   BufferPool(size_t buffer_size, size_t max_free, ByteBudget* budget = nullptr,
              ByteBudget::ClientId client = 0)
-      : size_(buffer_size), max_free_(max_free), budget_(budget), client_(client) {}
+      : size_(buffer_size), max_free_(max_free), account_{budget, client} {}
   ~BufferPool();
   std::shared_ptr<BlockBuffer> get(size_t n);
 
  private:
+  // Where its buffers' bytes count (none without a budget). Copied into
+  // each buffer's deleter: a buffer may outlive the pool (an unknown
+  // client's change is ignored).
+  struct Account {
+    ByteBudget* budget = nullptr;
+    ByteBudget::ClientId client = 0;
+    void add(int64_t delta) const {
+      if (budget) budget->add(client, delta);
+    }
+    void drop(const BlockBuffer* b) const { add(-static_cast<int64_t>(b->capacity())); }
+  };
+
   void put(BlockBuffer* b);
-  void account(int64_t delta) const {
-    if (budget_) budget_->add(client_, delta);
-  }
 
   const size_t size_;
   const size_t max_free_;
-  ByteBudget* const budget_;
-  const ByteBudget::ClientId client_;
+  const Account account_;
   std::mutex mu_;
   std::vector<std::unique_ptr<BlockBuffer>> free_;
 };

@@ -54,9 +54,17 @@ class ByteBudget {
   // reserve of `reserve` bytes for each client (the block its reader needs
   // now, which it makes unasked).
   bool may_grow(ClientId id, uint64_t more, uint64_t reserve = 0) const;
-  // What the client may hold in all now: max(share, budget - others' bytes).
-  uint64_t allowance(ClientId id) const;
-  uint64_t share() const;  // budget / clients
+  // Where a client stands, read at once (one lock): what it holds, its
+  // share (budget / clients) and what it may hold in all now, its
+  // allowance: max(share, budget - others' bytes).
+  struct Standing {
+    uint64_t held = 0;
+    uint64_t share = 0;
+    uint64_t allowance = 0;
+  };
+  Standing standing(ClientId id) const;
+  uint64_t allowance(ClientId id) const { return standing(id).allowance; }
+  uint64_t share() const;
   bool over_share(ClientId id) const;
 
   // ---- what it looks like now (tests, stats) ----
