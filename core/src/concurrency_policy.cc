@@ -24,7 +24,7 @@ const char* to_string(ConcurrencyWhy why) {
 }
 
 ConcurrencyControl::ConcurrencyControl(const ConcurrencyTuning& tuning, Clock::time_point now)
-    : tuning_(tuning), hold_until_(now), settled_at_(now) {
+    : tuning_(tuning), hold_until_(now), settled_at_(now), probe_wait_(tuning.probe_every) {
   tuning_.max = std::max(1u, tuning_.max);
   current_ = std::clamp(tuning_.start, 1u, tuning_.max);
   ceiling_ = tuning_.max;
@@ -33,6 +33,10 @@ ConcurrencyControl::ConcurrencyControl(const ConcurrencyTuning& tuning, Clock::t
 void ConcurrencyControl::set(unsigned n, ConcurrencyWhy why) {
   current_ = n;
   why_ = why;
+}
+
+void ConcurrencyControl::probe_failed() {
+  probe_wait_ = std::min(tuning_.probe_max, 2 * probe_wait_);
 }
 
 bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point now) {
@@ -45,7 +49,10 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
     // Nearly what the added connections would bring at the old rate each:
     // each connection is capped on its own, so the next step is larger.
     strong_ = rate >= rate_before_ * (1.0 + tuning_.strong_gain * added);
+    const bool probe = why_ == ConcurrencyWhy::kProbe;
+    if (probe && rate >= need) probe_wait_ = tuning_.probe_every;
     if (rate < need) {
+      if (probe) probe_failed();
       // Flat: as many as the rate reached needs at the best rate per
       // connection seen (a host capped in total at 6 connections' worth
       // settles at 6), fewer than now.
@@ -76,7 +83,7 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
   if (current_ < ceiling_) {
     to = linear_ ? current_ + 1 : current_ * (strong_ ? 4 : 2);
     to = std::min(to, ceiling_);
-  } else if (current_ < tuning_.max && now - settled_at_ >= tuning_.probe_every) {
+  } else if (current_ < tuning_.max && now - settled_at_ >= probe_wait_) {
     to = current_ + 1;
     ceiling_ = to;
     why = ConcurrencyWhy::kProbe;
@@ -90,14 +97,27 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
 }
 
 bool ConcurrencyControl::on_overload(std::chrono::milliseconds retry_after, Clock::time_point sent,
-                                     Clock::time_point now) {
-  if (sent < cut_at_) return false;
+                                     Clock::time_point now, unsigned running) {
+  if (sent < cut_at_) {
+    // The same burst: the cut stands, but a request it counted as taken
+    // was refused after all, so the count follows those still running
+    // (not below the cut's floor).
+    const unsigned to = std::max(floor_, std::min(running, current_));
+    if (!running || to >= current_) return false;
+    ceiling_ = to;
+    set(to, ConcurrencyWhy::kOverloaded);
+    return true;
+  }
+  if (judging_ && why_ == ConcurrencyWhy::kProbe) probe_failed();
   cut_at_ = now;
   judging_ = false;
   linear_ = true;
   hold_until_ = now + std::max(tuning_.hold, retry_after);
   settled_at_ = now;
-  const unsigned to = std::max(1u, current_ / 2);
+  // Those running beside the refused one; one fewer than now at least, half
+  // of now at most.
+  floor_ = std::max(1u, current_ / 2);
+  const unsigned to = std::max(floor_, std::min(running, current_ - 1));
   ceiling_ = to;
   if (to == current_) return false;
   set(to, ConcurrencyWhy::kOverloaded);

@@ -94,6 +94,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   bool http2 = false;           // its answer came over HTTP/2: it may not pause
   bool slot_wait = false;       // paused for a transfer slot (else for the look-ahead)
   bool yield = false;           // gives its transfer slot to a span nearer the reader
+  bool winding_down = false;    // cut by the concurrency: ends with its block, runs on nowhere
   // The host budget (engine_budget.cc): queued while no slot is granted
   // (it exists, claims its blocks, counts for the scheduler, but is not
   // sent); holds a slot from its send to its on_done.
@@ -207,6 +208,11 @@ struct Prefetcher::Impl {
     bool lookahead_full = false;
   } interval;
   std::chrono::milliseconds interval_length{50};
+  // An origin that refused a request for load (429, 503) may count a
+  // connection we closed a moment ago as open still: a span that would
+  // take its place waits kCloseGrace after the close (engine_span.cc).
+  bool refuses_load = false;
+  Clock::time_point closed_at{};
   unsigned conc() const { return cfg.auto_concurrency() ? control.current() : cfg.concurrency; }
 
   // ---- all below: called with mu held ----
@@ -257,6 +263,10 @@ struct Prefetcher::Impl {
   void set_interval_length();
   void measure_interval(size_t n, Clock::time_point now);
   void note_overload(const Error& e, Clock::time_point sent);
+  unsigned spans_running() const;
+  std::chrono::milliseconds close_grace() const;
+  void close_fetch(Request& r);
+  void wind_down(Request& r, unsigned to);
   bool hand_back_refused(Request& r, Block* b, const Error& e);
   void concurrency_changed(unsigned before);
 

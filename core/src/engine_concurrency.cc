@@ -2,10 +2,11 @@
 // bytes the transfers bring are counted per interval; at its end the policy
 // hears what the interval showed (did the reader wait, did the look-ahead
 // hold spans back, were all slots busy) and may change the count. A raise
-// lets pump() start more spans; a cut ends the farthest transfers at once
-// (their connections close, their rest is asked for again when a slot is
-// free), so an origin that refuses load or a slow consumer sees fewer
-// connections right away.
+// lets pump() start more spans; a cut (a flat rate, a slow consumer) ends
+// the farthest transfers with the block each is filling (their connections
+// close, their rest is asked for again when a slot is free). A cut for
+// overload comes down to the transfers the origin took, so it ends none:
+// the refused ones are what it sheds.
 
 #include <algorithm>
 #include <cinttypes>
@@ -27,18 +28,21 @@ void Prefetcher::Impl::set_interval_length() {
 void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
   if (!cfg.auto_concurrency()) return;
   interval.bytes += n;
-  if (now - interval.from < interval_length) return;
+  // The starting count is a guess with nothing to judge: the first raise
+  // comes as soon as the reader waits with every slot busy, not an interval
+  // later (the interval after it judges it).
+  const bool first = control.why() == ConcurrencyWhy::kStart && interval.reader_waited &&
+                     now > interval.from && spans_running() >= conc();
+  if (now - interval.from < interval_length && !first) return;
   ConcurrencySample s;
   s.seconds = std::chrono::duration<double>(now - interval.from).count();
   s.bytes = interval.bytes;
   s.reader_waited = interval.reader_waited;
   s.lookahead_full = interval.lookahead_full;
-  unsigned spans = 0;
   for (const Request* r : live) {
-    spans += r->hedge || r->ahead || r->cancelled() ? 0 : 1;
     if (r->state == RequestState::kPaused && !r->slot_wait) s.lookahead_full = true;
   }
-  s.slots_full = spans >= conc();
+  s.slots_full = spans_running() >= conc();
   const unsigned before = conc();
   interval = Interval{now};
   if (control.on_sample(s, now)) {
@@ -47,6 +51,14 @@ void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
         1000 * s.seconds);
     concurrency_changed(before);
   }
+}
+
+// The spans that take a slot of the concurrency (not hedges, not those sent
+// ahead on a connection still busy).
+unsigned Prefetcher::Impl::spans_running() const {
+  unsigned n = 0;
+  for (const Request* r : live) n += r->hedge || r->ahead || r->cancelled() ? 0 : 1;
+  return n;
 }
 
 namespace {
@@ -59,12 +71,13 @@ bool refused_for_load(const Error& e) { return e.http_status == 429 || e.http_st
 // 429 and 503 say the origin wants less; so does a refused connection once
 // it has answered before.
 void Prefetcher::Impl::note_overload(const Error& e, Clock::time_point sent) {
+  if (refused_for_load(e)) refuses_load = true;
   if (!cfg.auto_concurrency()) return;
   const bool refused = e.kind == ErrorKind::kOpenRead && e.transient && known.opened;
   if (!refused_for_load(e) && !refused) return;
   const unsigned before = conc();
   const Clock::time_point now = Clock::now();
-  if (!control.on_overload(e.retry_after, sent, now)) return;
+  if (!control.on_overload(e.retry_after, sent, now, spans_running())) return;
   interval = Interval{now};
   log(LogLevel::kInfo, "concurrency %u -> %u: %s (%s)", before, conc(), to_string(control.why()),
       e.message.c_str());
@@ -93,20 +106,40 @@ void Prefetcher::Impl::concurrency_changed(unsigned before) {
     if (!cfg.lookahead_blocks) raise_lookahead(2 * to);
     return pump();
   }
-  // Fewer: the farthest spans end, those sent ahead too, keeping `to` of each.
+  // Fewer: the farthest spans end, those sent ahead too, keeping `to` of
+  // each. One with no byte yet ends now. For a flat rate the others finish
+  // their claim within the look-ahead (what they were sent for; only they
+  // are not replaced); for a slow consumer each ends with the block it
+  // fills, so no byte it brought is thrown away.
   for (const bool ahead : {false, true}) {
     std::vector<Request*> spans;
     for (Request* r : live)
-      if (!r->hedge && !r->cancelled() && r->ahead == ahead) spans.push_back(r);
+      if (!r->hedge && !r->cancelled() && !r->winding_down && r->ahead == ahead) spans.push_back(r);
     if (spans.size() <= to) continue;
     std::sort(spans.begin(), spans.end(),
               [](const Request* a, const Request* b) { return a->pos < b->pos; });
-    for (size_t i = to; i < spans.size(); ++i) {
-      log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": concurrency %u",
-          spans[i]->id, spans[i]->pos, to);
-      cancel_request(spans[i]->shared_from_this());
-    }
+    for (size_t i = to; i < spans.size(); ++i) wind_down(*spans[i], to);
   }
+}
+
+void Prefetcher::Impl::wind_down(Request& r, unsigned to) {
+  const ByteRange block = plan.range(plan.index_of(r.pos));
+  const uint64_t until = control.why() == ConcurrencyWhy::kRateFlat
+                             ? (read_block + window_now()) * plan.block_size()
+                             : block.end;
+  if (r.first_byte != Clock::time_point{} && r.pos > block.begin && r.pos < r.end) {
+    r.end = std::min(r.end, std::max(until, block.end));
+    r.winding_down = true;
+    log(LogLevel::kDebug,
+        "span %" PRIu64 " ends at byte %" PRIu64
+        " (its claim's end within the look-ahead): "
+        "concurrency %u",
+        r.id, r.end, to);
+    return;
+  }
+  log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": concurrency %u", r.id, r.pos,
+      to);
+  cancel_request(r.shared_from_this());
 }
 
 }  // namespace prefetch

@@ -89,7 +89,16 @@ void Prefetcher::Impl::cancel_request(const std::shared_ptr<Request>& r) {
   const bool full = r->state == RequestState::kFull || r->state == RequestState::kCut;
   r->state = full ? RequestState::kDraining : RequestState::kCancelled;
   if (r->queued) return unqueue(r);
+  // Its connection closes unless the answer's end is about to be read.
+  if (r->pos < r->asked_end) return close_fetch(*r);
   if (r->fetch) r->fetch->cancel();
+}
+
+// Cancels `r`'s transfer mid-answer: its connection closes (see close_grace).
+void Prefetcher::Impl::close_fetch(Request& r) {
+  if (!r.fetch) return;
+  closed_at = Clock::now();
+  r.fetch->cancel();
 }
 
 // Block `b` lost its request: unless complete, raced by a hedge or parked,
@@ -258,7 +267,7 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
     if (!r.is_stream() || (plan.size() && r.pos >= *plan.size())) {
       log(LogLevel::kWarning, "span %" PRIu64 ": body longer than its range, cut", r.id);
       r.state = RequestState::kCut;
-      r.fetch->cancel();
+      close_fetch(r);
     } else {
       r.pos += n;  // skipping towards the reader in stream mode
     }

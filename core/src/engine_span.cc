@@ -20,7 +20,9 @@ namespace {
 
 // A rate is told once this much came over this long.
 constexpr uint64_t kRateMinBytes = 32 * 1024;
-constexpr double kRateMinSeconds = 0.02;
+constexpr double kRateMinSeconds = 0.01;
+
+constexpr std::chrono::milliseconds kCloseGrace{50};
 
 std::string last_block(uint64_t end, uint64_t block_size) {
   if (end == kOpenEnd) return "end";
@@ -124,6 +126,16 @@ bool Prefetcher::Impl::start_next_span(uint64_t to_block, Request* behind) {
   return true;
 }
 
+// On an origin that refused a request for load, a new connection right
+// after one of ours closed mid-answer would likely be refused too: the
+// origin may not have seen the close yet (it notices at its next write).
+// The span waits out the rest of kCloseGrace from that close.
+std::chrono::milliseconds Prefetcher::Impl::close_grace() const {
+  if (!refuses_load) return std::chrono::milliseconds(0);
+  const auto left = closed_at + kCloseGrace - Clock::now();
+  return std::max(std::chrono::milliseconds(0), std::chrono::ceil<std::chrono::milliseconds>(left));
+}
+
 // Starts the span `c` chose; `owner` is the span whose claim it splits.
 void Prefetcher::Impl::start_span(const SpanChoice& c, Request* owner, Request* behind) {
   const uint64_t bs = plan.block_size();
@@ -153,7 +165,7 @@ void Prefetcher::Impl::start_span(const SpanChoice& c, Request* owner, Request* 
   if (!cfg.max_request_bytes && !exact_reads && !http2)
     asked = plan.size() ? *plan.size() : (size_bound ? *size_bound : kOpenEnd);
   std::shared_ptr<Request> req =
-      launch(pos, end, b, std::chrono::milliseconds(0), 1, nullptr, behind != nullptr, asked);
+      launch(pos, end, b, close_grace(), 1, nullptr, behind != nullptr, asked);
   if (behind) {
     behind->next = req;
     behind->sent_ahead = true;
@@ -335,7 +347,7 @@ void Prefetcher::Impl::pause_span(Request& r, bool for_slot) {
 void Prefetcher::Impl::span_reached_end(Request& r) {
   log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": split", r.id, r.pos);
   r.state = RequestState::kCancelled;
-  if (r.fetch) r.fetch->cancel();
+  close_fetch(r);
 }
 
 // Span `r` reached the end of its claim, where the span that took the rest
@@ -390,7 +402,7 @@ bool Prefetcher::Impl::run_on(Request& r) {
 // Where a span's body goes next: the block at its front, made now if the
 // window holds it; a pause where the look-ahead ends.
 uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
-  if (r.pos >= r.end && !take_over_next(r) && !run_on(r)) {
+  if (r.pos >= r.end && (r.winding_down || (!take_over_next(r) && !run_on(r)))) {
     if (r.pos >= r.asked_end) {
       // All it asked for is in: let the origin find the end of the body,
       // or notice it is longer than asked.

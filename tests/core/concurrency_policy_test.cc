@@ -175,6 +175,66 @@ TEST(ConcurrencyPolicy, OverloadHalvesOncePerBurstAndHoldsForRetryAfter) {
   EXPECT_EQ(r.c.current(), 2u);
 }
 
+// An origin that serves 6 connections and refuses the rest: the raise to 8
+// draws two 503s. The first cuts to the transfers running beside it (7:
+// the other refused one is still waiting for its answer), the second,
+// from the same burst, to the 6 still running; no new hold starts.
+TEST(ConcurrencyPolicy, OverloadComesDownToTheTransfersTheOriginTook) {
+  ConcurrencyTuning t;
+  t.start = 8;
+  Drive r(t);
+  const Clock::time_point sent = r.now - milliseconds(5);
+  EXPECT_TRUE(r.c.on_overload(milliseconds(1000), sent, r.now, 7));
+  EXPECT_EQ(r.c.current(), 7u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kOverloaded);
+  EXPECT_TRUE(r.c.on_overload(milliseconds(1000), sent, r.now + milliseconds(1), 6));
+  EXPECT_EQ(r.c.current(), 6u);
+  EXPECT_EQ(r.c.ceiling(), 6u);
+  // Not below half the count before the burst, whatever is left running.
+  EXPECT_TRUE(r.c.on_overload(milliseconds(1000), sent, r.now + milliseconds(2), 1));
+  EXPECT_EQ(r.c.current(), 4u);
+  // A later refusal with as many running as now: still one fewer.
+  EXPECT_TRUE(
+      r.c.on_overload(milliseconds(1000), r.now + milliseconds(3), r.now + milliseconds(4), 4));
+  EXPECT_EQ(r.c.current(), 3u);
+}
+
+// A probe the origin refuses doubles the wait before the next one, up to
+// probe_max; one that pays brings it back.
+TEST(ConcurrencyPolicy, ARefusedProbeWaitsLongerForTheNext) {
+  ConcurrencyTuning t;
+  t.start = 6;
+  t.max = 16;
+  t.probe_every = milliseconds(5000);
+  t.probe_max = milliseconds(20000);
+  Drive r(t);
+  // Overload at 6 with 5 running: ceiling 5.
+  EXPECT_TRUE(r.c.on_overload(milliseconds(-1), r.now, r.now, 5));
+  EXPECT_EQ(r.c.current(), 5u);
+  auto probe = [&] {
+    const Clock::time_point from = r.now;
+    while (r.c.current() == 5) r.sample(waiting(20));
+    EXPECT_EQ(r.c.why(), ConcurrencyWhy::kProbe);
+    return std::chrono::duration_cast<milliseconds>(r.now - from);
+  };
+  EXPECT_GE(probe(), milliseconds(5000));
+  EXPECT_TRUE(r.c.on_overload(milliseconds(-1), r.now, r.now, 5));
+  EXPECT_EQ(r.c.probe_wait(), milliseconds(10000));
+  EXPECT_GE(probe(), milliseconds(10000));
+  EXPECT_TRUE(r.c.on_overload(milliseconds(-1), r.now, r.now, 5));
+  EXPECT_EQ(r.c.probe_wait(), milliseconds(20000));
+  EXPECT_GE(probe(), milliseconds(20000));
+  EXPECT_TRUE(r.c.on_overload(milliseconds(-1), r.now, r.now, 5));
+  EXPECT_EQ(r.c.probe_wait(), milliseconds(20000));  // probe_max
+  // This probe pays (+25 %): the wait is back to probe_every, and while
+  // probes pay the count goes on up, one at a time.
+  probe();
+  EXPECT_EQ(r.c.current(), 6u);
+  EXPECT_TRUE(r.sample(waiting(25)));
+  EXPECT_EQ(r.c.probe_wait(), milliseconds(5000));
+  EXPECT_EQ(r.c.current(), 7u);
+}
+
 TEST(ConcurrencyPolicy, OverloadAtOneStaysAtOne) {
   ConcurrencyTuning t;
   t.start = 1;

@@ -207,6 +207,11 @@ void FakeOrigin::set_busy_limit(unsigned limit, std::string retry_after) {
   busy_retry_after_ = std::move(retry_after);
 }
 
+void FakeOrigin::set_total_chunk_interval(std::chrono::microseconds interval) {
+  std::lock_guard<std::mutex> lock(mu_);
+  total_interval_ = interval;
+}
+
 unsigned FakeOrigin::busy_answers() const {
   std::lock_guard<std::mutex> lock(mu_);
   return busy_answers_;
@@ -294,8 +299,10 @@ std::shared_ptr<FakeOrigin::State> FakeOrigin::pick(FakeClock::time_point now,
     if (s->done) continue;
     if (s->cancelled) return s;
     if (parked(*s)) continue;
-    if (s->due > now) {
-      *next_due = std::min(*next_due, s->due);
+    // The host's total cap holds back bodies, not heads.
+    const FakeClock::time_point due = s->head_sent ? std::max(s->due, total_due_) : s->due;
+    if (due > now) {
+      *next_due = std::min(*next_due, due);
       continue;
     }
     if (!best || s->due < best->due) best = s;
@@ -477,6 +484,8 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
   s->sent += n;
   records_[s->id].body_bytes = s->sent;
   s->due = FakeClock::now() + reply.chunk_interval;
+  if (total_interval_.count())
+    total_due_ = std::max(total_due_, FakeClock::now()) + total_interval_;
 }
 
 }  // namespace prefetch::testing

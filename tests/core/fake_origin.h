@@ -90,6 +90,9 @@ class FakeOrigin : public Origin {
   // A request that finds `limit` or more fetches running is answered 503
   // with this Retry-After, whatever the script says (0: no limit).
   void set_busy_limit(unsigned limit, std::string retry_after);
+  // A host capped in total: body chunks of all responses together go out
+  // at most one per `interval` (0: no cap), on top of each reply's own pace.
+  void set_total_chunk_interval(std::chrono::microseconds interval);
   // Replaces the resource (its bytes and validator) for requests started later.
   void change_resource(std::vector<uint8_t> data, std::string validator);
   const std::vector<uint8_t>& data() const { return *data_; }  // the initial bytes
@@ -160,6 +163,8 @@ class FakeOrigin : public Origin {
   unsigned in_flight_ = 0;
   unsigned max_in_flight_ = 0;
   unsigned busy_limit_ = 0;
+  std::chrono::microseconds total_interval_{0};
+  FakeClock::time_point total_due_{};  // when the host may send its next chunk
   std::string busy_retry_after_;
   unsigned busy_answers_ = 0;
   bool in_callback_ = false;

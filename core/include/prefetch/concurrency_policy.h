@@ -14,11 +14,17 @@
 //    host's total cap, the CPU): the count comes back to what the rate it
 //    reached needs at the best rate per connection seen (fewer than now),
 //    and that becomes the ceiling. Every `probe_every` at
-//    the ceiling it tries one more.
-//  - 429, 503 or a refused connection halve it (multiplicative decrease; once
-//    per burst: only a request sent after the last cut can cut again), the
-//    ceiling comes down with it, nothing is raised before Retry-After (at
-//    least `hold`) and from there it grows one at a time.
+//    the ceiling it tries one more; each probe that does not pay (flat, or
+//    refused) doubles the wait before the next, up to `probe_max`, and one
+//    that pays brings it back to `probe_every`.
+//  - 429, 503 or a refused connection cut it (once per burst: only a request
+//    sent after the last cut can cut again, but a refusal of one the cut
+//    counted as taken lowers it to those still running) to the transfers
+//    still running beside the refused one: the origin took those and
+//    refused the rest (a connection limit tells its number that way), and
+//    none of them is ended. The cut is by one at least, by half at most (multiplicative
+//    decrease); the ceiling comes down with it, nothing is raised before
+//    Retry-After (at least `hold`) and from there only probes raise it.
 //  - When the consumer is slower than the origin (the look-ahead held spans
 //    back while the reader never waited) it drops one per interval, down to
 //    one: no more connections than keep the look-ahead full.
@@ -37,6 +43,7 @@ struct ConcurrencyTuning {
   double strong_gain = 0.75;             // a rise of this much of it: the next raise is x4, not x2
   std::chrono::milliseconds hold{1000};  // after an overload, at least this before a raise
   std::chrono::milliseconds probe_every{5000};
+  std::chrono::milliseconds probe_max{60000};  // the longest wait between probes
 };
 
 // What one interval showed.
@@ -75,14 +82,18 @@ class ConcurrencyControl {
   bool on_sample(const ConcurrencySample& s, Clock::time_point now);
   // The origin refused a request for load (429, 503) or a connection was
   // refused. `retry_after` < 0 if the answer said none; `sent`: when that
-  // request went out. True if current() changed: a request sent before the
-  // last cut answers the load that cut already answered, and changes
-  // nothing.
+  // request went out; `running`: how many of our transfers run beside the
+  // refused one (0 if not known). True if current()
+  // changed: a request sent before the last cut answers the load that cut
+  // already answered, and changes nothing.
   bool on_overload(std::chrono::milliseconds retry_after, Clock::time_point sent,
-                   Clock::time_point now);
+                   Clock::time_point now, unsigned running = 0);
+  // How long it waits at the ceiling before the next probe.
+  std::chrono::milliseconds probe_wait() const { return probe_wait_; }
 
  private:
   void set(unsigned n, ConcurrencyWhy why);
+  void probe_failed();  // a probe did not pay: wait longer for the next
 
   ConcurrencyTuning tuning_;
   unsigned current_;
@@ -97,7 +108,9 @@ class ConcurrencyControl {
   bool strong_ = false;        // the last raise paid nearly in full
   Clock::time_point hold_until_;
   Clock::time_point cut_at_{};    // the last overload's cut
+  unsigned floor_ = 1;            // ... and the least it may come to (half the count before it)
   Clock::time_point settled_at_;  // when it last came to the ceiling
+  std::chrono::milliseconds probe_wait_;
 };
 
 }  // namespace prefetch
