@@ -245,6 +245,7 @@ struct Prefetcher::Impl {
   bool may_hold(uint64_t i) const;
   bool memory_allows(uint64_t i) const;
   unsigned memory_window() const;
+  bool keeps_behind() const;
   void fit_cache(uint64_t leaving);
   Block* make_block(uint64_t i, uint64_t from);
   unsigned transferring() const;

@@ -121,6 +121,13 @@ unsigned Prefetcher::Impl::memory_window() const {
   return static_cast<unsigned>(std::clamp<uint64_t>(blocks, 1, 1u << 20));
 }
 
+// Whether the engine's share of the byte budget holds the blocks kept
+// behind the reader beside the reader's own.
+bool Prefetcher::Impl::keeps_behind() const {
+  const ByteBudget::Standing s = ByteBudget::process().standing(memory);
+  return s.share >= (uint64_t{cfg.keep_behind} + 1) * plan.block_size();
+}
+
 // The cache lives within the engine's share of the byte budget, less what
 // it holds besides, and at least the block the reader takes next (never on
 // what other engines have not taken: it could not give that back when they
@@ -304,18 +311,23 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
   window = step.window;
   other_region = m.other;
   if (step.park_from && !known.stream_mode) park(from);
+  // Blocks behind the reader only while its share of the byte budget holds
+  // them beside the reader's block (32 engines in the default budget have a
+  // block each: what they keep behind would double their memory).
+  const uint64_t keep_from =
+      keeps_behind() ? step.keep_from : std::max(step.keep_from, std::min(idx, step.keep_to));
   store.drop_outside(
-      step.keep_from, step.keep_to,
+      keep_from, step.keep_to,
       [&](const Block& b) {
         return (cache.is_parked(b.index) && !b.complete()) || kept_elsewhere(b.index);
       },
       [&](Block& b) { retire(b); });
-  drop_far_spans(step.keep_from, step.keep_to, step.move != Move::kJump);
+  drop_far_spans(keep_from, step.keep_to, step.move != Move::kJump);
   // Blocks kept behind the reader are only worth it when complete (or by the
   // rule in keeps_incomplete_behind).
   AccessInput moved = in;
   moved.from = from;
-  for (uint64_t i = step.keep_from; i < idx; ++i) {
+  for (uint64_t i = keep_from; i < idx; ++i) {
     Block* b = store.find(i);
     if (b && !b->complete() && !kept_elsewhere(i) &&
         !keeps_incomplete_behind(step, moved, i, cache.is_parked(i))) {
@@ -325,7 +337,7 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
   }
   // Unparked once it is back in the window (or gone).
   if (const auto& p = cache.parked();
-      p && (!store.find(*p) || (*p >= step.keep_from && *p < step.keep_to)))
+      p && (!store.find(*p) || (*p >= keep_from && *p < step.keep_to)))
     cache.unpark();
   if (known.stream_mode && stream && plan.index_of(stream->pos) > idx && !store.find(idx)) {
     log(LogLevel::kDebug, "stream at byte %" PRIu64 " is past the reader: restarting", stream->pos);

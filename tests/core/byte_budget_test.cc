@@ -161,5 +161,52 @@ TEST(ByteBudgetEngineTest, EightEnginesStayWithinTheProcessBudget) {
   EXPECT_EQ(budget.clients(), 0u);
 }
 
+// The block behind the reader is kept for a backward read while the
+// engine's share of the budget holds it beside the reader's block; with 32
+// engines in the default budget (a block's share each) it goes once the
+// reader leaves it, and a read back there asks the origin again.
+class KeepBehindTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(KeepBehindTest, TheBlockBehindIsKeptOnlyWhereTheShareHoldsIt) {
+  const bool crowded = GetParam();
+  constexpr uint64_t kBlock = 1 * kMiB;
+  auto origin = std::make_shared<testing::FakeOrigin>(testing::PatternBytes(4 * kBlock));
+  ByteBudget& budget = ByteBudget::process();
+  ASSERT_EQ(budget.clients(), 0u) << "another test left an engine registered";
+  std::vector<ByteBudget::ClientId> others;
+  if (crowded)
+    for (int i = 0; i < 31; ++i) others.push_back(budget.add_client());
+  Config c;
+  c.block_size = kBlock;
+  c.concurrency = 1;
+  auto engine = std::make_unique<Prefetcher>(origin, c);
+  auto read_at = [&](uint64_t offset) {
+    ReadResult r = engine->read(offset, 4096, ReadMode::kAvailable);
+    EXPECT_EQ(r.status, ReadStatus::kOk) << r.error.message;
+    EXPECT_EQ(r.chunk.offset, offset);
+    EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size),
+              std::vector<uint8_t>(
+                  origin->data().begin() + static_cast<ptrdiff_t>(offset),
+                  origin->data().begin() + static_cast<ptrdiff_t>(offset + r.chunk.size)));
+  };
+  // Through block 0 to the end, then into block 1: block 0 is behind.
+  for (uint64_t offset = 0; offset < kBlock; offset += 4096) read_at(offset);
+  read_at(kBlock + 4096);
+  read_at(kBlock / 2);  // back into block 0
+  unsigned asked_for_block0 = 0;
+  for (const testing::RequestRecord& r : origin->requests())
+    asked_for_block0 += r.begin < kBlock ? 1 : 0;
+  EXPECT_EQ(asked_for_block0, crowded ? 2u : 1u);
+  engine->close();
+  for (ByteBudget::ClientId id : others) budget.remove_client(id);
+  EXPECT_EQ(budget.clients(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(ByteBudgetEngineTest, KeepBehindTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? std::string("ThirtyTwoEngines")
+                                          : std::string("OneEngine");
+                         });
+
 }  // namespace
 }  // namespace prefetch
