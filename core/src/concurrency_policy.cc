@@ -81,7 +81,11 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
   unsigned to = 0;
   ConcurrencyWhy why = ConcurrencyWhy::kRateRose;
   if (current_ < ceiling_) {
-    to = linear_ ? current_ + 1 : current_ * (strong_ ? 4 : 2);
+    // The first raise (from a guess, nothing judged) is x4 where judging
+    // one takes long: each step costs an interval of two first-byte times.
+    const bool first_long =
+        why_ == ConcurrencyWhy::kStart && s.judge_seconds >= tuning_.long_interval.count() / 1000.0;
+    to = linear_ ? current_ + 1 : current_ * (strong_ || first_long ? 4 : 2);
     to = std::min(to, ceiling_);
   } else if (current_ < tuning_.max && now - settled_at_ >= probe_wait_) {
     to = current_ + 1;

@@ -38,6 +38,7 @@ void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
   s.seconds = std::chrono::duration<double>(now - interval.from).count();
   s.bytes = interval.bytes;
   s.reader_waited = interval.reader_waited;
+  s.judge_seconds = std::chrono::duration<double>(interval_length).count();
   s.lookahead_full = interval.lookahead_full;
   for (const Request* r : live) {
     if (r->state == RequestState::kPaused && !r->slot_wait) s.lookahead_full = true;

@@ -102,6 +102,30 @@ TEST(ConcurrencyPolicy, APartialRiseDoublesAgain) {
   EXPECT_EQ(r.c.current(), 32u);
 }
 
+// Where first bytes take long (an interval of two of them is 200 ms or
+// more) the first raise is x4: each step waits an interval to be judged.
+// Later raises double as before unless the last one paid nearly in full.
+TEST(ConcurrencyPolicy, TheFirstRaiseIsX4WhereIntervalsAreLong) {
+  for (const double judge : {0.05, 0.2, 0.8}) {
+    Drive r;
+    ConcurrencySample s = waiting(6);
+    s.judge_seconds = judge;
+    EXPECT_TRUE(r.sample(s));
+    EXPECT_EQ(r.c.current(), judge >= 0.2 ? 16u : 8u) << judge;
+  }
+  ConcurrencyTuning t;
+  t.max = 64;
+  Drive r(t);
+  ConcurrencySample s = waiting(6);
+  s.judge_seconds = 0.8;
+  EXPECT_TRUE(r.sample(s));
+  EXPECT_EQ(r.c.current(), 16u);
+  s = waiting(15);  // +150 % for +300 %: a rise, not a strong one
+  s.judge_seconds = 0.8;
+  EXPECT_TRUE(r.sample(s));
+  EXPECT_EQ(r.c.current(), 32u);
+}
+
 // A small raise needs at least min_gain: noise of a few percent is flat.
 TEST(ConcurrencyPolicy, AProbeThatPaysLittleIsFlat) {
   ConcurrencyTuning t;

@@ -6,7 +6,10 @@
 //  - It starts at `start`. While the reader waits for bytes and every slot is
 //    in use, it doubles (slow start): an origin that caps each connection (a
 //    throttled mirror) rewards every connection added. A raise that paid
-//    nearly in full (`strong_gain`) is followed by a x4 one.
+//    nearly in full (`strong_gain`) is followed by a x4 one. So is the first
+//    where intervals are `long_interval` or more: a step there costs two
+//    first-byte times of waiting, and a step too far is undone by the next
+//    judgement.
 //  - Each raise is judged by the next interval: the delivered rate must beat
 //    the one before it by a clear margin (`gain` of what the added
 //    connections would bring at the old rate per connection, and at least
@@ -44,6 +47,9 @@ struct ConcurrencyTuning {
   std::chrono::milliseconds hold{1000};  // after an overload, at least this before a raise
   std::chrono::milliseconds probe_every{5000};
   std::chrono::milliseconds probe_max{60000};  // the longest wait between probes
+  // Intervals this long or longer (first bytes take 100 ms and more): the
+  // first raise is x4, not x2.
+  std::chrono::milliseconds long_interval{200};
 };
 
 // What one interval showed.
@@ -53,6 +59,7 @@ struct ConcurrencySample {
   bool reader_waited = false;   // the reader waited for bytes (the network is the bottleneck)
   bool lookahead_full = false;  // the look-ahead held spans back (the consumer is)
   bool slots_full = false;      // every slot was in use at its end
+  double judge_seconds = 0;     // how long the engine's intervals are (two first-byte times)
 };
 
 enum class ConcurrencyWhy {
