@@ -84,7 +84,8 @@ bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point
     // The first raise (from a guess, nothing judged) is x4 where judging
     // one takes long: each step costs an interval of two first-byte times.
     const bool first_long =
-        why_ == ConcurrencyWhy::kStart && s.judge_seconds >= tuning_.long_interval.count() / 1000.0;
+        why_ == ConcurrencyWhy::kStart &&
+        s.judge_seconds >= std::chrono::duration<double>(tuning_.long_interval).count();
     to = linear_ ? current_ + 1 : current_ * (strong_ || first_long ? 4 : 2);
     to = std::min(to, ceiling_);
   } else if (current_ < tuning_.max && now - settled_at_ >= probe_wait_) {
@@ -106,7 +107,7 @@ bool ConcurrencyControl::on_overload(std::chrono::milliseconds retry_after, Cloc
     // The same burst: the cut stands, but a request it counted as taken
     // was refused after all, so the count follows those still running
     // (not below the cut's floor).
-    const unsigned to = std::max(floor_, std::min(running, current_));
+    const unsigned to = std::max(floor_, running);
     if (!running || to >= current_) return false;
     ceiling_ = to;
     set(to, ConcurrencyWhy::kOverloaded);

@@ -30,10 +30,15 @@ void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
   interval.bytes += n;
   // The starting count is a guess with nothing to judge: the first raise
   // comes as soon as the reader waits with every slot busy, not an interval
-  // later (the interval after it judges it).
-  const bool first = control.why() == ConcurrencyWhy::kStart && interval.reader_waited &&
-                     now > interval.from && spans_running() >= conc();
-  if (now - interval.from < interval_length && !first) return;
+  // later (the interval after it judges it). This runs per chunk on the I/O
+  // thread: the slots are counted (a walk of the live requests) only once
+  // an interval is due or that first raise may be.
+  const bool due = now - interval.from >= interval_length;
+  const bool may_start =
+      control.why() == ConcurrencyWhy::kStart && interval.reader_waited && now > interval.from;
+  if (!due && !may_start) return;
+  const bool slots_full = spans_running() >= conc();
+  if (!due && !slots_full) return;
   ConcurrencySample s;
   s.seconds = std::chrono::duration<double>(now - interval.from).count();
   s.bytes = interval.bytes;
@@ -43,7 +48,7 @@ void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
   for (const Request* r : live) {
     if (r->state == RequestState::kPaused && !r->slot_wait) s.lookahead_full = true;
   }
-  s.slots_full = spans_running() >= conc();
+  s.slots_full = slots_full;
   const unsigned before = conc();
   interval = Interval{now};
   if (control.on_sample(s, now)) {
@@ -125,17 +130,15 @@ void Prefetcher::Impl::concurrency_changed(unsigned before) {
 
 void Prefetcher::Impl::wind_down(Request& r, unsigned to) {
   const ByteRange block = plan.range(plan.index_of(r.pos));
-  const uint64_t until = control.why() == ConcurrencyWhy::kRateFlat
-                             ? (read_block + window_now()) * plan.block_size()
-                             : block.end;
   if (r.first_byte != Clock::time_point{} && r.pos > block.begin && r.pos < r.end) {
-    r.end = std::min(r.end, std::max(until, block.end));
+    uint64_t until = block.end;
+    if (control.why() == ConcurrencyWhy::kRateFlat)
+      until = std::max(until, (read_block + window_now()) * plan.block_size());
+    r.end = std::min(r.end, until);
     r.winding_down = true;
     log(LogLevel::kDebug,
-        "span %" PRIu64 " ends at byte %" PRIu64
-        " (its claim's end within the look-ahead): "
-        "concurrency %u",
-        r.id, r.end, to);
+        "span %" PRIu64 " winds down: it ends at byte %" PRIu64 ", concurrency %u", r.id, r.end,
+        to);
     return;
   }
   log(LogLevel::kDebug, "span %" PRIu64 " ends at byte %" PRIu64 ": concurrency %u", r.id, r.pos,

@@ -124,8 +124,7 @@ unsigned Prefetcher::Impl::memory_window() const {
 // Whether the engine's share of the byte budget holds the blocks kept
 // behind the reader beside the reader's own.
 bool Prefetcher::Impl::keeps_behind() const {
-  const ByteBudget::Standing s = ByteBudget::process().standing(memory);
-  return s.share >= (uint64_t{cfg.keep_behind} + 1) * plan.block_size();
+  return ByteBudget::process().share() >= (uint64_t{cfg.keep_behind} + 1) * plan.block_size();
 }
 
 // The cache lives within the engine's share of the byte budget, less what

@@ -20,14 +20,15 @@
 //    the ceiling it tries one more; each probe that does not pay (flat, or
 //    refused) doubles the wait before the next, up to `probe_max`, and one
 //    that pays brings it back to `probe_every`.
-//  - 429, 503 or a refused connection cut it (once per burst: only a request
-//    sent after the last cut can cut again, but a refusal of one the cut
-//    counted as taken lowers it to those still running) to the transfers
-//    still running beside the refused one: the origin took those and
-//    refused the rest (a connection limit tells its number that way), and
-//    none of them is ended. The cut is by one at least, by half at most (multiplicative
-//    decrease); the ceiling comes down with it, nothing is raised before
-//    Retry-After (at least `hold`) and from there only probes raise it.
+//  - 429, 503 or a refused connection cut it to the transfers still running
+//    beside the refused one: the origin took those and refused the rest (a
+//    connection limit tells its number that way), and none of them is
+//    ended. The cut is by one at least, by half at most (multiplicative
+//    decrease), once per burst: only a request sent after the last cut cuts
+//    again, but a refusal of one the cut counted as taken lowers the count
+//    to those still running. The ceiling comes down with it, nothing is
+//    raised before Retry-After (at least `hold`) and from there only probes
+//    raise it.
 //  - When the consumer is slower than the origin (the look-ahead held spans
 //    back while the reader never waited) it drops one per interval, down to
 //    one: no more connections than keep the look-ahead full.
@@ -90,9 +91,7 @@ class ConcurrencyControl {
   // The origin refused a request for load (429, 503) or a connection was
   // refused. `retry_after` < 0 if the answer said none; `sent`: when that
   // request went out; `running`: how many of our transfers run beside the
-  // refused one (0 if not known). True if current()
-  // changed: a request sent before the last cut answers the load that cut
-  // already answered, and changes nothing.
+  // refused one (0 if not known). True if current() changed.
   bool on_overload(std::chrono::milliseconds retry_after, Clock::time_point sent,
                    Clock::time_point now, unsigned running = 0);
   // How long it waits at the ceiling before the next probe.
