@@ -263,6 +263,8 @@ struct Prefetcher::Impl {
   // engine_concurrency.cc: automatic concurrency.
   void set_interval_length();
   void measure_interval(size_t n, Clock::time_point now);
+  void first_answer_came(Clock::time_point now);
+  void judge_interval(Clock::time_point now, bool slots_full);
   void note_overload(const Error& e, Clock::time_point sent);
   unsigned spans_running() const;
   std::chrono::milliseconds close_grace() const;

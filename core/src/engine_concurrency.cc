@@ -39,6 +39,26 @@ void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
   if (!due && !may_start) return;
   const bool slots_full = spans_running() >= conc();
   if (!due && !slots_full) return;
+  judge_interval(now, slots_full);
+}
+
+// The first answer to a request came: until now the reader waited with the
+// other slots shut (spans are laid out once the size is known). The count
+// is still the starting guess, so the first raise may come now, before
+// pump() opens the slots, with the slots counted as full when the resource
+// holds more than the look-ahead: the spans are then laid out once for the
+// raised count (as a fixed count lays them out) rather than for the guess
+// and again, unevenly, for the raise a chunk later.
+void Prefetcher::Impl::first_answer_came(Clock::time_point now) {
+  if (!cfg.auto_concurrency() || control.why() != ConcurrencyWhy::kStart) return;
+  if (!interval.reader_waited || now <= interval.from) return;
+  const std::optional<uint64_t> blocks = block_count();
+  if (blocks && *blocks <= read_block + window_now()) return;
+  judge_interval(now, true);
+}
+
+// The interval ends at `now`: the policy hears what it showed.
+void Prefetcher::Impl::judge_interval(Clock::time_point now, bool slots_full) {
   ConcurrencySample s;
   s.seconds = std::chrono::duration<double>(now - interval.from).count();
   s.bytes = interval.bytes;

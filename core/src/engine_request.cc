@@ -152,9 +152,10 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
   if (!v.etag.empty()) known.etag = v.etag;
   if (!v.last_modified.empty()) known.last_modified = v.last_modified;
   switch (v.verdict) {
-    case Verdict::kAccept:
+    case Verdict::kAccept: {
       if (v.size) set_size(*v.size);
       if (fatal || r.cancelled()) return false;
+      const bool first_answer = !known.opened;
       known.opened = known.ranges_ok = true;
       keep_resource(head);
       r.state = RequestState::kReceiving;
@@ -171,8 +172,10 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
       r.promised_end = head.last + 1;
       settle_hedge(r);
       cv.notify_all();
+      if (first_answer) first_answer_came(r.first_byte);
       pump();  // the first answer opens the other slots
       return true;
+    }
     case Verdict::kStream:
       keep_resource(head);
       enter_stream_mode(r, v.size);

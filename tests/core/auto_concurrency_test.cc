@@ -5,6 +5,7 @@
 // policy's own rules are in concurrency_policy_test.cc.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -168,6 +169,38 @@ TEST_F(AutoConcurrencyTest, AFlatRateCutThrowsNoByteAway) {
   uint64_t body = 0;
   for (const RequestRecord& r : origin_->requests()) body += r.body_bytes;
   EXPECT_LT(body, origin_->data().size() + kBlock) << origin_->requests().size() << " requests";
+}
+
+// First bytes of 150 ms: the first raise (x4, to 16) comes with the first
+// answer, before the other slots open, so the spans are laid out as a fixed
+// 16 lays them out (each request meets the same waits where an origin's
+// waits depend on the offset). Raised a chunk later, 3 spans were laid out
+// for the starting 4 and the other 12 split the rest unevenly.
+TEST_F(AutoConcurrencyTest, TheFirstRaiseLaysSpansOutAsTheFixedCountWould) {
+  auto first_begins = [this](Config config) {
+    Make(8 << 20, config);
+    origin_->set_script([](const RangeRequest&, unsigned) {
+      Reply r = Capped();
+      r.first_byte_delay = milliseconds(150);
+      return r;
+    });
+    prefetcher_->begin(0);
+    EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+    const unsigned reached = prefetcher_->stats().concurrency;
+    prefetcher_->close();
+    std::vector<uint64_t> begins;
+    for (const RequestRecord& r : origin_->requests())
+      if (r.id < 16) begins.push_back(r.begin);
+    std::sort(begins.begin(), begins.end());
+    return std::make_pair(begins, reached);
+  };
+  Config fixed = AutoConfig();
+  fixed.concurrency = 16;
+  const std::vector<uint64_t> want = first_begins(fixed).first;
+  const auto [got, auto_count] = first_begins(AutoConfig());
+  EXPECT_EQ(auto_count, 16u);
+  ASSERT_EQ(want.size(), 16u);
+  EXPECT_EQ(got, want);
 }
 
 TEST_F(AutoConcurrencyTest, AFixedConcurrencyStaysAndSaysNoReason) {
