@@ -55,9 +55,13 @@ bool ByteBudget::may_grow(ClientId id, uint64_t more, uint64_t reserve) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = clients_.find(id);
   if (it == clients_.end()) return true;
+  const uint64_t budget = budget_locked();
+  // Never past the budget, not even within the share: what another client
+  // took beyond its share while this one held less comes back as its
+  // reader moves, and until then this one waits for it.
+  if (in_use_ + more > budget) return false;
   if (it->second.held + more <= share_locked()) return true;
   const uint64_t reserved = reserve * clients_.size();
-  const uint64_t budget = budget_locked();
   return reserved < budget && in_use_ + more <= budget - reserved;
 }
 

@@ -254,6 +254,7 @@ bool Prefetcher::Impl::maybe_hedge() {
   Request* main = waiting[d->block];
   Block* b = store.find(d->block);
   if (!b) {
+    if (!may_hold(d->block)) return false;  // within the byte budget, as any block
     b = make_block(d->block, main->pos);
     if (!b) return false;
     b->request = main->shared_from_this();

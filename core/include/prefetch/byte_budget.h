@@ -11,7 +11,10 @@
 // second each. An engine asks before it makes a block (may_grow); the block
 // the reader needs now is made unasked (the reader must move, whatever
 // downstream or the others hold), and the others' room leaves a block for
-// each client's, so the sum stays within max(budget, clients x a block).
+// each client's. Nothing else is made past the budget, even within a share
+// (a client that took more than its share while others held less gives it
+// back as its reader moves), so the sum stays within the budget plus each
+// client's reader block.
 // The cache lives within the client's share only, never on what others
 // have not taken: it cannot be taken back from another engine's thread.
 //
@@ -49,10 +52,10 @@ class ByteBudget {
   // The client's resident bytes changed by `delta`. Unknown ids are ignored.
   void add(ClientId id, int64_t delta);
 
-  // May the client hold `more` bytes on top of what it holds? Yes within
-  // its share, or while the process stays within the budget less a
-  // reserve of `reserve` bytes for each client (the block its reader needs
-  // now, which it makes unasked).
+  // May the client hold `more` bytes on top of what it holds? Never past
+  // the budget; within that, yes within its share, or while the process
+  // stays within the budget less a reserve of `reserve` bytes for each
+  // client (the block its reader needs now, which it makes unasked).
   bool may_grow(ClientId id, uint64_t more, uint64_t reserve = 0) const;
   // Where a client stands, read at once (one lock): what it holds, its
   // share (budget / clients) and what it may hold in all now, its
