@@ -5,7 +5,7 @@
 #
 # The sink defaults to a window (autovideosink) when a display is present and
 # to fakesink otherwise; `--sink fakesink` forces a headless run. Element
-# properties can be added with PREFETCH_PROPS, e.g. PREFETCH_PROPS="concurrency=8".
+# properties can be added with PREFETCH_PROPS, e.g. PREFETCH_PROPS="timeout=30".
 set -euo pipefail
 # shellcheck source=pipelines/common.sh
 source "$(dirname "$0")/common.sh"

@@ -129,7 +129,7 @@ def main():
                    help="set playbin's download flag: needed for files whose video and audio "
                    "lie far apart (non-interleaved MP4/MOV); see the module docstring")
     p.add_argument("--prop", type=parse_prop, action="append", default=[], metavar="NAME=VALUE",
-                   help="set a prefetchsrc property, e.g. --prop concurrency=8 (repeatable)")
+                   help="set a prefetchsrc property, e.g. --prop timeout=30 (repeatable)")
     args = p.parse_args()
 
     setup_environment()

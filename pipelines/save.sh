@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download a URL to a file through prefetchsrc: the bytes, in order, unchanged.
 #
-# usage: save.sh URL FILE        (element properties: PREFETCH_PROPS="concurrency=8")
+# usage: save.sh URL FILE        (element properties: PREFETCH_PROPS="timeout=30")
 set -euo pipefail
 # shellcheck source=pipelines/common.sh
 source "$(dirname "$0")/common.sh"

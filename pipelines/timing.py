@@ -5,7 +5,7 @@ source's bytes in the same run, then prints what a viewer waits for.
     timing.py [--play] [--timeout S] --save FILE SOURCE-DESCRIPTION
 
 SOURCE-DESCRIPTION is one source element with its properties, e.g.
-"prefetchsrc location=http://127.0.0.1:8080/clip.mp4 concurrency=8". The
+"prefetchsrc location=http://127.0.0.1:8080/clip.mp4 timeout=30". The
 pipeline is
 
     SOURCE ! queue ! decodebin ! (video) fakesink sync=false

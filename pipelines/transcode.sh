@@ -2,7 +2,7 @@
 # Re-encode the video of a URL to an H.264 MP4 (video only, so a source
 # without audio cannot leave the muxer waiting for an audio stream).
 #
-# usage: transcode.sh URL OUT.mp4   (element properties: PREFETCH_PROPS="concurrency=8")
+# usage: transcode.sh URL OUT.mp4   (element properties: PREFETCH_PROPS="timeout=30")
 set -euo pipefail
 # shellcheck source=pipelines/common.sh
 source "$(dirname "$0")/common.sh"

@@ -80,7 +80,7 @@ enum {
 
 #define DEFAULT_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 20)
 #define DEFAULT_MAX_REQUEST_SIZE 0 /* automatic */
-#define DEFAULT_CONCURRENCY 4
+#define DEFAULT_CONCURRENCY 0
 #define DEFAULT_MAX_CONCURRENCY 16
 #define DEFAULT_MAX_HOST_CONNECTIONS 0 /* no limit */
 #define DEFAULT_LOOKAHEAD_BLOCKS 0
@@ -304,8 +304,9 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_CONCURRENCY,
       g_param_spec_uint("concurrency", "Concurrency",
-                        "Range requests in flight at once, each on its own connection; 0 = "
-                        "automatic: starts at 4, adds connections while that raises the rate, "
+                        "Range requests in flight at once, each on its own connection; 0 (the "
+                        "default) = automatic: starts at 4, adds connections while that raises "
+                        "the rate, "
                         "comes down to what the origin serves on 429/503, drops them when the "
                         "consumer is slower (window "
                         "schedule; up to max-concurrency)",

@@ -383,12 +383,13 @@ TEST_F(TransferTest, PropertyDefaults) {
   ASSERT_NE(src, nullptr);
   gst_object_ref_sink(src.get());
   guint64 block_size = 0;
-  guint concurrency = 0, lookahead = 99;
+  guint concurrency = 99, max_concurrency = 0, lookahead = 99;
   gint retries = 0;
-  g_object_get(src.get(), "block-size", &block_size, "concurrency", &concurrency,
-               "lookahead-blocks", &lookahead, "retries", &retries, nullptr);
+  g_object_get(src.get(), "block-size", &block_size, "concurrency", &concurrency, "max-concurrency",
+               &max_concurrency, "lookahead-blocks", &lookahead, "retries", &retries, nullptr);
   EXPECT_EQ(block_size, 1048576u);
-  EXPECT_EQ(concurrency, 4u);
+  EXPECT_EQ(concurrency, 0u) << "automatic by default";
+  EXPECT_EQ(max_concurrency, 16u);
   EXPECT_EQ(lookahead, 0u);
   EXPECT_EQ(retries, 3);
   for (const char* name : {"location", "schedule", "timeout", "user-agent", "extra-headers",

@@ -32,11 +32,11 @@ namespace prefetch {
 
 struct Config {
   uint64_t block_size = 1 << 20;
-  // Transfers at once. 0 = automatic (concurrency_policy.h): from
+  // Transfers at once. 0 (the default) = automatic (concurrency_policy.h): from
   // kAutoStart, raised while that raises the rate, lowered on 429/503 and
   // when the consumer is the slower side. Automatic in the window schedule
   // only: batch and barrier run kAutoStart.
-  unsigned concurrency = 4;
+  unsigned concurrency = 0;
   unsigned max_concurrency = 16;  // with automatic concurrency, never more
   static constexpr unsigned kAutoStart = 4;
   unsigned lookahead_blocks = 0;  // 0 = 2 x concurrency
