@@ -306,10 +306,8 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
       g_param_spec_uint("concurrency", "Concurrency",
                         "Range requests in flight at once, each on its own connection; 0 (the "
                         "default) = automatic: starts at 4, adds connections while that raises "
-                        "the rate, "
-                        "comes down to what the origin serves on 429/503, drops them when the "
-                        "consumer is slower (window "
-                        "schedule; up to max-concurrency)",
+                        "the rate, comes down to what the origin serves on 429/503, drops them "
+                        "when the consumer is slower (window schedule; up to max-concurrency)",
                         0, MAX_CONCURRENCY, DEFAULT_CONCURRENCY, rw));
   /* max-concurrency: the automatic concurrency's cap. */
   g_object_class_install_property(

@@ -264,6 +264,7 @@ struct Prefetcher::Impl {
   void set_interval_length();
   void measure_interval(size_t n, Clock::time_point now);
   void first_answer_came(Clock::time_point now);
+  bool first_raise_may_come(Clock::time_point now) const;
   void judge_interval(Clock::time_point now, bool slots_full);
   void note_overload(const Error& e, Clock::time_point sent);
   unsigned spans_running() const;

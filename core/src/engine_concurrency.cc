@@ -34,9 +34,7 @@ void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
   // thread: the slots are counted (a walk of the live requests) only once
   // an interval is due or that first raise may be.
   const bool due = now - interval.from >= interval_length;
-  const bool may_start =
-      control.why() == ConcurrencyWhy::kStart && interval.reader_waited && now > interval.from;
-  if (!due && !may_start) return;
+  if (!due && !first_raise_may_come(now)) return;
   const bool slots_full = spans_running() >= conc();
   if (!due && !slots_full) return;
   judge_interval(now, slots_full);
@@ -50,11 +48,16 @@ void Prefetcher::Impl::measure_interval(size_t n, Clock::time_point now) {
 // raised count (as a fixed count lays them out) rather than for the guess
 // and again, unevenly, for the raise a chunk later.
 void Prefetcher::Impl::first_answer_came(Clock::time_point now) {
-  if (!cfg.auto_concurrency() || control.why() != ConcurrencyWhy::kStart) return;
-  if (!interval.reader_waited || now <= interval.from) return;
+  if (!cfg.auto_concurrency() || !first_raise_may_come(now)) return;
   const std::optional<uint64_t> blocks = block_count();
   if (blocks && *blocks <= read_block + window_now()) return;
   judge_interval(now, true);
+}
+
+// The count is still the starting guess and the reader has waited in this
+// interval: the first raise may come before the interval is due.
+bool Prefetcher::Impl::first_raise_may_come(Clock::time_point now) const {
+  return control.why() == ConcurrencyWhy::kStart && interval.reader_waited && now > interval.from;
 }
 
 // The interval ends at `now`: the policy hears what it showed.

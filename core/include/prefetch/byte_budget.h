@@ -13,8 +13,9 @@
 // downstream or the others hold), and the others' room leaves a block for
 // each client's. Nothing else is made past the budget, even within a share
 // (a client that took more than its share while others held less gives it
-// back as its reader moves), so the sum stays within the budget plus each
-// client's reader block.
+// back as its reader moves), so the sum stays within the budget plus, for
+// each client, its reader's block and the one its reader just left while
+// downstream still holds it.
 // The cache lives within the client's share only, never on what others
 // have not taken: it cannot be taken back from another engine's thread.
 //
