@@ -42,6 +42,13 @@ void ConcurrencyControl::probe_failed() {
 bool ConcurrencyControl::on_sample(const ConcurrencySample& s, Clock::time_point now) {
   if (s.seconds <= 0) return false;
   const double rate = static_cast<double>(s.bytes) / s.seconds;
+  if (judging_ && rate_before_ <= 0) {
+    // Raised before any byte came (the first raise, with the first
+    // answer): there is nothing to judge it against, so this interval is
+    // its baseline, and the next raise doubles.
+    judging_ = false;
+    strong_ = false;
+  }
   if (judging_) {
     judging_ = false;
     const double added = static_cast<double>(current_ - before_) / before_;

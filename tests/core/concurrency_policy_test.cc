@@ -126,6 +126,24 @@ TEST(ConcurrencyPolicy, TheFirstRaiseIsX4WhereIntervalsAreLong) {
   EXPECT_EQ(r.c.current(), 32u);
 }
 
+// The first raise may come before any byte (with the first answer, the
+// reader waiting): the interval after it has nothing to be judged against,
+// so it counts as neither flat nor strong, and the next raise doubles.
+TEST(ConcurrencyPolicy, ARaiseBeforeAnyByteIsNotJudged) {
+  ConcurrencyTuning t;
+  t.max = 64;
+  Drive r(t);
+  EXPECT_TRUE(r.sample(waiting(0)));  // 4 -> 8 with no byte yet
+  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_TRUE(r.sample(waiting(8)));  // not "paid in full" against 0: x2
+  EXPECT_EQ(r.c.current(), 16u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateRose);
+  // That raise is judged against 8 MiB/s: no gain is flat.
+  EXPECT_TRUE(r.sample(waiting(8.2)));
+  EXPECT_LT(r.c.current(), 16u);
+  EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
+}
+
 // A small raise needs at least min_gain: noise of a few percent is flat.
 TEST(ConcurrencyPolicy, AProbeThatPaysLittleIsFlat) {
   ConcurrencyTuning t;
