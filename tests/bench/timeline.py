@@ -16,6 +16,7 @@ indices; A, B, P byte offsets; B and J inclusive):
                                      connection's current span still transfers)
     span N requested bytes=A-B blocks I-J attempt K (hedge of span M)
     span N first-byte after T ms
+    span N yields its transfer slot to span M      (not drawn: its pause is)
     span N paused at byte P: look-ahead full       (or: no transfer slot)
     span N resumed at byte P
     span N split at block J: span M takes blocks J-end      (or J-K; a note in brackets may follow)
@@ -64,6 +65,8 @@ EVENTS = (
     ("block-complete", re.compile(r"block (\d+) complete (\d+) bytes")),
     ("block-delivered", re.compile(r"block (\d+) delivered")),
     ("legacy-requested", re.compile(r"block (\d+) requested bytes=(\d+)-(\d+) attempt (\d+)")),
+    # Understood, not drawn: the pause that follows is.
+    ("note", re.compile(r"span (\d+) yields its transfer slot to span (\d+)")),
 )
 
 WIDTH = 1000
@@ -157,6 +160,8 @@ def parse_log(path, zero_s, element=None):
                     unparsed.append(line.rstrip("\n"))
                 continue
             g = e.groups()
+            if kind == "note":
+                continue
             if kind == "requested":
                 n = int(g[0])
                 flags = g[6] or ""

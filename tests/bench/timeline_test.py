@@ -54,6 +54,7 @@ EVENTS = [
     (1.801, "block 1 delivered"),
     (1.801, "block 2 first-byte"),
     (2.000, f"block 6 complete {MIB} bytes"),
+    (2.000, "span 2 yields its transfer slot to span 1"),
     (2.000, f"span 2 paused at byte {7 * MIB}: look-ahead full"),
     (2.500, f"block 2 complete {MIB} bytes"),
     (2.501, "block 2 delivered"),
