@@ -16,7 +16,9 @@
 //    `min_gain`). Else the rate is flat (a shared bottleneck: the link, the
 //    host's total cap, the CPU): the count comes back to what the rate it
 //    reached needs at the best rate per connection seen (fewer than now),
-//    and that becomes the ceiling. Every `probe_every` at
+//    and that becomes the ceiling. A raise made before any byte came (the
+//    first, with the first answer) has nothing to be judged against: the
+//    interval after it is its baseline. Every `probe_every` at
 //    the ceiling it tries one more; each probe that does not pay (flat, or
 //    refused) doubles the wait before the next, up to `probe_max`, and one
 //    that pays brings it back to `probe_every`.
