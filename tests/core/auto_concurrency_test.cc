@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fake_origin.h"
@@ -49,10 +50,10 @@ Reply Capped() {
 
 class AutoConcurrencyTest : public ::testing::Test {
  protected:
-  void Make(uint64_t size, Config config = AutoConfig()) {
+  void Make(uint64_t size, Config config = AutoConfig(), Logger logger = {}) {
     origin_ = std::make_shared<FakeOrigin>(PatternBytes(size));
     origin_->set_script([](const RangeRequest&, unsigned) { return Capped(); });
-    prefetcher_ = std::make_unique<Prefetcher>(origin_, config);
+    prefetcher_ = std::make_unique<Prefetcher>(origin_, config, std::move(logger));
   }
   void TearDown() override {
     if (prefetcher_) prefetcher_->close();
@@ -203,13 +204,12 @@ TEST_F(AutoConcurrencyTest, TheFirstRaiseComesBeforeTheOtherSlotsOpen) {
         lines.push_back(line);
       },
       LogLevel::kDebug);
-  origin_ = std::make_shared<FakeOrigin>(PatternBytes(8 << 20));
+  Make(8 << 20, AutoConfig(), logger);
   origin_->set_script([](const RangeRequest&, unsigned) {
     Reply r = Capped();
     r.first_byte_delay = milliseconds(150);
     return r;
   });
-  prefetcher_ = std::make_unique<Prefetcher>(origin_, AutoConfig(), logger);
   prefetcher_->begin(0);
   EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
   EXPECT_EQ(prefetcher_->stats().concurrency, 16u);
