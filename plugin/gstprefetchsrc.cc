@@ -106,6 +106,12 @@ enum {
  * state change (the query) or the same pad-mode switch; a later start()
  * after a drop only repeats the first requests. */
 #define STANDBY_IDLE std::chrono::milliseconds(2000)
+/* For tests only, not a property: object data under this key (a guint of
+ * milliseconds, set with g_object_set_data() before the standby begins)
+ * replaces STANDBY_IDLE for the element, so that a test can make the idle
+ * time far longer than a pad-mode switch on the slowest build (the switch
+ * then never races the reaper) or short enough to watch the reaper act. */
+#define STANDBY_IDLE_TEST_KEY "prefetchsrc-test-standby-idle-ms"
 
 #define MIN_BLOCK_SIZE 1024
 #define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)
@@ -209,6 +215,7 @@ struct GstPrefetchSrcPrivate {
    * the next transition), so an element without a standby has no thread. */
   guint64 standby_id = 0;
   unsigned standby_users = 0;
+  std::chrono::milliseconds standby_idle = STANDBY_IDLE; /* this period's */
   std::chrono::steady_clock::time_point standby_deadline;
   std::condition_variable standby_cv;
   std::thread reaper;
@@ -975,7 +982,7 @@ static void gst_prefetch_src_standby_reaper(GstPrefetchSrc* self, guint64 id) {
     }
     /* standby -> stopped: idle too long. */
     GST_DEBUG_OBJECT(self, "standby engine unused for %d ms: dropping it",
-                     static_cast<int>(STANDBY_IDLE.count()));
+                     static_cast<int>(priv->standby_idle.count()));
     expired = std::move(priv->engine);
     priv->engine = State();
     priv->phase = Phase::kStopped;
@@ -990,7 +997,10 @@ static std::thread gst_prefetch_src_begin_standby_locked(GstPrefetchSrc* self) {
   GstPrefetchSrcPrivate* priv = self->priv;
   ++priv->standby_id;
   priv->standby_users = 0;
-  priv->standby_deadline = std::chrono::steady_clock::now() + STANDBY_IDLE;
+  const guint test_idle_ms =
+      GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(self), STANDBY_IDLE_TEST_KEY));
+  priv->standby_idle = test_idle_ms ? std::chrono::milliseconds(test_idle_ms) : STANDBY_IDLE;
+  priv->standby_deadline = std::chrono::steady_clock::now() + priv->standby_idle;
   std::thread old = std::move(priv->reaper);
   priv->reaper = std::thread(gst_prefetch_src_standby_reaper, self, priv->standby_id);
   priv->standby_cv.notify_all();  // an earlier reaper still waiting: its period is over
@@ -1035,7 +1045,7 @@ static void gst_prefetch_src_done_with_standby(GstPrefetchSrc* self, guint64 id)
   std::lock_guard<std::mutex> lock(priv->state_lock);
   if (priv->phase != Phase::kStandby || priv->standby_id != id) return;
   if (priv->standby_users > 0) --priv->standby_users;
-  priv->standby_deadline = std::chrono::steady_clock::now() + STANDBY_IDLE;
+  priv->standby_deadline = std::chrono::steady_clock::now() + priv->standby_idle;
   priv->standby_cv.notify_all();
 }
 

@@ -304,6 +304,14 @@ class StandbyTest : public LifecycleTest {
     src_ = nullptr;
   }
 
+  // The standby's idle time for src_ (the plugin's test-only knob, read when
+  // a standby period begins): far longer than any pad-mode switch on the
+  // slowest build, or short, to watch the reaper act.
+  void set_standby_idle(std::chrono::milliseconds idle) {
+    g_object_set_data(G_OBJECT(src_), "prefetchsrc-test-standby-idle-ms",
+                      GUINT_TO_POINTER(static_cast<guint>(idle.count())));
+  }
+
   // Downstream's scheduling query; true if it offered PULL.
   bool query_offers_pull() {
     GstQuery* query = gst_query_new_scheduling();
@@ -367,10 +375,13 @@ TEST_F(StandbyTest, SchedulingQueryInNullThenUnrefLeavesNothing) {
 
 // A scheduling query blocked on a standby engine whose origin takes 10 s to
 // answer, on an element in READY (where downstream asks) or NULL: a
-// set_state(NULL) from another thread returns within 100 ms (the engine's
-// close included), the query returns within 100 ms of it (or never waited),
-// and nothing of the engine is left running.
+// set_state(NULL) from another thread returns promptly (the engine's close
+// included), the query returns promptly after it (or never waited), and
+// nothing of the engine is left running. "Promptly" is kWoken: a few ms on a
+// normal build, far less than the query's own limit (SCHEDULING_WAIT_MAX_S,
+// 5 s) or the origin's 10 s, with room for a sanitizer build under load.
 class StandbyWaitTest : public StandbyTest, public ::testing::WithParamInterface<GstState> {};
+constexpr std::chrono::milliseconds kWoken = 2000ms;
 
 TEST_P(StandbyWaitTest, SetStateNullWakesASchedulingQueryWaitingOnTheOrigin) {
   warm_up();
@@ -407,14 +418,15 @@ TEST_P(StandbyWaitTest, SetStateNullWakesASchedulingQueryWaitingOnTheOrigin) {
   const GstStateChangeReturn ret = gst_element_set_state(src_, GST_STATE_NULL);
   const auto took = since(start);
   EXPECT_EQ(ret, GST_STATE_CHANGE_SUCCESS);
-  EXPECT_LT(took.count(), 100) << "set_state(NULL) took too long";
+  EXPECT_LT(took.count(), kWoken.count()) << "set_state(NULL) took too long";
   downstream.join();
   std::printf(
       "[ info ] set_state(NULL) took %lld ms; the query returned %lld ms after it began\n",
       static_cast<long long>(took.count()),
       static_cast<long long>(
           std::chrono::duration_cast<std::chrono::milliseconds>(query_end - start).count()));
-  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(query_end - start).count(), 100)
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(query_end - start).count(),
+            kWoken.count())
       << "the scheduling query was not woken by set_state(NULL)";
   EXPECT_FALSE(pull) << "PULL offered without an answer from the origin";
 
@@ -470,9 +482,10 @@ TEST_F(StandbyTest, PadModeSwitchStandbyWithoutStartIsDropped) {
       << "the engine was not kept across the deactivation";
   // ... but not for ever: its bounded life is 2 s of idle time. Its
   // connections close (the held-back responses end on the server only when
-  // their 30 s are over: see sockets_on_port).
+  // their 30 s are over: see sockets_on_port). The limit is only how long
+  // a slow build may take to get there.
   const bool closed =
-      server_.wait_for([&] { return sockets_on_port(server_.port()).client == 0; }, 5s);
+      server_.wait_for([&] { return sockets_on_port(server_.port()).client == 0; }, 25s);
   EXPECT_TRUE(closed) << sockets_on_port(server_.port()).client
                       << " connections of the standby engine still open "
                       << since(deactivated).count() << " ms after the pad was deactivated";
@@ -480,11 +493,13 @@ TEST_F(StandbyTest, PadModeSwitchStandbyWithoutStartIsDropped) {
   EXPECT_EQ(GST_STATE(src_), GST_STATE_PAUSED);
 }
 
-// The same standby is dropped at once by the next state change, well before
-// its idle time is over.
+// The same standby is dropped by the next state change, not by its idle
+// time: that is made longer than the test may take, so a close seen at all
+// is the state change's.
 TEST_F(StandbyTest, PadModeSwitchStandbyIsDroppedByTheNextStateChange) {
   serve_head_only(server_, "/change.bin");
   make_linked("/change.bin");
+  set_standby_idle(600s);
   // One block per request, so the blocks after the first wait at the origin
   // (serve_head_only) with their requests open.
   g_object_set(src_, "max-request-size", static_cast<guint64>(kBlock), nullptr);
@@ -497,18 +512,23 @@ TEST_F(StandbyTest, PadModeSwitchStandbyIsDroppedByTheNextStateChange) {
   ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE));
   EXPECT_GT(sockets_on_port(server_.port()).client, 0u)
       << "the engine was not kept across the deactivation";
-  const auto start = Clock::now();
   ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
-  EXPECT_TRUE(server_.wait_for([&] { return sockets_on_port(server_.port()).client == 0; }, 500ms))
+  EXPECT_TRUE(server_.wait_for([&] { return sockets_on_port(server_.port()).client == 0; }, 25s))
       << "the standby engine's connections still open after PAUSED -> READY";
-  EXPECT_LT(since(start).count(), 1000) << "not dropped by the state change";
 }
 
 // A pad-mode switch that completes (pull, then push) keeps the engine: block
-// 0 is requested once in all.
+// 0 is requested once in all. The standby's idle time is made longer than
+// the test may take: a switch slower than the default 2 s (a sanitizer
+// build under load) must not turn into a false failure; the idle drop has
+// its own test (PadModeSwitchStandbyWithoutStartIsDropped).
 TEST_F(StandbyTest, PadModeSwitchStandbyIsAdoptedByTheStartThatFollows) {
   serve_head_only(server_, "/adopt.bin");
   make_linked("/adopt.bin");
+  set_standby_idle(600s);
+  // No twin requests (hedging) for block 0: a twin would count as a second
+  // request of it without saying anything about the engine being kept.
+  g_object_set(src_, "hedge", FALSE, nullptr);
   std::atomic<int> buffers{0};
   gst_pad_set_chain_function_full(
       sinkpad_,
@@ -538,13 +558,12 @@ TEST_F(StandbyTest, PadModeSwitchStandbyIsAdoptedByTheStartThatFollows) {
   ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PUSH, TRUE));
   ASSERT_TRUE(gst_pad_activate_mode(srcpad_, GST_PAD_MODE_PUSH, TRUE));
   // Block 0 is all the origin gives in time: it arrives in push mode.
-  ASSERT_TRUE(server_.wait_for([&] { return buffers > 0; }, 5s)) << "nothing pushed";
+  ASSERT_TRUE(server_.wait_for([&] { return buffers > 0; }, 25s)) << "nothing pushed";
   int block0 = 0;
   for (const auto& r : server_.requests("/adopt.bin")) block0 += r.first_byte == 0;
   EXPECT_EQ(block0, 1) << "the engine was not kept across the pad-mode switch";
-  // Adopted, not dropped: the blocks asked for ahead are still in flight
-  // after the standby's idle time.
-  std::this_thread::sleep_for(2500ms);
+  // Adopted: the engine that pushes is the one kept, its blocks asked for
+  // ahead still in flight (a new engine would have asked for block 0).
   EXPECT_GT(sockets_on_port(server_.port()).client, 0u) << "the adopted engine was dropped";
   ASSERT_TRUE(gst_pad_activate_mode(srcpad_, GST_PAD_MODE_PUSH, FALSE));
 }
