@@ -88,12 +88,37 @@ SoupSession* make_session(const SessionSettings& settings, std::string* problem)
 
 namespace {
 
-gboolean on_authenticate(SoupMessage*, SoupAuth* auth, gboolean retrying, gpointer user) {
+// The port of `uri`, its scheme's default where it names none.
+int effective_port(GUri* uri) {
+  const int port = g_uri_get_port(uri);
+  if (port > 0) return port;
+  return g_ascii_strcasecmp(g_uri_get_scheme(uri), "https") == 0 ? 443 : 80;
+}
+
+// Whether `msg` now goes to the origin (scheme, host and port) of `location`,
+// the URI the user gave: a redirect may have taken it elsewhere.
+bool at_location(SoupMessage* msg, const std::string& location) {
+  GUri* given = g_uri_parse(location.c_str(), G_URI_FLAGS_ENCODED, nullptr);
+  GUri* now = soup_message_get_uri(msg);
+  const bool same = given && now && g_uri_get_host(given) && g_uri_get_host(now) &&
+                    g_ascii_strcasecmp(g_uri_get_scheme(given), g_uri_get_scheme(now)) == 0 &&
+                    g_ascii_strcasecmp(g_uri_get_host(given), g_uri_get_host(now)) == 0 &&
+                    effective_port(given) == effective_port(now);
+  if (given) g_uri_unref(given);
+  return same;
+}
+
+gboolean on_authenticate(SoupMessage* msg, SoupAuth* auth, gboolean retrying, gpointer user) {
   auto* o = static_cast<const HttpOptions*>(user);
   const bool proxy = soup_auth_is_for_proxy(auth);
   const std::string& id = proxy ? o->proxy_id : o->user_id;
   const std::string& pw = proxy ? o->proxy_pw : o->user_pw;
   if (retrying || id.empty()) return FALSE;  // wrong credentials: the 401/407 stands
+  // user-id/user-pw are for the location's origin only: another host (or
+  // port, or scheme) a redirect leads to never gets them, as curl does
+  // without --location-trusted; its 401 stands. The proxy's are for the
+  // proxy, wherever the request goes.
+  if (!proxy && !at_location(msg, o->uri)) return FALSE;
   soup_auth_authenticate(auth, id.c_str(), pw.c_str());
   return TRUE;
 }
