@@ -25,6 +25,8 @@
 #include <gst/gst.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -40,6 +42,7 @@
 #include <vector>
 
 #include "element_test_util.h"
+#include "raw_origin.h"
 #include "test_server.h"
 
 namespace prefetch {
@@ -47,6 +50,10 @@ namespace element_test {
 namespace {
 
 using prefetch::testing::Behavior;
+using prefetch::testing::RawConnection;
+using prefetch::testing::RawOrigin;
+using prefetch::testing::RawRequest;
+using prefetch::testing::RawScript;
 using prefetch::testing::RequestRecord;
 using prefetch::testing::sha256_hex;
 using prefetch::testing::TestServer;
@@ -64,9 +71,16 @@ struct Expect {
   bool exact = true;  // EOS with exactly the file's bytes
   GQuark domain = 0;  // else an ERROR of domain/code
   gint code = 0;
+  // An ERROR row: at least this many bytes (a correct prefix) come first.
+  uint64_t min_bytes = 0;
 };
 Expect exact_bytes() { return Expect{}; }
 Expect fails_with(GQuark domain, gint code) { return Expect{false, domain, code}; }
+Expect fails_after(uint64_t bytes, GQuark domain, gint code) {
+  return Expect{false, domain, code, bytes};
+}
+
+using RawOrigins = std::vector<std::unique_ptr<RawOrigin>>;
 
 // What a row's setup may use.
 struct Origin {
@@ -74,7 +88,17 @@ struct Origin {
   // Starts the private nginx (serving five.bin, NginxFixture::kNginxFileSize
   // bytes) and returns its https:// URL for `path`; "" if nginx is missing.
   std::function<std::string(const std::string& path)> nginx_https;
+  // The row's scripted raw origins (raw_origin.h), made afresh by each
+  // setup (the previous element's are gone by then).
+  RawOrigins& raw;
 };
+
+// A new raw origin of the row on `address` (a second loopback address is
+// another host).
+RawOrigin& add_raw(Origin& o, RawScript script, const std::string& address = "127.0.0.1") {
+  o.raw.push_back(std::make_unique<RawOrigin>(std::move(script), address));
+  return *o.raw.back();
+}
 
 struct Row {
   const char* name;   // the gtest name: letters, digits, '_'
@@ -93,6 +117,10 @@ struct Row {
   // happened ("" if it did, else what is missing), so an exact-bytes row
   // cannot pass because the origin behaved; none = not checked.
   std::function<std::string(const std::vector<RequestRecord>&)> exercised = {};
+  // The same for a row on raw origins, from their request logs (in the
+  // order the setup made them); it may also check what must not have
+  // happened there (credentials sent to another host).
+  std::function<std::string(const RawOrigins&)> raw_exercised = {};
 };
 
 // `row` with its `exercised` check.
@@ -132,6 +160,113 @@ std::function<std::string(Origin&)> serve(Behavior b) {
     o.server.set_behavior(kPath, b);
     return o.server.url(kPath);
   };
+}
+
+// --- raw origins: answers byte by byte ---------------------------------------------
+
+// 2^62: a total no origin holds.
+constexpr uint64_t kAbsurdTotal = 4611686018427387904ull;
+
+// The bytes [first, last] of a file of `size` that an answer to `r` carries:
+// the Range's (its end cut to the file), or (no Range) the whole file.
+struct Span {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  bool past_end = false;  // the Range starts at or after the end
+  uint64_t length() const { return last - first + 1; }
+};
+Span span_of(const RawRequest& r, uint64_t size) {
+  Span s;
+  s.first = r.has_range ? r.range_first : 0;
+  s.last = r.range_last && *r.range_last < size ? *r.range_last : size - 1;
+  s.past_end = s.first >= size;
+  return s;
+}
+
+std::string content_range(uint64_t first, uint64_t last, uint64_t total) {
+  return "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
+         std::to_string(total);
+}
+
+// Writes a head (lines without the blank line) and a body.
+void write_answer(RawConnection& c, const std::string& lines, const std::vector<uint8_t>& data,
+                  const Span& s) {
+  if (!c.write(lines + "\r\n")) return;
+  c.write(data.data() + s.first, s.length());
+}
+
+std::string range_head(const char* status_line, const std::string& range,
+                       const std::string& length) {
+  return std::string(status_line) + "\r\nContent-Type: application/octet-stream\r\n" +
+         "Content-Range: " + range + "\r\nContent-Length: " + length + "\r\n";
+}
+
+// A 416 for a range that starts past a file of `total` bytes.
+void write_416(RawConnection& c, uint64_t total) {
+  c.write("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */" + std::to_string(total) +
+          "\r\nContent-Length: 0\r\n\r\n");
+}
+
+// A 206 for the span of `r` in `data`, the way a good origin sends it, with
+// `extra` header lines (each ending in CRLF) and `tail` bytes after the body.
+// A request without Range is answered as if it asked for bytes=0-.
+void write_206(const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& data,
+               const std::string& extra = "", const std::string& tail = "") {
+  const Span s = span_of(r, data.size());
+  if (s.past_end) return write_416(c, data.size());
+  write_answer(c,
+               range_head("HTTP/1.1 206 Partial Content",
+                          content_range(s.first, s.last, data.size()), std::to_string(s.length())) +
+                   extra,
+               data, s);
+  if (!tail.empty()) c.write(tail);
+}
+
+// A check over the requests of all the row's raw origins: at least `n`
+// satisfy `pred`.
+std::function<std::string(const RawOrigins&)> raw_at_least(
+    size_t n, const char* what, std::function<bool(const RawRequest&)> pred) {
+  return [=](const RawOrigins& origins) {
+    size_t seen = 0;
+    for (const auto& o : origins) {
+      for (const auto& r : o->requests()) seen += pred(r) ? 1 : 0;
+    }
+    if (seen >= n) return std::string();
+    return "the fault was not exercised: " + std::to_string(seen) + " " + what +
+           ", expected >= " + std::to_string(n);
+  };
+}
+
+// Every request's answer is faulty: one request proves the fault happened.
+std::function<std::string(const RawOrigins&)> raw_answered() {
+  return raw_at_least(1, "requests answered", [](const RawRequest&) { return true; });
+}
+
+Row raw_checked(Row row, std::function<std::string(const RawOrigins&)> check) {
+  row.raw_exercised = std::move(check);
+  return row;
+}
+
+// A setup that serves `script(request, connection, data)` on one raw origin
+// at kPath, with the row's file.
+using FileScript =
+    std::function<void(const RawRequest&, RawConnection&, const std::vector<uint8_t>& data)>;
+std::function<std::string(Origin&)> serve_raw(size_t size, FileScript script) {
+  return [size, script](Origin& o) {
+    const std::vector<uint8_t>* data = &pattern(size);
+    RawOrigin& raw =
+        add_raw(o, [data, script](const RawRequest& r, RawConnection& c) { script(r, c, *data); });
+    return raw.url(kPath);
+  };
+}
+
+// "Basic base64(user:pw)".
+std::string basic(const std::string& user, const std::string& pw) {
+  const std::string plain = user + ":" + pw;
+  gchar* b64 = g_base64_encode(reinterpret_cast<const guchar*>(plain.data()), plain.size());
+  std::string out = std::string("Basic ") + b64;
+  g_free(b64);
+  return out;
 }
 
 // The rows, in table order. A new row is one entry here.
@@ -305,6 +440,270 @@ std::vector<Row> make_rows() {
       checked({"TooManyRequests429", "429 with Retry-After: 1, then OK", 8 * kMiB,
                serve(status_behavior(429, 1, 1)), exact_bytes()},
               at_least(1, "429s", [](const RequestRecord& r) { return r.status == 429; })));
+
+  // --- a hostile origin (raw origins: every byte of the answer scripted) ---
+  const size_t kRawSize = 8 * kMiB;
+  rows.push_back(raw_checked(
+      {"StatusLineNotHttp",
+       "status line is not HTTP (`HELLO 200 OK`, otherwise a good 206), every answer", kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   const Span s = span_of(r, d.size());
+                   if (s.past_end) return write_416(c, d.size());
+                   write_answer(c,
+                                range_head("HELLO 200 OK", content_range(s.first, s.last, d.size()),
+                                           std::to_string(s.length())),
+                                d, s);
+                 }),
+       fails_with(res, GST_RESOURCE_ERROR_OPEN_READ)},
+      raw_answered()));
+  rows.push_back(raw_checked(
+      {"NegativeContentLength",
+       "`Content-Length: -1` on a good 206, connection kept open, every answer "
+       "(max-request-size=2 MiB)",
+       kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   const Span s = span_of(r, d.size());
+                   if (s.past_end) return write_416(c, d.size());
+                   write_answer(c,
+                                range_head("HTTP/1.1 206 Partial Content",
+                                           content_range(s.first, s.last, d.size()), "-1"),
+                                d, s);
+                 }),
+       // The Content-Range frames the body: exactly its bytes are read, and
+       // the connection, whose framing is lost, is never used again.
+       exact_bytes(),
+       {kTwoBlockRequests}},
+      [](const RawOrigins& origins) -> std::string {
+        size_t requests = 0, reused = 0;
+        for (const auto& r : origins.at(0)->requests()) {
+          ++requests;
+          reused += r.on_connection > 0 ? 1 : 0;
+        }
+        if (reused > 0)
+          return std::to_string(reused) + " requests went on a connection with no framing";
+        if (requests < 2) return "the fault was not exercised: fewer than 2 answers";
+        return "";
+      }));
+  rows.push_back(raw_checked(
+      {"AbsurdTotal",
+       "absurd total: every 206 says `/4611686018427387904` (2^62) for an 8 MiB file, 416 "
+       "(`*/2^62`) past its end",
+       kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   const Span s = span_of(r, d.size());
+                   if (s.past_end) {
+                     return (void)c.write(
+                         "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */" +
+                         std::to_string(kAbsurdTotal) + "\r\nContent-Length: 0\r\n\r\n");
+                   }
+                   write_answer(c,
+                                range_head("HTTP/1.1 206 Partial Content",
+                                           content_range(s.first, s.last, kAbsurdTotal),
+                                           std::to_string(s.length())),
+                                d, s);
+                 }),
+       // The origin's 8 MiB come first, then the 416 ends it (a range the
+       // origin cannot serve inside the size it gave: SEEK).
+       fails_with(res, GST_RESOURCE_ERROR_SEEK)},
+      raw_answered()));
+  rows.push_back(raw_checked(
+      {"BackwardsContentRange",
+       "backwards Content-Range (`bytes last-first/size`, last < first), every answer", kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   const Span s = span_of(r, d.size());
+                   if (s.past_end) return write_416(c, d.size());
+                   write_answer(c,
+                                range_head("HTTP/1.1 206 Partial Content",
+                                           content_range(s.last, s.first, d.size()),
+                                           std::to_string(s.length())),
+                                d, s);
+                 }),
+       fails_with(res, GST_RESOURCE_ERROR_OPEN_READ)},
+      raw_at_least(1, "ranges answered backwards", [](const RawRequest& r) {
+        return !r.range_last || *r.range_last > r.range_first;
+      })));
+  rows.push_back(raw_checked(
+      {"WrongStartContentRange",
+       "206 starting 1000 B after the asked offset (its bytes right for that range), every "
+       "answer",
+       kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   Span s = span_of(r, d.size());
+                   if (s.first + 1000 > s.last) return write_416(c, d.size());
+                   s.first += 1000;
+                   write_answer(c,
+                                range_head("HTTP/1.1 206 Partial Content",
+                                           content_range(s.first, s.last, d.size()),
+                                           std::to_string(s.length())),
+                                d, s);
+                 }),
+       fails_with(res, GST_RESOURCE_ERROR_OPEN_READ)},
+      raw_at_least(1, "ranges answered from elsewhere", [](const RawRequest& r) {
+        return !r.range_last || *r.range_last >= r.range_first + 1000;
+      })));
+  rows.push_back(raw_checked(
+      {"HeaderLine1MiB", "a 1 MiB header line (`X-Padding: aaa...`) in every answer", kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   write_206(r, c, d, "X-Padding: " + std::string(kMiB, 'a') + "\r\n");
+                 }),
+       fails_with(res, GST_RESOURCE_ERROR_OPEN_READ)},
+      raw_answered()));
+  rows.push_back(raw_checked(
+      {"HeaderLines20000", "20,000 header lines in every answer", kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   std::string lines;
+                   for (int i = 0; i < 20000; ++i)
+                     lines += "X-Line-" + std::to_string(i) + ": " + std::to_string(i) + "\r\n";
+                   write_206(r, c, d, lines);
+                 }),
+       fails_with(res, GST_RESOURCE_ERROR_OPEN_READ)},
+      raw_answered()));
+  rows.push_back(raw_checked(
+      {"NulInHeader", "a NUL byte in a header value (`X-Note: a<NUL>b`), every answer", kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   write_206(r, c, d, std::string("X-Note: a\0b\r\n", 13));
+                 }),
+       fails_with(res, GST_RESOURCE_ERROR_OPEN_READ)},
+      raw_answered()));
+  rows.push_back(raw_checked(
+      {"GarbageAfterBody",
+       "garbage after the body (`GARBAGE...`, connection kept open), every answer "
+       "(max-request-size=2 MiB)",
+       kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   write_206(r, c, d, "", "GARBAGE AFTER THE BODY\r\n\r\n");
+                 }),
+       exact_bytes(),
+       {kTwoBlockRequests}},
+      raw_at_least(2, "requests", [](const RawRequest&) { return true; })));
+  rows.push_back(raw_checked(
+      {"BogusChunked", "chunked body with a bad chunk-size line (`zz`), every answer", kRawSize,
+       serve_raw(kRawSize,
+                 [](const RawRequest& r, RawConnection& c, const std::vector<uint8_t>& d) {
+                   const Span s = span_of(r, d.size());
+                   if (s.past_end) return write_416(c, d.size());
+                   c.write("HTTP/1.1 206 Partial Content\r\nContent-Range: " +
+                           content_range(s.first, s.last, d.size()) +
+                           "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+                   c.write(d.data() + s.first, std::min<uint64_t>(s.length(), 4096));
+                   c.close_after();
+                 }),
+       fails_with(res, GST_RESOURCE_ERROR_READ)},
+      raw_answered()));
+  {
+    // The first answer says the file's size, every later one 1 MiB more
+    // (the bytes stay the file's, pattern's prefix property).
+    rows.push_back(raw_checked(
+        {"TotalChanges",
+         "total changes: the 1st 206 says `/8 MiB`, later ones `/9 MiB` (max-request-size=2 MiB)",
+         kRawSize,
+         [](Origin& o) {
+           const std::vector<uint8_t>* data = &pattern(kRawSize);
+           auto answers = std::make_shared<std::atomic<int>>(0);
+           return add_raw(o,
+                          [data, answers](const RawRequest& r, RawConnection& c) {
+                            const uint64_t total = (*answers)++ == 0 ? kRawSize : kRawSize + kMiB;
+                            const Span s = span_of(r, data->size());
+                            if (s.past_end) return write_416(c, total);
+                            write_answer(c,
+                                         range_head("HTTP/1.1 206 Partial Content",
+                                                    content_range(s.first, s.last, total),
+                                                    std::to_string(s.length())),
+                                         *data, s);
+                          })
+               .url(kPath);
+         },
+         fails_with(res, GST_RESOURCE_ERROR_READ),
+         {kTwoBlockRequests}},
+        raw_at_least(2, "answers (all but the 1st with the new total)",
+                     [](const RawRequest&) { return true; })));
+  }
+  rows.push_back(
+      raw_checked({"RedirectLoop", "redirect loop (`/f.bin` 302 to `/g.bin`, 302 back)", kRawSize,
+                   [](Origin& o) {
+                     return add_raw(o,
+                                    [](const RawRequest& r, RawConnection& c) {
+                                      const char* to = r.target == kPath ? "/g.bin" : kPath;
+                                      c.write(std::string("HTTP/1.1 302 Found\r\nLocation: ") + to +
+                                              "\r\nContent-Length: 0\r\n\r\n");
+                                    })
+                         .url(kPath);
+                   },
+                   fails_with(res, GST_RESOURCE_ERROR_OPEN_READ)},
+                  raw_at_least(3, "redirects", [](const RawRequest&) { return true; })));
+  rows.push_back(
+      raw_checked({"RedirectToFile", "redirect to `file:///etc/passwd`", kRawSize,
+                   [](Origin& o) {
+                     return add_raw(o,
+                                    [](const RawRequest&, RawConnection& c) {
+                                      c.write(
+                                          "HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\n"
+                                          "Content-Length: 0\r\n\r\n");
+                                    })
+                         .url(kPath);
+                   },
+                   fails_after(0, res, GST_RESOURCE_ERROR_OPEN_READ)},
+                  raw_answered()));
+  {
+    // 127.0.0.1 asks for the credentials, then redirects to 127.0.0.2 (another
+    // host), which asks too and serves the file to whoever sends them.
+    const std::string auth = basic("alice", "wonder");
+    auto challenge = [](RawConnection& c, const char* realm) {
+      c.write(std::string("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"") + realm +
+              "\"\r\nContent-Length: 0\r\n\r\n");
+    };
+    rows.push_back(raw_checked(
+        {"RedirectOtherHostCredentials",
+         "user-id/user-pw for 127.0.0.1, which redirects (after auth) to 127.0.0.2: the "
+         "credentials must not go there",
+         kRawSize,
+         [auth, challenge](Origin& o) {
+           const std::vector<uint8_t>* data = &pattern(kRawSize);
+           RawOrigin& other = add_raw(
+               o,
+               [auth, challenge, data](const RawRequest& r, RawConnection& c) {
+                 if (r.header("Authorization") != auth) return challenge(c, "other");
+                 write_206(r, c, *data);
+               },
+               "127.0.0.2");
+           const std::string target = other.url(kPath);
+           return add_raw(o,
+                          [auth, challenge, target](const RawRequest& r, RawConnection& c) {
+                            if (r.header("Authorization") != auth) return challenge(c, "first");
+                            c.write("HTTP/1.1 302 Found\r\nLocation: " + target +
+                                    "\r\nContent-Length: 0\r\n\r\n");
+                          })
+               .url(kPath);
+         },
+         fails_after(0, res, GST_RESOURCE_ERROR_NOT_AUTHORIZED),
+         {{"user-id", "alice"}, {"user-pw", "wonder"}}},
+        [](const RawOrigins& origins) -> std::string {
+          if (origins.size() != 2) return "expected two raw origins";
+          size_t first_auth = 0, other_requests = 0, other_auth = 0;
+          for (const auto& r : origins[1]->requests())
+            first_auth += r.header("Authorization") ? 1 : 0;
+          for (const auto& r : origins[0]->requests()) {
+            ++other_requests;
+            other_auth += r.header("Authorization") ? 1 : 0;
+          }
+          if (other_auth > 0)
+            return "credentials leaked: " + std::to_string(other_auth) +
+                   " requests to 127.0.0.2 carried Authorization";
+          if (first_auth == 0) return "the fault was not exercised: 127.0.0.1 got no credentials";
+          if (other_requests == 0)
+            return "the fault was not exercised: the redirect to 127.0.0.2 was not followed";
+          return "";
+        }));
+  }
   return rows;
 }
 
@@ -486,14 +885,17 @@ TEST_P(FaultTableTest, Row) {
   server_.add_file(kPath, data);
 
   bool nginx_missing = false;
-  Origin origin{server_, [&](const std::string& path) {
+  RawOrigins raw;
+  Origin origin{server_,
+                [&](const std::string& path) {
                   if (access("/usr/sbin/nginx", X_OK) != 0 && std::getenv("NGINX") == nullptr) {
                     nginx_missing = true;
                     return std::string();
                   }
                   if (!started_) start_nginx();
                   return https(path);
-                }};
+                },
+                raw};
 
   RowResult& out = results()[index];
   // Each element meets the origin in the same state: its Behavior (and so
@@ -517,6 +919,7 @@ TEST_P(FaultTableTest, Row) {
   out.soup = cell(soup, soup_extra);
 
   server_.reset_log();
+  raw.clear();  // ends (and joins) souphttpsrc's raw origins: the logs start empty
   const std::string uri = row.setup(origin);
   ElementRun ours = run_element("prefetchsrc", row, uri, data);
   ASSERT_TRUE(ours.ran) << "no prefetchsrc factory";
@@ -529,6 +932,7 @@ TEST_P(FaultTableTest, Row) {
   const std::string not_exercised = row.exercised ? row.exercised(server_.requests(kPath)) : "";
   const TransferResult& r = *ours.result;
   EXPECT_EQ(not_exercised, "");
+  if (row.raw_exercised) EXPECT_EQ(row.raw_exercised(raw), "");
   if (row.bad_uri) {
     EXPECT_EQ(ours_extra.rfind("set_uri refuses it", 0), 0u)
         << "prefetchsrc's URI handler took " << uri;
@@ -541,6 +945,10 @@ TEST_P(FaultTableTest, Row) {
     EXPECT_EQ(r.offset_problem, "");
   } else {
     expect_transfer_error(r, row.expect.domain, row.expect.code, kRunGuard);
+    // Never a wrong byte: what came before the error is the file's.
+    EXPECT_LE(r.bytes, data.size());
+    if (r.bytes <= data.size()) EXPECT_EQ(r.sha256, sha256_hex(data.data(), r.bytes));
+    EXPECT_GE(r.bytes, row.expect.min_bytes) << "bytes the origin had were not delivered";
   }
 }
 
