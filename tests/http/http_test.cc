@@ -1,8 +1,7 @@
 // The core against a real HTTP server: prefetch::SoupOrigin +
 // prefetch::Prefetcher fetching from the in-process TestServer.
-//
-// Timeouts here are hang guards only (a Watchdog sets the prefetcher
-// flushing and the test fails); no assertion depends on how fast a machine is.
+// The fixture (http_fixture.h) holds the hang guard: no assertion depends
+// on how fast a machine is.
 #include <gio/gio.h>
 #include <gtest/gtest.h>
 
@@ -19,169 +18,13 @@
 #include <tuple>
 #include <vector>
 
+#include "http_fixture.h"
 #include "prefetch/prefetcher.h"
 #include "prefetch/soup_origin.h"
 #include "test_server.h"
 
 namespace prefetch {
 namespace {
-
-using std::chrono::milliseconds;
-using std::chrono::seconds;
-using testing::Behavior;
-using testing::RequestRecord;
-using testing::TestClock;
-using testing::TestServer;
-
-constexpr uint64_t kKiB = 1024;
-constexpr uint64_t kMiB = 1024 * 1024;
-
-Logger test_logger() {
-  if (!g_getenv("PREFETCH_TEST_LOG")) return Logger();
-  return Logger([](LogLevel level, const std::string& line) {
-    std::fprintf(stderr, "[prefetch %d] %s\n", static_cast<int>(level), line.c_str());
-  });
-}
-
-// Sets the prefetcher flushing if the test body takes longer than `limit`,
-// so a hang becomes a failure instead of a stuck suite.
-class Watchdog {
- public:
-  Watchdog(Prefetcher* p, std::chrono::milliseconds limit) : p_(p) {
-    thread_ = std::thread([this, limit] {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-        fired_ = true;
-        lock.unlock();
-        p_->set_flushing(true);
-      }
-    });
-  }
-  ~Watchdog() { stop(); }
-  // Returns true if the watchdog fired.
-  bool stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    return fired_;
-  }
-
- private:
-  Prefetcher* p_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  bool fired_ = false;
-  std::thread thread_;
-};
-
-struct Fetched {
-  ReadStatus status = ReadStatus::kOk;  // the status that ended the loop
-  Error error;
-  std::vector<uint8_t> bytes;
-  bool order_ok = true;  // every chunk started where the previous ended
-  Stats stats;           // the engine's, at the end (fetch() only)
-  std::optional<uint64_t> size;
-};
-
-// Reads from `offset` until EOS, an error, flushing, or `limit` bytes.
-Fetched read_until_end(Prefetcher& p, uint64_t offset, size_t length, ReadMode mode,
-                       uint64_t limit = UINT64_MAX) {
-  Fetched f;
-  uint64_t at = offset;
-  while (f.bytes.size() < limit) {
-    ReadResult r = p.read(at, length, mode);
-    f.status = r.status;
-    if (r.status != ReadStatus::kOk) {
-      f.error = r.error;
-      break;
-    }
-    if (r.chunk.size == 0 || r.chunk.offset != at) {
-      f.order_ok = false;
-      break;
-    }
-    f.bytes.insert(f.bytes.end(), r.chunk.data, r.chunk.data + r.chunk.size);
-    at += r.chunk.size;
-  }
-  return f;
-}
-
-std::vector<uint8_t> slice(const std::vector<uint8_t>& v, uint64_t begin, uint64_t end) {
-  return std::vector<uint8_t>(v.begin() + begin, v.begin() + end);
-}
-
-// The first byte of a "bytes=a-..." Range header, or -1.
-int64_t range_first(const RequestRecord& r) {
-  unsigned long long a;
-  if (std::sscanf(r.range.c_str(), "bytes=%llu-", &a) == 1) return static_cast<int64_t>(a);
-  return -1;
-}
-
-// The fetch reached EOS and delivered exactly `data`.
-void expect_exact(const Fetched& f, const std::vector<uint8_t>& data) {
-  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
-  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
-}
-
-class HttpTest : public ::testing::Test {
- protected:
-  void SetUp() override { testing::unset_proxy_env(); }
-
-  HttpOptions options(const std::string& path, unsigned max_connections = 8) {
-    HttpOptions o;
-    o.uri = server_.url(path);
-    o.timeout_seconds = 10;
-    o.max_connections = max_connections;
-    return o;
-  }
-
-  static Config config(uint64_t block_size, unsigned concurrency) {
-    Config c;
-    c.block_size = block_size;
-    c.concurrency = concurrency;
-    c.retry.retries = 3;
-    c.retry.backoff_base = milliseconds(5);
-    c.retry.backoff_max = milliseconds(50);
-    return c;
-  }
-  // One request per block: for tests that script or count the origin's
-  // answers block by block (spans would carry several blocks per answer).
-  static Config block_config(uint64_t block_size, unsigned concurrency) {
-    Config c = config(block_size, concurrency);
-    c.max_request_bytes = block_size;
-    return c;
-  }
-
-  std::unique_ptr<Prefetcher> make(const HttpOptions& o, const Config& c) {
-    auto origin = std::make_shared<SoupOrigin>(o, test_logger());
-    return std::make_unique<Prefetcher>(origin, c, test_logger());
-  }
-
-  // open + read everything, under a watchdog.
-  Fetched fetch(const HttpOptions& o, const Config& c, size_t read_length = 64 * kKiB,
-                ReadMode mode = ReadMode::kAvailable, milliseconds guard = seconds(20)) {
-    auto p = make(o, c);
-    Watchdog dog(p.get(), guard);
-    Fetched f;
-    ReadResult opened = p->open(0);
-    if (opened.status != ReadStatus::kOk) {
-      f.status = opened.status;
-      f.error = opened.error;
-    } else {
-      f = read_until_end(*p, 0, read_length, mode);
-    }
-    f.stats = p->stats();
-    f.size = p->size();
-    p->close();
-    EXPECT_FALSE(dog.stop()) << "hang guard fired";
-    return f;
-  }
-
-  TestServer server_;
-};
 
 // ---------------------------------------------------------------------------
 // Bytes exact for awkward sizes and block sizes.
