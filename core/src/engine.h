@@ -5,6 +5,7 @@
 //   engine_request.cc  one request's life: start, head, body, end, retry
 //   engine_stream.cc   stream mode: one sequential request (no Range, or whole)
 //   engine_budget.cc   the host budget: a slot per request, queued until granted
+//   engine_probe.cc    is the network back? probes while every request is stalled
 // The decisions themselves live in pure units (scheduler, access_pattern,
 // hedge_policy, retry_policy, response_check, block_cache); the engine holds
 // the lock, the waits and the glue between them.
@@ -32,6 +33,11 @@
 #include "prefetch/span_policy.h"
 
 namespace prefetch {
+
+// Bytes one attempt must bring for its failure not to count as one in a row
+// (retry_policy.h): more than a request under the low-speed floor
+// (soup_origin.h) brings in any timeout up to two minutes.
+constexpr uint64_t kProgressBytes = 64 * 1024;
 
 inline double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -72,6 +78,13 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   // Bytes per second while its body flowed (pauses excluded); 0 until
   // enough came to tell.
   double rate(Clock::time_point now) const;
+  // This attempt's number among the failures in a row, ended by `e` (or
+  // by a short answer): retries count failures in a row, so an attempt
+  // that brought bytes counts from 1 again. Not a stall's trickle, though
+  // (fewer than kProgressBytes): else a trickling origin is retried forever.
+  unsigned in_a_row(const Error* e) const {
+    return received >= (e && e->stalled ? kProgressBytes : 1) ? 1 : attempts;
+  }
   void pause(Clock::time_point now);
   void flow(Clock::time_point now);
 
@@ -85,7 +98,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   // asked for ends at `asked_end` (kOpenEnd: "bytes=a-").
   uint64_t end = kOpenEnd;
   uint64_t asked_end = kOpenEnd;
-  unsigned attempts = 1;        // failures in a row, for the retry policy
+  unsigned attempts = 1;        // failures in a row before it, plus one (in_a_row())
   bool hedge = false;           // races the span of the block it was sent for
   bool ahead = false;           // sent while its connection's current span still transfers
   std::weak_ptr<Request> next;  // the span sent ahead for this one's connection
@@ -108,6 +121,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   Clock::time_point flowing_since{};  // epoch while not flowing
   Clock::time_point started;          // when it was sent (after its backoff)
   Clock::time_point first_byte;       // when its first body byte came; epoch until then
+  Clock::time_point last_byte;        // when its latest body bytes came; epoch until then
   std::shared_ptr<Fetch> fetch;
   std::optional<Error> failure;  // why its head was refused
   // Where its answer's range ends (exclusive): a 206 may carry less than was
@@ -120,6 +134,8 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   std::shared_ptr<BlockBuffer> area_owner;
   uint8_t scratch[4096];
 };
+
+class Probe;  // engine_probe.cc
 
 struct Prefetcher::Impl {
   Impl(Origin* origin, const Config& cfg, Logger log);
@@ -191,9 +207,16 @@ struct Prefetcher::Impl {
   // Since when the reader waits for bytes (the need it tells the budget).
   std::optional<Clock::time_point> waiting_since;
 
+  // Probes (engine_probe.cc): in flight, and when the last went.
+  std::vector<std::shared_ptr<Probe>> probes;
+  Clock::time_point last_probe{};
+  // Until then requests go on fresh connections (after an outage).
+  Clock::time_point fresh_until{};
+
   // Statistics.
   uint64_t bytes_delivered = 0, blocks_fetched = 0, requests_started = 0, retries = 0,
-           hedges_sent = 0, hedges_won = 0, cache_hits = 0, bytes_received = 0, first_bytes = 0;
+           hedges_sent = 0, hedges_won = 0, cache_hits = 0, bytes_received = 0, first_bytes = 0,
+           stalls = 0, probes_sent = 0;
   double first_byte_total_ms = 0;
   FirstByteTimes first_byte_ms;
   RateMeter rate;
@@ -279,7 +302,7 @@ struct Prefetcher::Impl {
                                   std::chrono::milliseconds delay, unsigned attempts,
                                   Request* hedged = nullptr, bool ahead = false,
                                   uint64_t asked_end = 0);
-  void launch_stream(uint64_t from, std::chrono::milliseconds delay);
+  void launch_stream(uint64_t from, std::chrono::milliseconds delay, unsigned attempts = 1);
   void relaunch(Request& r, std::chrono::milliseconds delay, unsigned attempts);
   std::string if_range() const;
   void cancel_request(const std::shared_ptr<Request>& r);
@@ -316,6 +339,15 @@ struct Prefetcher::Impl {
   bool head_waits_for_slot() const;
   void make_room_for_head();
   void set_waiting(bool waiting);
+
+  // engine_probe.cc: is the network back?
+  void maybe_probe();
+  void probe_answered(Probe& p);
+  void probe_done(Probe& p);
+  void cancel_probes();
+  bool stalled(const Request& r, Clock::time_point now) const;
+  bool all_stalled(Clock::time_point now) const;
+  std::optional<std::chrono::milliseconds> first_byte_limit() const;
 
   // prefetcher.cc: the reader.
   size_t readable(const Block& b) const;

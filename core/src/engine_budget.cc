@@ -79,6 +79,7 @@ void Prefetcher::Impl::send(const std::shared_ptr<Request>& r) {
 
 void Prefetcher::Impl::start_fetch(Request& r) {
   r.range.validator = if_range();
+  r.range.fresh_connection = Clock::now() < fresh_until;
   r.started = Clock::now() + r.range.delay;  // first-byte times exclude backoff
   r.fetch = origin->start(r.range, r.shared_from_this());
 }

@@ -281,12 +281,12 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   const Clock::time_point now = Clock::now();
   if (r.first_byte == Clock::time_point{}) note_first_byte(r, now);
   r.flow(now);
+  r.last_byte = now;
   if (b->filled == 0) {
     b->first_byte = now;
     log(LogLevel::kDebug, "block %" PRIu64 " first-byte", b->index);
   }
   b->filled += n;
-  r.attempts = 1;  // progress: retries count failures in a row
   r.pos += n;
   r.received += n;
   rate.add(n, now);
@@ -336,10 +336,12 @@ void Prefetcher::Impl::on_done(Request& r, const Error* error) {
   if (stream.get() == &r) stream.reset();
   Block* b = r.is_stream() ? nullptr : store.find(r.block);
   if (b && b->hedge.get() == &r) {
-    // A hedge that ended before it won: the main request carries on.
+    // A hedge that ended before it won: the main request carries on. If
+    // that went before it (both cancelled), nobody fills the block: it goes.
     b->hedge.reset();
     if (!r.cancelled() && error)
       log(LogLevel::kDebug, "block %" PRIu64 " hedge failed: %s", b->index, error->message.c_str());
+    if (!b->request) forget_unfilled(*b);
     cv.notify_all();
     return pump();
   }
@@ -365,7 +367,7 @@ void Prefetcher::Impl::on_done(Request& r, const Error* error) {
       if (size_bound && r.pos >= *size_bound)
         settle_bound();
       else
-        relaunch(r, std::chrono::milliseconds(0), r.attempts);
+        relaunch(r, std::chrono::milliseconds(0), r.in_a_row(nullptr));
       break;
     case Outcome::kFailed:
       failed(r, b, std::move(e));
@@ -428,7 +430,8 @@ void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
     b->hedge.reset();
     return;
   }
-  const unsigned attempts = r.attempts;
+  if (e.stalled) ++stalls;
+  const unsigned attempts = r.in_a_row(&e);
   const RetryDecision d = decide_retry(retry, e, attempts, rng());
   if (d.retry) {
     ++retries;
@@ -436,7 +439,7 @@ void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
         r.is_stream() ? "stream" : "span", r.id, r.pos, e.message.c_str(), attempts,
         static_cast<int64_t>(d.wait.count()));
     if (r.is_stream())
-      launch_stream(r.pos, d.wait);
+      launch_stream(r.pos, d.wait, attempts + 1);
     else
       relaunch(r, d.wait, attempts + 1);
     return;

@@ -11,8 +11,10 @@
 
 namespace prefetch {
 
-void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds delay) {
+void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds delay,
+                                     unsigned attempts) {
   stream = std::make_shared<Request>(this, plan.index_of(from), from, RequestKind::kStream);
+  stream->attempts = attempts;
   stream->range.begin = from;
   stream->range.delay = delay;
   stream->range.whole = cfg.whole;  // from 0 then: enter_stream_mode skips to `from`

@@ -96,16 +96,19 @@ Block* Prefetcher::Impl::wait_block(std::unique_lock<std::mutex>& lock, uint64_t
 }
 
 // The reader's wait. With hedging on it wakes now and then to see whether
-// the block it waits for has become late; while that block's request waits
+// the block it waits for has become late, or every request is stalled (a
+// probe, engine_probe.cc); while that block's request waits
 // for a slot of the host, to make room for it again (the slot ours gave
 // back may have gone to a reader that had waited longer).
 void Prefetcher::Impl::idle_wait(std::unique_lock<std::mutex>& lock) {
   const bool for_slot = head_waits_for_slot();
   const bool hedging = hedge.enabled && !known.stream_mode;
-  if (!hedging && !for_slot) return cv.wait(lock);
+  const bool probing = cfg.probe && !known.stream_mode && !live.empty();
+  if (!hedging && !for_slot && !probing) return cv.wait(lock);
   cv.wait_for(lock, std::chrono::milliseconds(hedging ? 20 : 100));
   if (flushing || closed || fatal) return;
   if (hedging) maybe_hedge();
+  maybe_probe();
   make_room_for_head();
 }
 
@@ -274,8 +277,9 @@ void Prefetcher::close() {
     std::unique_lock<std::mutex> lock(s.mu);
     s.closed = true;
     s.cancel_all();  // queued requests too: their on_done comes at once
+    s.cancel_probes();
     s.cv.notify_all();
-    s.cv.wait(lock, [&] { return s.in_flight == 0; });
+    s.cv.wait(lock, [&] { return s.in_flight == 0 && s.probes.empty(); });
   }
   s.leave_budget();
 }
@@ -288,6 +292,8 @@ Stats Prefetcher::stats() const {
   st.blocks_fetched = s.blocks_fetched;
   st.requests_started = s.requests_started;
   st.retries = s.retries;
+  st.stalls = s.stalls;
+  st.probes_sent = s.probes_sent;
   st.hedges_sent = s.hedges_sent;
   st.hedges_won = s.hedges_won;
   st.cache_hits = s.cache_hits;

@@ -6,6 +6,7 @@
 #include <glib-unix.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "soup_error.h"
@@ -38,6 +39,7 @@ uint8_t* SoupOrigin::Impl::next_area(const std::shared_ptr<SoupFetch>& f, size_t
 void SoupOrigin::Impl::read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* area,
                                   size_t length) {
   f->reading = true;
+  start_clock(f);
   auto* ref = new std::shared_ptr<SoupFetch>(f);
   g_input_stream_read_async(
       f->stream, area, length, G_PRIORITY_DEFAULT, f->cancellable,
@@ -58,6 +60,7 @@ void SoupOrigin::Impl::read_async(const std::shared_ptr<SoupFetch>& f, uint8_t* 
           return o->finish(f, &e);
         }
         if (n == 0) return o->finish(f, nullptr);
+        o->count_bytes(f, static_cast<size_t>(n));
         f->listener->on_data(static_cast<size_t>(n));
         o->read_next(f);
       },
@@ -99,8 +102,10 @@ void SoupOrigin::Impl::read_pollable(const std::shared_ptr<SoupFetch>& f) {
       got += static_cast<size_t>(n);
     } while (got < length && got < budget);
     budget -= std::min(budget, got);
-    if (got > 0) f->last_progress = g_get_monotonic_time();
-    if (got > 0) f->listener->on_data(got);
+    if (got > 0) {
+      count_bytes(f, got);
+      f->listener->on_data(got);
+    }
     if (err) {
       if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
         g_error_free(err);
@@ -136,6 +141,7 @@ void SoupOrigin::Impl::read_pollable(const std::shared_ptr<SoupFetch>& f) {
 void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
   f->reading = true;
   if (f->source) return;  // already waiting
+  start_clock(f);
   if (f->socket && !g_socket_is_closed(f->socket)) {
     // Every layer above the socket has handed out what it buffered (the
     // read that would block went through them), so the socket's readiness
@@ -143,8 +149,7 @@ void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
     // and never blocked while it dispatches (blocking takes the fd out of
     // the context and puts it back, each time waking the context; the
     // callback never iterates the context, so it cannot recurse anyway).
-    // The stall timeout and the cancellation are ours to watch here.
-    f->last_progress = g_get_monotonic_time();
+    // The cancellation is ours to watch here.
     f->on_socket = true;
     f->source = g_unix_fd_source_new(g_socket_get_fd(f->socket),
                                      static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR));
@@ -160,17 +165,6 @@ void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
         f->source, G_SOURCE_FUNC(ready), new std::shared_ptr<SoupFetch>(f),
         [](gpointer data) { delete static_cast<std::shared_ptr<SoupFetch>*>(data); });
     g_source_attach(f->source, hub_->context());
-    if (opts_.timeout_seconds > 0 && !stall_timer_) {
-      stall_timer_ = g_timeout_source_new(250);
-      g_source_set_callback(
-          stall_timer_,
-          [](gpointer data) -> gboolean {
-            static_cast<Impl*>(data)->check_stalls();
-            return G_SOURCE_CONTINUE;
-          },
-          this, nullptr);
-      g_source_attach(stall_timer_, hub_->context());
-    }
     return;
   }
   f->source =
@@ -193,27 +187,72 @@ void SoupOrigin::Impl::wait_readable(const std::shared_ptr<SoupFetch>& f) {
 void SoupOrigin::Impl::stop_waiting(const std::shared_ptr<SoupFetch>& f) {
   f->reading = false;
   f->on_socket = false;
+  f->clock_running = false;  // paused: a wait of ours, not the origin's
   if (!f->source) return;
   g_source_destroy(f->source);
   g_clear_pointer(&f->source, g_source_unref);
 }
 
-// Fails the socket waits that saw no byte for the timeout, as libsoup's
-// socket timeout fails its own; stops when no fetch waits on a socket.
+// The fetch waits for body bytes: its low-speed clock runs (from now, if it
+// was stopped), and the timer that checks the clocks with it.
+void SoupOrigin::Impl::start_clock(const std::shared_ptr<SoupFetch>& f) {
+  if (f->clock_running) return;
+  f->clock_running = true;
+  f->paid_until = f->slow_since = g_get_monotonic_time();
+  f->slow_bytes = 0;
+  if (opts_.timeout_seconds == 0 || stall_timer_) return;
+  stall_timer_ = g_timeout_source_new(250);
+  g_source_set_callback(
+      stall_timer_,
+      [](gpointer data) -> gboolean {
+        static_cast<Impl*>(data)->check_stalls();
+        return G_SOURCE_CONTINUE;
+      },
+      this, nullptr);
+  g_source_attach(stall_timer_, hub_->context());
+}
+
+// `n` body bytes came: they pay for n / kLowSpeedFloor seconds of the wait.
+void SoupOrigin::Impl::count_bytes(const std::shared_ptr<SoupFetch>& f, size_t n) {
+  const gint64 now = g_get_monotonic_time();
+  if (!f->clock_running) return;
+  const gint64 pays = static_cast<gint64>(n * G_USEC_PER_SEC / kLowSpeedFloor);
+  f->paid_until = std::min(now, f->paid_until + pays);
+  if (f->paid_until == now) {
+    f->slow_since = now;
+    f->slow_bytes = 0;
+  } else {
+    f->slow_bytes += n;
+  }
+}
+
+// Fails the body waits whose bytes lag their clock by the timeout: nothing
+// came for that long, or a trickle far below the floor (curl's low-speed
+// limit). Stops when no clock runs.
 void SoupOrigin::Impl::check_stalls() {
   const gint64 now = g_get_monotonic_time();
   const gint64 limit = static_cast<gint64>(opts_.timeout_seconds) * G_USEC_PER_SEC;
   std::vector<std::shared_ptr<SoupFetch>> stalled;
   bool waiting = false;
   for (const auto& f : active_) {
-    if (!f->on_socket) continue;
+    if (!f->clock_running || f->done) continue;
     waiting = true;
-    if (now - f->last_progress >= limit) stalled.push_back(f);
+    if (now - f->paid_until >= limit) stalled.push_back(f);
   }
   for (const auto& f : stalled) {
-    GError* err = g_error_new_literal(G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Socket I/O timed out");
-    Error e = gerror_to_error(err);
-    g_error_free(err);
+    const double secs = static_cast<double>(now - f->slow_since) / G_USEC_PER_SEC;
+    char what[160];
+    if (f->slow_bytes == 0)
+      g_snprintf(what, sizeof what, "No data from the origin for %.1f s", secs);
+    else
+      g_snprintf(what, sizeof what,
+                 "The origin is too slow: %" G_GUINT64_FORMAT
+                 " bytes in %.1f s (a request must bring at least %u bytes a second)",
+                 static_cast<guint64>(f->slow_bytes), secs, static_cast<unsigned>(kLowSpeedFloor));
+    Error e = make_error(ErrorKind::kRead, 0, what, true);
+    e.detail = std::string(g_quark_to_string(G_IO_ERROR)) + " " +
+               std::to_string(G_IO_ERROR_TIMED_OUT) + " (low-speed limit)";
+    e.stalled = true;
     // Cancelled first, so that libsoup drops the rest of the body at once.
     g_cancellable_cancel(f->cancellable);
     finish(f, &e);

@@ -90,10 +90,13 @@ class SoupOrigin::Impl {
   std::deque<std::shared_ptr<SoupFetch>> admitting_;
   void find_socket(const std::shared_ptr<SoupFetch>& f);
   static void make_room(GSocket* socket, uint64_t bytes);
-  // Times out body waits on a socket (the session's timeout covers only
-  // libsoup's own waits); runs while some fetch waits on its socket.
+  // Fails body waits that brought less than the low-speed floor for the
+  // timeout (libsoup's own timeout covers its waits for the head, and only a
+  // silence); runs while some fetch's clock runs.
   GSource* stall_timer_ = nullptr;
   void check_stalls();
+  void start_clock(const std::shared_ptr<SoupFetch>& f);
+  void count_bytes(const std::shared_ptr<SoupFetch>& f, size_t n);
 
  private:
   // False (on the I/O thread) once the origin has closed: closures posted
@@ -158,10 +161,18 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
   // (every change an eventfd write, then a spurious poll): ~8 wake-ups per
   // chunk of body.
   GSocket* socket = nullptr;
-  bool on_socket = false;    // `source` waits on `socket` (kept from wait to wait)
-  gint64 last_progress = 0;  // monotonic us of the last body bytes (stall timeout)
-  bool admitted = false;     // counts in Impl::sending_ (until finished)
-  bool sent = false;         // soup_session_send_async was called
+  bool on_socket = false;  // `source` waits on `socket` (kept from wait to wait)
+  // The low-speed check (check_stalls). While the fetch waits for body
+  // bytes a clock runs; each byte that comes pays for 1/kLowSpeedFloor s of
+  // it, and `paid_until` is how far the bytes have paid (never past now). A
+  // fetch whose bytes lag the clock by the timeout is stalled: it sent
+  // nothing, or trickled. The clock stops while paused (flow control).
+  bool clock_running = false;
+  gint64 paid_until = 0;    // monotonic us
+  gint64 slow_since = 0;    // when it was last paid up
+  uint64_t slow_bytes = 0;  // bytes since then
+  bool admitted = false;    // counts in Impl::sending_ (until finished)
+  bool sent = false;        // soup_session_send_async was called
   // Redirect refresh (see Impl::target_gen_).
   bool to_target = false;   // sent to the pinned redirect target, not location
   bool refreshed = false;   // went back to location for a fresh target once

@@ -45,6 +45,7 @@ SoupMessage* new_range_message(GUri* uri, const RangeRequest& r, const HttpOptio
   // and libsoup's content decoder hands us the decoded bytes).
   add_header(h, "Accept-Encoding", opts.compress ? "gzip, deflate" : "identity");
   if (!opts.automatic_redirect) soup_message_add_flags(msg, SOUP_MESSAGE_NO_REDIRECT);
+  if (r.fresh_connection) soup_message_add_flags(msg, SOUP_MESSAGE_NEW_CONNECTION);
 #if SOUP_CHECK_VERSION(3, 4, 0)
   if (opts.force_http1) soup_message_set_force_http1(msg, TRUE);
 #endif

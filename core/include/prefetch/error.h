@@ -23,6 +23,9 @@ struct Error {
   std::string detail;                         // for the debug log
   bool transient = false;                     // worth a retry
   std::chrono::milliseconds retry_after{-1};  // from Retry-After, -1 if absent
+  // A stall: the request brought less than the low-speed floor (nothing, or
+  // a trickle) for the timeout (soup_origin.h).
+  bool stalled = false;
 };
 
 const char* to_string(ErrorKind kind);

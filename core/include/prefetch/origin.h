@@ -31,6 +31,10 @@ struct RangeRequest {
   // Ask for the whole resource, with no Range (nor If-Range): a body in a
   // content coding (gzip) has no byte ranges of the resource to ask for.
   bool whole = false;
+  // Send it on a connection of its own, never an idle one from the pool:
+  // after an outage the pool's connections may be dead without knowing it
+  // (no FIN, no RST), and a request sent on one waits out a whole timeout.
+  bool fresh_connection = false;
 };
 
 // What an Icecast/SHOUTcast answer says about its stream (icy-* headers, as

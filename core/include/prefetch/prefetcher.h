@@ -64,6 +64,10 @@ struct Config {
   // holds the server) for longer than this is cancelled when it may go on,
   // and its rest asked for again: a server's send timeout is never an error.
   std::chrono::milliseconds pause_limit{5000};
+  // While every request is stalled and the reader waits, probe the origin
+  // on a fresh connection once a second; when it answers, ask for the
+  // stalled requests again at once (engine_probe.cc).
+  bool probe = true;
   // The host (host_key() of the location) whose connections the process
   // shares (host_budget.h): every request holds one of its slots from its
   // start to its end. "" = no budget.
@@ -118,6 +122,8 @@ struct Stats {
   uint64_t blocks_fetched = 0;
   uint64_t requests_started = 0;
   uint64_t retries = 0;
+  uint64_t stalls = 0;       // requests failed for bringing (almost) nothing for the timeout
+  uint64_t probes_sent = 0;  // probes of an origin every request waited on in vain
   uint64_t hedges_sent = 0;
   uint64_t hedges_won = 0;
   uint64_t cache_hits = 0;           // blocks served from the cache instead of a request
@@ -188,6 +194,7 @@ class Prefetcher {
 
  private:
   friend class Request;
+  friend class Probe;
   struct Impl;
   std::shared_ptr<Origin> origin_;
   Config config_;

@@ -20,13 +20,21 @@
 
 namespace prefetch {
 
+// The low-speed floor of a request's body, in bytes a second: far below any
+// media stream (4 kbit/s; a 16 kbit/s live stream sends 2000 B/s), far above
+// a trickle that would keep a dead-but-open origin from ever failing.
+constexpr uint64_t kLowSpeedFloor = 512;
+
 struct HttpOptions {
   std::string uri;
   std::string user_agent = "prefetchsrc";
   std::vector<std::pair<std::string, std::string>> extra_headers;
   std::vector<std::string> cookies;  // "name=value" each
-  unsigned timeout_seconds = 15;     // without progress, per request; 0 = none
-  std::string proxy;                 // empty: the environment's (http_proxy, ...)
+  // A request whose body brings less than kLowSpeedFloor bytes a second
+  // (nothing, or a trickle) for this long is stalled: it fails (transient,
+  // Error::stalled) and is retried. 0 = never.
+  unsigned timeout_seconds = 15;
+  std::string proxy;  // empty: the environment's (http_proxy, ...)
   std::string proxy_id, proxy_pw;
   std::string user_id, user_pw;
   bool ssl_strict = true;
