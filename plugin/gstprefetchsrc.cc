@@ -356,8 +356,9 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_TIMEOUT,
       g_param_spec_uint("timeout", "Timeout",
-                        "Seconds a request may go without progress before it is retried "
-                        "(0 = no timeout)",
+                        "Seconds a request may bring less than 512 bytes a second (nothing, "
+                        "or a trickle) before it is retried; after retries + 1 of them the "
+                        "element fails (0 = no timeout)",
                         0, 3600, DEFAULT_TIMEOUT, rw));
   /* user-agent: sent with every block request. */
   g_object_class_install_property(
@@ -469,7 +470,9 @@ static void gst_prefetch_src_class_init(GstPrefetchSrcClass* klass) {
       g_param_spec_boxed("stats", "Statistics",
                          "Transfer statistics: bytes-delivered, bytes-received (body bytes "
                          "the requests brought), blocks-fetched, requests-started, "
-                         "bytes-per-request, retries, hedges-sent, hedges-won, cache-hits, "
+                         "bytes-per-request, retries, stalls (requests that brought less than "
+                         "512 bytes a second for the timeout), probes-sent (of an origin every "
+                         "request waited on in vain), hedges-sent, hedges-won, cache-hits, "
                          "requests-in-flight, host-connections (slots of max-host-connections "
                          "held), concurrency (transfers allowed now), "
                          "concurrency-reason (why automatic concurrency last changed it), "
@@ -721,6 +724,8 @@ static GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
                            "requests-started", G_TYPE_UINT64, st.requests_started,    //
                            "bytes-per-request", G_TYPE_DOUBLE, st.bytes_per_request,  //
                            "retries", G_TYPE_UINT64, st.retries,                      //
+                           "stalls", G_TYPE_UINT64, st.stalls,                        //
+                           "probes-sent", G_TYPE_UINT64, st.probes_sent,              //
                            "hedges-sent", G_TYPE_UINT64, st.hedges_sent,              //
                            "hedges-won", G_TYPE_UINT64, st.hedges_won,                //
                            "cache-hits", G_TYPE_UINT64, st.cache_hits,                //
