@@ -111,12 +111,39 @@ guint64 bytes_delivered(GstElement* source) {
 
 enum class Until { kEos, kStall };
 
+// Until EOS or ERROR (at most `limit`), reacting to BUFFERING messages as
+// gst-launch-1.0 does (PAUSED below 100 %, back to PLAYING at 100 %): the
+// download buffer posts them, and a pipeline left in PAUSED never ends.
+MessagePtr wait_like_gst_launch(GstElement* pipeline, std::chrono::seconds limit) {
+  GstPtr<GstBus> bus(gst_element_get_bus(pipeline));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  bool buffering = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    MessagePtr msg(gst_bus_timed_pop_filtered(
+        bus.get(), 100 * GST_MSECOND,
+        static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS | GST_MESSAGE_BUFFERING)));
+    if (!msg) continue;
+    if (GST_MESSAGE_TYPE(msg.get()) != GST_MESSAGE_BUFFERING) return msg;
+    gint percent = 0;
+    gst_message_parse_buffering(msg.get(), &percent);
+    if (percent < 100 && !buffering) {
+      buffering = true;
+      gst_element_set_state(pipeline, GST_STATE_PAUSED);
+    } else if (percent >= 100 && buffering) {
+      buffering = false;
+      gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    }
+  }
+  return nullptr;
+}
+
 // playbin on `uri`, decoded video and audio into counting fakesinks
 // (sync=false: as fast as the bytes come). kEos: until EOS or ERROR (at most
-// `limit`). kStall: until then or until prefetchsrc has delivered no byte
-// for 2 s.
+// `limit`), with gst-launch-1.0's handling of BUFFERING messages if
+// `like_gst_launch`. kStall: until then or until prefetchsrc has delivered
+// no byte for 2 s.
 std::unique_ptr<PlayRun> play(const std::string& uri, bool download, Until until,
-                              std::chrono::seconds limit) {
+                              std::chrono::seconds limit, bool like_gst_launch = false) {
   auto run = std::make_unique<PlayRun>();
   GstPtr<GstElement> playbin(gst_element_factory_make("playbin", nullptr));
   EXPECT_NE(playbin, nullptr);
@@ -141,7 +168,8 @@ std::unique_ptr<PlayRun> play(const std::string& uri, bool download, Until until
   gst_element_set_state(playbin.get(), GST_STATE_PLAYING);
   MessagePtr msg;
   if (until == Until::kEos) {
-    msg = wait_error_or_eos(playbin.get(), limit);
+    msg = like_gst_launch ? wait_like_gst_launch(playbin.get(), limit)
+                          : wait_error_or_eos(playbin.get(), limit);
   } else {
     const auto deadline = started + limit;
     guint64 last = 0;
@@ -319,6 +347,86 @@ TEST_F(PlaybinDownloadTest, WithoutTheFlagPlaybinStopsShortOfTheAudio) {
       static_cast<unsigned long long>(run->source_bytes),
       static_cast<unsigned long long>(audio_offset_),
       static_cast<unsigned long long>(run->video_frames));
+}
+
+// Issue 23, point 5: a 60 s clip, all video before all audio and the index
+// at the end (qtdemux reads the end first, then video from the start and
+// audio from after it), from an origin with a 100 ms first byte and 8 MiB/s
+// per response: playbin's download path, as gst-launch-1.0 runs it, reached
+// the end of the source and then sat without EOS in some runs. A few runs
+// here (tests/element/download_flag_runs.py runs the real thing 20 times).
+class PlaybinDownloadLongTest : public ElementTest {
+ protected:
+  static constexpr int kLongSeconds = 60;
+  static constexpr int kRuns = 3;
+
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    const std::string clip = dir_->file("noninterleaved-tail.mp4");
+    std::string out, err;
+    if (run_command({PREFETCH_MAKE_CLIP, clip, std::to_string(kLongSeconds), "noninterleaved-tail",
+                     kSize, kKbps},
+                    &out, &err) != 0) {
+      setup_error_ = "make_clip.sh failed: " + err;
+      return;
+    }
+    clip_ = clip;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  void SetUp() override {
+    ElementTest::SetUp();
+    set_deadline(280s);
+    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
+    factory_.reset(gst_element_factory_find("prefetchsrc"));
+    ASSERT_NE(factory_, nullptr);
+    old_rank_ = gst_plugin_feature_get_rank(GST_PLUGIN_FEATURE(factory_.get()));
+    gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), G_MAXINT);
+    ASSERT_TRUE(server_.add_file_from_disk("/long.mp4", clip_, "video/mp4"));
+    prefetch::testing::Behavior b;
+    b.first_byte_delay = prefetch::testing::fixed_delay(100ms);
+    b.rate_bytes_per_sec = 8 * 1024 * 1024;
+    server_.set_behavior("/long.mp4", b);
+  }
+  void TearDown() override {
+    if (factory_) gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), old_rank_);
+    ElementTest::TearDown();
+  }
+
+  static TempDir* dir_;
+  static std::string clip_;
+  static std::string setup_error_;
+  GstPtr<GstElementFactory> factory_;
+  guint old_rank_ = 0;
+  TestServer server_;
+};
+
+TempDir* PlaybinDownloadLongTest::dir_ = nullptr;
+std::string PlaybinDownloadLongTest::clip_;
+std::string PlaybinDownloadLongTest::setup_error_;
+
+TEST_F(PlaybinDownloadLongTest, EveryRunReachesEosWithEveryFrame) {
+  gchar* file_uri = gst_filename_to_uri(clip_.c_str(), nullptr);
+  auto reference = play(file_uri, false, Until::kEos, 60s);
+  g_free(file_uri);
+  ASSERT_TRUE(reference->eos) << describe(reference->error.get());
+  ASSERT_EQ(reference->video_frames, static_cast<guint64>(kLongSeconds * 30));
+  ASSERT_GT(reference->audio_buffers, 0u);
+
+  for (int i = 0; i < kRuns; ++i) {
+    SCOPED_TRACE("run " + std::to_string(i + 1));
+    auto run = play(server_.url("/long.mp4"), true, Until::kEos, 60s, true);
+    EXPECT_EQ(run->source_factory, "prefetchsrc");
+    ASSERT_TRUE(run->eos) << (run->error ? describe(run->error.get())
+                                         : "neither EOS nor an error within 60 s");
+    EXPECT_EQ(run->video_frames, reference->video_frames) << "decoded video frames";
+    EXPECT_EQ(run->audio_buffers, reference->audio_buffers) << "decoded audio buffers";
+    EXPECT_TRUE(run->demuxer_pulled) << "qtdemux did not read in pull mode";
+    std::printf("run %d: EOS after %.2f s\n", i + 1, run->seconds);
+  }
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make a real H.264/AAC MP4 test clip with GStreamer.
 #
-# usage: make_clip.sh OUT.mp4 [SECONDS=10] [faststart|tail|noninterleaved] [WIDTHxHEIGHT=640x360] [KBPS]
+# usage: make_clip.sh OUT.mp4 [SECONDS=10] [faststart|tail|noninterleaved|noninterleaved-tail] [WIDTHxHEIGHT=640x360] [KBPS]
 #
 #   faststart       the index (moov) is written before the media data, as web
 #                   servers want it: a player can start after the first bytes.
@@ -12,6 +12,10 @@
 #                   regions far apart at once (video from the start of the
 #                   media data, audio from after all the video), as some
 #                   editors and muxers write files. Checked after muxing.
+#   noninterleaved-tail
+#                   as noninterleaved, but the index comes last: a demuxer
+#                   reads the end of the file first, then the video from the
+#                   start and the audio from after it (three regions).
 #
 # KBPS is the video bitrate (default: about 0.2 bit per pixel per frame), e.g.
 # to make a small picture take many bytes.
@@ -21,7 +25,7 @@
 # stamps a creation time, hence "deterministic-ish"). Prints nothing on success.
 set -euo pipefail
 
-usage() { echo "usage: $0 OUT.mp4 [SECONDS] [faststart|tail|noninterleaved] [WIDTHxHEIGHT] [KBPS]" >&2; exit 2; }
+usage() { echo "usage: $0 OUT.mp4 [SECONDS] [faststart|tail|noninterleaved|noninterleaved-tail] [WIDTHxHEIGHT] [KBPS]" >&2; exit 2; }
 
 [[ $# -ge 1 && $# -le 5 ]] || usage
 out=$1
@@ -44,6 +48,10 @@ case $layout in
   tail) faststart=false ;;
   noninterleaved)
     faststart=true
+    interleave=(interleave-time=18446744073709551615 interleave-bytes=0)
+    ;;
+  noninterleaved-tail)
+    faststart=false
     interleave=(interleave-time=18446744073709551615 interleave-bytes=0)
     ;;
   *) usage ;;
@@ -71,7 +79,7 @@ gst-launch-1.0 -q -e \
   ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac ! aacparse ! queue ! mux. \
   mp4mux name=mux faststart="$faststart" "${interleave[@]}" ! filesink location="$tmp" >/dev/null
 
-if [[ $layout == noninterleaved ]]; then
+if [[ $layout == noninterleaved* ]]; then
   # Which track mp4mux starts with is its choice: make sure it was video,
   # with all of the audio after all of the video.
   python3 "$(dirname "${BASH_SOURCE[0]}")/mp4_chunks.py" --check-video-first "$tmp" >/dev/null ||
