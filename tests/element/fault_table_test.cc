@@ -346,6 +346,25 @@ std::vector<Row> make_rows() {
                     {{"timeout", "1"}}});
   }
   {
+    // 1 B/s, each answer closed after 30 s: bytes that trickle in are not
+    // progress. Every attempt is a stall (under 512 B/s for the timeout);
+    // after `retries` of them, a READ error that says the origin is too slow.
+    Behavior b;
+    b.rate_bytes_per_sec = 1;
+    b.chunk_bytes = 1;
+    b.cut_every = 1;
+    b.cut_after_bytes = 30;
+    rows.push_back(checked({"Trickle",
+                            "1 B/s trickle, each answer closed after 30 s, timeout=3 retries=1",
+                            8 * kMiB,
+                            serve(b),
+                            fails_with(GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ),
+                            {{"timeout", "3"}, {"retries", "1"}}},
+                           at_least(2, "trickled answers (1-30 bytes)", [](const RequestRecord& r) {
+                             return r.bytes_sent > 0 && r.bytes_sent <= 30;
+                           })));
+  }
+  {
     // The TestServer's "new version" has the same bytes under a new ETag and
     // Last-Modified, so a splice is invisible in the bytes: the outcome says
     // whether the element noticed. The cut makes souphttpsrc ask again too.
