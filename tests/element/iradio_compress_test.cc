@@ -54,10 +54,12 @@ std::string metadata_block(unsigned n) {
 // and a body that never ends. Icy metadata is interleaved (and icy-metaint
 // sent) only when the request asked for it with "icy-metadata: 1", as
 // Icecast does. One thread per connection; the writes block when the client
-// stops reading (TCP holds the server), and end when it closes.
+// stops reading (TCP holds the server), and end when it closes. With a rate
+// (bytes a second) the body goes out in real time, 250 bytes at a time, as a
+// live station sends it.
 class IcecastServer {
  public:
-  IcecastServer() {
+  explicit IcecastServer(uint64_t rate = 0) : rate_(rate) {
     listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -145,17 +147,28 @@ class IcecastServer {
     reply += "\r\n";
     bool ok = request && send_all(fd, reply);
     uint64_t audio = 0;
+    const auto start = std::chrono::steady_clock::now();
     for (unsigned block = 1; ok && !stopping_; ++block) {
       std::string bytes(kMetaint, '\0');
       for (auto& b : bytes) b = static_cast<char>(mp3_byte(audio++));
       if (icy) bytes += metadata_block(block);
-      ok = send_all(fd, bytes);
+      if (!rate_) {
+        ok = send_all(fd, bytes);
+        continue;
+      }
+      for (size_t at = 0; ok && at < bytes.size() && !stopping_; at += 250) {
+        ok = send_all(fd, bytes.substr(at, 250));
+        sent_ += std::min<size_t>(250, bytes.size() - at);
+        std::this_thread::sleep_until(start + std::chrono::microseconds(sent_ * 1000000 / rate_));
+      }
     }
     close(fd);
     std::lock_guard<std::mutex> lock(mu_);
     fds_.erase(std::remove(fds_.begin(), fds_.end(), fd), fds_.end());
   }
 
+  const uint64_t rate_;
+  uint64_t sent_ = 0;  // paced bytes (one connection at a time is paced)
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -261,6 +274,45 @@ TEST_F(IradioTest, IcydemuxGetsTheTitlesInOrderAndStopEndsTheStreamAtOnce) {
       "[ info ] titles: %s; caps metadata-interval %d; set_state(NULL) %lld ms\n", titles.c_str(),
       interval,
       static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+}
+
+// A 16 kbit/s station (2000 B/s, 250 B at a time) played for 20 s with a
+// 2 s timeout: a live stream slower than any file is not a stall. No
+// error, no stall, no retry, one connection all along.
+TEST_F(IradioTest, ASixteenKbitStationPlaysTwentySecondsWithoutAStall) {
+  IcecastServer server(2000);
+  const std::string launch = "prefetchsrc name=src timeout=2 location=" + server.url() +
+                             " ! fakesink name=sink sync=false";
+  GError* err = nullptr;
+  GstPtr<GstElement> pipeline(gst_parse_launch(launch.c_str(), &err));
+  ASSERT_NE(pipeline, nullptr) << describe(err);
+  GstPtr<GstElement> src(gst_bin_get_by_name(GST_BIN(pipeline.get()), "src"));
+  ASSERT_NE(gst_element_set_state(pipeline.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_FAILURE);
+  GstPtr<GstBus> bus(gst_element_get_bus(pipeline.get()));
+  MessagePtr msg(
+      gst_bus_timed_pop_filtered(bus.get(), 20 * GST_SECOND,
+                                 static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS)));
+  ASSERT_EQ(msg, nullptr) << (GST_MESSAGE_TYPE(msg.get()) == GST_MESSAGE_ERROR
+                                  ? describe(error_of(msg.get()).get())
+                                  : std::string("EOS from an endless stream"));
+  GstStructure* stats = nullptr;
+  g_object_get(src.get(), "stats", &stats, nullptr);
+  ASSERT_NE(stats, nullptr);
+  guint64 stalls = 1, retries = 1, delivered = 0;
+  gst_structure_get_uint64(stats, "stalls", &stalls);
+  gst_structure_get_uint64(stats, "retries", &retries);
+  gst_structure_get_uint64(stats, "bytes-delivered", &delivered);
+  gst_structure_free(stats);
+  EXPECT_EQ(gst_element_set_state(pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  EXPECT_EQ(stalls, 0u);
+  EXPECT_EQ(retries, 0u);
+  EXPECT_EQ(server.connections(), 1);
+  // 20 s at 2000 B/s; a slow machine may have taken less of it, never more.
+  EXPECT_GT(delivered, 0u);
+  EXPECT_LE(delivered, 2000u * 21 + 8192);
+  std::printf("[ info ] 20 s of a 16 kbit/s station: %llu bytes, %llu stalls, %llu retries\n",
+              static_cast<unsigned long long>(delivered), static_cast<unsigned long long>(stalls),
+              static_cast<unsigned long long>(retries));
 }
 
 // Without iradio-mode the server sends no metadata: the caps stay unset
