@@ -115,7 +115,8 @@ class Pacer:
 
     def __init__(self, rate):
         self.rate = rate
-        self.chunk = min(64 * 1024, max(16 * 1024, rate // 64)) if rate else UNLIMITED_CHUNK
+        # Below 16 KiB/s a chunk is a second's worth: 1 B/s is a trickle.
+        self.chunk = min(64 * 1024, max(min(16 * 1024, rate), rate // 64)) if rate else UNLIMITED_CHUNK
         self.tokens = float(self.chunk)
         self.last = time.monotonic()
 
