@@ -13,10 +13,16 @@ first-byte time (--ttfb, default 0.1 s) and a per-response rate (--rate,
 default 8 MiB/s). Each run is a fresh process running what
 `gst-launch-1.0 playbin uri=... flags=0x697` runs: playbin with the download
 flag (0x80) on top of its defaults, decoded video and audio into fakesinks
-(sync=false), and gst-launch's reaction to BUFFERING messages (PAUSED below
-100 %, PLAYING at 100 %), which is part of what the download path meets. The
-source is picked by rank, as GST_PLUGIN_FEATURE_RANK=prefetchsrc:MAX does
-(--source souphttpsrc leaves the ranks alone, for comparison).
+(sync=false), and a reaction to BUFFERING messages (--buffering):
+gst-launch (the default) does what gst-launch-1.0 does, PAUSED below 100 %
+and PLAYING at 100 %, also for the download buffer's DOWNLOAD-mode messages;
+download-aware ignores those, as players do (GstPlay, Totem). The source is
+picked by rank, as GST_PLUGIN_FEATURE_RANK=prefetchsrc:MAX does
+(--source souphttpsrc takes prefetchsrc out, for comparison).
+
+A run that does not end is described: the download buffer's byte ranges, the
+source's position and task, the pipeline's state; with
+DOWNLOAD_FLAG_STACKS=PREFIX also every thread's stack (gdb) in PREFIX.PID.
 
 A run passes when it posts EOS within --timeout with exactly the video frames
 and audio buffers the same playbin decodes from the file itself (a reference
@@ -35,7 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PLAY_FLAGS = 0x697  # playbin's defaults (0x617) | download (0x80)
 
 
-def play_once(uri, timeout):
+def play_once(uri, timeout, buffering):
     """One playbin run in this process; prints 'RESULT eos video audio secs source'."""
     import gi
 
@@ -88,6 +94,11 @@ def play_once(uri, timeout):
             # What gst-launch-1.0 does: wait in PAUSED until 100 %.
             percent = msg.parse_buffering()
             result["last_buffering"] = percent
+            if buffering == "download-aware" and \
+                    msg.parse_buffering_stats()[0] == Gst.BufferingMode.DOWNLOAD:
+                # What players do with a download buffer (GstPlay, Totem): its
+                # percent is how much lies ahead on disk, not a reason to stop.
+                return True
             if percent < 100 and not target["buffering"]:
                 target["buffering"] = True
                 playbin.set_state(Gst.State.PAUSED)
@@ -161,9 +172,10 @@ def describe_stuck(Gst, playbin):
     return "; ".join(out)
 
 
-def run_child(uri, timeout, env):
+def run_child(uri, timeout, env, buffering):
     """A fresh process for one run; returns (eos, video, audio, secs, source, error)."""
-    cmd = ["/usr/bin/python3", os.path.abspath(__file__), "--once", uri, "--timeout", str(timeout)]
+    cmd = ["/usr/bin/python3", os.path.abspath(__file__), "--once", uri, "--timeout", str(timeout),
+           "--buffering", buffering]
     try:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout + 30)
     except subprocess.TimeoutExpired:
@@ -187,12 +199,18 @@ def main():
     p.add_argument("--layout", default="noninterleaved-tail",
                    help="make_clip.sh layout of the clip made (noninterleaved[-tail])")
     p.add_argument("--timeout", type=float, default=60, help="seconds a run may take")
+    p.add_argument("--origin", default=os.path.join(ROOT, "tests/bench/origin.py"),
+                   help="the origin server script (tests/bench/origin.py or a copy)")
     p.add_argument("--ttfb", type=float, default=0.1, help="origin first-byte time, s")
     p.add_argument("--rate", type=int, default=8 << 20, help="origin bytes/s per response")
+    p.add_argument("--buffering", choices=["gst-launch", "download-aware"], default="gst-launch",
+                   help="gst-launch: PAUSED on any BUFFERING below 100 %%, PLAYING at 100 %% "
+                   "(gst-launch-1.0); download-aware: ignore the download buffer's "
+                   "DOWNLOAD-mode messages, as players do")
     args = p.parse_args()
 
     if args.once:
-        play_once(args.once, args.timeout)
+        play_once(args.once, args.timeout, args.buffering)
         return 0
 
     with tempfile.TemporaryDirectory(prefix="download-flag-") as tmp:
@@ -210,7 +228,7 @@ def main():
         else:
             env["GST_PLUGIN_FEATURE_RANK"] = "prefetchsrc:NONE"
 
-        ref = run_child("file://" + clip, args.timeout, env)
+        ref = run_child("file://" + clip, args.timeout, env, args.buffering)
         if not ref[0]:
             print("reference run on the file itself failed: %s" % (ref[5],))
             return 2
@@ -218,7 +236,7 @@ def main():
 
         port_file = os.path.join(tmp, "port")
         origin = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "tests/bench/origin.py"), "--root",
+            ["/usr/bin/python3", args.origin, "--root",
              os.path.dirname(clip), "--port-file", port_file, "--ttfb", "fixed:%g" % args.ttfb,
              "--rate", str(args.rate)])
         try:
@@ -230,7 +248,8 @@ def main():
             uri = "http://127.0.0.1:%d/%s" % (port, os.path.basename(clip))
             good = 0
             for i in range(1, args.runs + 1):
-                eos, video, audio, secs, source, error = run_child(uri, args.timeout, env)
+                eos, video, audio, secs, source, error = run_child(uri, args.timeout, env,
+                                                                   args.buffering)
                 ok = eos and video == ref[1] and audio == ref[2] and source == args.source
                 good += ok
                 print("run %2d: %s %s after %.2f s, video %d/%d, audio %d/%d%s" % (
@@ -240,8 +259,8 @@ def main():
         finally:
             origin.terminate()
             origin.wait()
-    print("%d/%d runs reached EOS with every frame (%s, ttfb %g s, %d B/s per response)" % (
-        good, args.runs, args.source, args.ttfb, args.rate))
+    print("%d/%d runs reached EOS with every frame (%s, ttfb %g s, %d B/s per response, "
+          "buffering %s)" % (good, args.runs, args.source, args.ttfb, args.rate, args.buffering))
     return 0 if good == args.runs else 1
 
 
