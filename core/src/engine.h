@@ -181,6 +181,14 @@ struct Prefetcher::Impl {
   // stream whether or not we do, so only the range asked bounds memory).
   bool http2 = false;
   std::optional<Error> fatal;
+  // A request failed for good at `pos`, ahead of the reader: the bytes
+  // before it are right and still come; the error comes when the reader
+  // gets there (fail_ahead).
+  struct FailureAhead {
+    uint64_t pos = 0;
+    Error error;
+  };
+  std::optional<FailureAhead> failure_ahead;
   std::mt19937_64 rng;
   // Blocks the window spans now (<= lookahead); see access_pattern.h.
   unsigned window = 0;
@@ -310,6 +318,7 @@ struct Prefetcher::Impl {
   bool forget_unfilled(Block& b);
   void cancel_all();
   void fail(Error e);
+  void fail_ahead(uint64_t pos, Error e);
   bool on_head(Request& r, const ResponseHead& head);
   void settle_hedge(Request& r);
   void end_at_most(Request& r, uint64_t bound);

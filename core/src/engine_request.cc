@@ -123,6 +123,24 @@ void Prefetcher::Impl::cancel_all() {
   stream.reset();
 }
 
+// A request failed for good at byte `pos`. If the reader is not there yet,
+// nothing is lost: the bytes before `pos` still come (requests past it end),
+// and the error comes with the read that reaches it. A changed resource
+// fails at once (the bytes held may be of either version), and so does a
+// failure before the first answer (open() waits for one or the other).
+void Prefetcher::Impl::fail_ahead(uint64_t pos, Error e) {
+  if (!known.opened || pos <= read_pos || e.kind == ErrorKind::kResourceChanged)
+    return fail(std::move(e));
+  if (failure_ahead && failure_ahead->pos <= pos) return;
+  log(LogLevel::kInfo, "byte %" PRIu64 " failed (%s: %s): the bytes before it come first", pos,
+      to_string(e.kind), e.message.c_str());
+  for (Request* r : std::vector<Request*>(live))
+    if (r->pos >= pos) cancel_request(r->shared_from_this());
+  clamp_spans(pos);
+  failure_ahead = FailureAhead{pos, std::move(e)};
+  cv.notify_all();
+}
+
 void Prefetcher::Impl::fail(Error e) {
   if (fatal) return;
   log(LogLevel::kError, "fatal: %s (status %d): %s", to_string(e.kind), e.http_status,
@@ -447,7 +465,8 @@ void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
   if ((e.transient || e.kind == ErrorKind::kCancelled) && !known.opened &&
       e.kind == ErrorKind::kRead)
     e.kind = ErrorKind::kOpenRead;
-  fail(std::move(e));
+  if (r.is_stream()) return fail(std::move(e));
+  fail_ahead(r.pos, std::move(e));
 }
 
 }  // namespace prefetch

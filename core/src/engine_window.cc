@@ -80,8 +80,11 @@ void Prefetcher::Impl::settle_bound() {
 
 // Blocks that may exist: all of the size, or up to a 416's bound.
 std::optional<uint64_t> Prefetcher::Impl::block_count() const {
-  if (plan.count() || !size_bound) return plan.count();
-  return (*size_bound + plan.block_size() - 1) / plan.block_size();
+  std::optional<uint64_t> n = plan.count();
+  if (!n && size_bound) n = (*size_bound + plan.block_size() - 1) / plan.block_size();
+  // Nothing past a failure ahead is fetched: the reader stops there.
+  if (failure_ahead) n = std::min(n.value_or(UINT64_MAX), plan.index_of(failure_ahead->pos) + 1);
+  return n;
 }
 
 // True if every block of the batch starting at `first` is complete (or

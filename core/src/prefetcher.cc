@@ -68,6 +68,7 @@ void Prefetcher::Impl::delivered(uint64_t offset, size_t n) {
 Block* Prefetcher::Impl::wait_block(std::unique_lock<std::mutex>& lock, uint64_t offset,
                                     ReadResult* result) {
   for (;;) {
+    if (failure_ahead && offset >= failure_ahead->pos) fail(failure_ahead->error);
     if (flushing || closed || fatal) set_waiting(false);  // it returns without bytes
     if (flushing || closed) {
       result->status = ReadStatus::kFlushing;

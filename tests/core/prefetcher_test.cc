@@ -712,6 +712,26 @@ TEST_F(PrefetcherTest, CutsWithoutProgressFailTheReadAfterTheRetries) {
   EXPECT_EQ(prefetcher_->stats().retries, 1u);
 }
 
+// A block ahead of the reader fails for good (404) before the reader gets
+// near it: the bytes before it are right and all still come; the error
+// comes with the read that reaches the failed block, not at once.
+TEST_F(PrefetcherTest, AFailureAheadOfTheReaderLosesNoByteBeforeIt) {
+  Make(8 * kB);
+  origin_->set_script([](const RangeRequest& req, unsigned) {
+    Reply r;
+    if (req.begin >= 6 * kB) r.status = 404;
+    return r;
+  });
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(WaitDone(6 * kB)) << "block 6 was never asked for";
+  Drained d = Drain(0);
+  ASSERT_EQ(d.last.status, ReadStatus::kError);
+  EXPECT_EQ(d.last.error.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(d.bytes.size(), 6 * kB) << "bytes before the failed block were lost";
+  EXPECT_TRUE(d.bytes == Slice(0, d.bytes.size())) << "wrong bytes before the error";
+  EXPECT_TRUE(RequestsAt(7 * kB).empty() || RequestsAt(7 * kB).size() == 1u);
+}
+
 TEST_F(PrefetcherTest, CutsThatMakeProgressNeverUseUpTheRetries) {
   // Every answer for block 2 drops after 200 bytes: each attempt makes
   // progress, so the count of failures in a row never passes 1.

@@ -524,9 +524,11 @@ std::vector<Row> make_rows() {
                                            std::to_string(s.length())),
                                 d, s);
                  }),
-       // The origin's 8 MiB come first, then the 416 ends it (a range the
-       // origin cannot serve inside the size it gave: SEEK).
-       fails_with(res, GST_RESOURCE_ERROR_SEEK)},
+       // The origin's 8 MiB come first, all of them (the 416 past them fails
+       // a request ahead of the reader: the error waits for the reader),
+       // then the 416 ends it (a range the origin cannot serve inside the
+       // size it gave: SEEK).
+       fails_after(kRawSize, res, GST_RESOURCE_ERROR_SEEK)},
       raw_answered()));
   rows.push_back(raw_checked(
       {"BackwardsContentRange",
