@@ -125,11 +125,14 @@ void Prefetcher::Impl::cancel_all() {
 
 // A request failed for good at byte `pos`. If the reader is not there yet,
 // nothing is lost: the bytes before `pos` still come (requests past it end),
-// and the error comes with the read that reaches it. A changed resource
-// fails at once (the bytes held may be of either version), and so does a
-// failure before the first answer (open() waits for one or the other).
+// and the error comes with the read that reaches it. Only a permanent
+// failure waits so (a 404, a 416): a transient one that used up its retries
+// (an outage) ends the transfer at once, as the patience promises. A
+// changed resource fails at once too (the bytes held may be of either
+// version), and so does a failure before the first answer (open() waits
+// for one or the other).
 void Prefetcher::Impl::fail_ahead(uint64_t pos, Error e) {
-  if (!known.opened || pos <= read_pos || e.kind == ErrorKind::kResourceChanged)
+  if (!known.opened || pos <= read_pos || e.transient || e.kind == ErrorKind::kResourceChanged)
     return fail(std::move(e));
   if (failure_ahead && failure_ahead->pos <= pos) return;
   log(LogLevel::kInfo, "byte %" PRIu64 " failed (%s: %s): the bytes before it come first", pos,
