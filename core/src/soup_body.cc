@@ -32,6 +32,7 @@ uint8_t* SoupOrigin::Impl::next_area(const std::shared_ptr<SoupFetch>& f, size_t
     finish(f, &e);
   } else {
     f->paused = true;
+    f->clock_running = false;  // a wait of ours, not the origin's (read_async has no stop_waiting)
   }
   return nullptr;
 }
