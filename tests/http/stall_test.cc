@@ -212,7 +212,11 @@ TEST_F(StallTest, AnOutageLongerThanThePatienceEndsInAnError) {
   EXPECT_TRUE(ended_in_outage);
   EXPECT_LT(t.f.bytes.size(), data.size());
   EXPECT_EQ(t.f.bytes, slice(data, 0, t.f.bytes.size())) << "a byte before the error is wrong";
-  EXPECT_GE(st.stalls, 2u);
+  // The first attempt stalls mid-body (the low-speed limit); its retry, on
+  // a connection opened in the outage, may time out waiting for its head
+  // (libsoup's timeout) instead: which of the two ends it depends on speed.
+  EXPECT_GE(st.stalls, 1u);
+  EXPECT_GE(st.retries, 1u);
   std::printf("[ info ] %zu bytes, then: %s\n", t.f.bytes.size(), t.f.error.message.c_str());
 }
 
