@@ -2,7 +2,8 @@
 //   prefetcher.cc      the public API and the reader's waits
 //   engine_window.cc   what to fetch: the window, the schedule, hedges, the cache
 //   engine_span.cc     spans: start, split, send ahead, pause and resume
-//   engine_request.cc  one request's life: start, head, body, end, retry
+//   engine_request.cc  one request's life: start, head, body, end
+//   engine_failure.cc  a failed request: retried, handed over, or the error
 //   engine_stream.cc   stream mode: one sequential request (no Range, or whole)
 //   engine_budget.cc   the host budget: a slot per request, queued until granted
 //   engine_probe.cc    is the network back? probes while every request is stalled
@@ -317,8 +318,6 @@ struct Prefetcher::Impl {
   void cancel_block(Block& b);
   bool forget_unfilled(Block& b);
   void cancel_all();
-  void fail(Error e);
-  void fail_ahead(uint64_t pos, Error e);
   bool on_head(Request& r, const ResponseHead& head);
   void settle_hedge(Request& r);
   void end_at_most(Request& r, uint64_t bound);
@@ -331,7 +330,6 @@ struct Prefetcher::Impl {
   void on_done(Request& r, const Error* error);
   enum class Outcome { kDone, kShort, kFailed };
   Outcome body_outcome(Request& r, Block*& b, const Error* error, Error* failure);
-  void failed(Request& r, Block* b, Error e);
 
   // engine_budget.cc: the host budget. through_gate, join_budget and
   // leave_budget take the locks themselves (mu not held).
@@ -348,6 +346,11 @@ struct Prefetcher::Impl {
   bool head_waits_for_slot() const;
   void make_room_for_head();
   void set_waiting(bool waiting);
+
+  // engine_failure.cc: a failed request.
+  void failed(Request& r, Block* b, Error e);
+  void fail_ahead(uint64_t pos, Error e);
+  void fail(Error e);
 
   // engine_probe.cc: is the network back?
   void maybe_probe();
