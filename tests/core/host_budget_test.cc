@@ -380,11 +380,17 @@ TEST(HostBudgetTest, ConcurrentClientsNeverExceedTheLimit) {
   std::atomic<int> out{0};
   std::atomic<int> most{0};
   std::atomic<int> grants{0};
+  // Until two threads held a slot at once, each holder waits (10 s at most)
+  // for a second one: a loaded machine (or TSan) may otherwise run the
+  // threads one after the other and the limit would never be tried.
+  const auto overlap_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   auto use = [&] {
     const int now = ++out;
     int m = most.load();
     while (now > m && !most.compare_exchange_weak(m, now)) {
     }
+    while (most.load() < 2 && std::chrono::steady_clock::now() < overlap_by)
+      std::this_thread::sleep_for(milliseconds(1));
     std::this_thread::yield();
     --out;
   };

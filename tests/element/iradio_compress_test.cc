@@ -257,14 +257,17 @@ TEST_F(IradioTest, IcydemuxGetsTheTitlesInOrderAndStopEndsTheStreamAtOnce) {
   for (const auto& head : server.requests())
     EXPECT_NE(head.find("\r\nicy-metadata: 1\r\n"), std::string::npos) << head;
 
-  // Stopping the endless stream: at once, and nothing left reading it.
+  // Stopping the endless stream: at once, and nothing left reading it. A
+  // stop that waited for the stream would never return, one that waited out
+  // the read timeout would take 15 s; 5 s is "at once" that a sanitized build
+  // on a loaded machine still meets (idle: a few ms).
   const auto before = std::chrono::steady_clock::now();
   EXPECT_EQ(gst_element_set_state(pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   const auto took = std::chrono::steady_clock::now() - before;
-  EXPECT_LT(took, 1s) << "set_state(NULL) took "
+  EXPECT_LT(took, 5s) << "set_state(NULL) took "
                       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                       << " ms";
-  const auto closed_by = std::chrono::steady_clock::now() + 1s;
+  const auto closed_by = std::chrono::steady_clock::now() + 5s;
   while (server.open_connections() > 0 && std::chrono::steady_clock::now() < closed_by)
     std::this_thread::sleep_for(5ms);
   EXPECT_EQ(server.open_connections(), 0) << "a request still reads the stream after stop";
