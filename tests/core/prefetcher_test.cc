@@ -55,7 +55,13 @@ class PrefetcherTest : public ::testing::Test {
  protected:
   void Make(uint64_t size, Config config = SmallConfig()) {
     origin_ = std::make_shared<FakeOrigin>(PatternBytes(size));
-    prefetcher_ = std::make_unique<Prefetcher>(origin_, config);
+    // PREFETCH_TEST_LOG=1 prints the engine's log (as the http tests do).
+    Logger logger;
+    if (std::getenv("PREFETCH_TEST_LOG"))
+      logger = Logger(
+          [](LogLevel, const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); },
+          LogLevel::kDebug);
+    prefetcher_ = std::make_unique<Prefetcher>(origin_, config, std::move(logger));
     StartWatchdog();
   }
 
@@ -1412,7 +1418,10 @@ TEST_F(PrefetcherTest, SpansAskNothingBeforeTheFirstAnswer) {
 }
 
 // One span carries a prompt, fast origin's whole file: it pauses where the
-// look-ahead ends while the reader is away and goes on when it reads.
+// look-ahead ends while the reader is away and goes on when it reads, and no
+// byte is asked twice. (A reader slowed by a loaded machine grows the
+// look-ahead, and the last blocks may then go to a second span split off the
+// first: that is a split, not a re-ask, so the check is on bytes.)
 TEST_F(PrefetcherTest, ASpanPausesAtTheLookAheadAndGoesOnExactly) {
   Make(40 * kB + 123, SpanConfig(2));
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
@@ -1422,10 +1431,15 @@ TEST_F(PrefetcherTest, ASpanPausesAtTheLookAheadAndGoesOnExactly) {
   Drained d = Drain(0, 3000);
   EXPECT_EQ(d.last.status, ReadStatus::kEos);
   EXPECT_TRUE(d.bytes == data());
-  EXPECT_EQ(origin_->request_count(), 1u);
-  const Stats st = prefetcher_->stats();
-  EXPECT_EQ(st.bytes_received, data().size());
-  EXPECT_DOUBLE_EQ(st.bytes_per_request, static_cast<double>(data().size()));
+  EXPECT_EQ(prefetcher_->stats().bytes_received, data().size());
+  prefetcher_->close();  // every request done: the origin's counts are final
+  const auto reqs = origin_->requests();
+  ASSERT_FALSE(reqs.empty());
+  EXPECT_EQ(reqs[0].begin, 0u);
+  EXPECT_GT(reqs[0].body_bytes, paused.bytes_received) << "the span did not go on after its pause";
+  uint64_t body = 0;
+  for (const RequestRecord& r : reqs) body += r.body_bytes;
+  EXPECT_EQ(body, data().size()) << reqs.size() << " requests: a byte was asked twice";
 }
 
 // A span cut short (its connection drops) is asked again from where it
