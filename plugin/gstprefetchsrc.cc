@@ -120,6 +120,8 @@ enum {
  * how many bytes a buffer waits for, and how long at most. */
 #define GATHER_BYTES (G_GUINT64_CONSTANT(512) * 1024)
 #define GATHER_WAIT std::chrono::microseconds(3000)
+/* Push mode: the last bytes of a file go out in blocksize buffers (create()). */
+#define PUSH_TAIL_BYTES (G_GUINT64_CONSTANT(64) * 1024)
 
 namespace {
 
@@ -165,6 +167,13 @@ struct State {
   /* Where the last buffer ended: a create() elsewhere is the first after
    * start() or a seek, whose bytes are never held back to gather more. */
   guint64 next_offset = G_MAXUINT64;
+  /* Push mode: the most bytes the next buffer may carry. It starts at
+   * GstBaseSrc's blocksize after start() and every seek and doubles with
+   * each buffer that filled it, up to a block (as souphttpsrc grows its
+   * reads): a demuxer in push mode that takes one step per buffer (avidemux
+   * reads its header over three) gets its first steps from the first few
+   * KiB, the bulk still comes in large buffers. */
+  guint64 push_size = 0;
   /* The opening answer's icy caps and tags went out (first create()). */
   bool icy_announced = false;
   guint64 headers_reported = 0; /* ResourceInfo serial last reported (http_headers.h) */
@@ -1309,9 +1318,11 @@ static gboolean gst_prefetch_src_query_scheduling(GstPrefetchSrc* self, GstQuery
                      static_cast<int>(r.status));
     if (standby) gst_prefetch_src_done_with_standby(self, standby);
   }
-  gst_query_set_scheduling(
-      query, seekable ? GST_SCHEDULING_FLAG_SEEKABLE : static_cast<GstSchedulingFlags>(0), 1, -1,
-      0);
+  /* Bandwidth-limited, as souphttpsrc says: uridecodebin and players take it
+   * for "a network stream" and buffer (queue2, download buffering). */
+  const int flags = GST_SCHEDULING_FLAG_BANDWIDTH_LIMITED |
+                    (seekable ? GST_SCHEDULING_FLAG_SEEKABLE : GST_SCHEDULING_FLAG_SEQUENTIAL);
+  gst_query_set_scheduling(query, static_cast<GstSchedulingFlags>(flags), 1, -1, 0);
   gst_query_add_scheduling_mode(query, GST_PAD_MODE_PUSH);
   if (pull) gst_query_add_scheduling_mode(query, GST_PAD_MODE_PULL);
   return TRUE;
@@ -1321,15 +1332,29 @@ static gboolean gst_prefetch_src_query(GstBaseSrc* src, GstQuery* query) {
   if (GST_QUERY_TYPE(query) == GST_QUERY_SCHEDULING)
     return gst_prefetch_src_query_scheduling(GST_PREFETCH_SRC(src), query);
   if (GST_QUERY_TYPE(query) == GST_QUERY_DURATION) {
-    /* GstBaseSrc caches the size it saw at start(), before the first
-     * response; answer bytes from what the origin said since. */
     GstFormat format;
     gst_query_parse_duration(query, &format, nullptr);
+    /* Bytes are all we know: a duration in time (or frames) is the
+     * demuxer's to answer, and a demuxer asks upstream first and takes a
+     * TRUE answer as the truth. GstBaseSrc would say TRUE with -1 ("unknown")
+     * before the size is in its segment. */
+    if (format != GST_FORMAT_BYTES && format != GST_FORMAT_PERCENT) return FALSE;
+    /* GstBaseSrc's segment may still hold the size of start(), before the
+     * first response: answer bytes from what the origin said since. */
     guint64 size;
     if (format == GST_FORMAT_BYTES && gst_prefetch_src_get_size(src, &size)) {
       gst_query_set_duration(query, GST_FORMAT_BYTES, static_cast<gint64>(size));
       return TRUE;
     }
+  }
+  if (GST_QUERY_TYPE(query) == GST_QUERY_BUFFERING) {
+    /* GstBaseSrc answers a random-access source (a file) with "all of it is
+     * here"; over the network nothing is until it arrived. As souphttpsrc:
+     * the range is unknown, and queue2 downstream answers for what it holds. */
+    GstFormat format;
+    gst_query_parse_buffering_range(query, &format, nullptr, nullptr, nullptr);
+    gst_query_set_buffering_range(query, format, -1, -1, -1);
+    return TRUE;
   }
   if (GST_QUERY_TYPE(query) == GST_QUERY_URI) {
     GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
@@ -1373,6 +1398,24 @@ static gboolean gst_prefetch_src_unlock_stop(GstBaseSrc* src) {
 
 static void chunk_free(gpointer data) { delete static_cast<prefetch::Chunk*>(data); }
 
+/* The size the origin told (first answer, or a later one that changed it)
+ * goes into GstBaseSrc's segment, as souphttpsrc puts it there: the
+ * duration, seeking, segment and percent queries read it from there, and
+ * GstBaseSrc ends the stream at it. start() saw no size in push mode (the
+ * first answer comes later), so a change is told with duration-changed. */
+static void gst_prefetch_src_tell_size(GstPrefetchSrc* self, const prefetch::Prefetcher& p) {
+  const auto size = p.size();
+  if (!size) return;
+  GstBaseSrc* base = GST_BASE_SRC(self);
+  GST_OBJECT_LOCK(self);
+  const bool changed = base->segment.duration != *size;
+  if (changed) base->segment.duration = *size;
+  GST_OBJECT_UNLOCK(self);
+  if (!changed) return;
+  GST_DEBUG_OBJECT(self, "size %" G_GUINT64_FORMAT " bytes", *size);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_duration_changed(GST_OBJECT(self)));
+}
+
 static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, guint size,
                                              GstBuffer** buf) {
   GstPrefetchSrc* self = GST_PREFETCH_SRC(src);
@@ -1383,14 +1426,23 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
   const bool pull = GST_PAD_MODE(GST_BASE_SRC_PAD(src)) == GST_PAD_MODE_PULL;
   const prefetch::ReadMode mode =
       pull ? prefetch::ReadMode::kExact : prefetch::ReadMode::kAvailable;
-  const size_t length = pull ? size : std::max<guint64>(size, state.block_size);
   const bool discont = offset != state.next_offset;
+  if (discont || !state.push_size) state.push_size = std::max<guint64>(size, 1);
+  size_t length = pull ? size : std::min(state.push_size, state.block_size);
+  /* The file's last PUSH_TAIL_BYTES go in buffers of GstBaseSrc's blocksize:
+   * demuxers in push mode scan a file's tail for its length, and oggdemux
+   * stops once a buffer brought it within 8 KiB of the end, with the last
+   * time it read: at the end of a 512 KiB buffer, that was 0.7 s short. */
+  if (const auto total = state.prefetcher->size(); !pull && total && offset < *total) {
+    const guint64 left = *total - offset;
+    length = left <= PUSH_TAIL_BYTES ? std::min<guint64>(length, std::max<guint>(size, 1))
+                                     : std::min<guint64>(length, left - PUSH_TAIL_BYTES);
+  }
   /* Push mode on a fast origin: let the head block's bytes gather a little
    * (see Prefetcher::gather: at most GATHER_WAIT, and only when its rate
    * says they are due by then) so that downstream gets fewer, larger buffers. */
-  if (!pull && offset == state.next_offset)
-    state.prefetcher->gather(offset, std::min<guint64>(GATHER_BYTES, state.block_size),
-                             GATHER_WAIT);
+  if (!pull && !discont)
+    state.prefetcher->gather(offset, std::min<guint64>(GATHER_BYTES, length), GATHER_WAIT);
   prefetch::ReadResult r = state.prefetcher->read(offset, length, mode);
   /* The response head is in by now: http-headers goes before the bytes. */
   if (r.status == prefetch::ReadStatus::kOk || r.status == prefetch::ReadStatus::kEos)
@@ -1413,6 +1465,7 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
     case prefetch::ReadStatus::kOk:
       break;
   }
+  gst_prefetch_src_tell_size(self, *state.prefetcher);
   if (!state.icy_announced) {
     /* The first read came after the opening answer: its caps and tags go
      * out before its first buffer. */
@@ -1426,6 +1479,7 @@ static GstFlowReturn gst_prefetch_src_create(GstBaseSrc* src, guint64 offset, gu
   GST_BUFFER_OFFSET(out) = offset;
   GST_BUFFER_OFFSET_END(out) = offset + gst_buffer_get_size(out);
   state.next_offset = GST_BUFFER_OFFSET_END(out);
+  if (gst_buffer_get_size(out) >= length) state.push_size = 2 * length;
   GST_LOG_OBJECT(self, "buffer at %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " bytes", offset,
                  gst_buffer_get_size(out));
   *buf = out;
