@@ -560,8 +560,13 @@ TEST_F(StandbyTest, PadModeSwitchStandbyIsAdoptedByTheStartThatFollows) {
   // Block 0 is all the origin gives in time: it arrives in push mode.
   ASSERT_TRUE(server_.wait_for([&] { return buffers > 0; }, 25s)) << "nothing pushed";
   int block0 = 0;
-  for (const auto& r : server_.requests("/adopt.bin")) block0 += r.first_byte == 0;
-  EXPECT_EQ(block0, 1) << "the engine was not kept across the pad-mode switch";
+  std::string asked;
+  for (const auto& r : server_.requests("/adopt.bin")) {
+    block0 += r.first_byte == 0;
+    asked += " " + r.method + " " + (r.range.empty() ? "(no range)" : r.range) + " -> " +
+             std::to_string(r.status) + ";";
+  }
+  EXPECT_EQ(block0, 1) << "the engine was not kept across the pad-mode switch:" << asked;
   // Adopted: the engine that pushes is the one kept, its blocks asked for
   // ahead still in flight (a new engine would have asked for block 0).
   EXPECT_GT(sockets_on_port(server_.port()).client, 0u) << "the adopted engine was dropped";
