@@ -28,7 +28,7 @@ using prefetch::testing::TestServer;
 
 }  // namespace
 
-// Frees what held a souphttpsrc (its pipeline, or the discoverer around it).
+// Frees what held a souphttpsrc (its pipeline, playbin, or the discoverer).
 // souphttpsrc (GStreamer 1.22) leaves 32 bytes behind per element when the
 // last reference to its shared session goes with the pipeline's context;
 // tests/support/lsan.supp names this function, and only it, for that leak.
@@ -428,6 +428,7 @@ PlaybinView look_with_playbin(const std::string& uri) {
     gst_element_query_position(playbin.get(), GST_FORMAT_TIME, &v.after_seek);
   }
   EXPECT_EQ(gst_element_set_state(playbin.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  if (v.source == "souphttpsrc") prefetch_test_release_after_souphttpsrc(playbin.release());
   return v;
 }
 
