@@ -7,10 +7,12 @@
 #include <gst/gst.h>
 #include <gst/pbutils/pbutils.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <string>
@@ -326,9 +328,31 @@ std::string seconds(GstClockTime t) {
   return text;
 }
 
+// A duration a demuxer estimates (MPEG-TS from the PCRs it has seen so far)
+// depends on how far it had parsed when asked: the same source can give a
+// different answer from run to run (a VBR MP3 without a Xing header gave
+// 5.679 s, 5.929 s or 6.010 s through either source, and filesrc too). So
+// each source is asked kRuns times, turn about, and the medians compared.
+constexpr int kRuns = 3;
+
+GstClockTime median_duration(std::vector<GstClockTime> d) {
+  // GST_CLOCK_TIME_NONE (unknown) sorts last: the furthest off.
+  std::sort(d.begin(), d.end());
+  return d[d.size() / 2];
+}
+
+std::string all_seconds(const std::vector<GstClockTime>& d) {
+  std::string out;
+  for (GstClockTime t : d) out += (out.empty() ? "" : ", ") + seconds(t);
+  return out;
+}
+
 // Every clip of the matrix, discovered through prefetchsrc (ranked first),
-// souphttpsrc and filesrc: through prefetchsrc the duration is known, and
-// within 1 % of filesrc's or no further off than souphttpsrc's.
+// souphttpsrc and filesrc: through prefetchsrc the duration is known in
+// every run, and its median within 1 % of filesrc's or no further off than
+// souphttpsrc's median. Two estimates within 1 % of the length of each
+// other count as the same answer (the tolerance the first clause grants):
+// for two runs of one estimate a strict comparison is a coin toss.
 //
 // The origin holds each clip's last 64 KiB back from an answer that began
 // at its start: on a local origin the whole clip would otherwise be in
@@ -339,7 +363,7 @@ std::string seconds(GstClockTime t) {
 // starts near the end (the demuxer's) is answered at once, as a slow origin
 // would answer it before the first pass got there.
 TEST_F(PlayersTest, TheDiscovererKnowsEveryClipsDurationAsFilesrcDoes) {
-  set_deadline(600s);
+  set_deadline(900s);
   TestServer server;
   constexpr uint64_t kTail = 64 * 1024;
   for (const auto& [name, type] : kMatrix) {
@@ -352,8 +376,8 @@ TEST_F(PlayersTest, TheDiscovererKnowsEveryClipsDurationAsFilesrcDoes) {
     b.stall_duration = std::chrono::milliseconds(10000);
     server.set_behavior(path, b);
   }
-  std::printf("[ info ] %-24s %-12s %-12s %-12s\n", "clip", "filesrc", "souphttpsrc",
-              "prefetchsrc");
+  std::printf("[ info ] %-24s %-9s %-30s %-30s\n", "clip", "filesrc", "souphttpsrc (each run)",
+              "prefetchsrc (each run)");
   for (const auto& [name, type] : kMatrix) {
     SCOPED_TRACE(name);
     const std::string url = server.url(std::string("/") + name);
@@ -362,26 +386,35 @@ TEST_F(PlayersTest, TheDiscovererKnowsEveryClipsDurationAsFilesrcDoes) {
     ASSERT_NE(file_uri, nullptr) << describe(err);
     const Discovered file = discover(file_uri);
     g_free(file_uri);
-    rank_prefetchsrc_first(false);
-    const Discovered soup = discover(url);
-    rank_prefetchsrc_first(true);
-    const Discovered ours = discover(url);
-    std::printf("[ info ] %-24s %-12s %-12s %-12s\n", name, seconds(file.duration).c_str(),
-                seconds(soup.duration).c_str(), seconds(ours.duration).c_str());
     ASSERT_EQ(file.result, GST_DISCOVERER_OK) << file.error;
     ASSERT_TRUE(GST_CLOCK_TIME_IS_VALID(file.duration));
-    EXPECT_EQ(soup.source, "souphttpsrc");
-    EXPECT_EQ(ours.source, "prefetchsrc");
-    EXPECT_EQ(ours.result, GST_DISCOVERER_OK) << ours.error;
-    ASSERT_TRUE(GST_CLOCK_TIME_IS_VALID(ours.duration)) << "unknown through prefetchsrc";
+    std::vector<GstClockTime> soup, ours;
+    for (int run = 0; run < kRuns; ++run) {
+      rank_prefetchsrc_first(false);
+      const Discovered s = discover(url);
+      EXPECT_EQ(s.source, "souphttpsrc");
+      soup.push_back(s.duration);
+      rank_prefetchsrc_first(true);
+      const Discovered o = discover(url);
+      EXPECT_EQ(o.source, "prefetchsrc");
+      EXPECT_EQ(o.result, GST_DISCOVERER_OK) << "run " << run << ": " << o.error;
+      EXPECT_TRUE(GST_CLOCK_TIME_IS_VALID(o.duration)) << "run " << run << ": unknown";
+      ours.push_back(o.duration);
+    }
+    std::printf("[ info ] %-24s %-9s %-30s %-30s\n", name, seconds(file.duration).c_str(),
+                all_seconds(soup).c_str(), all_seconds(ours).c_str());
+    const GstClockTime ours_median = median_duration(ours);
+    const GstClockTime soup_median = median_duration(soup);
+    ASSERT_TRUE(GST_CLOCK_TIME_IS_VALID(ours_median)) << "unknown through prefetchsrc";
     const double want = static_cast<double>(file.duration);
-    const double off = std::fabs(static_cast<double>(ours.duration) - want);
-    const double soup_off = GST_CLOCK_TIME_IS_VALID(soup.duration)
-                                ? std::fabs(static_cast<double>(soup.duration) - want)
-                                : 0;
-    EXPECT_TRUE(off <= 0.01 * want || off <= soup_off)
-        << "prefetchsrc " << seconds(ours.duration) << ", filesrc " << seconds(file.duration)
-        << ", souphttpsrc " << seconds(soup.duration);
+    const double same = 0.01 * want;
+    const double off = std::fabs(static_cast<double>(ours_median) - want);
+    const double soup_off = GST_CLOCK_TIME_IS_VALID(soup_median)
+                                ? std::fabs(static_cast<double>(soup_median) - want)
+                                : std::numeric_limits<double>::infinity();
+    EXPECT_TRUE(off <= same || off <= soup_off + same)
+        << "median through prefetchsrc " << seconds(ours_median) << ", filesrc "
+        << seconds(file.duration) << ", souphttpsrc " << seconds(soup_median);
   }
 }
 

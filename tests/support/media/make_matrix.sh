@@ -9,7 +9,9 @@
 #   clip.ts    H.264 + AAC in MPEG-TS (no index: a demuxer estimates)
 #   clip.avi   H.264 + MP3 in AVI
 #   clip.ogg   Theora + Vorbis in Ogg (the length is read from the last page)
-#   clip.mp3   MP3 behind an ID3v2 tag
+#   clip.mp3   VBR MP3 with a Xing header (as LAME writes one) behind an ID3v2
+#              tag: without the header a demuxer estimates its length from
+#              the bit rate so far, a different answer each run
 #   clip.flac  FLAC
 #   clip.mp4   faststart H.264/AAC MP4 (make_clip.sh)
 #   clip-noninterleaved.mp4  every video sample before every audio sample
@@ -53,7 +55,7 @@ make clip.webm "$video ! vp8enc deadline=1 ! queue ! mux. $audio ! audioresample
 make clip.ts "$video ! $h264 ! queue ! mux. $audio ! avenc_aac ! aacparse ! queue ! mux. mpegtsmux name=mux"
 make clip.avi "$video ! $h264 ! queue ! mux. $audio ! lamemp3enc ! mpegaudioparse ! queue ! mux. avimux name=mux"
 make clip.ogg "$video ! theoraenc ! queue ! mux. $audio ! vorbisenc ! queue ! mux. oggmux name=mux"
-make clip.mp3 "$audio ! lamemp3enc ! taginject tags=title=matrix,artist=prefetchsrc ! id3v2mux"
+make clip.mp3 "$audio ! lamemp3enc ! xingmux ! taginject tags=title=matrix,artist=prefetchsrc ! id3v2mux"
 make clip.flac "$audio ! flacenc"
 "$here/make_clip.sh" "$dir/clip.mp4" "$seconds" faststart 320x240 && echo clip.mp4
 "$here/make_clip.sh" "$dir/clip-noninterleaved.mp4" "$seconds" noninterleaved 320x240 &&
