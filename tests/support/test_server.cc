@@ -402,9 +402,6 @@ void TestServer::Impl::handle(SoupServerMessage* msg, const std::string& path) {
       expired_target = !uses || *uses >= e.uses_per_token || !gate_ok;
       if (!expired_target) ++*uses;
     }
-    in_flight++;
-    max_in_flight = std::max(max_in_flight, in_flight);
-    log[rec.id] = rec;
   }
 
   auto r = std::make_unique<Response>();
@@ -565,12 +562,19 @@ void TestServer::Impl::handle(SoupServerMessage* msg, const std::string& path) {
       r->stall_for = b.stall_duration;
     }
   }
-  const uint64_t body_len = r->body_len;
-  edit_record(rec.id, [&](RequestRecord& e) {
-    e.status = status;
-    e.first_byte = first_byte;
-    e.body_length = body_len;
-  });
+  // Into the log only once its answer is decided: a reader of requests()
+  // never sees a record with the defaults (first_byte 0, status 0) of one
+  // whose answer is still being made (a span for block 4 counted as a
+  // request for block 0).
+  rec.status = status;
+  rec.first_byte = first_byte;
+  rec.body_length = r->body_len;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    in_flight++;
+    max_in_flight = std::max(max_in_flight, in_flight);
+    log[rec.id] = rec;
+  }
 
   Response* rp = r.get();
   rp->handlers.push_back(
