@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <random>
+#include <string>
 
 #include "prefetch/access_pattern.h"
 #include "prefetch/block_cache.h"
@@ -42,6 +43,13 @@ constexpr uint64_t kProgressBytes = 64 * 1024;
 
 inline double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// The last block a claim or range ending at `end` (exclusive) reaches, as
+// the log names it: "end" if it runs to the end of the resource.
+inline std::string last_block(uint64_t end, uint64_t block_size) {
+  if (end == kOpenEnd) return "end";
+  return std::to_string(claim_end_block(end, block_size) - 1);
 }
 
 enum class RequestKind {
@@ -100,7 +108,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   uint64_t end = kOpenEnd;
   uint64_t asked_end = kOpenEnd;
   unsigned attempts = 1;        // failures in a row before it, plus one (in_a_row())
-  bool hedge = false;           // races the span of the block it was sent for
+  bool is_hedge = false;        // races the span of the block it was sent for
   bool ahead = false;           // sent while its connection's current span still transfers
   std::weak_ptr<Request> next;  // the span sent ahead for this one's connection
   bool sent_ahead = false;      // ... once
@@ -136,6 +144,22 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   uint8_t scratch[4096];
 };
 
+// What launch() sends: a span that claims [pos, end) and asks for the range
+// up to `asked_end`, after `delay`.
+struct SpanAsk {
+  uint64_t pos = 0;
+  uint64_t end = kOpenEnd;  // kOpenEnd: to the end of the resource
+  // 0: `end`; further lets it go on into the next claim (take_over_next).
+  uint64_t asked_end = 0;
+  // The block at `pos`, if made: the span fills it, or races the span there
+  // (as a hedge of `hedge_of`).
+  Block* block = nullptr;
+  Request* hedge_of = nullptr;
+  std::chrono::milliseconds delay{0};  // a retry's backoff, a close grace
+  unsigned attempts = 1;               // failures in a row before it, plus one
+  bool ahead = false;                  // sent ahead for a connection whose span still transfers
+};
+
 class Probe;  // engine_probe.cc
 
 struct Prefetcher::Impl {
@@ -148,7 +172,7 @@ struct Prefetcher::Impl {
   // in a first-byte time (grow_lookahead).
   unsigned lookahead;
   const RetryPolicy retry;
-  const HedgePolicy hedge;
+  const HedgePolicy hedge_policy;
   Logger log;
 
   std::mutex mu;
@@ -307,10 +331,8 @@ struct Prefetcher::Impl {
   void concurrency_changed(unsigned before);
 
   // engine_request.cc: requests.
-  std::shared_ptr<Request> launch(uint64_t pos, uint64_t end, Block* b,
-                                  std::chrono::milliseconds delay, unsigned attempts,
-                                  Request* hedged = nullptr, bool ahead = false,
-                                  uint64_t asked_end = 0);
+  std::shared_ptr<Request> launch(const SpanAsk& a);
+  uint64_t next_span_id() const { return requests_started + hedges_sent + 1; }
   void launch_stream(uint64_t from, std::chrono::milliseconds delay, unsigned attempts = 1);
   void relaunch(Request& r, std::chrono::milliseconds delay, unsigned attempts);
   std::string if_range() const;

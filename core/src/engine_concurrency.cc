@@ -86,7 +86,7 @@ void Prefetcher::Impl::judge_interval(Clock::time_point now, bool slots_full) {
 // ahead on a connection still busy).
 unsigned Prefetcher::Impl::spans_running() const {
   unsigned n = 0;
-  for (const Request* r : live) n += r->hedge || r->ahead || r->cancelled() ? 0 : 1;
+  for (const Request* r : live) n += r->is_hedge || r->ahead || r->cancelled() ? 0 : 1;
   return n;
 }
 
@@ -119,7 +119,7 @@ void Prefetcher::Impl::note_overload(const Error& e, Clock::time_point sent) {
 // reaching it goes on into it, a free slot asks for it). With nothing else
 // transferring it is retried as any failure is, after Retry-After.
 bool Prefetcher::Impl::hand_back_refused(Request& r, Block* b, const Error& e) {
-  if (!cfg.auto_concurrency() || r.is_stream() || r.hedge || !known.opened) return false;
+  if (!cfg.auto_concurrency() || r.is_stream() || r.is_hedge || !known.opened) return false;
   if (!refused_for_load(e) || transferring() == 0) return false;
   if (b) forget_unfilled(*b);
   log(LogLevel::kDebug, "span %" PRIu64 " refused (%d): its range goes to the running spans", r.id,
@@ -143,7 +143,8 @@ void Prefetcher::Impl::concurrency_changed(unsigned before) {
   for (const bool ahead : {false, true}) {
     std::vector<Request*> spans;
     for (Request* r : live)
-      if (!r->hedge && !r->cancelled() && !r->winding_down && r->ahead == ahead) spans.push_back(r);
+      if (!r->is_hedge && !r->cancelled() && !r->winding_down && r->ahead == ahead)
+        spans.push_back(r);
     if (spans.size() <= to) continue;
     std::sort(spans.begin(), spans.end(),
               [](const Request* a, const Request* b) { return a->pos < b->pos; });

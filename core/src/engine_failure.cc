@@ -23,11 +23,11 @@ void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
     cache.unpark();
     return;
   }
-  if (b && b->hedge) {
+  if (b && b->rival) {
     log(LogLevel::kDebug, "block %" PRIu64 ": %s; its hedge takes over", b->index,
         e.message.c_str());
-    b->request = std::move(b->hedge);
-    b->hedge.reset();
+    b->request = std::move(b->rival);
+    b->rival.reset();
     return;
   }
   if (e.stalled) ++stalls;

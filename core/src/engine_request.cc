@@ -23,42 +23,33 @@ void Request::on_done(const Error* error) { impl_->on_done(*this, error); }
 
 // ---- starting and cancelling ----
 
-// Starts a span claiming [pos, end) (end kOpenEnd: to the end of the
-// resource) after `delay`, asking for the range up to `asked_end` (0: `end`;
-// further lets it go on into the next claim, see take_over_next). `b`, if
-// given, is the block at `pos`: the span fills it, or races its span there as
-// a hedge of `hedged`.
-std::shared_ptr<Request> Prefetcher::Impl::launch(uint64_t pos, uint64_t end, Block* b,
-                                                  std::chrono::milliseconds delay,
-                                                  unsigned attempts, Request* hedged, bool ahead,
-                                                  uint64_t asked_end) {
-  auto req = std::make_shared<Request>(this, plan.index_of(pos), pos, RequestKind::kSpan);
-  req->id = requests_started + hedges_sent + 1;
-  req->end = end;
-  req->asked_end = std::max(end, asked_end);
-  end = req->asked_end;
-  req->attempts = attempts;
-  req->hedge = hedged != nullptr;
-  req->ahead = ahead;
-  req->range.begin = pos;
+// Starts the span `a` describes (see SpanAsk).
+std::shared_ptr<Request> Prefetcher::Impl::launch(const SpanAsk& a) {
+  auto req = std::make_shared<Request>(this, plan.index_of(a.pos), a.pos, RequestKind::kSpan);
+  req->id = next_span_id();
+  req->end = a.end;
+  req->asked_end = std::max(a.end, a.asked_end);
+  const uint64_t end = req->asked_end;
+  req->attempts = a.attempts;
+  req->is_hedge = a.hedge_of != nullptr;
+  req->ahead = a.ahead;
+  req->range.begin = a.pos;
   if (end != kOpenEnd) req->range.end = end;
-  req->range.delay = delay;
-  if (b) (hedged ? b->hedge : b->request) = req;
+  req->range.delay = a.delay;
+  if (a.block) (a.hedge_of ? a.block->rival : a.block->request) = req;
   ++in_flight;
   live.push_back(req.get());
-  if (hedged)
+  if (a.hedge_of)
     ++hedges_sent;
   else
     ++requests_started;
-  const uint64_t bs = plan.block_size();
   const std::string last = end == kOpenEnd ? "" : std::to_string(end - 1);
-  const std::string last_block =
-      end == kOpenEnd ? "end" : std::to_string(claim_end_block(end, bs) - 1);
-  std::string note = ahead ? " (ahead)" : "";
-  if (hedged) note = " (hedge of span " + std::to_string(hedged->id) + ")";
+  std::string note = a.ahead ? " (ahead)" : "";
+  if (a.hedge_of) note = " (hedge of span " + std::to_string(a.hedge_of->id) + ")";
   log(LogLevel::kDebug,
       "span %" PRIu64 " requested bytes=%" PRIu64 "-%s blocks %" PRIu64 "-%s attempt %u%s", req->id,
-      pos, last.c_str(), plan.index_of(pos), last_block.c_str(), attempts, note.c_str());
+      a.pos, last.c_str(), plan.index_of(a.pos), last_block(end, plan.block_size()).c_str(),
+      a.attempts, note.c_str());
   send(req);
   return req;
 }
@@ -71,7 +62,14 @@ void Prefetcher::Impl::relaunch(Request& r, std::chrono::milliseconds delay, uns
       (b->complete() || b->request || b->range.begin + b->filled != r.pos))
     return;
   if (b && b->request.get() == &r) b->request.reset();
-  launch(r.pos, r.end, b, delay, attempts, nullptr, false, r.asked_end);
+  SpanAsk a;
+  a.pos = r.pos;
+  a.end = r.end;
+  a.asked_end = r.asked_end;
+  a.block = b;
+  a.delay = delay;
+  a.attempts = attempts;
+  launch(a);
 }
 
 // What later requests send as If-Range: a strong ETag, else the
@@ -105,14 +103,14 @@ void Prefetcher::Impl::close_fetch(Request& r) {
 // nobody fills it now and it goes (asked for again when wanted). True if
 // it went.
 bool Prefetcher::Impl::forget_unfilled(Block& b) {
-  if (b.complete() || b.hedge || cache.is_parked(b.index)) return false;
+  if (b.complete() || b.rival || cache.is_parked(b.index)) return false;
   store.erase(b.index);
   return true;
 }
 
 void Prefetcher::Impl::cancel_block(Block& b) {
   cancel_request(b.request);
-  cancel_request(b.hedge);
+  cancel_request(b.rival);
 }
 
 void Prefetcher::Impl::cancel_all() {
@@ -204,16 +202,16 @@ void Prefetcher::Impl::keep_resource(const ResponseHead& head) {
 // The first of a block's two requests to answer wins; the other is cancelled.
 void Prefetcher::Impl::settle_hedge(Request& r) {
   Block* b = store.find(r.block);
-  if (!b || !b->hedge) return;
-  if (b->hedge.get() == &r) {
+  if (!b || !b->rival) return;
+  if (b->rival.get() == &r) {
     ++hedges_won;
     log(LogLevel::kDebug, "block %" PRIu64 " hedge won", b->index);
     cancel_request(b->request);
-    b->request = std::move(b->hedge);
+    b->request = std::move(b->rival);
   } else {
-    cancel_request(b->hedge);
+    cancel_request(b->rival);
   }
-  b->hedge.reset();
+  b->rival.reset();
 }
 
 // A 416 without a size for request `r`: nothing exists from `bound` on. The
@@ -326,10 +324,10 @@ void Prefetcher::Impl::on_done(Request& r, const Error* error) {
         r.cancelled() ? " (cancelled)" : "", error ? error->message.c_str() : "end of body");
   if (stream.get() == &r) stream.reset();
   Block* b = r.is_stream() ? nullptr : store.find(r.block);
-  if (b && b->hedge.get() == &r) {
+  if (b && b->rival.get() == &r) {
     // A hedge that ended before it won: the main request carries on. If
     // that went before it (both cancelled), nobody fills the block: it goes.
-    b->hedge.reset();
+    b->rival.reset();
     if (!r.cancelled() && error)
       log(LogLevel::kDebug, "block %" PRIu64 " hedge failed: %s", b->index, error->message.c_str());
     if (!b->request) forget_unfilled(*b);

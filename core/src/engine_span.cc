@@ -24,11 +24,6 @@ constexpr double kRateMinSeconds = 0.01;
 
 constexpr std::chrono::milliseconds kCloseGrace{50};
 
-std::string last_block(uint64_t end, uint64_t block_size) {
-  if (end == kOpenEnd) return "end";
-  return std::to_string(claim_end_block(end, block_size) - 1);
-}
-
 }  // namespace
 
 double Request::rate(Clock::time_point now) const {
@@ -145,7 +140,7 @@ void Prefetcher::Impl::start_span(const SpanChoice& c, Request* owner, Request* 
     log(LogLevel::kDebug,
         "span %" PRIu64 " split at block %" PRIu64 ": span %" PRIu64 " takes blocks %" PRIu64
         "-%s (it would come there in %.0f ms)",
-        owner->id, c.first, requests_started + hedges_sent + 1, c.first,
+        owner->id, c.first, next_span_id(), c.first,
         last_block(c.end == kOpenEnd ? owner->end : c.end * bs, bs).c_str(), c.reach_ms);
     for (Request* r : live)
       if (!r->cancelled() && r->block == owner->block && r->end > pos) r->end = pos;
@@ -161,11 +156,16 @@ void Prefetcher::Impl::start_span(const SpanChoice& c, Request* owner, Request* 
   // or the window bounds it: where its claim ends it may then go on into the
   // next claim if that has no byte yet (take_over_next), instead of leaving
   // the reader waiting on a late first byte.
-  uint64_t asked = end;
+  SpanAsk a;
+  a.pos = pos;
+  a.end = end;
+  a.asked_end = end;
   if (!cfg.max_request_bytes && !exact_reads && !http2)
-    asked = plan.size() ? *plan.size() : (size_bound ? *size_bound : kOpenEnd);
-  std::shared_ptr<Request> req =
-      launch(pos, end, b, close_grace(), 1, nullptr, behind != nullptr, asked);
+    a.asked_end = plan.size() ? *plan.size() : (size_bound ? *size_bound : kOpenEnd);
+  a.block = b;
+  a.delay = close_grace();
+  a.ahead = behind != nullptr;
+  std::shared_ptr<Request> req = launch(a);
   if (behind) {
     behind->next = req;
     behind->sent_ahead = true;
@@ -208,7 +208,7 @@ void Prefetcher::Impl::send_ahead(unsigned slots) {
   const uint64_t share = std::max<uint64_t>(1, (window_now() + slots - 1) / slots);
   for (Request* r : std::vector<Request*>(live)) {
     if (ahead >= slots) return;
-    if (r->cancelled() || r->hedge || r->sent_ahead || r->state != RequestState::kReceiving ||
+    if (r->cancelled() || r->is_hedge || r->sent_ahead || r->state != RequestState::kReceiving ||
         r->end == kOpenEnd)
       continue;
     const double rate = r->rate(now);
@@ -223,7 +223,7 @@ void Prefetcher::Impl::send_ahead(unsigned slots) {
 bool Prefetcher::Impl::reader_unserved() const {
   if (!plan.exists(read_block)) return false;
   const Block* b = store.find(read_block);
-  if (b && (b->complete() || b->request || b->hedge)) return false;
+  if (b && (b->complete() || b->request || b->rival)) return false;
   const uint64_t at = b ? b->range.begin + b->filled : plan.range(read_block).begin;
   for (const Request* r : live)
     if (!r->cancelled() && !r->is_stream() && r->pos <= at && at < r->end) return false;
@@ -239,7 +239,7 @@ bool Prefetcher::Impl::reader_unserved() const {
 bool Prefetcher::Impl::end_span_for_reader() {
   Request* victim = nullptr;
   for (Request* r : live) {
-    if (r->state != RequestState::kPaused || r->hedge || r->is_stream()) continue;
+    if (r->state != RequestState::kPaused || r->is_hedge || r->is_stream()) continue;
     if (!victim || r->pos > victim->pos) victim = r;
   }
   if (!victim) return false;
@@ -358,7 +358,7 @@ bool Prefetcher::Impl::take_over_next(Request& r) {
   if (r.pos >= r.asked_end) return false;
   Request* next = nullptr;
   for (Request* s : live) {
-    if (s != &r && !s->cancelled() && !s->hedge && s->pos == r.pos && s->received == 0 &&
+    if (s != &r && !s->cancelled() && !s->is_hedge && s->pos == r.pos && s->received == 0 &&
         (s->state == RequestState::kWaiting || s->slot_wait)) {
       next = s;
       break;
@@ -372,7 +372,7 @@ bool Prefetcher::Impl::take_over_next(Request& r) {
   r.end = std::min(next->end, r.asked_end);
   if (Block* b = store.find(plan.index_of(r.pos)); b && b->request.get() == next) {
     cancel_block(*b);  // its hedge too
-    b->hedge.reset();
+    b->rival.reset();
     b->request = r.shared_from_this();
   }
   cancel_request(next->shared_from_this());
@@ -445,7 +445,7 @@ uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
       return nullptr;
     }
     b->request = r.shared_from_this();
-  } else if (b->request.get() != &r && b->hedge.get() != &r) {
+  } else if (b->request.get() != &r && b->rival.get() != &r) {
     // Held already: a free incomplete block that stops where this span is
     // goes on with it; anything else ends the span here.
     if (b->complete() || b->request || b->range.begin + b->filled != r.pos) {

@@ -22,7 +22,7 @@ Prefetcher::Impl::Impl(Origin* origin, const Config& cfg, Logger log)
       cfg(cfg),
       lookahead(cfg.effective_lookahead()),
       retry(cfg.retry),
-      hedge(cfg.hedge),
+      hedge_policy(cfg.hedge),
       log(std::move(log)),
       plan(cfg.block_size),
       cache(cfg.cache_bytes),
@@ -145,7 +145,7 @@ void Prefetcher::Impl::fit_cache(uint64_t leaving) {
 unsigned Prefetcher::Impl::requests_elsewhere() const {
   unsigned n = 0;
   store.for_each([&](const Block& b) {
-    if (kept_elsewhere(b.index)) n += (b.request ? 1 : 0) + (b.hedge ? 1 : 0);
+    if (kept_elsewhere(b.index)) n += (b.request ? 1 : 0) + (b.rival ? 1 : 0);
   });
   return n;
 }
@@ -193,7 +193,7 @@ void Prefetcher::Impl::pump() {
   if (cfg.schedule == Schedule::kWindow) {
     // Spans: hedges and spans sent ahead take no slot of their own.
     unsigned spans = 0;
-    for (const Request* r : live) spans += r->hedge || r->ahead ? 0 : 1;
+    for (const Request* r : live) spans += r->is_hedge || r->ahead ? 0 : 1;
     const unsigned other = other_region ? std::min(spans, requests_elsewhere()) : 0;
     return pump_spans(slots, spans - other);
   }
@@ -217,15 +217,18 @@ void Prefetcher::Impl::pump() {
     if (i == read_block && read_pos > r.begin && read_pos < r.end) r.begin = read_pos;
     if (size_bound) r.end = std::min(r.end, *size_bound);  // nothing lies past it
     if (r.begin >= r.end) continue;
-    Block& b = store.insert(i, r);
-    launch(r.begin, r.end, &b, std::chrono::milliseconds(0), 1);
+    SpanAsk a;
+    a.pos = r.begin;
+    a.end = r.end;
+    a.block = &store.insert(i, r);
+    launch(a);
   }
 }
 
 // Sends at most one hedge for a late block near the reader (hedge_policy.h).
 // Returns true if it sent one.
 bool Prefetcher::Impl::maybe_hedge() {
-  if (!hedge.enabled || known.stream_mode) return false;
+  if (!hedge_policy.enabled || known.stream_mode) return false;
   HedgeInput in;
   in.read_block = read_block;
   // The hedge's spare slot is counted against the slots' own spans (and
@@ -244,15 +247,15 @@ bool Prefetcher::Impl::maybe_hedge() {
   // wait is negative); a span sent ahead has made no block yet.
   std::map<uint64_t, Request*> waiting;
   for (Request* r : live) {
-    if (r->hedge || r->cancelled() || r->state != RequestState::kWaiting) continue;
+    if (r->is_hedge || r->cancelled() || r->state != RequestState::kWaiting) continue;
     const uint64_t i = plan.index_of(r->pos);
-    if (i < read_block || i >= read_block + hedge.span) continue;
+    if (i < read_block || i >= read_block + hedge_policy.span) continue;
     const Block* b = store.find(i);
     if (b && (b->complete() || b->hedged || b->request.get() != r)) continue;
     waiting[i] = r;
   }
   for (const auto& [i, r] : waiting) in.candidates.push_back({i, ms_between(r->started, now)});
-  const std::optional<HedgeDecision> d = choose_hedge(hedge, in, first_byte_ms);
+  const std::optional<HedgeDecision> d = choose_hedge(hedge_policy, in, first_byte_ms);
   if (!d) return false;
   Request* main = waiting[d->block];
   Block* b = store.find(d->block);
@@ -265,8 +268,13 @@ bool Prefetcher::Impl::maybe_hedge() {
   b->hedged = true;
   log(LogLevel::kInfo, "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging",
       d->block, d->waited_ms, d->limit_ms);
-  launch(b->range.begin + b->filled, main->end, b, std::chrono::milliseconds(0), 1, main, false,
-         main->asked_end);
+  SpanAsk a;
+  a.pos = b->range.begin + b->filled;
+  a.end = main->end;
+  a.asked_end = main->asked_end;
+  a.block = b;
+  a.hedge_of = main;
+  launch(a);
   return true;
 }
 
@@ -276,7 +284,7 @@ void Prefetcher::Impl::retire(Block& b) {
   if (cache.is_parked(b.index)) cache.unpark();
   if (!b.complete()) return;
   b.request.reset();
-  b.hedge.reset();
+  b.rival.reset();
   fit_cache(b.buffer ? b.buffer->capacity() : 0);
   cache.admit(std::move(b));
 }

@@ -103,7 +103,7 @@ Block* Prefetcher::Impl::wait_block(std::unique_lock<std::mutex>& lock, uint64_t
 // back may have gone to a reader that had waited longer).
 void Prefetcher::Impl::idle_wait(std::unique_lock<std::mutex>& lock) {
   const bool for_slot = head_waits_for_slot();
-  const bool hedging = hedge.enabled && !known.stream_mode;
+  const bool hedging = hedge_policy.enabled && !known.stream_mode;
   const bool probing = cfg.probe && !known.stream_mode && !live.empty();
   if (!hedging && !for_slot && !probing) return cv.wait(lock);
   cv.wait_for(lock, std::chrono::milliseconds(hedging ? 20 : 100));

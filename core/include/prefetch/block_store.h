@@ -91,7 +91,7 @@ struct Block {
   Clock::time_point first_byte{};  // when its first bytes arrived (its fill rate)
   BlockState state = BlockState::kFetching;
   std::shared_ptr<Request> request;  // the fetch filling it, if any
-  std::shared_ptr<Request> hedge;    // a second fetch racing `request`, if any
+  std::shared_ptr<Request> rival;    // a hedge: a second fetch racing `request`, if any
   bool hedged = false;               // a hedge was sent for it (one per block)
 
   bool complete() const { return state == BlockState::kComplete; }
