@@ -141,6 +141,35 @@ void Prefetcher::Impl::fit_cache(uint64_t leaving) {
   cache.set_capacity(std::min(cfg.cache_bytes, less(s.share, besides)));
 }
 
+// Block `i` may be made now: it lies in the reader's window or the other
+// region's.
+bool Prefetcher::Impl::may_hold(uint64_t i) const {
+  const bool in_window =
+      (i >= read_block && i < read_block + window_now()) ||
+      (other_region && i >= other_region->block && region_keeps(*other_region, i, 0));
+  return in_window && memory_allows(i);
+}
+
+// The process's byte budget lets block `i` be made now: the reader's block
+// always (so the reader moves whatever the others hold), any other within
+// the engine's share or while the process is under budget.
+bool Prefetcher::Impl::memory_allows(uint64_t i) const {
+  if (i == read_block) return true;
+  return ByteBudget::process().may_grow(memory, plan.block_size(), plan.block_size());
+}
+
+// Makes block `i`, from byte `from` on (the reader's or a span's first
+// byte), up to its end, the size or a 416's bound. Nullptr if nothing of it
+// lies there: no block of negative length is ever made.
+Block* Prefetcher::Impl::make_block(uint64_t i, uint64_t from) {
+  if (plan.count() && i >= *plan.count()) return nullptr;
+  ByteRange range = plan.range(i);
+  range.begin = std::max(range.begin, from);
+  if (size_bound) range.end = std::min(range.end, *size_bound);
+  if (range.begin >= range.end) return nullptr;
+  return &store.insert(i, range);
+}
+
 // Requests running for the other region's blocks.
 unsigned Prefetcher::Impl::requests_elsewhere() const {
   unsigned n = 0;
