@@ -1,15 +1,19 @@
-// The engine's insides, shared by its five source files:
-//   prefetcher.cc      the public API and the reader's waits
-//   engine_window.cc   what to fetch: the window, the schedule, hedges, the cache
-//   engine_span.cc     spans: start, split, send ahead, pause and resume
-//   engine_request.cc  one request's life: start, head, body, end
-//   engine_failure.cc  a failed request: retried, handed over, or the error
-//   engine_stream.cc   stream mode: one sequential request (no Range, or whole)
-//   engine_budget.cc   the host budget: a slot per request, queued until granted
-//   engine_probe.cc    is the network back? probes while every request is stalled
-// The decisions themselves live in pure units (scheduler, access_pattern,
-// hedge_policy, retry_policy, response_check, block_cache); the engine holds
-// the lock, the waits and the glue between them.
+// The engine's insides, shared by its source files:
+//   prefetcher.cc         the public API and the reader's waits
+//   engine_window.cc      what to fetch: the window, its blocks, hedges, the cache
+//   engine_span.cc        spans: start, split, send ahead, the automatic look-ahead
+//   engine_flow.cc        a span's body: where it goes, pause and resume, its end
+//   engine_request.cc     one request's life: start, head, body, end
+//   engine_stream.cc      stream mode: one sequential request (no Range, or whole)
+//   engine_failure.cc     a failed request: retried, handed over, or the error
+//   engine_budget.cc      the host budget: a slot per request, queued until granted
+//   engine_probe.cc       is the network back? probes while every request is stalled
+//   engine_concurrency.cc automatic concurrency: intervals judged, a change applied
+// Impl's state and methods below are grouped by these files. The decisions
+// themselves live in pure units (span_policy, access_pattern, hedge_policy,
+// retry_policy, response_check, concurrency_policy, host_budget,
+// byte_budget, block_cache; scheduler for batch and barrier); the engine
+// holds the lock, the waits and the glue between them.
 //
 // Locking: every field of Impl is guarded by `mu` (the budget gate's own
 // mutex comes before it: gate -> mu, never the other way round). Origin calls (start,
@@ -163,32 +167,63 @@ struct SpanAsk {
 class Probe;  // engine_probe.cc
 
 struct Prefetcher::Impl {
-  Impl(Origin* origin, const Config& cfg, Logger log);
+  Impl(Origin* origin, const Config& cfg, Logger log);  // engine_window.cc
 
+  // ==== State, by the file that mainly keeps it ====
+
+  // ---- Fixed at the start ----
   Origin* origin;
   const Config cfg;
-  // Blocks held from the reader on, at most. Automatic (lookahead_blocks 0)
-  // in the window schedule: it grows to cover what the connections bring
-  // in a first-byte time (grow_lookahead).
-  unsigned lookahead;
   const RetryPolicy retry;
   const HedgePolicy hedge_policy;
   Logger log;
 
+  // ---- The lock (see the top of the file) ----
   std::mutex mu;
   std::condition_variable cv;
+
+  // ---- The reader (prefetcher.cc) ----
+  uint64_t read_pos = 0;     // the next byte the reader wants
+  uint64_t read_block = 0;   // the block holding it
+  bool exact_reads = false;  // the reads come from pull mode
+  // Bytes an exact read across blocks has copied so far: they count against
+  // the look-ahead until the read returns.
+  uint64_t copied = 0;
+  // While the reader gathers (gather()): the byte it waits to be readable.
+  // Head-block bytes short of it do not wake it.
+  uint64_t gather_until = 0;
+  bool flushing = false;
+  bool closed = false;
+
+  // ---- The window and its blocks (engine_window.cc) ----
+  // Blocks held from the reader on, at most. Automatic (lookahead_blocks 0)
+  // in the window schedule: it grows to cover what the connections bring
+  // in a first-byte time (grow_lookahead, engine_span.cc).
+  unsigned lookahead;
+  // Blocks the window spans now (<= lookahead); see access_pattern.h.
+  unsigned window = 0;
+  // Pull mode: the region the reader jumped away from, kept with its window.
+  std::optional<Region> other_region;
   BlockPlan plan;
   BlockStore store;
   BlockCache cache;
   // This engine's client of the process's byte budget (byte_budget.h):
   // its block buffers count there (the store's pool reports them).
   ByteBudget::ClientId memory = 0;
-  uint64_t read_pos = 0;     // the next byte the reader wants
-  uint64_t read_block = 0;   // the block holding it
   uint64_t batch_begin = 0;  // batch / barrier
-  unsigned in_flight = 0;    // started and not yet on_done
-  bool flushing = false;
-  bool closed = false;
+
+  // ---- Spans (engine_span.cc, engine_flow.cc) ----
+  // Every span request running (hedges included), in the order they
+  // started; each leaves in its on_done.
+  std::vector<Request*> live;
+  double conn_rate = 0;  // a typical connection's rate (bytes/s), for span_policy
+  // An answer came over HTTP/2: spans end at the window (libsoup reads an h2
+  // stream whether or not we do, so only the range asked bounds memory).
+  bool http2 = false;
+
+  // ---- The resource and the requests (engine_request.cc, engine_stream.cc,
+  // engine_failure.cc) ----
+  unsigned in_flight = 0;  // started and not yet on_done
   // What the responses so far established (size: see plan). A resource
   // read whole (Config::whole) is one stream from the start: pump() asks for
   // it (pump_stream) instead of blocks.
@@ -197,14 +232,7 @@ struct Prefetcher::Impl {
   ResourceInfo resource;
   // While the size is unknown: an upper bound a 416 gave (see settle_bound).
   std::optional<uint64_t> size_bound;
-  std::shared_ptr<Request> stream;
-  // Every span request running (hedges included), in the order they
-  // started; each leaves in its on_done.
-  std::vector<Request*> live;
-  double conn_rate = 0;  // a typical connection's rate (bytes/s), for span_policy
-  // An answer came over HTTP/2: spans end at the window (libsoup reads an h2
-  // stream whether or not we do, so only the range asked bounds memory).
-  bool http2 = false;
+  std::shared_ptr<Request> stream;  // stream mode's one request
   std::optional<Error> fatal;
   // A request failed for good at `pos`, ahead of the reader: the bytes
   // before it are right and still come; the error comes when the reader
@@ -214,21 +242,12 @@ struct Prefetcher::Impl {
     Error error;
   };
   std::optional<FailureAhead> failure_ahead;
-  std::mt19937_64 rng;
-  // Blocks the window spans now (<= lookahead); see access_pattern.h.
-  unsigned window = 0;
-  // Pull mode: the region the reader jumped away from, kept with its window.
-  std::optional<Region> other_region;
-  // Bytes an exact read across blocks has copied so far: they count against
-  // the look-ahead until the read returns.
-  uint64_t copied = 0;
-  bool exact_reads = false;  // the reads come from pull mode
-  // While the reader gathers (gather()): the byte it waits to be readable.
-  // Head-block bytes short of it do not wake it.
-  uint64_t gather_until = 0;
+  std::mt19937_64 rng;  // a retry's random part of the backoff
 
-  // The host budget (engine_budget.cc). Its callbacks reach the engine
-  // through `gate` (on the origin's thread), which close() clears.
+  // ---- The host side: its budget (engine_budget.cc) and probes
+  // (engine_probe.cc) ----
+  // The budget's callbacks reach the engine through `gate` (on the origin's
+  // thread), which close() clears.
   struct BudgetGate {
     std::mutex mu;
     Impl* impl = nullptr;
@@ -239,23 +258,15 @@ struct Prefetcher::Impl {
   std::vector<std::shared_ptr<Request>> slot_queue;  // requests waiting for a slot
   // Since when the reader waits for bytes (the need it tells the budget).
   std::optional<Clock::time_point> waiting_since;
-
-  // Probes (engine_probe.cc): in flight, and when the last went.
+  // Probes: in flight, and when the last went.
   std::vector<std::shared_ptr<Probe>> probes;
   Clock::time_point last_probe{};
   // Until then requests go on fresh connections (after an outage).
   Clock::time_point fresh_until{};
 
-  // Statistics.
-  uint64_t bytes_delivered = 0, blocks_fetched = 0, requests_started = 0, retries = 0,
-           hedges_sent = 0, hedges_won = 0, cache_hits = 0, bytes_received = 0, first_bytes = 0,
-           stalls = 0, probes_sent = 0;
-  double first_byte_total_ms = 0;
-  FirstByteTimes first_byte_ms;
-  RateMeter rate;
-
-  // Automatic concurrency (Config::auto_concurrency): the policy, and what
-  // the interval being measured shows so far (engine_concurrency.cc).
+  // ---- Automatic concurrency (engine_concurrency.cc) ----
+  // Config::auto_concurrency: the policy, and what the interval being
+  // measured shows so far.
   ConcurrencyControl control;
   struct Interval {
     Clock::time_point from;
@@ -266,16 +277,31 @@ struct Prefetcher::Impl {
   std::chrono::milliseconds interval_length{50};
   // An origin that refused a request for load (429, 503) may count a
   // connection we closed a moment ago as open still: a span that would
-  // take its place waits kCloseGrace after the close (engine_span.cc).
+  // take its place waits kCloseGrace after the close (close_grace).
   bool refuses_load = false;
   Clock::time_point closed_at{};
+  // The transfers allowed now.
   unsigned conc() const { return cfg.auto_concurrency() ? control.current() : cfg.concurrency; }
 
-  // ---- all below: called with mu held ----
+  // ---- Counters (stats()); first_byte_ms also feeds the decisions ----
+  uint64_t bytes_delivered = 0, blocks_fetched = 0, requests_started = 0, retries = 0,
+           hedges_sent = 0, hedges_won = 0, cache_hits = 0, bytes_received = 0, first_bytes = 0,
+           stalls = 0, probes_sent = 0;
+  double first_byte_total_ms = 0;
+  FirstByteTimes first_byte_ms;
+  RateMeter rate;
 
-  // engine_window.cc: what to fetch.
+  // ==== Methods, by the file that defines them ====
+  // All are called with mu held, except where a heading says otherwise.
+
+  // ---- prefetcher.cc: the reader ----
+  size_t readable(const Block& b) const;
+  Block* wait_block(std::unique_lock<std::mutex>& lock, uint64_t offset, ReadResult* result);
+  void idle_wait(std::unique_lock<std::mutex>& lock);
+  void delivered(uint64_t offset, size_t n);
+
+  // ---- engine_window.cc: what to fetch, the window, its blocks, the cache ----
   void pump();
-  void pump_stream();
   bool maybe_hedge();
   void retarget(uint64_t offset);
   void park(uint64_t i);
@@ -285,76 +311,75 @@ struct Prefetcher::Impl {
   std::optional<uint64_t> block_count() const;
   bool batch_complete_from(uint64_t first) const;
   unsigned window_now() const;
+  unsigned memory_window() const;
+  bool keeps_behind() const;
+  void fit_cache(uint64_t leaving);
+  bool may_hold(uint64_t i) const;
+  bool memory_allows(uint64_t i) const;
+  Block* make_block(uint64_t i, uint64_t from);
   bool kept_elsewhere(uint64_t i) const;
-  void yield_slot();
   unsigned requests_elsewhere() const;
+  void yield_slot();
 
-  // engine_span.cc: spans.
+  // ---- engine_span.cc: starting spans, the automatic look-ahead ----
   void pump_spans(unsigned slots, unsigned busy);
   SpanInput span_input(uint64_t to_block, std::vector<Request*>* owners) const;
   bool start_next_span(uint64_t to_block, Request* behind);
   void start_span(const SpanChoice& c, Request* owner, Request* behind);
+  std::chrono::milliseconds close_grace() const;
   void send_ahead(unsigned slots);
-  void resume_paused();
   bool reader_unserved() const;
   bool end_span_for_reader();
-  bool may_hold(uint64_t i) const;
-  bool memory_allows(uint64_t i) const;
-  unsigned memory_window() const;
-  bool keeps_behind() const;
-  void fit_cache(uint64_t leaving);
-  Block* make_block(uint64_t i, uint64_t from);
   unsigned transferring() const;
   void drop_far_spans(uint64_t keep_from, uint64_t keep_to, bool forward);
   void clamp_spans(uint64_t size);
+  void grow_lookahead();
+  void raise_lookahead(unsigned want);
+
+  // ---- engine_flow.cc: a span's body as it flows ----
   uint8_t* span_area(Request& r, size_t* length);
   void span_reached_end(Request& r);
   bool take_over_next(Request& r);
   bool run_on(Request& r);
-  bool take_slot_from_farther(Request& r);
   void pause_span(Request& r, bool for_slot);
-  void grow_lookahead();
-  void raise_lookahead(unsigned want);
+  bool take_slot_from_farther(Request& r);
+  void resume_paused();
 
-  // engine_concurrency.cc: automatic concurrency.
-  void set_interval_length();
-  void measure_interval(size_t n, Clock::time_point now);
-  void first_answer_came(Clock::time_point now);
-  bool first_raise_may_come(Clock::time_point now) const;
-  void judge_interval(Clock::time_point now, bool slots_full);
-  void note_overload(const Error& e, Clock::time_point sent);
-  unsigned spans_running() const;
-  std::chrono::milliseconds close_grace() const;
-  void close_fetch(Request& r);
-  void wind_down(Request& r, unsigned to);
-  bool hand_back_refused(Request& r, Block* b, const Error& e);
-  void concurrency_changed(unsigned before);
-
-  // engine_request.cc: requests.
+  // ---- engine_request.cc: one request's life. The origin's callbacks
+  // (on_head, write_area, on_data, on_done) take mu themselves ----
   std::shared_ptr<Request> launch(const SpanAsk& a);
   uint64_t next_span_id() const { return requests_started + hedges_sent + 1; }
-  void launch_stream(uint64_t from, std::chrono::milliseconds delay, unsigned attempts = 1);
   void relaunch(Request& r, std::chrono::milliseconds delay, unsigned attempts);
   std::string if_range() const;
   void cancel_request(const std::shared_ptr<Request>& r);
-  void cancel_block(Block& b);
+  void close_fetch(Request& r);
   bool forget_unfilled(Block& b);
+  void cancel_block(Block& b);
   void cancel_all();
   bool on_head(Request& r, const ResponseHead& head);
+  void note_first_byte(Request& r, Clock::time_point now);
+  void keep_resource(const ResponseHead& head);
   void settle_hedge(Request& r);
   void end_at_most(Request& r, uint64_t bound);
-  void enter_stream_mode(Request& r, std::optional<uint64_t> size);
-  void keep_resource(const ResponseHead& head);
-  void note_first_byte(Request& r, Clock::time_point now);
   uint8_t* write_area(Request& r, size_t* length);
-  uint8_t* stream_area(Request& r, size_t* length);
   void on_data(Request& r, size_t n);
   void on_done(Request& r, const Error* error);
   enum class Outcome { kDone, kShort, kFailed };
   Outcome body_outcome(Request& r, Block*& b, const Error* error, Error* failure);
 
-  // engine_budget.cc: the host budget. through_gate, join_budget and
-  // leave_budget take the locks themselves (mu not held).
+  // ---- engine_stream.cc: stream mode ----
+  void launch_stream(uint64_t from, std::chrono::milliseconds delay, unsigned attempts = 1);
+  void pump_stream();
+  void enter_stream_mode(Request& r, std::optional<uint64_t> size);
+  uint8_t* stream_area(Request& r, size_t* length);
+
+  // ---- engine_failure.cc: a failed request ----
+  void failed(Request& r, Block* b, Error e);
+  void fail_ahead(uint64_t pos, Error e);
+  void fail(Error e);
+
+  // ---- engine_budget.cc: the host budget. through_gate, join_budget and
+  // leave_budget take the locks themselves (mu not held) ----
   static void through_gate(const std::shared_ptr<BudgetGate>& gate, void (Impl::*fn)());
   void join_budget();
   void leave_budget();
@@ -369,25 +394,26 @@ struct Prefetcher::Impl {
   void make_room_for_head();
   void set_waiting(bool waiting);
 
-  // engine_failure.cc: a failed request.
-  void failed(Request& r, Block* b, Error e);
-  void fail_ahead(uint64_t pos, Error e);
-  void fail(Error e);
-
-  // engine_probe.cc: is the network back?
-  void maybe_probe();
-  void probe_answered(Probe& p);
-  void probe_done(Probe& p);
-  void cancel_probes();
+  // ---- engine_probe.cc: is the network back? ----
+  std::optional<std::chrono::milliseconds> first_byte_limit() const;
   bool stalled(const Request& r, Clock::time_point now) const;
   bool all_stalled(Clock::time_point now) const;
-  std::optional<std::chrono::milliseconds> first_byte_limit() const;
+  void maybe_probe();
+  void probe_answered(Probe& p);
+  void cancel_probes();
+  void probe_done(Probe& p);
 
-  // prefetcher.cc: the reader.
-  size_t readable(const Block& b) const;
-  Block* wait_block(std::unique_lock<std::mutex>& lock, uint64_t offset, ReadResult* result);
-  void idle_wait(std::unique_lock<std::mutex>& lock);
-  void delivered(uint64_t offset, size_t n);
+  // ---- engine_concurrency.cc: automatic concurrency ----
+  void set_interval_length();
+  void measure_interval(size_t n, Clock::time_point now);
+  void first_answer_came(Clock::time_point now);
+  bool first_raise_may_come(Clock::time_point now) const;
+  void judge_interval(Clock::time_point now, bool slots_full);
+  unsigned spans_running() const;
+  void note_overload(const Error& e, Clock::time_point sent);
+  bool hand_back_refused(Request& r, Block* b, const Error& e);
+  void concurrency_changed(unsigned before);
+  void wind_down(Request& r, unsigned to);
 };
 
 }  // namespace prefetch

@@ -20,14 +20,14 @@ uint64_t less(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 Prefetcher::Impl::Impl(Origin* origin, const Config& cfg, Logger log)
     : origin(origin),
       cfg(cfg),
-      lookahead(cfg.effective_lookahead()),
       retry(cfg.retry),
       hedge_policy(cfg.hedge),
       log(std::move(log)),
+      lookahead(cfg.effective_lookahead()),
+      window(lookahead),
       plan(cfg.block_size),
       cache(cfg.cache_bytes),
       rng(std::random_device{}()),
-      window(lookahead),
       control(ConcurrencyTuning{cfg.start_concurrency(), cfg.max_concurrency}) {
   interval.from = Clock::now();
   // The byte budget: what this configuration holds at most (an explicit
