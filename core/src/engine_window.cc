@@ -228,7 +228,6 @@ void Prefetcher::Impl::pump() {
   }
   // batch / barrier: one request per block, as the seed made them.
   SchedulerInput in;
-  in.schedule = cfg.schedule;
   in.read_block = read_block;
   in.block_count = block_count();
   in.concurrency = slots;
@@ -236,7 +235,7 @@ void Prefetcher::Impl::pump() {
   in.in_flight = busy;
   in.held = [this](uint64_t i) { return store.find(i) != nullptr; };
   in.batch_begin = batch_begin;
-  in.batch_complete = cfg.schedule != Schedule::kWindow && batch_complete_from(batch_begin);
+  in.batch_complete = batch_complete_from(batch_begin);
   SchedulerDecision d = schedule_next(in);
   if (d.new_batch_begin) batch_begin = *d.new_batch_begin;
   for (uint64_t i : d.start) {

@@ -23,16 +23,7 @@ SchedulerDecision schedule_next(const SchedulerInput& in) {
   unsigned free_slots = in.in_flight < in.concurrency ? in.concurrency - in.in_flight : 0;
   const uint64_t budget_end = in.read_block + in.lookahead;
 
-  if (in.schedule == Schedule::kWindow) {
-    for (uint64_t i = in.read_block; free_slots > 0 && i < budget_end && exists(in, i); ++i) {
-      if (in.held(i)) continue;
-      out.start.push_back(i);
-      --free_slots;
-    }
-    return out;
-  }
-
-  // batch / barrier: a batch is `concurrency` consecutive blocks. The next one
+  // A batch is `concurrency` consecutive blocks. The next one
   // starts only when the current one is complete and fits in the budget.
   uint64_t begin = in.batch_begin;
   if (in.batch_complete) {
