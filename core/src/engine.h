@@ -122,7 +122,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   bool yield = false;           // gives its transfer slot to a span nearer the reader
   bool winding_down = false;    // cut by the concurrency: ends with its block, runs on nowhere
   // The host budget (engine_budget.cc): queued while no slot is granted
-  // (it exists, claims its blocks, counts for the scheduler, but is not
+  // (it exists, claims its blocks, takes a request slot in pump(), but is not
   // sent); holds a slot from its send to its on_done.
   bool queued = false;
   bool has_slot = false;

@@ -1,7 +1,7 @@
 // The host budget in the engine (host_budget.h): every request holds one of
 // its host's slots from its send to its on_done. A request without a slot
-// is queued: it exists (in `live`, claiming its blocks, counted by the
-// scheduler) but is not sent until the budget grants a slot, and then the
+// is queued: it exists (in `live`, claiming its blocks, counted as taking
+// a request slot by pump()) but is not sent until the budget grants a slot, and then the
 // queued request nearest the reader goes first. The budget's callbacks only
 // post work to the origin's thread, which reaches the engine through a gate
 // that close() clears: they may be called while another engine holds its lock.

@@ -67,8 +67,8 @@ uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
     if (!may_hold(idx)) {
       if (r.http2) {
         // Not reading would not hold an HTTP/2 server back (libsoup reads
-        // the stream anyway, DESIGN.md): the span ends here instead, and its
-        // rest is asked for again when the window reaches it.
+        // the stream anyway: docs/design.md, HTTP/2): the span ends here
+        // instead, and its rest is asked for again when the window reaches it.
         r.end = r.pos;
         span_reached_end(r);
         return nullptr;

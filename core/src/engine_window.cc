@@ -1,6 +1,8 @@
 // What the engine fetches: the window follows the reader (access_pattern),
-// the schedule fills it (scheduler), late blocks near the reader are hedged
-// (hedge_policy), and blocks that leave it go to the cache (block_cache).
+// spans fill it (span_policy, engine_span.cc; the batch and barrier
+// schedules ask the scheduler instead), late blocks near the reader are
+// hedged (hedge_policy), and blocks that leave it go to the cache
+// (block_cache), all within the process's byte budget (byte_budget).
 
 #include <algorithm>
 #include <cinttypes>

@@ -2,8 +2,8 @@
 // the block at the read position and hands out the bytes already there (the
 // head block while it arrives), gather() lets a fast head block fill a
 // little first, and every wait ends at once when flushing or closed. The
-// rest of the engine is in engine_window.cc and engine_request.cc (engine.h
-// says what is where).
+// rest of the engine is in the engine_*.cc files (engine.h says what is
+// where).
 
 #include "prefetch/prefetcher.h"
 

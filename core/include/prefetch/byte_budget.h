@@ -1,6 +1,6 @@
 // ByteBudget: the block memory of all the engines of a process, bounded by
-// one budget and shared by need (issue #15: 32 streams in one process must
-// not each hold a whole look-ahead and cache).
+// one budget and shared by need (32 streams in one process must not each
+// hold a whole look-ahead and cache).
 //
 // Each engine registers as a client and reports the bytes of block buffers
 // it keeps resident (its look-ahead, its cache, buffers downstream still

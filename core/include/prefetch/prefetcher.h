@@ -3,7 +3,7 @@
 //
 //   streaming thread          Prefetcher (one mutex)          origin thread
 //   read(offset) ------wait-----> block store <----on_data----- Fetch
-//                 <---bytes------  scheduler  -----start------>
+//                 <---bytes------    spans    -----start------>
 //
 // read() returns the head block's bytes while they are still arriving
 // (window schedule), so the first buffer leaves as early as a single

@@ -1,6 +1,6 @@
 // Response check: what one response head means for the transfer, given the
 // range that was asked and what earlier responses established. It owns the
-// HTTP rules that keep bytes right (DESIGN.md) and the mapping of HTTP
+// HTTP rules that keep bytes right (docs/design.md, "HTTP rules") and the mapping of HTTP
 // statuses to errors. Validators are compared like with like (ETag with
 // ETag, Last-Modified with Last-Modified); a missing one is no change.
 // Pure: no I/O, no locks; the engine applies the verdict.
