@@ -117,7 +117,7 @@ void Prefetcher::Impl::idle_wait(std::unique_lock<std::mutex>& lock) {
 
 Prefetcher::Prefetcher(std::shared_ptr<Origin> origin, Config config, Logger logger)
     : origin_(std::move(origin)), config_(config) {
-  if (config_.block_size == 0) config_.block_size = 1 << 20;
+  if (config_.block_size == 0) config_.block_size = Config::kDefaultBlockSize;
   if (config_.max_concurrency == 0) config_.max_concurrency = 1;
   if (config_.concurrency == 0 && !config_.auto_concurrency())
     config_.concurrency = config_.start_concurrency();

@@ -13,7 +13,8 @@
 namespace prefetch {
 
 struct HedgePolicy {
-  bool enabled = true;
+  static constexpr bool kDefaultEnabled = true;
+  bool enabled = kDefaultEnabled;
   double percentile = 0.5;              // of recent first-byte times...
   double factor = 2.5;                  // ...times this is the threshold...
   std::chrono::milliseconds floor{50};  // ...but never below this

@@ -31,21 +31,32 @@
 namespace prefetch {
 
 struct Config {
-  uint64_t block_size = 1 << 20;
+  // The defaults, named here once: a front end (the plugin's properties)
+  // takes its defaults from these instead of writing the numbers again.
+  static constexpr uint64_t kDefaultBlockSize = 1 << 20;
+  static constexpr unsigned kDefaultConcurrency = 0;  // automatic
+  static constexpr unsigned kDefaultMaxConcurrency = 16;
+  static constexpr unsigned kDefaultLookaheadBlocks = 0;  // 2 x concurrency
+  static constexpr unsigned kDefaultKeepBehind = 1;
+  static constexpr uint64_t kDefaultCacheBytes = 8 << 20;
+  static constexpr uint64_t kDefaultMaxRequestBytes = 0;     // automatic
+  static constexpr unsigned kDefaultMaxHostConnections = 0;  // no limit
+
+  uint64_t block_size = kDefaultBlockSize;
   // Transfers at once. 0 (the default) = automatic (concurrency_policy.h): from
   // kAutoStart, raised while that raises the rate, lowered on 429/503 and
   // when the consumer is the slower side. Automatic in the window schedule
   // only: batch and barrier run kAutoStart.
-  unsigned concurrency = 0;
-  unsigned max_concurrency = 16;  // with automatic concurrency, never more
+  unsigned concurrency = kDefaultConcurrency;
+  unsigned max_concurrency = kDefaultMaxConcurrency;  // with automatic concurrency, never more
   static constexpr unsigned kAutoStart = 4;
-  unsigned lookahead_blocks = 0;  // 0 = 2 x concurrency
+  unsigned lookahead_blocks = kDefaultLookaheadBlocks;  // 0 = 2 x concurrency
   Schedule schedule = Schedule::kWindow;
-  RetryPolicy retry;         // per block: attempts, backoff (retry_policy.h)
-  unsigned keep_behind = 1;  // delivered blocks kept for backward reads
+  RetryPolicy retry;                          // per block: attempts, backoff (retry_policy.h)
+  unsigned keep_behind = kDefaultKeepBehind;  // delivered blocks kept for backward reads
   // Complete blocks that leave the window stay in an LRU cache of this many
   // bytes, so a demuxer's jump (to an index at the end) and back is cheap.
-  uint64_t cache_bytes = 8 << 20;
+  uint64_t cache_bytes = kDefaultCacheBytes;
   // Hedging of blocks near the reader whose first byte is late
   // (hedge_policy.h). A hedge may use a free slot or the one spare slot
   // beyond `concurrency` (see max_connections()), so a late block at the
@@ -59,7 +70,7 @@ struct Config {
   // A request span's length at most, in bytes (rounded up to whole blocks);
   // 0 = automatic (span_policy.h). The window schedule only: batch and
   // barrier ask for one block per request.
-  uint64_t max_request_bytes = 0;
+  uint64_t max_request_bytes = kDefaultMaxRequestBytes;
   // A span the look-ahead holds back (flow control: it stops reading, TCP
   // holds the server) for longer than this is cancelled when it may go on,
   // and its rest asked for again: a server's send timeout is never an error.
@@ -74,7 +85,7 @@ struct Config {
   std::string host;
   // This element's limit on the host's connections in the process (the
   // host's limit is the smallest non-zero one of its elements); 0 = none.
-  unsigned max_host_connections = 0;
+  unsigned max_host_connections = kDefaultMaxHostConnections;
 
   bool auto_concurrency() const { return concurrency == 0 && schedule == Schedule::kWindow; }
   // The transfers at the start (all along unless automatic).

@@ -10,7 +10,8 @@
 namespace prefetch {
 
 struct RetryPolicy {
-  int retries = 3;  // attempts after the first, per block; -1 = forever
+  static constexpr int kDefaultRetries = 3;
+  int retries = kDefaultRetries;  // attempts after the first, per block; -1 = forever
   std::chrono::milliseconds backoff_base{200};
   std::chrono::milliseconds backoff_max{5000};
 };

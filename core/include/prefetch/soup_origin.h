@@ -26,6 +26,16 @@ namespace prefetch {
 constexpr uint64_t kLowSpeedFloor = 512;
 
 struct HttpOptions {
+  // The defaults a front end shares (the plugin's properties take theirs
+  // from these); the user agent, HTTP log level and iradio mode are each
+  // front end's own.
+  static constexpr unsigned kDefaultTimeoutSeconds = 15;
+  static constexpr bool kDefaultSslStrict = true;
+  static constexpr bool kDefaultSslUseSystemCaFile = true;
+  static constexpr bool kDefaultAutomaticRedirect = true;
+  static constexpr bool kDefaultKeepAlive = true;
+  static constexpr bool kDefaultCompress = false;
+
   std::string uri;
   std::string user_agent = "prefetchsrc";
   std::vector<std::pair<std::string, std::string>> extra_headers;
@@ -33,17 +43,18 @@ struct HttpOptions {
   // A request whose body brings less than kLowSpeedFloor bytes a second
   // (nothing, or a trickle) for this long is stalled: it fails (transient,
   // Error::stalled) and is retried. 0 = never.
-  unsigned timeout_seconds = 15;
+  unsigned timeout_seconds = kDefaultTimeoutSeconds;
   std::string proxy;  // empty: the environment's (http_proxy, ...)
   std::string proxy_id, proxy_pw;
   std::string user_id, user_pw;
-  bool ssl_strict = true;
+  bool ssl_strict = kDefaultSslStrict;
   std::string ssl_ca_file;
-  bool ssl_use_system_ca_file = true;          // not read: libsoup trusts the system's store anyway
+  // Not read: libsoup trusts the system's store anyway.
+  bool ssl_use_system_ca_file = kDefaultSslUseSystemCaFile;
   GTlsDatabase* tls_database = nullptr;        // borrowed; overrides the CA settings
   GTlsInteraction* tls_interaction = nullptr;  // borrowed
-  bool automatic_redirect = true;
-  bool keep_alive = true;
+  bool automatic_redirect = kDefaultAutomaticRedirect;
+  bool keep_alive = kDefaultKeepAlive;
   int http_log_level = 0;  // SoupLoggerLogLevel; 0 = no HTTP log
   // Requests of this origin sent at once, at most (0 = no limit); later ones
   // wait in order. Not a session setting: the session is shared and lets a
@@ -63,7 +74,7 @@ struct HttpOptions {
   bool iradio_mode = false;
   // Accept gzip and deflate (libsoup's SoupContentDecoder decodes them)
   // instead of asking for the identity encoding.
-  bool compress = false;
+  bool compress = kDefaultCompress;
 };
 
 class SoupOrigin : public Origin {
