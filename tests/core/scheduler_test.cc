@@ -3,7 +3,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <random>
 #include <set>
 
 namespace prefetch {
@@ -12,9 +11,9 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-SchedulerInput Window(uint64_t read_block, unsigned concurrency, unsigned lookahead,
-                      unsigned in_flight, std::set<uint64_t> held,
-                      std::optional<uint64_t> count = 100) {
+SchedulerInput Input(uint64_t read_block, unsigned concurrency, unsigned lookahead,
+                     unsigned in_flight, std::set<uint64_t> held,
+                     std::optional<uint64_t> count = 100) {
   SchedulerInput in;
   in.read_block = read_block;
   in.block_count = count;
@@ -25,10 +24,12 @@ SchedulerInput Window(uint64_t read_block, unsigned concurrency, unsigned lookah
   return in;
 }
 
-SchedulerInput Batch(Schedule s, uint64_t read_block, unsigned concurrency, unsigned in_flight,
-                     std::set<uint64_t> held, uint64_t batch_begin, bool batch_complete,
-                     std::optional<uint64_t> count = 100) {
-  SchedulerInput in = Window(read_block, concurrency, 2 * concurrency, in_flight, held, count);
+// The schedule (batch or barrier) is the test's parameter: both decide alike
+// here; they differ in the engine, which says when a batch is complete.
+SchedulerInput Batch(Schedule /*schedule*/, uint64_t read_block, unsigned concurrency,
+                     unsigned in_flight, std::set<uint64_t> held, uint64_t batch_begin,
+                     bool batch_complete, std::optional<uint64_t> count = 100) {
+  SchedulerInput in = Input(read_block, concurrency, 2 * concurrency, in_flight, held, count);
   in.batch_begin = batch_begin;
   in.batch_complete = batch_complete;
   return in;

@@ -108,12 +108,12 @@ Fetched read_until_end(Prefetcher& p, uint64_t offset, size_t length, ReadMode m
   return f;
 }
 
-std::vector<uint8_t> slice(const std::vector<uint8_t>& v, uint64_t begin, uint64_t end) {
+inline std::vector<uint8_t> slice(const std::vector<uint8_t>& v, uint64_t begin, uint64_t end) {
   return std::vector<uint8_t>(v.begin() + begin, v.begin() + end);
 }
 
 // The first byte of a "bytes=a-..." Range header, or -1.
-int64_t range_first(const RequestRecord& r) {
+inline int64_t range_first(const RequestRecord& r) {
   unsigned long long a;
   if (std::sscanf(r.range.c_str(), "bytes=%llu-", &a) == 1) return static_cast<int64_t>(a);
   return -1;

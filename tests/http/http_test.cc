@@ -65,7 +65,9 @@ TEST_P(ExactBytesTest, Sha256Equal) {
   const auto requests = server_.requests("/f");
   for (const auto& r : requests) {
     EXPECT_EQ(r.method, "GET");
-    if (size > 0) EXPECT_NE(r.status, 416) << "Range: " << r.range;  // 0 bytes: 416 says so
+    if (size > 0) {
+      EXPECT_NE(r.status, 416) << "Range: " << r.range;  // 0 bytes: 416 says so
+    }
     int64_t first = range_first(r);
     EXPECT_GE(first, 0) << "Range: " << r.range;
     if (size > 0 && first >= 0) {
@@ -76,7 +78,9 @@ TEST_P(ExactBytesTest, Sha256Equal) {
   }
   const uint64_t blocks = std::max<uint64_t>(1, (size + block - 1) / block);
   EXPECT_LE(requests.size(), blocks);
-  if (size <= block) EXPECT_EQ(requests.size(), 1u);
+  if (size <= block) {
+    EXPECT_EQ(requests.size(), 1u);
+  }
   std::printf("[ info ] %llu bytes, block %llu: %zu requests\n",
               static_cast<unsigned long long>(size), static_cast<unsigned long long>(block),
               requests.size());
