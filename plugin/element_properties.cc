@@ -132,7 +132,9 @@ void gst_prefetch_src_install_properties(GObjectClass* gobject_class) {
       "ssl-ca-file", "SSL CA File", "Location of a SSL anchor CA file (PEM) to trust", nullptr, rw);
   specs[PROP_SSL_USE_SYSTEM_CA_FILE] =
       g_param_spec_boolean("ssl-use-system-ca-file", "Use System CA File",
-                           "Use the system's CA file when no ssl-ca-file or tls-database is set",
+                           "Accepted for compatibility with souphttpsrc and ignored, as "
+                           "souphttpsrc ignores it over libsoup 3: without ssl-ca-file or "
+                           "tls-database the system's trust store is used",
                            DEFAULT_SSL_USE_SYSTEM_CA_FILE, rw);
   specs[PROP_TLS_DATABASE] =
       g_param_spec_object("tls-database", "TLS database",

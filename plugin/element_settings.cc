@@ -41,7 +41,6 @@ prefetch::HttpOptions settings_http_options(const Settings& s) {
   o.user_pw = s.user_pw;
   o.ssl_strict = s.ssl_strict;
   o.ssl_ca_file = s.ssl_ca_file;
-  o.ssl_use_system_ca_file = s.ssl_use_system_ca_file;
   o.tls_database = s.tls_database;
   o.tls_interaction = s.tls_interaction;
   o.automatic_redirect = s.automatic_redirect;

@@ -12,26 +12,29 @@
 #include "prefetch/prefetcher.h"
 #include "prefetch/soup_origin.h"
 
-#define DEFAULT_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 20)
-#define DEFAULT_MAX_REQUEST_SIZE 0 /* automatic */
-#define DEFAULT_CONCURRENCY 0
-#define DEFAULT_MAX_CONCURRENCY 16
-#define DEFAULT_MAX_HOST_CONNECTIONS 0 /* no limit */
-#define DEFAULT_LOOKAHEAD_BLOCKS 0
+/* Defaults: the engine's where it has one (core/include/prefetch/), so
+ * that each is written once; the element's own below. */
+#define DEFAULT_BLOCK_SIZE prefetch::Config::kDefaultBlockSize
+#define DEFAULT_MAX_REQUEST_SIZE prefetch::Config::kDefaultMaxRequestBytes /* 0: automatic */
+#define DEFAULT_CONCURRENCY prefetch::Config::kDefaultConcurrency          /* 0: automatic */
+#define DEFAULT_MAX_CONCURRENCY prefetch::Config::kDefaultMaxConcurrency
+#define DEFAULT_MAX_HOST_CONNECTIONS prefetch::Config::kDefaultMaxHostConnections /* 0: none */
+#define DEFAULT_LOOKAHEAD_BLOCKS prefetch::Config::kDefaultLookaheadBlocks        /* 0: automatic */
+#define DEFAULT_CACHE_SIZE prefetch::Config::kDefaultCacheBytes
+#define DEFAULT_RETRIES prefetch::RetryPolicy::kDefaultRetries
+#define DEFAULT_HEDGE prefetch::HedgePolicy::kDefaultEnabled
+#define DEFAULT_TIMEOUT prefetch::HttpOptions::kDefaultTimeoutSeconds
+#define DEFAULT_SSL_STRICT prefetch::HttpOptions::kDefaultSslStrict
+#define DEFAULT_AUTOMATIC_REDIRECT prefetch::HttpOptions::kDefaultAutomaticRedirect
+#define DEFAULT_KEEP_ALIVE prefetch::HttpOptions::kDefaultKeepAlive
+#define DEFAULT_COMPRESS prefetch::HttpOptions::kDefaultCompress
 #define DEFAULT_SCHEDULE GST_PREFETCH_SRC_SCHEDULE_WINDOW
-#define DEFAULT_RETRIES 3
-#define DEFAULT_TIMEOUT 15
 #define DEFAULT_USER_AGENT "GStreamer prefetchsrc " VERSION " "
-#define DEFAULT_SSL_STRICT TRUE
-#define DEFAULT_SSL_USE_SYSTEM_CA_FILE TRUE
-#define DEFAULT_AUTOMATIC_REDIRECT TRUE
 #define DEFAULT_HTTP_LOG_LEVEL 2 /* SOUP_LOGGER_LOG_HEADERS, as souphttpsrc */
 #define DEFAULT_IS_LIVE FALSE
-#define DEFAULT_KEEP_ALIVE TRUE
-#define DEFAULT_HEDGE TRUE
-#define DEFAULT_CACHE_SIZE (G_GUINT64_CONSTANT(8) << 20)
+/* Accepted and ignored, as souphttpsrc does over libsoup 3. */
+#define DEFAULT_SSL_USE_SYSTEM_CA_FILE TRUE
 #define DEFAULT_IRADIO_MODE TRUE /* as souphttpsrc */
-#define DEFAULT_COMPRESS FALSE
 
 #define MIN_BLOCK_SIZE 1024
 #define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)

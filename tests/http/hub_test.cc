@@ -62,7 +62,6 @@ TEST_F(HubTest, PerMessageOptionsStillShare) {
       [](HttpOptions& o) { o.keep_alive = false; },
       [](HttpOptions& o) { o.iradio_mode = true; },
       [](HttpOptions& o) { o.force_http1 = false; },
-      [](HttpOptions& o) { o.ssl_use_system_ca_file = false; },
   };
   auto first = std::make_unique<SoupOrigin>(base, Logger());
   for (size_t i = 0; i < edits.size(); ++i) {

@@ -31,7 +31,6 @@ struct HttpOptions {
   // front end's own.
   static constexpr unsigned kDefaultTimeoutSeconds = 15;
   static constexpr bool kDefaultSslStrict = true;
-  static constexpr bool kDefaultSslUseSystemCaFile = true;
   static constexpr bool kDefaultAutomaticRedirect = true;
   static constexpr bool kDefaultKeepAlive = true;
   static constexpr bool kDefaultCompress = false;
@@ -49,8 +48,6 @@ struct HttpOptions {
   std::string user_id, user_pw;
   bool ssl_strict = kDefaultSslStrict;
   std::string ssl_ca_file;
-  // Not read: libsoup trusts the system's store anyway.
-  bool ssl_use_system_ca_file = kDefaultSslUseSystemCaFile;
   GTlsDatabase* tls_database = nullptr;        // borrowed; overrides the CA settings
   GTlsInteraction* tls_interaction = nullptr;  // borrowed
   bool automatic_redirect = kDefaultAutomaticRedirect;
