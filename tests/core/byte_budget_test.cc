@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "fake_origin.h"
+#include "engine_fixture.h"
 #include "prefetch/prefetcher.h"
 
 namespace prefetch {
@@ -129,7 +129,7 @@ TEST(ByteBudgetEngineTest, EightEnginesStayWithinTheProcessBudget) {
   constexpr int kEngines = 8;
   constexpr uint64_t kBlock = 1 * kMiB;
   constexpr uint64_t kSize = 24 * kMiB + 5;
-  auto origin = std::make_shared<testing::FakeOrigin>(testing::PatternBytes(kSize));
+  auto origin = std::make_shared<testing::FakeOrigin>(testing::pattern_bytes(kSize));
   origin->set_script([](const RangeRequest&, unsigned) {
     testing::Reply r;
     r.chunk = 64 * 1024;
@@ -161,15 +161,10 @@ TEST(ByteBudgetEngineTest, EightEnginesStayWithinTheProcessBudget) {
   std::vector<char> exact(kEngines, 0);  // one element per thread (not vector<bool>'s bits)
   for (int i = 0; i < kEngines; ++i) {
     readers.emplace_back([&, i] {
-      std::vector<uint8_t> out;
-      for (uint64_t offset = 0;;) {
-        ReadResult r = engines[i]->read(offset, 256 * 1024, ReadMode::kAvailable);
-        if (r.status != ReadStatus::kOk) break;
-        out.insert(out.end(), r.chunk.data, r.chunk.data + r.chunk.size);
-        offset += r.chunk.size;
-        std::this_thread::sleep_for(std::chrono::microseconds(300));  // a consumer
-      }
-      exact[i] = out == origin->data();
+      // A consumer: 300 us after each read.
+      const testing::Drained d = testing::read_to_end(*engines[i], 0, 256 * 1024,
+                                                      ReadMode::kAvailable, std::chrono::microseconds(300));
+      exact[i] = d.last.status == ReadStatus::kEos && d.bytes == origin->data();
     });
   }
   for (auto& t : readers) t.join();
@@ -197,7 +192,7 @@ class KeepBehindTest : public ::testing::TestWithParam<bool> {};
 TEST_P(KeepBehindTest, TheBlockBehindIsKeptOnlyWhereTheShareHoldsIt) {
   const bool crowded = GetParam();
   constexpr uint64_t kBlock = 1 * kMiB;
-  auto origin = std::make_shared<testing::FakeOrigin>(testing::PatternBytes(4 * kBlock));
+  auto origin = std::make_shared<testing::FakeOrigin>(testing::pattern_bytes(4 * kBlock));
   ByteBudget& budget = ByteBudget::process();
   ASSERT_EQ(budget.clients(), 0u) << "another test left an engine registered";
   std::vector<ByteBudget::ClientId> others;

@@ -6,7 +6,7 @@
 
 namespace prefetch::testing {
 
-uint8_t PatternByte(uint64_t offset) {
+uint8_t pattern_byte(uint64_t offset) {
   uint64_t x = offset * 0x9E3779B97F4A7C15ull;
   x ^= x >> 29;
   x *= 0xBF58476D1CE4E5B9ull;
@@ -14,15 +14,15 @@ uint8_t PatternByte(uint64_t offset) {
   return static_cast<uint8_t>(x);
 }
 
-std::vector<uint8_t> PatternBytes(uint64_t size) {
+std::vector<uint8_t> pattern_bytes(uint64_t size) {
   std::vector<uint8_t> v(size);
-  for (uint64_t i = 0; i < size; ++i) v[i] = PatternByte(i);
+  for (uint64_t i = 0; i < size; ++i) v[i] = pattern_byte(i);
   return v;
 }
 
 namespace {
 
-Error ErrorForStatus(int status) {
+Error error_for_status(int status) {
   Error e;
   e.http_status = status;
   e.message = "HTTP " + std::to_string(status);
@@ -432,7 +432,7 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
       e.message = "abandoned after the head";
       finish(s, &e, lock);
     } else if (head.status >= 400) {
-      Error e = ErrorForStatus(head.status);
+      Error e = error_for_status(head.status);
       finish(s, &e, lock);
     }
     return;

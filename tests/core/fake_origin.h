@@ -31,8 +31,8 @@ namespace prefetch::testing {
 using FakeClock = std::chrono::steady_clock;
 
 // A deterministic byte pattern: no two blocks of any size look alike.
-uint8_t PatternByte(uint64_t offset);
-std::vector<uint8_t> PatternBytes(uint64_t size);
+uint8_t pattern_byte(uint64_t offset);
+std::vector<uint8_t> pattern_bytes(uint64_t size);
 
 // What the fake does with one request. The defaults are a well-behaved
 // origin: 206 with a matching Content-Range, or 416 past the end.

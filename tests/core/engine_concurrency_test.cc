@@ -1,37 +1,23 @@
 // Automatic concurrency (Config::concurrency 0) in the engine, against the
 // scripted FakeOrigin: it rises where each connection is capped, comes down
 // to what the origin serves on 503 and to one for a slow consumer; the bytes
-// stay exact. The
-// policy's own rules are in concurrency_policy_test.cc.
+// stay exact. The policy's own rules are in concurrency_policy_test.cc.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <utility>
 #include <vector>
 
-#include "fake_origin.h"
-#include "prefetch/prefetcher.h"
+#include "engine_fixture.h"
 
-namespace prefetch {
+namespace prefetch::testing {
 namespace {
-
-using std::chrono::microseconds;
-using std::chrono::milliseconds;
-using testing::FakeOrigin;
-using testing::PatternBytes;
-using testing::Reply;
-using testing::RequestRecord;
 
 constexpr uint64_t kBlock = 64 * 1024;
 
-Config AutoConfig() {
+Config auto_config() {
   Config c;
   c.block_size = kBlock;
   c.concurrency = 0;
@@ -42,48 +28,36 @@ Config AutoConfig() {
 }
 
 // Each response at about 4 MB/s: 8 KiB every 2 ms.
-Reply Capped() {
+Reply capped() {
   Reply r;
   r.chunk = 8 * 1024;
   r.chunk_interval = microseconds(2000);
   return r;
 }
 
-class AutoConcurrencyTest : public ::testing::Test {
+class EngineConcurrencyTest : public EngineTest {
  protected:
-  void Make(uint64_t size, Config config = AutoConfig(), Logger logger = {}) {
-    origin_ = std::make_shared<FakeOrigin>(PatternBytes(size));
-    origin_->set_script([](const RangeRequest&, unsigned) { return Capped(); });
-    prefetcher_ = std::make_unique<Prefetcher>(origin_, config, std::move(logger));
+  // An engine with automatic concurrency over an origin that caps each
+  // connection (capped()).
+  void make_capped(uint64_t size, Config config = auto_config(), Logger logger = test_logger()) {
+    make(size, config, std::move(logger));
+    origin_->set_script([](const RangeRequest&, unsigned) { return capped(); });
   }
-  void TearDown() override {
-    if (prefetcher_) prefetcher_->close();
+  // Everything, to EOS, read `length` at most at a time with `pause` after
+  // each read.
+  std::vector<uint8_t> read_all(size_t length, microseconds pause = microseconds(0)) {
+    const Drained d = drain(0, length, ReadMode::kAvailable, pause);
+    EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+    return d.bytes;
   }
-  // Reads everything, sleeping `pause` after each read of at most `length`.
-  std::vector<uint8_t> ReadAll(size_t length, milliseconds pause = milliseconds(0)) {
-    std::vector<uint8_t> out;
-    for (uint64_t offset = 0;;) {
-      const ReadResult r = prefetcher_->read(offset, length, ReadMode::kAvailable);
-      if (r.status != ReadStatus::kOk) {
-        EXPECT_EQ(r.status, ReadStatus::kEos) << r.error.message;
-        return out;
-      }
-      EXPECT_EQ(r.chunk.offset, offset);
-      out.insert(out.end(), r.chunk.data, r.chunk.data + r.chunk.size);
-      offset += r.chunk.size;
-      if (pause.count()) std::this_thread::sleep_for(pause);
-    }
-  }
-  std::shared_ptr<FakeOrigin> origin_;
-  std::unique_ptr<Prefetcher> prefetcher_;
 };
 
-TEST_F(AutoConcurrencyTest, RisesWhereEachConnectionIsCapped) {
-  Make(8 << 20);
+TEST_F(EngineConcurrencyTest, RisesWhereEachConnectionIsCapped) {
+  make_capped(8 << 20);
   prefetcher_->begin(0);
   EXPECT_EQ(prefetcher_->stats().concurrency, Config::kAutoStart);
   EXPECT_STREQ(prefetcher_->stats().concurrency_why, "start");
-  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(read_all(256 * 1024), origin_->data());
   const Stats st = prefetcher_->stats();
   EXPECT_GT(st.concurrency, Config::kAutoStart);
   EXPECT_GT(origin_->max_in_flight(), Config::kAutoStart);
@@ -91,13 +65,13 @@ TEST_F(AutoConcurrencyTest, RisesWhereEachConnectionIsCapped) {
   EXPECT_LE(origin_->max_in_flight(), 2 * 16u + 1);
 }
 
-TEST_F(AutoConcurrencyTest, MaxConcurrencyCapsIt) {
-  Config c = AutoConfig();
+TEST_F(EngineConcurrencyTest, MaxConcurrencyCapsIt) {
+  Config c = auto_config();
   c.max_concurrency = 2;
-  Make(2 << 20, c);
+  make_capped(2 << 20, c);
   prefetcher_->begin(0);
   EXPECT_EQ(prefetcher_->stats().concurrency, 2u);
-  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(read_all(256 * 1024), origin_->data());
   EXPECT_EQ(prefetcher_->stats().concurrency, 2u);
 }
 
@@ -105,22 +79,15 @@ TEST_F(AutoConcurrencyTest, MaxConcurrencyCapsIt) {
 // 503 the count comes down to the transfers it serves, and every byte still
 // comes. The cut is read from the log: what the count is at the end depends
 // on how long the transfer took (a slow run lives to probe for more again).
-TEST_F(AutoConcurrencyTest, CutsToWhatTheOriginServesOn503AndStaysExact) {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  Logger logger(
-      [&](LogLevel, const std::string& line) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (line.rfind("concurrency ", 0) == 0) lines.push_back(line);
-      },
-      LogLevel::kInfo);
-  Make(4 << 20, AutoConfig(), logger);
+TEST_F(EngineConcurrencyTest, CutsToWhatTheOriginServesOn503AndStaysExact) {
+  LogLines log("concurrency ", LogLevel::kInfo);
+  make_capped(4 << 20, auto_config(), log.logger());
   origin_->set_busy_limit(3, "0");
   prefetcher_->begin(0);
-  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(read_all(256 * 1024), origin_->data());
   EXPECT_GE(origin_->busy_answers(), 1u);
   prefetcher_->close();
-  std::lock_guard<std::mutex> lock(mu);
+  const std::vector<std::string> lines = log.lines();
   // Cuts step down while refusals of the same burst come in; the lowest one
   // is where the count came down to. The origin serves 3: that (or, if a
   // fourth was refused while only two were served yet, 2).
@@ -139,11 +106,11 @@ TEST_F(AutoConcurrencyTest, CutsToWhatTheOriginServesOn503AndStaysExact) {
 // ago as open still: a span that takes the place of one ended mid-answer
 // waits out the close grace (at most 50 ms) before it is sent. An origin
 // that never refused gets no such wait.
-TEST_F(AutoConcurrencyTest, AfterA503ANewConnectionWaitsForTheClosedOneToGo) {
-  Make(4 << 20);
+TEST_F(EngineConcurrencyTest, AfterA503ANewConnectionWaitsForTheClosedOneToGo) {
+  make_capped(4 << 20);
   origin_->set_busy_limit(3, "0");
   prefetcher_->begin(0);
-  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(read_all(256 * 1024), origin_->data());
   ASSERT_GE(origin_->busy_answers(), 1u);
   unsigned waited = 0;
   for (const RequestRecord& r : origin_->requests()) {
@@ -153,10 +120,10 @@ TEST_F(AutoConcurrencyTest, AfterA503ANewConnectionWaitsForTheClosedOneToGo) {
   EXPECT_GE(waited, 1u) << "no request waited for a closed connection to go";
 }
 
-TEST_F(AutoConcurrencyTest, WithoutA503NoRequestWaits) {
-  Make(4 << 20);
+TEST_F(EngineConcurrencyTest, WithoutA503NoRequestWaits) {
+  make_capped(4 << 20);
   prefetcher_->begin(0);
-  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(read_all(256 * 1024), origin_->data());
   EXPECT_EQ(origin_->busy_answers(), 0u);
   for (const RequestRecord& r : origin_->requests())
     EXPECT_EQ(r.delay, milliseconds(0)) << "request " << r.id;
@@ -168,11 +135,11 @@ TEST_F(AutoConcurrencyTest, WithoutA503NoRequestWaits) {
 // may wait for its first blocks (the engine, not the network, is slow
 // then), and a count that rose to 16 would need more intervals to come
 // down than the test lasts. The origin writes 32 KiB every 8 ms per
-// connection (4 MB/s, as Capped() but in fewer chunks, so less work).
-TEST_F(AutoConcurrencyTest, ComesDownToOneForASlowConsumer) {
-  Config c = AutoConfig();
+// connection (4 MB/s, as capped() but in fewer chunks, so less work).
+TEST_F(EngineConcurrencyTest, ComesDownToOneForASlowConsumer) {
+  Config c = auto_config();
   c.max_concurrency = 4;
-  Make(3 << 20, c);
+  make_capped(3 << 20, c);
   origin_->set_script([](const RangeRequest&, unsigned) {
     Reply r;
     r.chunk = 32 * 1024;
@@ -181,7 +148,7 @@ TEST_F(AutoConcurrencyTest, ComesDownToOneForASlowConsumer) {
   });
   prefetcher_->begin(0);
   // About 1.6 MB/s against 4 MB/s per connection.
-  EXPECT_EQ(ReadAll(64 * 1024, milliseconds(40)), origin_->data());
+  EXPECT_EQ(read_all(64 * 1024, milliseconds(40)), origin_->data());
   const Stats st = prefetcher_->stats();
   EXPECT_EQ(st.concurrency, 1u);
   EXPECT_STREQ(st.concurrency_why, "consumer slower");
@@ -193,15 +160,15 @@ TEST_F(AutoConcurrencyTest, ComesDownToOneForASlowConsumer) {
 // throwing their partial blocks away (which cost 4 blocks here when they
 // were cancelled): what came from the origin is the resource, less than a
 // block more.
-TEST_F(AutoConcurrencyTest, AFlatRateCutThrowsNoByteAway) {
-  Make(8 << 20);
+TEST_F(EngineConcurrencyTest, AFlatRateCutThrowsNoByteAway) {
+  make_capped(8 << 20);
   // The host sends 2 MB/s in all (8 KiB every 4 ms), half of one
   // connection's 4 MB/s: the 4 connections at the start are well past it even
   // where a loaded sanitized build serves each connection at a fraction of
   // its cap, so more connections never bring a higher rate.
   origin_->set_total_chunk_interval(microseconds(4000));
   prefetcher_->begin(0);
-  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(read_all(256 * 1024), origin_->data());
   const std::string why = prefetcher_->stats().concurrency_why;
   prefetcher_->close();  // every request done: the origin's counts are final
   uint64_t body = 0;
@@ -223,26 +190,19 @@ TEST_F(AutoConcurrencyTest, AFlatRateCutThrowsNoByteAway) {
 // depends on the rates measured, so on the machine's load (a sanitized run
 // on a loaded machine lays out even a fixed 16 otherwise): the test reads
 // the order of the log's lines, not offsets.
-TEST_F(AutoConcurrencyTest, TheFirstRaiseComesBeforeTheOtherSlotsOpen) {
-  std::mutex mu;
-  std::vector<std::string> lines;
-  Logger logger(
-      [&](LogLevel, const std::string& line) {
-        std::lock_guard<std::mutex> lock(mu);
-        lines.push_back(line);
-      },
-      LogLevel::kDebug);
-  Make(8 << 20, AutoConfig(), logger);
+TEST_F(EngineConcurrencyTest, TheFirstRaiseComesBeforeTheOtherSlotsOpen) {
+  LogLines log;
+  make_capped(8 << 20, auto_config(), log.logger());
   origin_->set_script([](const RangeRequest&, unsigned) {
-    Reply r = Capped();
+    Reply r = capped();
     r.first_byte_delay = milliseconds(150);
     return r;
   });
   prefetcher_->begin(0);
-  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(read_all(256 * 1024), origin_->data());
   EXPECT_EQ(prefetcher_->stats().concurrency, 16u);
   prefetcher_->close();
-  std::lock_guard<std::mutex> lock(mu);
+  const std::vector<std::string> lines = log.lines();
   auto first = [&](auto&& pred) {
     return std::find_if(lines.begin(), lines.end(), pred) - lines.begin();
   };
@@ -260,26 +220,26 @@ TEST_F(AutoConcurrencyTest, TheFirstRaiseComesBeforeTheOtherSlotsOpen) {
   EXPECT_LT(raise, second) << lines[second] << " came before " << lines[raise];
 }
 
-TEST_F(AutoConcurrencyTest, AFixedConcurrencyStaysAndSaysNoReason) {
-  Config c = AutoConfig();
+TEST_F(EngineConcurrencyTest, AFixedConcurrencyStaysAndSaysNoReason) {
+  Config c = auto_config();
   c.concurrency = 3;
-  Make(1 << 20, c);
+  make_capped(1 << 20, c);
   prefetcher_->begin(0);
-  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(read_all(256 * 1024), origin_->data());
   EXPECT_EQ(prefetcher_->stats().concurrency, 3u);
   EXPECT_STREQ(prefetcher_->stats().concurrency_why, "");
 }
 
 // batch and barrier keep a fixed count: automatic is the window's.
-TEST_F(AutoConcurrencyTest, BatchRunsTheStartCount) {
-  Config c = AutoConfig();
+TEST_F(EngineConcurrencyTest, BatchRunsTheStartCount) {
+  Config c = auto_config();
   c.schedule = Schedule::kBatch;
-  Make(1 << 20, c);
+  make_capped(1 << 20, c);
   prefetcher_->begin(0);
-  EXPECT_EQ(ReadAll(256 * 1024), origin_->data());
+  EXPECT_EQ(read_all(256 * 1024), origin_->data());
   EXPECT_EQ(prefetcher_->stats().concurrency, Config::kAutoStart);
   EXPECT_LE(origin_->max_in_flight(), Config::kAutoStart);
 }
 
 }  // namespace
-}  // namespace prefetch
+}  // namespace prefetch::testing

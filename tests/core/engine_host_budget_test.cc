@@ -7,51 +7,31 @@
 
 #include <chrono>
 #include <future>
+#include <string>
 #include <thread>
 
-#include "fake_origin.h"
+#include "engine_fixture.h"
 #include "prefetch/host_budget.h"
-#include "prefetch/prefetcher.h"
 
-namespace prefetch {
+namespace prefetch::testing {
 namespace {
 
-using std::chrono::milliseconds;
-using testing::FakeOrigin;
-using testing::PatternBytes;
-using testing::Reply;
-
-constexpr uint64_t kB = 1000;
-constexpr milliseconds kHang{10000};
-
-Config BudgetConfig(const std::string& host, unsigned limit, unsigned concurrency = 4) {
-  Config c;
-  c.block_size = kB;
-  c.concurrency = concurrency;
-  c.max_request_bytes = kB;  // one request per block
-  c.retry.backoff_base = milliseconds(2);
-  c.retry.backoff_max = milliseconds(20);
+Config budget_config(const std::string& host, unsigned limit, unsigned concurrency = 4) {
+  Config c = small_config(Schedule::kWindow, concurrency);
   c.host = host;
   c.max_host_connections = limit;
   return c;
 }
 
 // Everything from `offset` to the end.
-std::vector<uint8_t> Drain(Prefetcher& p, uint64_t offset = 0) {
-  std::vector<uint8_t> out;
-  for (;;) {
-    ReadResult r = p.read(offset, 4096, ReadMode::kAvailable);
-    if (r.status != ReadStatus::kOk) {
-      EXPECT_EQ(r.status, ReadStatus::kEos) << r.error.message;
-      return out;
-    }
-    out.insert(out.end(), r.chunk.data, r.chunk.data + r.chunk.size);
-    offset += r.chunk.size;
-  }
+std::vector<uint8_t> read_all(Prefetcher& p, uint64_t offset = 0) {
+  const Drained d = read_to_end(p, offset);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  return d.bytes;
 }
 
 // Replies that take a while, so the requests overlap.
-Reply Slow(const RangeRequest&, unsigned) {
+Reply slow(const RangeRequest&, unsigned) {
   Reply r;
   r.first_byte_delay = milliseconds(3);
   r.chunk = 250;
@@ -59,16 +39,16 @@ Reply Slow(const RangeRequest&, unsigned) {
   return r;
 }
 
-TEST(HostBudgetEngineTest, TwoPrefetchersOfOneHostHoldItsLimitTogether) {
+TEST(EngineHostBudgetTest, TwoPrefetchersOfOneHostHoldItsLimitTogether) {
   const std::string host = "http://two-prefetchers.test:80";
-  auto origin = std::make_shared<FakeOrigin>(PatternBytes(120 * kB + 17));
-  origin->set_script(Slow);
-  Prefetcher a(origin, BudgetConfig(host, 3));
-  Prefetcher b(origin, BudgetConfig(host, 0));  // the host's limit is still 3
+  auto origin = std::make_shared<FakeOrigin>(pattern_bytes(120 * kB + 17));
+  origin->set_script(slow);
+  Prefetcher a(origin, budget_config(host, 3));
+  Prefetcher b(origin, budget_config(host, 0));  // the host's limit is still 3
   EXPECT_EQ(HostBudget::process().limit(host), 3u);
   std::vector<uint8_t> got_a, got_b;
-  std::thread ta([&] { got_a = Drain(a); });
-  std::thread tb([&] { got_b = Drain(b); });
+  std::thread ta([&] { got_a = read_all(a); });
+  std::thread tb([&] { got_b = read_all(b); });
   ta.join();
   tb.join();
   EXPECT_TRUE(got_a == origin->data()) << "a: bytes differ";
@@ -81,10 +61,10 @@ TEST(HostBudgetEngineTest, TwoPrefetchersOfOneHostHoldItsLimitTogether) {
   EXPECT_EQ(HostBudget::process().in_use(host), 0u);
 }
 
-TEST(HostBudgetEngineTest, CancelledQueuedRequestsLeakNoSlot) {
+TEST(EngineHostBudgetTest, CancelledQueuedRequestsLeakNoSlot) {
   const std::string host = "http://cancelled-queued.test:80";
-  auto origin = std::make_shared<FakeOrigin>(PatternBytes(40 * kB));
-  Prefetcher p(origin, BudgetConfig(host, 1));
+  auto origin = std::make_shared<FakeOrigin>(pattern_bytes(40 * kB));
+  Prefetcher p(origin, budget_config(host, 1));
   // The first answer opens the other spans; its body holds the one slot.
   origin->hold_body(0, 10);
   p.begin(0);
@@ -95,7 +75,7 @@ TEST(HostBudgetEngineTest, CancelledQueuedRequestsLeakNoSlot) {
   // A jump cancels the queued spans (and the held one); then read to the end.
   p.seek(30 * kB);
   origin->release(0);
-  std::vector<uint8_t> got = Drain(p, 30 * kB);
+  std::vector<uint8_t> got = read_all(p, 30 * kB);
   EXPECT_TRUE(got == std::vector<uint8_t>(origin->data().begin() + 30 * kB, origin->data().end()));
   EXPECT_LE(origin->max_in_flight(), 1u);
   // Every request ended: the slots granted to the asks of cancelled ones
@@ -109,10 +89,10 @@ TEST(HostBudgetEngineTest, CancelledQueuedRequestsLeakNoSlot) {
   EXPECT_EQ(HostBudget::process().in_use(host), 0u);
 }
 
-TEST(HostBudgetEngineTest, CloseWithQueuedRequestsReturnsPromptly) {
+TEST(EngineHostBudgetTest, CloseWithQueuedRequestsReturnsPromptly) {
   const std::string host = "http://close-queued.test:80";
-  auto origin = std::make_shared<FakeOrigin>(PatternBytes(40 * kB));
-  auto p = std::make_unique<Prefetcher>(origin, BudgetConfig(host, 1));
+  auto origin = std::make_shared<FakeOrigin>(pattern_bytes(40 * kB));
+  auto p = std::make_unique<Prefetcher>(origin, budget_config(host, 1));
   origin->hold_body(0, 10);  // the first answer opens the others; it holds the slot
   p->begin(0);
   ASSERT_TRUE(origin->wait_held(0, kHang));
@@ -128,17 +108,17 @@ TEST(HostBudgetEngineTest, CloseWithQueuedRequestsReturnsPromptly) {
 
 // A reader that waits gets a slot from a holder that does not: the holder's
 // span farthest ahead yields, and both streams are exact.
-TEST(HostBudgetEngineTest, AWaitingReaderTakesASlotFromOneFetchingAhead) {
+TEST(EngineHostBudgetTest, AWaitingReaderTakesASlotFromOneFetchingAhead) {
   const std::string host = "http://yield.test:80";
-  auto origin = std::make_shared<FakeOrigin>(PatternBytes(60 * kB));
-  origin->set_script(Slow);
-  Prefetcher a(origin, BudgetConfig(host, 2));
+  auto origin = std::make_shared<FakeOrigin>(pattern_bytes(60 * kB));
+  origin->set_script(slow);
+  Prefetcher a(origin, budget_config(host, 2));
   a.begin(0);
   ASSERT_TRUE(origin->wait_requests(2, kHang));  // a holds both slots, reading nothing
-  Prefetcher b(origin, BudgetConfig(host, 2));
-  std::vector<uint8_t> got_b = Drain(b);  // b waits: a must give way
+  Prefetcher b(origin, budget_config(host, 2));
+  std::vector<uint8_t> got_b = read_all(b);  // b waits: a must give way
   EXPECT_TRUE(got_b == origin->data()) << "b: bytes differ";
-  std::vector<uint8_t> got_a = Drain(a);
+  std::vector<uint8_t> got_a = read_all(a);
   EXPECT_TRUE(got_a == origin->data()) << "a: bytes differ";
   EXPECT_LE(origin->max_in_flight(), 2u);
 }
@@ -150,9 +130,9 @@ TEST(HostBudgetEngineTest, AWaitingReaderTakesASlotFromOneFetchingAhead) {
 // cannot yield). The budget asks other clients to yield, never the asker:
 // the element ends its own span ahead instead, and its reader gets its
 // bytes (it used to wait for itself for ever).
-TEST(HostBudgetEngineTest, AReaderWaitingForASlotTakesItFromItsOwnSpanAhead) {
+TEST(EngineHostBudgetTest, AReaderWaitingForASlotTakesItFromItsOwnSpanAhead) {
   const std::string host = "http://own-span-ahead.test:80";
-  auto origin = std::make_shared<FakeOrigin>(PatternBytes(20 * kB));
+  auto origin = std::make_shared<FakeOrigin>(pattern_bytes(20 * kB));
   // The first span is cut after 1500 bytes (in block 1): its rest is asked
   // for again.
   origin->set_script([](const RangeRequest& r, unsigned attempt) {
@@ -161,7 +141,7 @@ TEST(HostBudgetEngineTest, AReaderWaitingForASlotTakesItFromItsOwnSpanAhead) {
     if (r.begin == 0 && attempt == 0) reply.cut_after = 1500;
     return reply;
   });
-  Config ca = BudgetConfig(host, 2, 2);
+  Config ca = budget_config(host, 2, 2);
   ca.max_request_bytes = 2 * kB;  // spans of two blocks
   ca.lookahead_blocks = 4;
   ca.hedge.enabled = false;
@@ -175,9 +155,9 @@ TEST(HostBudgetEngineTest, AReaderWaitingForASlotTakesItFromItsOwnSpanAhead) {
 
   // Another element of the host asks for a slot (queued: the host is full)
   // and, once it has one, its answer is held.
-  auto other_origin = std::make_shared<FakeOrigin>(PatternBytes(20 * kB));
+  auto other_origin = std::make_shared<FakeOrigin>(pattern_bytes(20 * kB));
   other_origin->hold_head(0);
-  Prefetcher b(other_origin, BudgetConfig(host, 2, 2));
+  Prefetcher b(other_origin, budget_config(host, 2, 2));
   b.begin(0);
   ASSERT_EQ(other_origin->request_count(), 0u);
 
@@ -203,7 +183,7 @@ TEST(HostBudgetEngineTest, AReaderWaitingForASlotTakesItFromItsOwnSpanAhead) {
   for (const auto& r : origin->requests())
     if (r.begin == 2 * kB && r.attempt == 0) ahead_ended = r.cancel_called;
   EXPECT_TRUE(ahead_ended) << "the span ahead was not the one that gave way";
-  std::vector<uint8_t> rest = Drain(a, got.size());
+  std::vector<uint8_t> rest = read_all(a, got.size());
   got.insert(got.end(), rest.begin(), rest.end());
   EXPECT_TRUE(got == origin->data()) << "a: bytes differ";
   EXPECT_LE(origin->max_in_flight(), 2u);
@@ -213,4 +193,4 @@ TEST(HostBudgetEngineTest, AReaderWaitingForASlotTakesItFromItsOwnSpanAhead) {
 }
 
 }  // namespace
-}  // namespace prefetch
+}  // namespace prefetch::testing
