@@ -31,6 +31,13 @@ struct Drive {
     now += milliseconds(500);
     return c.on_sample(s, now);
   }
+  // The sample changes the count, to `want`.
+  ::testing::AssertionResult steps_to(const ConcurrencySample& s, unsigned want) {
+    if (!sample(s)) return ::testing::AssertionFailure() << "no change from " << c.current();
+    if (c.current() != want)
+      return ::testing::AssertionFailure() << "changed to " << c.current() << ", not " << want;
+    return ::testing::AssertionSuccess();
+  }
 };
 
 // An origin that caps each connection at 4 MiB/s: the rate grows with the
@@ -39,11 +46,9 @@ TEST(ConcurrencyPolicy, PerConnectionCapDoublesToMax) {
   Drive r;
   EXPECT_EQ(r.c.current(), 4u);
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kStart);
-  EXPECT_TRUE(r.sample(waiting(16)));
-  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_TRUE(r.steps_to(waiting(16), 8u));
   // 32 MiB/s at 8: it paid in full, so the next step is x4 (capped at max).
-  EXPECT_TRUE(r.sample(waiting(32)));
-  EXPECT_EQ(r.c.current(), 16u);
+  EXPECT_TRUE(r.steps_to(waiting(32), 16u));
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateRose);
   // At max it stays, however the rate goes.
   EXPECT_FALSE(r.sample(waiting(64)));
@@ -56,12 +61,9 @@ TEST(ConcurrencyPolicy, PerConnectionCapDoublesToMax) {
 TEST(ConcurrencyPolicy, SharedCapSettlesAtWhatTheRateNeeds) {
   Drive r;
   auto rate = [&] { return std::min(24.0, 4.0 * r.c.current()); };
-  EXPECT_TRUE(r.sample(waiting(rate())));
-  EXPECT_EQ(r.c.current(), 8u);
-  EXPECT_TRUE(r.sample(waiting(rate())));  // 24 > 16 x 1.25: raise again
-  EXPECT_EQ(r.c.current(), 16u);
-  EXPECT_TRUE(r.sample(waiting(rate())));  // 24, not > 24 x 1.25
-  EXPECT_EQ(r.c.current(), 6u);
+  EXPECT_TRUE(r.steps_to(waiting(rate()), 8u));
+  EXPECT_TRUE(r.steps_to(waiting(rate()), 16u));  // 24 > 16 x 1.25: raise again
+  EXPECT_TRUE(r.steps_to(waiting(rate()), 6u));  // 24, not > 24 x 1.25
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
   EXPECT_EQ(r.c.ceiling(), 6u);
   // It stays there until the probe interval has passed ...
@@ -70,11 +72,9 @@ TEST(ConcurrencyPolicy, SharedCapSettlesAtWhatTheRateNeeds) {
     EXPECT_EQ(r.c.current(), 6u);
   }
   // ... then tries one more, which does not pay either.
-  EXPECT_TRUE(r.sample(waiting(rate())));
-  EXPECT_EQ(r.c.current(), 7u);
+  EXPECT_TRUE(r.steps_to(waiting(rate()), 7u));
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kProbe);
-  EXPECT_TRUE(r.sample(waiting(rate())));
-  EXPECT_EQ(r.c.current(), 6u);
+  EXPECT_TRUE(r.steps_to(waiting(rate()), 6u));
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
 }
 
@@ -82,8 +82,7 @@ TEST(ConcurrencyPolicy, SharedCapSettlesAtWhatTheRateNeeds) {
 // nothing, and the count goes back to where it was.
 TEST(ConcurrencyPolicy, AFlatRateFromTheStartKeepsTheStart) {
   Drive r;
-  EXPECT_TRUE(r.sample(waiting(1000)));
-  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_TRUE(r.steps_to(waiting(1000), 8u));
   EXPECT_TRUE(r.sample(waiting(1020)));
   EXPECT_EQ(r.c.current(), 4u);  // 2 % more is noise
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
@@ -96,10 +95,8 @@ TEST(ConcurrencyPolicy, APartialRiseDoublesAgain) {
   t.max = 64;
   Drive r(t);
   EXPECT_TRUE(r.sample(waiting(8)));   // 2 -> 4
-  EXPECT_TRUE(r.sample(waiting(12)));  // +50 %: a rise, not a strong one
-  EXPECT_EQ(r.c.current(), 8u);
-  EXPECT_TRUE(r.sample(waiting(24)));  // +100 %: strong
-  EXPECT_EQ(r.c.current(), 32u);
+  EXPECT_TRUE(r.steps_to(waiting(12), 8u));  // +50 %: a rise, not a strong one
+  EXPECT_TRUE(r.steps_to(waiting(24), 32u));  // +100 %: strong
 }
 
 // Where first bytes take long (an interval of two of them is 200 ms or
@@ -118,12 +115,10 @@ TEST(ConcurrencyPolicy, TheFirstRaiseIsX4WhereIntervalsAreLong) {
   Drive r(t);
   ConcurrencySample s = waiting(6);
   s.judge_seconds = 0.8;
-  EXPECT_TRUE(r.sample(s));
-  EXPECT_EQ(r.c.current(), 16u);
+  EXPECT_TRUE(r.steps_to(s, 16u));
   s = waiting(15);  // +150 % for +300 %: a rise, not a strong one
   s.judge_seconds = 0.8;
-  EXPECT_TRUE(r.sample(s));
-  EXPECT_EQ(r.c.current(), 32u);
+  EXPECT_TRUE(r.steps_to(s, 32u));
 }
 
 // The first raise may come before any byte (with the first answer, the
@@ -133,10 +128,8 @@ TEST(ConcurrencyPolicy, ARaiseBeforeAnyByteIsNotJudged) {
   ConcurrencyTuning t;
   t.max = 64;
   Drive r(t);
-  EXPECT_TRUE(r.sample(waiting(0)));  // 4 -> 8 with no byte yet
-  EXPECT_EQ(r.c.current(), 8u);
-  EXPECT_TRUE(r.sample(waiting(8)));  // not "paid in full" against 0: x2
-  EXPECT_EQ(r.c.current(), 16u);
+  EXPECT_TRUE(r.steps_to(waiting(0), 8u));  // 4 -> 8 with no byte yet
+  EXPECT_TRUE(r.steps_to(waiting(8), 16u));  // not "paid in full" against 0: x2
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateRose);
   // That raise is judged against 8 MiB/s: no gain is flat.
   EXPECT_TRUE(r.sample(waiting(8.2)));
@@ -150,8 +143,7 @@ TEST(ConcurrencyPolicy, AProbeThatPaysLittleIsFlat) {
   t.start = 8;
   Drive r(t);
   EXPECT_TRUE(r.sample(waiting(32)));  // 8 -> 16
-  EXPECT_TRUE(r.sample(waiting(33)));  // 3 % more: flat
-  EXPECT_EQ(r.c.current(), 8u);
+  EXPECT_TRUE(r.steps_to(waiting(33), 8u));  // 3 % more: flat
 }
 
 // Nothing changes while the reader does not wait (the consumer keeps up
@@ -184,8 +176,7 @@ TEST(ConcurrencyPolicy, ASlowConsumerNeedsFewerConnections) {
   // The reader waited too: the look-ahead filled only for a moment.
   s.reader_waited = true;
   s.slots_full = true;
-  EXPECT_TRUE(r.sample(s));
-  EXPECT_EQ(r.c.current(), 2u);
+  EXPECT_TRUE(r.steps_to(s, 2u));
 }
 
 // 503 / 429: halve at once, once per burst (answers to requests sent before

@@ -23,9 +23,7 @@ TEST_F(EngineAnswerTest, ShortAnswersWithAKnownTotalAreProgressNotRetries) {
     return r;
   });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  Drained d = drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
-  EXPECT_TRUE(d.bytes == slice(0, 8 * kB + 11)) << "bytes differ";
+  expect_exact_to_eos();
   EXPECT_EQ(prefetcher_->stats().retries, 0u);
   // Each block takes four answers (300, 300, 300, 100 bytes), none failed
   // (a request may see our cancel after its last byte, when its block is
@@ -64,9 +62,7 @@ TEST_P(EngineUnknownTotalTest, WholeAnswersReadToTheEndExactly) {
     r.unknown_total = true;
     return r;
   });
-  Drained d = drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
-  EXPECT_TRUE(d.bytes == slice(0, size)) << "bytes differ";
+  expect_exact_to_eos();
   EXPECT_EQ(prefetcher_->size(), size);
 }
 
@@ -84,9 +80,7 @@ TEST_F(EngineAnswerTest, RangeIgnoredFallsBackToOneStreamBytesExact) {
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   EXPECT_EQ(prefetcher_->size(), 9 * kB + 7);
   EXPECT_FALSE(prefetcher_->seekable());
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
 }
 
 // compress: a body in a content coding has no byte ranges, so the engine
@@ -110,9 +104,7 @@ TEST_F(EngineAnswerTest, WholeAsksOnceWithoutARangeAndReadsOneStream) {
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   EXPECT_FALSE(prefetcher_->seekable());
   EXPECT_EQ(prefetcher_->size(), 9 * kB + 7);  // an identity answer's Content-Length
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
   std::lock_guard<std::mutex> lock(mu);
   EXPECT_EQ(whole, std::vector<bool>{true}) << "one request, asked whole";
 }
@@ -125,9 +117,7 @@ TEST_F(EngineAnswerTest, RangeIgnoredFromAnOffsetSkipsToIt) {
     return r;
   });
   ASSERT_EQ(prefetcher_->open(5 * kB + 3).status, ReadStatus::kOk);
-  Drained d = drain(5 * kB + 3);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
-  EXPECT_TRUE(d.bytes == slice(5 * kB + 3, 9 * kB + 7));
+  expect_exact_to_eos(5 * kB + 3);
 }
 
 TEST_F(EngineAnswerTest, RangesHonouredMeansSeekable) {
@@ -146,10 +136,7 @@ TEST_F(EngineAnswerTest, ChangedValidatorIsResourceChanged) {
   for (auto& b : changed) b ^= 0x5A;
   origin_->change_resource(changed, "\"v2\"");
   origin_->release_all();
-  Drained d = drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kError);
-  EXPECT_EQ(d.last.error.kind, ErrorKind::kResourceChanged);
-  EXPECT_TRUE(d.bytes == slice(0, d.bytes.size())) << "bytes of the new resource were spliced in";
+  expect_error_after_exact_bytes(ErrorKind::kResourceChanged);
   // Requests started once the first response was in carry its validator.
   const FakeClock::time_point first_done = requests_at(0).at(0).ended;
   size_t later = 0;
@@ -180,10 +167,7 @@ TEST_F(EngineAnswerTest, IfRangeFullBodyOfAChangedResourceIsResourceChanged) {
   origin_->change_resource(other, "\"v2\"");
   changed = true;
   origin_->release_all();
-  Drained d = drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kError);
-  EXPECT_EQ(d.last.error.kind, ErrorKind::kResourceChanged);
-  EXPECT_TRUE(d.bytes == slice(0, d.bytes.size()));
+  expect_error_after_exact_bytes(ErrorKind::kResourceChanged);
 }
 
 TEST_F(EngineAnswerTest, WrongContentRangeIsNeverSpliced) {
@@ -194,11 +178,8 @@ TEST_F(EngineAnswerTest, WrongContentRangeIsNeverSpliced) {
     return r;
   });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  Drained d = drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kError);
-  EXPECT_EQ(d.last.error.kind, ErrorKind::kRead);
+  const Drained d = expect_error_after_exact_bytes(ErrorKind::kRead);
   EXPECT_LE(d.bytes.size(), 3 * kB);
-  EXPECT_TRUE(d.bytes == slice(0, d.bytes.size()));
 }
 
 TEST_F(EngineAnswerTest, BodyLongerThanItsRangeIsCut) {
@@ -209,9 +190,7 @@ TEST_F(EngineAnswerTest, BodyLongerThanItsRangeIsCut) {
     return r;
   });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
   EXPECT_LT(requests_at(kB).at(0).body_bytes, kB + 5000) << "the overlong body was read to its end";
 }
 

@@ -26,10 +26,7 @@ TEST_P(EngineSizeTest, DeliversEveryByteInOrder) {
   ReadResult o = prefetcher_->open(0);
   ASSERT_EQ(o.status, ReadStatus::kOk) << o.error.message;
   EXPECT_EQ(prefetcher_->size(), GetParam());
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
-  EXPECT_EQ(d.bytes.size(), GetParam());
-  EXPECT_TRUE(d.bytes == data()) << "bytes differ";
+  expect_exact_to_eos();
 }
 
 TEST_P(EngineSizeTest, ExactReadsDeliverEveryByte) {
@@ -60,9 +57,7 @@ TEST_F(EngineBytesTest, FiveMegabytesWithSmallBlocksAreBytesExact) {
 TEST_F(EngineBytesTest, OpenAtAnOffsetDeliversFromThere) {
   make(10 * kB);
   ASSERT_EQ(prefetcher_->open(4 * kB + 10).status, ReadStatus::kOk);
-  Drained d = drain(4 * kB + 10);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == slice(4 * kB + 10, 10 * kB));
+  expect_exact_to_eos(4 * kB + 10);
   for (const RequestRecord& r : origin_->requests()) EXPECT_GE(r.begin, 4 * kB);
 }
 
@@ -103,9 +98,7 @@ TEST_F(EngineBytesTest, WindowStreamsTheHeadBlockBeforeItIsComplete) {
   EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + 100), slice(0, 100));
   EXPECT_FALSE(requests_at(0).at(0).done);
   origin_->release(0);
-  Drained d = drain(100);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == slice(100, 4 * kB));
+  expect_exact_to_eos(100);
 }
 
 }  // namespace

@@ -13,15 +13,23 @@
 namespace prefetch::testing {
 namespace {
 
-class EngineCancelSeekTest : public EngineTest {};
+class EngineCancelSeekTest : public EngineTest {
+ protected:
+  // A read of block 0 blocked on its body: the answer opened the transfer
+  // and no body byte comes until the test releases block 0.
+  std::future<ReadResult> start_blocked_read() {
+    make(4 * kB);
+    origin_->hold_body(0, 0);
+    EXPECT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+    auto reader = std::async(std::launch::async,
+                             [&] { return prefetcher_->read(0, kB, ReadMode::kAvailable); });
+    EXPECT_EQ(reader.wait_for(milliseconds(50)), std::future_status::timeout);
+    return reader;
+  }
+};
 
 TEST_F(EngineCancelSeekTest, FlushingWakesABlockedReadWithin100ms) {
-  make(4 * kB);
-  origin_->hold_body(0, 0);  // its answer opens the transfer; no body byte comes
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  auto reader = std::async(std::launch::async,
-                           [&] { return prefetcher_->read(0, kB, ReadMode::kAvailable); });
-  ASSERT_EQ(reader.wait_for(milliseconds(50)), std::future_status::timeout);
+  auto reader = start_blocked_read();
   const auto t0 = std::chrono::steady_clock::now();
   prefetcher_->set_flushing(true);
   ASSERT_EQ(reader.wait_for(milliseconds(100)), std::future_status::ready)
@@ -33,9 +41,7 @@ TEST_F(EngineCancelSeekTest, FlushingWakesABlockedReadWithin100ms) {
   // After the flush, reading works again.
   prefetcher_->set_flushing(false);
   origin_->release(0);
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
 }
 
 TEST_F(EngineCancelSeekTest, FlushingWakesABlockedOpen) {
@@ -69,12 +75,7 @@ TEST_F(EngineCancelSeekTest, CloseReturnsPromptlyWithRequestsInFlight) {
 }
 
 TEST_F(EngineCancelSeekTest, CloseWakesABlockedRead) {
-  make(4 * kB);
-  origin_->hold_body(0, 0);  // its answer opens the transfer; no body byte comes
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  auto reader = std::async(std::launch::async,
-                           [&] { return prefetcher_->read(0, kB, ReadMode::kAvailable); });
-  ASSERT_EQ(reader.wait_for(milliseconds(50)), std::future_status::timeout);
+  auto reader = start_blocked_read();
   prefetcher_->close();
   const bool woke = reader.wait_for(milliseconds(500)) == std::future_status::ready;
   EXPECT_TRUE(woke) << "a read blocked on a block that close() cancelled stays blocked";
@@ -108,9 +109,7 @@ TEST_F(EngineCancelSeekTest, SeekCancelsRequestsOutsideTheNewWindow) {
   for (const RequestRecord& q : origin_->requests()) {
     EXPECT_FALSE(q.begin >= 4 * kB && q.begin < 50 * kB) << "fetched skipped bytes at " << q.begin;
   }
-  Drained d = drain(target + r.chunk.size);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == slice(target + r.chunk.size, 100 * kB));
+  expect_exact_to_eos(target + r.chunk.size);
 }
 
 // The area write_area() hands out must outlive a seek that drops its block:
@@ -131,9 +130,7 @@ TEST_F(EngineCancelSeekTest, SeekWhileAnAreaIsHandedOutKeepsItAlive) {
   ASSERT_EQ(handed_out.get_future().wait_for(kHang), std::future_status::ready);
   prefetcher_->seek(50 * kB);  // drops block 1 while the origin holds its area
   go.set_value();
-  Drained d = drain(50 * kB);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == slice(50 * kB, 100 * kB));
+  expect_exact_to_eos(50 * kB);
 }
 
 TEST_F(EngineCancelSeekTest, BackwardSeekDeliversTheRightBytes) {
@@ -141,9 +138,7 @@ TEST_F(EngineCancelSeekTest, BackwardSeekDeliversTheRightBytes) {
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   Drained first = drain(0);
   ASSERT_EQ(first.last.status, ReadStatus::kEos);
-  Drained again = drain(3 * kB + 1);
-  EXPECT_EQ(again.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(again.bytes == slice(3 * kB + 1, 20 * kB));
+  expect_exact_to_eos(3 * kB + 1);
 }
 
 }  // namespace

@@ -14,7 +14,22 @@
 namespace prefetch::testing {
 namespace {
 
-class EngineErrorTest : public EngineTest {};
+class EngineErrorTest : public EngineTest {
+ protected:
+  // A file of four blocks, one retry, and every answer for block 2 cut
+  // after `bytes` body bytes; opened at 0.
+  void open_with_block_2_cut_after(uint64_t bytes) {
+    Config c = small_config();
+    c.retry.retries = 1;
+    make(4 * kB, c);
+    origin_->set_script([bytes](const RangeRequest& req, unsigned) {
+      Reply r;
+      if (req.begin >= 2 * kB && req.begin < 3 * kB) r.cut_after = bytes;
+      return r;
+    });
+    ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  }
+};
 
 Reply reply_with(int status) {
   Reply r;
@@ -53,12 +68,9 @@ TEST_F(EngineErrorTest, NotFoundOnALaterBlockFailsTheRead) {
   origin_->hold_head(5 * kB);  // the 404 comes after open()
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   origin_->release(5 * kB);
-  Drained d = drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kError);
-  EXPECT_EQ(d.last.error.kind, ErrorKind::kNotFound);
+  const Drained d = expect_error_after_exact_bytes(ErrorKind::kNotFound);
   EXPECT_EQ(d.last.error.http_status, 404);
   ASSERT_LE(d.bytes.size(), 5 * kB);
-  EXPECT_TRUE(d.bytes == slice(0, d.bytes.size()));
 }
 
 TEST_F(EngineErrorTest, ServiceUnavailableIsRetriedToBytesExact) {
@@ -66,9 +78,7 @@ TEST_F(EngineErrorTest, ServiceUnavailableIsRetriedToBytesExact) {
   origin_->set_script(
       [](const RangeRequest&, unsigned attempt) { return attempt == 0 ? reply_with(503) : Reply{}; });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
   EXPECT_EQ(requests_at(0).size(), 2u);
   EXPECT_GE(prefetcher_->stats().retries, 7u);
 }
@@ -103,9 +113,7 @@ TEST_F(EngineErrorTest, RetryAfterIsHonoured) {
     return r;
   });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
   std::vector<RequestRecord> block1 = requests_at(kB);
   ASSERT_EQ(block1.size(), 2u);
   EXPECT_GE(block1[1].delay, milliseconds(1000));
@@ -124,20 +132,9 @@ TEST_F(EngineErrorTest, PersistentServiceUnavailableFailsAfterTheRetries) {
 }
 
 TEST_F(EngineErrorTest, CutsWithoutProgressFailTheReadAfterTheRetries) {
-  Config c = small_config();
-  c.retry.retries = 1;
-  make(4 * kB, c);
-  origin_->set_script([](const RangeRequest& req, unsigned) {
-    Reply r;
-    if (req.begin >= 2 * kB && req.begin < 3 * kB) r.cut_after = 0;
-    return r;
-  });
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  Drained d = drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kError);
-  EXPECT_EQ(d.last.error.kind, ErrorKind::kRead);
+  open_with_block_2_cut_after(0);
+  const Drained d = expect_error_after_exact_bytes(ErrorKind::kRead);
   ASSERT_LE(d.bytes.size(), 2 * kB);
-  EXPECT_TRUE(d.bytes == slice(0, d.bytes.size())) << "wrong bytes before the error";
   EXPECT_EQ(prefetcher_->stats().retries, 1u);
 }
 
@@ -153,29 +150,16 @@ TEST_F(EngineErrorTest, AFailureAheadOfTheReaderLosesNoByteBeforeIt) {
   });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   ASSERT_TRUE(wait_done(6 * kB)) << "block 6 was never asked for";
-  Drained d = drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kError);
-  EXPECT_EQ(d.last.error.kind, ErrorKind::kNotFound);
+  const Drained d = expect_error_after_exact_bytes(ErrorKind::kNotFound);
   EXPECT_EQ(d.bytes.size(), 6 * kB) << "bytes before the failed block were lost";
-  EXPECT_TRUE(d.bytes == slice(0, d.bytes.size())) << "wrong bytes before the error";
   EXPECT_TRUE(requests_at(7 * kB).empty() || requests_at(7 * kB).size() == 1u);
 }
 
 TEST_F(EngineErrorTest, CutsThatMakeProgressNeverUseUpTheRetries) {
   // Every answer for block 2 drops after 200 bytes: each attempt makes
   // progress, so the count of failures in a row never passes 1.
-  Config c = small_config();
-  c.retry.retries = 1;
-  make(4 * kB, c);
-  origin_->set_script([](const RangeRequest& req, unsigned) {
-    Reply r;
-    if (req.begin >= 2 * kB && req.begin < 3 * kB) r.cut_after = 200;
-    return r;
-  });
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  Drained d = drain(0);
-  ASSERT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == slice(0, 4 * kB)) << "bytes differ";
+  open_with_block_2_cut_after(200);
+  expect_exact_to_eos();
   EXPECT_EQ(prefetcher_->stats().retries, kB / 200 - 1);  // the last answer is whole
 }
 

@@ -106,6 +106,23 @@ Drained EngineTest::drain(uint64_t offset, size_t length, ReadMode mode, microse
   return read_to_end(*prefetcher_, offset, length, mode, pause);
 }
 
+void EngineTest::expect_exact_to_eos(uint64_t from) {
+  const Drained d = drain(from);
+  EXPECT_EQ(d.last.status, ReadStatus::kEos) << d.last.error.message;
+  ASSERT_EQ(d.bytes.size(), data().size() - from);
+  EXPECT_EQ(checksum(d.bytes), checksum(slice(from, data().size()))) << "bytes differ";
+}
+
+Drained EngineTest::expect_error_after_exact_bytes(ErrorKind kind) {
+  Drained d = drain(0);
+  EXPECT_EQ(d.last.status, ReadStatus::kError);
+  EXPECT_EQ(d.last.error.kind, kind) << d.last.error.message;
+  EXPECT_LE(d.bytes.size(), data().size());
+  EXPECT_TRUE(d.bytes.size() <= data().size() && d.bytes == slice(0, d.bytes.size()))
+      << "wrong bytes before the error";
+  return d;
+}
+
 std::vector<RequestRecord> EngineTest::requests_at(uint64_t begin) const {
   std::vector<RequestRecord> out;
   for (const RequestRecord& r : origin_->requests()) {

@@ -80,6 +80,11 @@ class EngineTest : public ::testing::Test {
   std::vector<uint8_t> slice(uint64_t from, uint64_t to) const;
   Drained drain(uint64_t offset, size_t length = 4096, ReadMode mode = ReadMode::kAvailable,
                 microseconds pause = microseconds(0));
+  // Reads from `from` to the end: EOS after exactly the file's bytes.
+  void expect_exact_to_eos(uint64_t from = 0);
+  // Reads from 0 until an error of `kind`: exactly the file's bytes before
+  // it. What came, for more checks.
+  Drained expect_error_after_exact_bytes(ErrorKind kind);
   std::vector<RequestRecord> requests_at(uint64_t begin) const;
   // Waits until a request that begins at `begin` got its on_done.
   bool wait_done(uint64_t begin);

@@ -91,9 +91,7 @@ TEST_F(EngineScheduleTest, BatchHoldsBlockZeroUntilItIsComplete) {
   ASSERT_EQ(r.status, ReadStatus::kOk);
   EXPECT_EQ(r.chunk.offset, 0u);
   EXPECT_EQ(r.chunk.size, kB) << "batch delivers whole blocks";
-  Drained d = drain(r.chunk.size);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == slice(r.chunk.size, 8 * kB));
+  expect_exact_to_eos(r.chunk.size);
 }
 
 TEST_F(EngineScheduleTest, BatchDeliversBlockZeroWithoutWaitingForTheBatch) {
@@ -138,9 +136,7 @@ TEST_F(EngineScheduleTest, BatchStartsTheNextBatchOnlyWhenTheFirstIsComplete) {
   }
   EXPECT_EQ(origin_->request_count(), 4u);
   origin_->release(2 * kB);
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
 }
 
 TEST_F(EngineScheduleTest, BatchNeverRefetchesDeliveredBlocks) {
@@ -157,9 +153,7 @@ TEST_F(EngineScheduleTest, BatchNeverRefetchesDeliveredBlocks) {
     EXPECT_EQ(requests_at(b * kB).size(), 1u) << "block " << b << " fetched again";
   }
   origin_->release(3 * kB);
-  Drained d = drain(3 * kB);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == slice(3 * kB, 8 * kB));
+  expect_exact_to_eos(3 * kB);
 }
 
 // ---- budget -------------------------------------------------------------------
@@ -208,9 +202,7 @@ TEST_F(EngineScheduleTest, InFlightNeverExceedsConcurrencyWithAFastReader) {
     return r;
   });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
   EXPECT_LE(origin_->max_in_flight(), 2u);
 }
 

@@ -64,9 +64,7 @@ TEST_F(EngineSpanTest, SpansAskNothingBeforeTheFirstAnswer) {
   std::this_thread::sleep_for(milliseconds(50));
   EXPECT_EQ(origin_->request_count(), 1u);
   origin_->release(0);
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
   ASSERT_EQ(origin_->request_count(), 1u);
   EXPECT_FALSE(origin_->requests()[0].end) << "the first span runs to the end";
 }
@@ -106,9 +104,7 @@ TEST_F(EngineSpanTest, ACutSpanIsAskedAgainFromWhereItStopped) {
     return r;
   });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  Drained d = drain(0);
-  EXPECT_EQ(d.last.status, ReadStatus::kEos);
-  EXPECT_TRUE(d.bytes == data());
+  expect_exact_to_eos();
   const auto reqs = origin_->requests();
   ASSERT_EQ(reqs.size(), 2u);
   EXPECT_EQ(reqs[1].begin, 2 * kB + 17);

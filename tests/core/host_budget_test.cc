@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -30,6 +31,14 @@ struct Recorder {
 
 HostBudget::Callbacks count(Recorder& r) {
   return {[&r] { ++r.wakes; }, [&r] { ++r.yields; }};
+}
+
+// `n` clients of kHost, one slot each asked, all counting into `r`.
+template <size_t N>
+std::array<HostBudget::ClientId, N> add_clients(HostBudget& b, Recorder& r) {
+  std::array<HostBudget::ClientId, N> ids;
+  for (auto& id : ids) id = b.add_client(kHost, 1, count(r));
+  return ids;
 }
 
 TEST(HostKeyTest, SchemeHostAndPortInLowerCaseWithTheDefaultPort) {
@@ -128,9 +137,7 @@ TEST(HostBudgetTest, FreedSlotsGoByNeed) {
 TEST(HostBudgetTest, NoSlotAtOncePastANeedierQueuedAsk) {
   HostBudget b;
   Recorder r;
-  auto holder = b.add_client(kHost, 1, count(r));
-  auto waiting = b.add_client(kHost, 1, count(r));
-  auto other = b.add_client(kHost, 1, count(r));
+  const auto [holder, waiting, other] = add_clients<3>(b, r);
   ASSERT_TRUE(b.acquire(holder, std::nullopt));
   EXPECT_FALSE(b.acquire(waiting, Clock::now()));
   EXPECT_FALSE(b.acquire(other, std::nullopt));
@@ -146,9 +153,7 @@ TEST(HostBudgetTest, NoSlotAtOncePastANeedierQueuedAsk) {
 TEST(HostBudgetTest, SetNeedReordersQueuedAsks) {
   HostBudget b;
   Recorder r;
-  auto holder = b.add_client(kHost, 1, count(r));
-  auto first = b.add_client(kHost, 1, count(r));
-  auto second = b.add_client(kHost, 1, count(r));
+  const auto [holder, first, second] = add_clients<3>(b, r);
   ASSERT_TRUE(b.acquire(holder, std::nullopt));
   EXPECT_FALSE(b.acquire(first, std::nullopt));
   EXPECT_FALSE(b.acquire(second, std::nullopt));

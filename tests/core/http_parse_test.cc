@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 namespace prefetch {
@@ -11,53 +12,41 @@ using std::chrono::milliseconds;
 
 // --- Content-Range ---------------------------------------------------------
 
-TEST(ContentRangeTest, ParsesASatisfiedRangeWithTotal) {
-  auto cr = parse_content_range("bytes 0-499/1234");
-  ASSERT_TRUE(cr.has_value());
-  EXPECT_FALSE(cr->unsatisfied);
-  EXPECT_EQ(cr->first, 0u);
-  EXPECT_EQ(cr->last, 499u);
-  EXPECT_EQ(cr->total, 1234u);
+// What a well-formed value parses to; ranges are unset when unsatisfied.
+struct ContentRangeCase {
+  const char* name;
+  const char* value;
+  bool unsatisfied;
+  uint64_t first, last;
+  std::optional<uint64_t> total;
+};
+
+class ContentRangeTest : public ::testing::TestWithParam<ContentRangeCase> {};
+
+TEST_P(ContentRangeTest, Parses) {
+  const ContentRangeCase& c = GetParam();
+  auto cr = parse_content_range(c.value);
+  ASSERT_TRUE(cr.has_value()) << c.value;
+  EXPECT_EQ(cr->unsatisfied, c.unsatisfied);
+  if (!c.unsatisfied) {
+    EXPECT_EQ(cr->first, c.first);
+    EXPECT_EQ(cr->last, c.last);
+  }
+  EXPECT_EQ(cr->total, c.total);
 }
 
-TEST(ContentRangeTest, ParsesTheLastByteOfTheResource) {
-  auto cr = parse_content_range("bytes 1233-1233/1234");
-  ASSERT_TRUE(cr.has_value());
-  EXPECT_EQ(cr->first, 1233u);
-  EXPECT_EQ(cr->last, 1233u);
-  EXPECT_EQ(cr->total, 1234u);
-}
-
-TEST(ContentRangeTest, ParsesAnUnknownTotal) {
-  auto cr = parse_content_range("bytes 500-999/*");
-  ASSERT_TRUE(cr.has_value());
-  EXPECT_FALSE(cr->unsatisfied);
-  EXPECT_EQ(cr->first, 500u);
-  EXPECT_EQ(cr->last, 999u);
-  EXPECT_FALSE(cr->total.has_value());
-}
-
-TEST(ContentRangeTest, ParsesUnsatisfiedWithTotal) {
-  auto cr = parse_content_range("bytes */1234");
-  ASSERT_TRUE(cr.has_value());
-  EXPECT_TRUE(cr->unsatisfied);
-  EXPECT_EQ(cr->total, 1234u);
-}
-
-TEST(ContentRangeTest, ParsesUnsatisfiedOfAnEmptyResource) {
-  auto cr = parse_content_range("bytes */0");
-  ASSERT_TRUE(cr.has_value());
-  EXPECT_TRUE(cr->unsatisfied);
-  EXPECT_EQ(cr->total, 0u);
-}
-
-TEST(ContentRangeTest, ParsesValuesBeyond32Bits) {
-  auto cr = parse_content_range("bytes 8589934592-8589935591/17179869184");
-  ASSERT_TRUE(cr.has_value());
-  EXPECT_EQ(cr->first, 8589934592u);
-  EXPECT_EQ(cr->last, 8589935591u);
-  EXPECT_EQ(cr->total, 17179869184u);
-}
+INSTANTIATE_TEST_SUITE_P(
+    WellFormed, ContentRangeTest,
+    ::testing::Values(
+        ContentRangeCase{"SatisfiedRangeWithTotal", "bytes 0-499/1234", false, 0, 499, 1234},
+        ContentRangeCase{"TheLastByteOfTheResource", "bytes 1233-1233/1234", false, 1233, 1233,
+                         1234},
+        ContentRangeCase{"UnknownTotal", "bytes 500-999/*", false, 500, 999, std::nullopt},
+        ContentRangeCase{"UnsatisfiedWithTotal", "bytes */1234", true, 0, 0, 1234},
+        ContentRangeCase{"UnsatisfiedOfAnEmptyResource", "bytes */0", true, 0, 0, 0},
+        ContentRangeCase{"ValuesBeyond32Bits", "bytes 8589934592-8589935591/17179869184", false,
+                         8589934592u, 8589935591u, 17179869184u}),
+    [](const ::testing::TestParamInfo<ContentRangeCase>& info) { return info.param.name; });
 
 class ContentRangeJunkTest : public ::testing::TestWithParam<const char*> {};
 
