@@ -13,7 +13,21 @@
 namespace prefetch::testing {
 namespace {
 
-class EngineAnswerTest : public EngineTest {};
+class EngineAnswerTest : public EngineTest {
+ protected:
+  // Opens at 0 with every answer but block 0's held; once block 0 is done
+  // the origin's resource changes (other bytes, validator "v2"), and the
+  // held answers go.
+  void change_the_resource_after_block_0() {
+    origin_->hold_all_heads();
+    origin_->release(0);
+    ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+    ASSERT_TRUE(wait_done(0));
+    std::vector<uint8_t> changed = data();
+    for (auto& b : changed) b ^= 0x5A;
+    origin_->change_resource(changed, "\"v2\"");
+  }
+};
 
 TEST_F(EngineAnswerTest, ShortAnswersWithAKnownTotalAreProgressNotRetries) {
   make(8 * kB + 11);
@@ -128,13 +142,7 @@ TEST_F(EngineAnswerTest, RangesHonouredMeansSeekable) {
 
 TEST_F(EngineAnswerTest, ChangedValidatorIsResourceChanged) {
   make(8 * kB);
-  origin_->hold_all_heads();
-  origin_->release(0);
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  ASSERT_TRUE(wait_done(0));
-  std::vector<uint8_t> changed = data();
-  for (auto& b : changed) b ^= 0x5A;
-  origin_->change_resource(changed, "\"v2\"");
+  change_the_resource_after_block_0();
   origin_->release_all();
   expect_error_after_exact_bytes(ErrorKind::kResourceChanged);
   // Requests started once the first response was in carry its validator.
@@ -158,13 +166,7 @@ TEST_F(EngineAnswerTest, IfRangeFullBodyOfAChangedResourceIsResourceChanged) {
     if (changed && !req.validator.empty()) r.ignore_range = true;
     return r;
   });
-  origin_->hold_all_heads();
-  origin_->release(0);
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  ASSERT_TRUE(wait_done(0));
-  std::vector<uint8_t> other = data();
-  for (auto& b : other) b ^= 0xA5;
-  origin_->change_resource(other, "\"v2\"");
+  change_the_resource_after_block_0();
   changed = true;
   origin_->release_all();
   expect_error_after_exact_bytes(ErrorKind::kResourceChanged);

@@ -87,10 +87,7 @@ TEST_F(EngineBytesTest, OrderKeptWhenBlocksCompleteOutOfOrder) {
 // ---- progressive head and schedules -----------------------------------------
 
 TEST_F(EngineBytesTest, WindowStreamsTheHeadBlockBeforeItIsComplete) {
-  make(4 * kB);
-  origin_->hold_body(0, 100);
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  open_with_block_0_held_after(100);
   ReadResult r = prefetcher_->read(0, kB, ReadMode::kAvailable);
   ASSERT_EQ(r.status, ReadStatus::kOk);
   EXPECT_EQ(r.chunk.offset, 0u);

@@ -14,8 +14,23 @@
 namespace prefetch::testing {
 namespace {
 
+Reply reply_with(int status) {
+  Reply r;
+  r.status = status;
+  return r;
+}
+
 class EngineErrorTest : public EngineTest {
  protected:
+  // Every answer is `status`: open() fails with `kind`, carrying the status.
+  void expect_open_to_fail(int status, ErrorKind kind) {
+    make(4 * kB);
+    origin_->set_script([status](const RangeRequest&, unsigned) { return reply_with(status); });
+    const ReadResult o = prefetcher_->open(0);
+    ASSERT_EQ(o.status, ReadStatus::kError);
+    EXPECT_EQ(o.error.kind, kind);
+    EXPECT_EQ(o.error.http_status, status);
+  }
   // A file of four blocks, one retry, and every answer for block 2 cut
   // after `bytes` body bytes; opened at 0.
   void open_with_block_2_cut_after(uint64_t bytes) {
@@ -31,19 +46,8 @@ class EngineErrorTest : public EngineTest {
   }
 };
 
-Reply reply_with(int status) {
-  Reply r;
-  r.status = status;
-  return r;
-}
-
 TEST_F(EngineErrorTest, NotFoundFailsOpenWithKNotFound) {
-  make(4 * kB);
-  origin_->set_script([](const RangeRequest&, unsigned) { return reply_with(404); });
-  ReadResult o = prefetcher_->open(0);
-  ASSERT_EQ(o.status, ReadStatus::kError);
-  EXPECT_EQ(o.error.kind, ErrorKind::kNotFound);
-  EXPECT_EQ(o.error.http_status, 404);
+  expect_open_to_fail(404, ErrorKind::kNotFound);
   EXPECT_EQ(requests_at(0).size(), 1u) << "a 404 is not worth a retry";
   // Later reads report the same error.
   ReadResult r = prefetcher_->read(0, kB, ReadMode::kAvailable);
@@ -52,12 +56,7 @@ TEST_F(EngineErrorTest, NotFoundFailsOpenWithKNotFound) {
 }
 
 TEST_F(EngineErrorTest, ForbiddenFailsOpenWithKNotAuthorized) {
-  make(4 * kB);
-  origin_->set_script([](const RangeRequest&, unsigned) { return reply_with(403); });
-  ReadResult o = prefetcher_->open(0);
-  ASSERT_EQ(o.status, ReadStatus::kError);
-  EXPECT_EQ(o.error.kind, ErrorKind::kNotAuthorized);
-  EXPECT_EQ(o.error.http_status, 403);
+  expect_open_to_fail(403, ErrorKind::kNotAuthorized);
 }
 
 TEST_F(EngineErrorTest, NotFoundOnALaterBlockFailsTheRead) {

@@ -98,6 +98,13 @@ void EngineTest::TearDown() {
   origin_.reset();
 }
 
+void EngineTest::open_with_block_0_held_after(uint64_t bytes) {
+  make(4 * kB);
+  origin_->hold_body(0, bytes);
+  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
+  ASSERT_TRUE(origin_->wait_held(0, kHang));
+}
+
 std::vector<uint8_t> EngineTest::slice(uint64_t from, uint64_t to) const {
   return std::vector<uint8_t>(data().begin() + from, data().begin() + to);
 }

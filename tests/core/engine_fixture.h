@@ -76,6 +76,10 @@ class EngineTest : public ::testing::Test {
   void make(uint64_t size, Config config = small_config(), Logger logger = test_logger());
   void TearDown() override;
 
+  // A file of four blocks, opened at 0, whose block 0 has sent `bytes` of
+  // its body and holds the rest until the test releases it.
+  void open_with_block_0_held_after(uint64_t bytes);
+
   const std::vector<uint8_t>& data() const { return origin_->data(); }
   std::vector<uint8_t> slice(uint64_t from, uint64_t to) const;
   Drained drain(uint64_t offset, size_t length = 4096, ReadMode mode = ReadMode::kAvailable,

@@ -16,10 +16,7 @@ namespace {
 class EngineScheduleTest : public EngineTest {};
 
 TEST_F(EngineScheduleTest, GatherNeverHoldsTheFirstBytesOfABlock) {
-  make(4 * kB);
-  origin_->hold_body(0, 100);
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  open_with_block_0_held_after(100);
   const auto start = std::chrono::steady_clock::now();
   prefetcher_->gather(0, 500, std::chrono::seconds(5));
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000));
@@ -30,10 +27,7 @@ TEST_F(EngineScheduleTest, GatherNeverHoldsTheFirstBytesOfABlock) {
 }
 
 TEST_F(EngineScheduleTest, GatherDoesNotWaitForAStalledBlock) {
-  make(4 * kB);
-  origin_->hold_body(0, 300);
-  ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
-  ASSERT_TRUE(origin_->wait_held(0, kHang));
+  open_with_block_0_held_after(300);
   ASSERT_EQ(prefetcher_->read(0, 100, ReadMode::kAvailable).chunk.size, 100u);
   // 300 bytes in 200+ ms: the 400 more asked for are not due within 100 ms.
   std::this_thread::sleep_for(milliseconds(200));

@@ -22,6 +22,14 @@ std::vector<uint8_t> pattern_bytes(uint64_t size) {
 
 namespace {
 
+Error transient_error(ErrorKind kind, const char* message) {
+  Error e;
+  e.kind = kind;
+  e.transient = true;
+  e.message = message;
+  return e;
+}
+
 Error error_for_status(int status) {
   Error e;
   e.http_status = status;
@@ -375,10 +383,7 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
 
   if (!s->head_sent) {
     if (reply.connect_error) {
-      Error e;
-      e.kind = ErrorKind::kOpenRead;
-      e.transient = true;
-      e.message = "connection refused";
+      Error e = transient_error(ErrorKind::kOpenRead, "connection refused");
       finish(s, &e, lock);
       return;
     }
@@ -443,10 +448,7 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
     return;
   }
   if (reply.cut_after && s->sent >= *reply.cut_after) {
-    Error e;
-    e.kind = ErrorKind::kRead;
-    e.transient = true;
-    e.message = "connection reset";
+    Error e = transient_error(ErrorKind::kRead, "connection reset");
     finish(s, &e, lock);
     return;
   }

@@ -41,6 +41,11 @@ std::array<HostBudget::ClientId, N> add_clients(HostBudget& b, Recorder& r) {
   return ids;
 }
 
+// kHost's limit and the slots in use there, as one line.
+std::string host_state(const HostBudget& b) {
+  return "limit " + std::to_string(b.limit(kHost)) + ", in use " + std::to_string(b.in_use(kHost));
+}
+
 TEST(HostKeyTest, SchemeHostAndPortInLowerCaseWithTheDefaultPort) {
   EXPECT_EQ(host_key("http://Example.COM/a/b?c"), "http://example.com:80");
   EXPECT_EQ(host_key("HTTPS://example.com/x"), "https://example.com:443");
@@ -58,8 +63,7 @@ TEST(HostBudgetTest, LimitZeroGrantsEverythingAtOnce) {
   Recorder r;
   auto a = b.add_client(kHost, 0, count(r));
   for (int i = 0; i < 1000; ++i) EXPECT_TRUE(b.acquire(a, std::nullopt));
-  EXPECT_EQ(b.limit(kHost), 0u);
-  EXPECT_EQ(b.in_use(kHost), 1000u);
+  EXPECT_EQ(host_state(b), "limit 0, in use 1000");
   EXPECT_EQ(b.held(a), 1000u);
   EXPECT_EQ(b.queued(a), 0u);
   b.remove_client(a);
@@ -250,8 +254,7 @@ TEST(HostBudgetTest, SmallestNonZeroLimitWins) {
   EXPECT_FALSE(b.acquire(wide, std::nullopt));
   EXPECT_FALSE(b.acquire(unlimited, std::nullopt));
   b.remove_client(narrow);
-  EXPECT_EQ(b.limit(kHost), 4u);
-  EXPECT_EQ(b.in_use(kHost), 4u);
+  EXPECT_EQ(host_state(b), "limit 4, in use 4");
   EXPECT_EQ(b.take_granted(wide), 1u);
   EXPECT_EQ(b.take_granted(unlimited), 1u);
   b.remove_client(wide);

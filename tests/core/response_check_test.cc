@@ -5,7 +5,7 @@
 namespace prefetch {
 namespace {
 
-ResponseHead Partial(uint64_t first, uint64_t last, std::optional<uint64_t> total,
+ResponseHead partial(uint64_t first, uint64_t last, std::optional<uint64_t> total,
                      std::string validator = "") {
   ResponseHead h;
   h.status = 206;
@@ -17,14 +17,14 @@ ResponseHead Partial(uint64_t first, uint64_t last, std::optional<uint64_t> tota
   return h;
 }
 
-ResponseHead Status(int status) {
+ResponseHead with_status(int status) {
   ResponseHead h;
   h.status = status;
   return h;
 }
 
 TEST(ResponseCheckTest, AMatchingPartialIsAcceptedAndTeachesSizeAndValidator) {
-  const ResponseVerdict v = check_response(0, {}, Partial(0, 99, 1000, "\"v1\""), 0);
+  const ResponseVerdict v = check_response(0, {}, partial(0, 99, 1000, "\"v1\""), 0);
   EXPECT_EQ(v.verdict, Verdict::kAccept);
   EXPECT_EQ(v.size, 1000u);
   EXPECT_EQ(v.etag, "\"v1\"");
@@ -35,20 +35,20 @@ TEST(ResponseCheckTest, WhatIsKnownAlreadyIsNotLearntAgain) {
   KnownResource k;
   k.size = 1000;
   k.etag = "\"v1\"";
-  const ResponseVerdict v = check_response(100, k, Partial(100, 199, 1000, "\"v1\""), 0);
+  const ResponseVerdict v = check_response(100, k, partial(100, 199, 1000, "\"v1\""), 0);
   EXPECT_EQ(v.verdict, Verdict::kAccept);
   EXPECT_FALSE(v.size);
   EXPECT_EQ(v.etag, "");
 }
 
 TEST(ResponseCheckTest, AnUnknownTotalTeachesNoSize) {
-  const ResponseVerdict v = check_response(0, {}, Partial(0, 99, std::nullopt), 0);
+  const ResponseVerdict v = check_response(0, {}, partial(0, 99, std::nullopt), 0);
   EXPECT_EQ(v.verdict, Verdict::kAccept);
   EXPECT_FALSE(v.size);
 }
 
 TEST(ResponseCheckTest, ARangeFromAnotherOffsetIsATransientReadError) {
-  const ResponseVerdict v = check_response(100, {}, Partial(0, 99, 1000), 0);
+  const ResponseVerdict v = check_response(100, {}, partial(0, 99, 1000), 0);
   EXPECT_EQ(v.verdict, Verdict::kReject);
   ASSERT_TRUE(v.error);
   EXPECT_EQ(v.error->kind, ErrorKind::kRead);
@@ -57,7 +57,7 @@ TEST(ResponseCheckTest, ARangeFromAnotherOffsetIsATransientReadError) {
 }
 
 TEST(ResponseCheckTest, APartialWithoutContentRangeIsRejected) {
-  const ResponseVerdict v = check_response(0, {}, Status(206), 0);
+  const ResponseVerdict v = check_response(0, {}, with_status(206), 0);
   EXPECT_EQ(v.verdict, Verdict::kReject);
   EXPECT_TRUE(v.error->transient);
 }
@@ -65,7 +65,7 @@ TEST(ResponseCheckTest, APartialWithoutContentRangeIsRejected) {
 TEST(ResponseCheckTest, AnotherValidatorIsAChangedResource) {
   KnownResource k;
   k.etag = "\"v1\"";
-  const ResponseVerdict v = check_response(0, k, Partial(0, 99, 1000, "\"v2\""), 0);
+  const ResponseVerdict v = check_response(0, k, partial(0, 99, 1000, "\"v2\""), 0);
   EXPECT_EQ(v.verdict, Verdict::kFatal);
   EXPECT_EQ(v.error->kind, ErrorKind::kResourceChanged);
 }
@@ -73,13 +73,13 @@ TEST(ResponseCheckTest, AnotherValidatorIsAChangedResource) {
 TEST(ResponseCheckTest, AnotherTotalIsAChangedResource) {
   KnownResource k;
   k.size = 1000;
-  const ResponseVerdict v = check_response(0, k, Partial(0, 99, 2000), 0);
+  const ResponseVerdict v = check_response(0, k, partial(0, 99, 2000), 0);
   EXPECT_EQ(v.verdict, Verdict::kFatal);
   EXPECT_EQ(v.error->kind, ErrorKind::kResourceChanged);
 }
 
 TEST(ResponseCheckTest, AWholeBodyFirstMeansOneStream) {
-  ResponseHead h = Status(200);
+  ResponseHead h = with_status(200);
   h.content_length = 5000;
   h.etag = "\"v1\"";
   const ResponseVerdict v = check_response(0, {}, h, 0);
@@ -91,7 +91,7 @@ TEST(ResponseCheckTest, AWholeBodyFirstMeansOneStream) {
 TEST(ResponseCheckTest, AWholeBodyAfterRangesWorkedIsATransientError) {
   KnownResource k;
   k.ranges_ok = true;
-  const ResponseVerdict v = check_response(0, k, Status(200), 0);
+  const ResponseVerdict v = check_response(0, k, with_status(200), 0);
   EXPECT_EQ(v.verdict, Verdict::kReject);
   EXPECT_EQ(v.error->kind, ErrorKind::kRead);
   EXPECT_TRUE(v.error->transient);
@@ -102,7 +102,7 @@ TEST(ResponseCheckTest, AWholeBodyWithAnotherValidatorIsAChangedResource) {
   KnownResource k;
   k.ranges_ok = true;
   k.etag = "\"v1\"";
-  ResponseHead h = Status(200);
+  ResponseHead h = with_status(200);
   h.etag = "\"v2\"";
   EXPECT_EQ(check_response(0, k, h, 0).verdict, Verdict::kFatal);
 }
@@ -111,7 +111,7 @@ TEST(ResponseCheckTest, ARestartedStreamLearnsNoSize) {
   KnownResource k;
   k.stream_mode = true;
   k.size = 5000;
-  ResponseHead h = Status(200);
+  ResponseHead h = with_status(200);
   h.content_length = 5000;
   const ResponseVerdict v = check_response(0, k, h, 0);
   EXPECT_EQ(v.verdict, Verdict::kStream);
@@ -119,7 +119,7 @@ TEST(ResponseCheckTest, ARestartedStreamLearnsNoSize) {
 }
 
 TEST(ResponseCheckTest, A416PastTheEndGivesTheSize) {
-  ResponseHead h = Status(416);
+  ResponseHead h = with_status(416);
   h.total = 1000;
   const ResponseVerdict v = check_response(1000, {}, h, 0);
   EXPECT_EQ(v.verdict, Verdict::kPastEnd);
@@ -127,7 +127,7 @@ TEST(ResponseCheckTest, A416PastTheEndGivesTheSize) {
 }
 
 TEST(ResponseCheckTest, A416InsideTheSizeIsASeekError) {
-  ResponseHead h = Status(416);
+  ResponseHead h = with_status(416);
   h.total = 1000;
   const ResponseVerdict v = check_response(10, {}, h, 0);
   EXPECT_EQ(v.verdict, Verdict::kReject);
@@ -157,7 +157,7 @@ TEST(ResponseCheckTest, ValidatorsAreComparedLikeWithLike) {
   KnownResource k;
   k.etag = "\"v1\"";
   k.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT";
-  ResponseHead h = Partial(100, 199, 1000);
+  ResponseHead h = partial(100, 199, 1000);
   h.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT";
   EXPECT_EQ(check_response(100, k, h, 0).verdict, Verdict::kAccept);
   h.last_modified = "Mon, 07 Nov 1994 08:49:37 GMT";
@@ -169,7 +169,7 @@ TEST(ResponseCheckTest, ValidatorsAreComparedLikeWithLike) {
 TEST(ResponseCheckTest, AMissingValidatorIsNoChangeAndALaterOneIsLearnt) {
   KnownResource k;
   k.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT";
-  ResponseHead h = Partial(100, 199, 1000, "\"v1\"");
+  ResponseHead h = partial(100, 199, 1000, "\"v1\"");
   const ResponseVerdict v = check_response(100, k, h, 0);
   EXPECT_EQ(v.verdict, Verdict::kAccept);
   EXPECT_EQ(v.etag, "\"v1\"");  // first seen now: kept from here on
@@ -177,7 +177,7 @@ TEST(ResponseCheckTest, AMissingValidatorIsNoChangeAndALaterOneIsLearnt) {
 }
 
 TEST(ResponseCheckTest, RetryAfterComesWithTheError) {
-  ResponseHead h = Status(503);
+  ResponseHead h = with_status(503);
   h.retry_after = "7";
   const ResponseVerdict v = check_response(0, {}, h, 0);
   EXPECT_EQ(v.verdict, Verdict::kReject);

@@ -7,7 +7,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-RetryPolicy Policy(int retries) {
+RetryPolicy policy_of(int retries) {
   RetryPolicy p;
   p.retries = retries;
   p.backoff_base = milliseconds(200);
@@ -18,32 +18,32 @@ RetryPolicy Policy(int retries) {
 Error Transient() { return make_error(ErrorKind::kRead, 503, "busy", true); }
 
 TEST(RetryPolicyTest, TransientFailuresAreRetriedWhileAttemptsRemain) {
-  const RetryPolicy p = Policy(3);
+  const RetryPolicy p = policy_of(3);
   EXPECT_TRUE(decide_retry(p, Transient(), 1, 0).retry);
   EXPECT_TRUE(decide_retry(p, Transient(), 3, 0).retry);
   EXPECT_FALSE(decide_retry(p, Transient(), 4, 0).retry);
 }
 
 TEST(RetryPolicyTest, NegativeRetriesMeansForever) {
-  EXPECT_TRUE(decide_retry(Policy(-1), Transient(), 1000, 0).retry);
+  EXPECT_TRUE(decide_retry(policy_of(-1), Transient(), 1000, 0).retry);
 }
 
 TEST(RetryPolicyTest, ZeroRetriesNeverRetries) {
-  EXPECT_FALSE(decide_retry(Policy(0), Transient(), 1, 0).retry);
+  EXPECT_FALSE(decide_retry(policy_of(0), Transient(), 1, 0).retry);
 }
 
 TEST(RetryPolicyTest, PermanentFailuresAreNotRetried) {
-  EXPECT_FALSE(decide_retry(Policy(3), make_error(ErrorKind::kNotFound, 404, "gone"), 1, 0).retry);
-  EXPECT_FALSE(decide_retry(Policy(3), make_error(ErrorKind::kSeek, 416, "range"), 1, 0).retry);
+  EXPECT_FALSE(decide_retry(policy_of(3), make_error(ErrorKind::kNotFound, 404, "gone"), 1, 0).retry);
+  EXPECT_FALSE(decide_retry(policy_of(3), make_error(ErrorKind::kSeek, 416, "range"), 1, 0).retry);
 }
 
 TEST(RetryPolicyTest, ACancelWeDidNotAskForIsRetried) {
   EXPECT_TRUE(
-      decide_retry(Policy(3), make_error(ErrorKind::kCancelled, 0, "cancelled"), 1, 0).retry);
+      decide_retry(policy_of(3), make_error(ErrorKind::kCancelled, 0, "cancelled"), 1, 0).retry);
 }
 
 TEST(RetryPolicyTest, BackoffDoublesPerAttemptWithEqualJitter) {
-  const RetryPolicy p = Policy(10);
+  const RetryPolicy p = policy_of(10);
   // Ceiling 200, 400, 800 ms: the wait lies in [ceiling/2, ceiling].
   EXPECT_EQ(backoff(p, 1, milliseconds(-1), 0), milliseconds(100));
   EXPECT_EQ(backoff(p, 1, milliseconds(-1), 100), milliseconds(200));
@@ -57,13 +57,13 @@ TEST(RetryPolicyTest, BackoffDoublesPerAttemptWithEqualJitter) {
 }
 
 TEST(RetryPolicyTest, BackoffIsCappedByTheMaximum) {
-  const RetryPolicy p = Policy(100);
+  const RetryPolicy p = policy_of(100);
   EXPECT_EQ(backoff(p, 30, milliseconds(-1), 0), milliseconds(2500));
   EXPECT_EQ(backoff(p, 30, milliseconds(-1), 2500), milliseconds(5000));
 }
 
 TEST(RetryPolicyTest, RetryAfterIsAFloorButNeverOverAMinute) {
-  const RetryPolicy p = Policy(3);
+  const RetryPolicy p = policy_of(3);
   EXPECT_EQ(backoff(p, 1, milliseconds(3000), 0), milliseconds(3000));
   EXPECT_EQ(backoff(p, 1, milliseconds(10), 0), milliseconds(100));
   EXPECT_EQ(backoff(p, 1, milliseconds(600000), 0), milliseconds(60000));

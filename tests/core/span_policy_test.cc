@@ -9,7 +9,7 @@ namespace {
 
 constexpr uint64_t kB = 1 << 20;
 
-SpanInput Window(uint64_t from, uint64_t to, std::optional<uint64_t> count = 32,
+SpanInput window(uint64_t from, uint64_t to, std::optional<uint64_t> count = 32,
                  std::set<uint64_t> held = {}) {
   SpanInput in;
   in.block_size = kB;
@@ -20,7 +20,7 @@ SpanInput Window(uint64_t from, uint64_t to, std::optional<uint64_t> count = 32,
   return in;
 }
 
-SpanView Receiving(uint64_t front, uint64_t end, double rate) {
+SpanView receiving(uint64_t front, uint64_t end, double rate) {
   SpanView s;
   s.front = front;
   s.end = end;
@@ -30,7 +30,7 @@ SpanView Receiving(uint64_t front, uint64_t end, double rate) {
 }
 
 TEST(SpanPolicyTest, TheFirstSpanRunsToTheEnd) {
-  const auto c = choose_span(Window(0, 8, std::nullopt));
+  const auto c = choose_span(window(0, 8, std::nullopt));
   ASSERT_TRUE(c);
   EXPECT_EQ(c->first, 0u);
   EXPECT_EQ(c->end, kOpenEnd);
@@ -38,8 +38,8 @@ TEST(SpanPolicyTest, TheFirstSpanRunsToTheEnd) {
 }
 
 TEST(SpanPolicyTest, AFreeBlockRunsUpToTheNextClaim) {
-  SpanInput in = Window(0, 8);
-  in.spans = {Receiving(0, 2 * kB, 0), Receiving(5 * kB, 32 * kB, 0)};
+  SpanInput in = window(0, 8);
+  in.spans = {receiving(0, 2 * kB, 0), receiving(5 * kB, 32 * kB, 0)};
   const auto c = choose_span(in);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->first, 2u);
@@ -47,7 +47,7 @@ TEST(SpanPolicyTest, AFreeBlockRunsUpToTheNextClaim) {
 }
 
 TEST(SpanPolicyTest, HeldBlocksEndASpan) {
-  SpanInput in = Window(0, 8, 32, {0, 3});
+  SpanInput in = window(0, 8, 32, {0, 3});
   const auto c = choose_span(in);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->first, 1u);
@@ -55,7 +55,7 @@ TEST(SpanPolicyTest, HeldBlocksEndASpan) {
 }
 
 TEST(SpanPolicyTest, MaxBlocksAndTheHorizonCapASpan) {
-  SpanInput in = Window(4, 6);
+  SpanInput in = window(4, 6);
   in.max_blocks = 3;
   EXPECT_EQ(choose_span(in)->end, 7u);
   in.end_at_horizon = true;
@@ -63,26 +63,26 @@ TEST(SpanPolicyTest, MaxBlocksAndTheHorizonCapASpan) {
 }
 
 TEST(SpanPolicyTest, NoSplitBeforeAFirstByteTimeIsKnown) {
-  SpanInput in = Window(0, 8);
-  in.spans = {Receiving(100, 32 * kB, 1.5 * kB)};
+  SpanInput in = window(0, 8);
+  in.spans = {receiving(100, 32 * kB, 1.5 * kB)};
   EXPECT_FALSE(choose_span(in));
 }
 
 // Late answers, fast bodies (a first byte of 1 s, 300 MiB/s): the running
 // span reaches every block of the window long before a new request would.
 TEST(SpanPolicyTest, AFastSpanIsNotSplitWhenFirstBytesAreSlow) {
-  SpanInput in = Window(0, 8);
+  SpanInput in = window(0, 8);
   in.ttfb_ms = 1000;
-  in.spans = {Receiving(kB / 2, 32 * kB, 300.0 * kB)};
+  in.spans = {receiving(kB / 2, 32 * kB, 300.0 * kB)};
   EXPECT_FALSE(choose_span(in));
 }
 
 // A capped connection (1.5 MiB/s, first byte 0.4 s): the back half of the
 // window goes to a new request.
 TEST(SpanPolicyTest, ASlowSpanGivesTheBackHalfOfTheWindow) {
-  SpanInput in = Window(0, 8);
+  SpanInput in = window(0, 8);
   in.ttfb_ms = 400;
-  in.spans = {Receiving(kB / 4, 32 * kB, 1.5 * kB)};
+  in.spans = {receiving(kB / 4, 32 * kB, 1.5 * kB)};
   const auto c = choose_span(in);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->first, 4u);
@@ -94,9 +94,9 @@ TEST(SpanPolicyTest, ASlowSpanGivesTheBackHalfOfTheWindow) {
 // The latest-reached split point wins: a span crawling far slower than its
 // peers gives up its rest first (the slow tail).
 TEST(SpanPolicyTest, TheSlowestSpanIsSplitFirst) {
-  SpanInput in = Window(0, 8);
+  SpanInput in = window(0, 8);
   in.ttfb_ms = 100;
-  in.spans = {Receiving(0, 4 * kB, 4.0 * kB), Receiving(4 * kB, 8 * kB, 0.25 * kB)};
+  in.spans = {receiving(0, 4 * kB, 4.0 * kB), receiving(4 * kB, 8 * kB, 0.25 * kB)};
   const auto c = choose_span(in);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->split, 1u);
@@ -105,16 +105,16 @@ TEST(SpanPolicyTest, TheSlowestSpanIsSplitFirst) {
 }
 
 TEST(SpanPolicyTest, TheBlockASpanIsInIsNeverSplit) {
-  SpanInput in = Window(3, 4);
+  SpanInput in = window(3, 4);
   in.ttfb_ms = 10;
-  in.spans = {Receiving(3 * kB + 5, 4 * kB, 1.0)};
+  in.spans = {receiving(3 * kB + 5, 4 * kB, 1.0)};
   EXPECT_FALSE(choose_span(in));
 }
 
 // A span still waiting for its first byte is reached at its remaining wait
 // plus the typical connection's transfer time.
 TEST(SpanPolicyTest, AWaitingSpanIsSplitByTheTypicalRate) {
-  SpanInput in = Window(0, 8);
+  SpanInput in = window(0, 8);
   in.ttfb_ms = 100;
   SpanView s;
   s.front = 0;
@@ -130,8 +130,8 @@ TEST(SpanPolicyTest, AWaitingSpanIsSplitByTheTypicalRate) {
 }
 
 TEST(SpanPolicyTest, NothingPastTheEnd) {
-  SpanInput in = Window(0, 8, 1);
-  in.spans = {Receiving(0, 1 * kB, 0)};
+  SpanInput in = window(0, 8, 1);
+  in.spans = {receiving(0, 1 * kB, 0)};
   EXPECT_FALSE(choose_span(in));
   EXPECT_EQ(claim_end_block(kOpenEnd, kB), kOpenEnd);
   EXPECT_EQ(claim_end_block(5 * kB + 3, kB), 6u);
