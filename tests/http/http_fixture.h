@@ -35,7 +35,7 @@ using testing::TestServer;
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * 1024;
 
-Logger test_logger() {
+inline Logger test_logger() {
   if (!g_getenv("PREFETCH_TEST_LOG")) return Logger();
   return Logger([](LogLevel level, const std::string& line) {
     std::fprintf(stderr, "[prefetch %d] %s\n", static_cast<int>(level), line.c_str());
@@ -87,8 +87,8 @@ struct Fetched {
 };
 
 // Reads from `offset` until EOS, an error, flushing, or `limit` bytes.
-Fetched read_until_end(Prefetcher& p, uint64_t offset, size_t length, ReadMode mode,
-                       uint64_t limit = UINT64_MAX) {
+inline Fetched read_until_end(Prefetcher& p, uint64_t offset, size_t length, ReadMode mode,
+                              uint64_t limit = UINT64_MAX) {
   Fetched f;
   uint64_t at = offset;
   while (f.bytes.size() < limit) {
@@ -120,7 +120,7 @@ inline int64_t range_first(const RequestRecord& r) {
 }
 
 // The fetch reached EOS and delivered exactly `data`.
-void expect_exact(const Fetched& f, const std::vector<uint8_t>& data) {
+inline void expect_exact(const Fetched& f, const std::vector<uint8_t>& data) {
   EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
   EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
 }

@@ -3,11 +3,11 @@
 // found again within a probe's second, not after a whole timeout.
 //
 // The outages are played by an OutageProxy in front of the TestServer. The
-// times are the scaled down (timeout 2-5 s, outages of 7-10 s); the
-// full-size figures come from the benchmark. Bounds are the rules a user
-// sees (resumed within 2 s of the network's return; an error before an
-// outage longer than the element's patience ends), each with the margin
-// of a probe's period or more.
+// times are those of docs/reliability.md scaled down (timeout 2-5 s,
+// outages of 7-10 s); the full-size figures come from the benchmark. Bounds
+// are the rules a user sees (resumed within 2 s of the network's return; an
+// error before an outage longer than the element's patience ends), each
+// with the margin of a probe's period or more.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,0 +1,162 @@
+// Error statuses and refusals map to the right error kind, with or without
+// retries: 404/410, 401/403, basic auth, a refused connection, 503 and 429.
+#include <gio/gio.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include "http_fixture.h"
+
+namespace prefetch {
+namespace {
+
+class HttpErrorsTest : public HttpTest {};
+
+TEST_F(HttpErrorsTest, NotFound) {
+  Fetched f = fetch(options("/missing"), config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(f.error.http_status, 404);
+  int block0 = 0;
+  for (const auto& r : server_.requests("/missing")) block0 += range_first(r) == 0;
+  EXPECT_EQ(block0, 1) << "a 404 is not retried";
+}
+
+TEST_F(HttpErrorsTest, NotFoundFromStatus410) {
+  server_.add_file("/f", testing::make_pattern(1000, 1));
+  Behavior b;
+  b.status = 410;
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(f.error.http_status, 410);
+}
+
+class NotAuthorizedTest : public HttpTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(NotAuthorizedTest, MapsToNotAuthorized) {
+  server_.add_file("/f", testing::make_pattern(1000, 1));
+  Behavior b;
+  b.status = GetParam();
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kNotAuthorized);
+  EXPECT_EQ(f.error.http_status, GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Statuses, NotAuthorizedTest, ::testing::Values(401, 403));
+
+TEST_F(HttpErrorsTest, BasicAuthWithCredentials) {
+  auto data = testing::make_pattern(300 * kKiB, 2);
+  server_.add_file("/f", data);
+  server_.require_basic_auth("/f", "user", "secret");
+  HttpOptions o = options("/f");
+  o.user_id = "user";
+  o.user_pw = "secret";
+  Fetched f = fetch(o, config(64 * kKiB, 4));
+  expect_exact(f, data);
+
+  o.user_pw = "wrong";
+  f = fetch(o, config(64 * kKiB, 4));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kNotAuthorized);
+  EXPECT_EQ(f.error.http_status, 401);
+}
+
+uint16_t unused_port() {
+  GSocket* s =
+      g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+  GInetAddress* lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress* addr = g_inet_socket_address_new(lo, 0);
+  g_socket_bind(s, addr, FALSE, nullptr);
+  GSocketAddress* bound = g_socket_get_local_address(s, nullptr);
+  uint16_t port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+  g_object_unref(bound);
+  g_object_unref(addr);
+  g_object_unref(lo);
+  g_socket_close(s, nullptr);
+  g_object_unref(s);
+  return port;  // bound but never listened on, now closed: connections are refused
+}
+
+TEST_F(HttpErrorsTest, ConnectionRefusedIsOpenReadWithinRetries) {
+  HttpOptions o = options("/f");
+  o.uri = "http://127.0.0.1:" + std::to_string(unused_port()) + "/f";
+  Config c = config(64 * kKiB, 4);
+  c.retry.retries = 2;
+  Fetched f = fetch(o, c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, ErrorKind::kOpenRead);
+  EXPECT_EQ(f.error.http_status, 0);
+}
+
+TEST_F(HttpErrorsTest, ServiceUnavailableFirstNIsRetried) {
+  auto data = testing::make_pattern(700 * kKiB + 3, 9);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.status = 503;
+  b.status_count = 3;
+  server_.set_behavior("/f", b);
+  Config c = config(64 * kKiB, 4);
+  c.retry.retries = 5;
+  Fetched f = fetch(options("/f"), c);
+  expect_exact(f, data);
+  int n503 = 0;
+  for (const auto& r : server_.requests("/f")) n503 += r.status == 503;
+  EXPECT_EQ(n503, 3);
+}
+
+TEST_F(HttpErrorsTest, ServiceUnavailableForeverFailsAfterRetries) {
+  server_.add_file("/f", testing::make_pattern(100 * kKiB, 9));
+  Behavior b;
+  b.status = 503;
+  server_.set_behavior("/f", b);
+  Config c = config(64 * kKiB, 2);
+  c.retry.retries = 2;
+  Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.http_status, 503);
+  EXPECT_NE(f.error.kind, ErrorKind::kNotFound);
+  EXPECT_NE(f.error.kind, ErrorKind::kNotAuthorized);
+  // No block is tried more than 1 + retries times, and the block that made
+  // the error fatal was tried exactly that often.
+  std::map<int64_t, int> attempts;
+  for (const auto& r : server_.requests("/f")) attempts[range_first(r)]++;
+  int most = 0;
+  for (const auto& [first, n] : attempts) {
+    EXPECT_LE(n, 3) << "block at " << first;
+    most = std::max(most, n);
+  }
+  EXPECT_EQ(most, 3);
+}
+
+TEST_F(HttpErrorsTest, TooManyRequestsHonoursRetryAfter) {
+  auto data = testing::make_pattern(200 * kKiB, 4);
+  server_.add_file("/f", data);
+  Behavior b;
+  b.status = 429;
+  b.status_count = 1;
+  b.retry_after_seconds = 1;
+  server_.set_behavior("/f", b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
+  expect_exact(f, data);
+  auto log = server_.requests("/f");
+  ASSERT_GE(log.size(), 2u);
+  EXPECT_EQ(log[0].status, 429);
+  ASSERT_TRUE(log[0].end);
+  // The retry of that block waited at least the Retry-After (a lower bound:
+  // not flaky).
+  const RequestRecord* retry = nullptr;
+  for (size_t i = 1; i < log.size() && !retry; ++i) {
+    if (range_first(log[i]) == range_first(log[0])) retry = &log[i];
+  }
+  ASSERT_NE(retry, nullptr);
+  EXPECT_GE(retry->start - *log[0].end, milliseconds(900));
+}
+
+}  // namespace
+}  // namespace prefetch
