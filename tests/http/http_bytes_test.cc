@@ -36,15 +36,13 @@ TEST_P(ExactBytesTest, Sha256Equal) {
   const ReadMode mode = std::get<2>(GetParam());
   const uint64_t sizes[] = {0, 1, block - 1, block, block + 1, 5000003};
   const uint64_t size = sizes[which];
-  auto data = testing::make_pattern(size, static_cast<uint32_t>(block + size));
-  server_.add_file("/f", data);
+  auto data = serve("/f", size, static_cast<uint32_t>(block + size));
 
   const size_t read_length = mode == ReadMode::kExact ? 100003 : 64 * kKiB;
   Fetched f = fetch(options("/f"), config(block, 4), read_length, mode);
-  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  expect_exact(f, data);
   EXPECT_TRUE(f.order_ok);
   EXPECT_EQ(f.bytes.size(), size);
-  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
 
   // Spans: every request asked for a range from a block boundary, no two
   // from the same one, none past the end (no 416: until the first answer
@@ -83,7 +81,6 @@ INSTANTIATE_TEST_SUITE_P(
     exact_bytes_name);
 
 // Concurrency: requests in flight reach `concurrency` and never exceed it.
-
 class ConcurrencyTest : public HttpTest,
                         public ::testing::WithParamInterface<std::tuple<unsigned, Schedule>> {};
 
@@ -91,12 +88,10 @@ TEST_P(ConcurrencyTest, InFlightReachesAndNeverExceedsConcurrency) {
   const unsigned concurrency = std::get<0>(GetParam());
   const uint64_t block = 64 * kKiB;
   const uint64_t blocks = 3 * concurrency + 5;
-  auto data = testing::make_pattern(blocks * block - 17, 11);
-  server_.add_file("/f", data);
   Behavior b;
   // Every block waits before its first byte, so requests overlap.
   b.first_byte_delay = testing::fixed_delay(milliseconds(120));
-  server_.set_behavior("/f", b);
+  auto data = serve("/f", blocks * block - 17, 11, b);
 
   Config c = block_config(block, concurrency);
   c.schedule = std::get<1>(GetParam());
@@ -116,22 +111,18 @@ INSTANTIATE_TEST_SUITE_P(Concurrency, ConcurrencyTest,
                          });
 
 // Later blocks answer first: bytes still come exactly, in order.
-
 TEST_F(HttpBytesTest, OutOfOrderCompletionGivesBytesInOrder) {
   const uint64_t block = 64 * kKiB;
   const unsigned n = 8;
-  auto data = testing::make_pattern(n * block, 5);
-  server_.add_file("/f", data);
   std::vector<milliseconds> delays = {milliseconds(0)};
   for (unsigned i = 1; i < n; ++i) delays.push_back(milliseconds(60 * (n - i)));
   Behavior b;
   b.first_byte_delay = testing::block_delay_schedule(block, delays);
-  server_.set_behavior("/f", b);
+  auto data = serve("/f", n * block, 5, b);
 
   Fetched f = fetch(options("/f"), block_config(block, n));
-  EXPECT_EQ(f.status, ReadStatus::kEos) << to_string(f.error.kind) << " " << f.error.message;
+  expect_exact(f, data);
   EXPECT_TRUE(f.order_ok);
-  EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
 
   // The test means something only if the server really finished a later
   // block before an earlier one.
@@ -145,18 +136,14 @@ TEST_F(HttpBytesTest, OutOfOrderCompletionGivesBytesInOrder) {
 }
 
 // Bodies that lie about their length: never wrong bytes.
-
 class BodyLengthTest : public HttpTest, public ::testing::WithParamInterface<int> {};
 
 TEST_P(BodyLengthTest, NeverWrongBytes) {
-  auto data = testing::make_pattern(400 * kKiB, 13);
-  server_.add_file("/f", data);
   Behavior b;
   b.body_length_delta = GetParam();
-  server_.set_behavior("/f", b);
-  Config c = config(64 * kKiB, 2);
-  c.retry.retries = 2;
-  Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  auto data = serve("/f", 400 * kKiB, 13, b);
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 2, /*retries=*/2), 64 * kKiB,
+                    ReadMode::kAvailable, seconds(10));
   ASSERT_LE(f.bytes.size(), data.size());
   EXPECT_EQ(f.bytes, slice(data, 0, f.bytes.size())) << "delivered bytes differ from the file";
   if (f.status == ReadStatus::kError) {

@@ -10,33 +10,16 @@ namespace {
 class HttpCutsTest : public HttpTest {};
 
 TEST_F(HttpCutsTest, CutConnectionsAreRetriedToExactBytes) {
-  auto data = testing::make_pattern(1 * kMiB + 12345, 8);
-  server_.add_file("/f", data);
-  Behavior b;
-  b.cut_every = 3;
-  b.cut_after_bytes = 10000;
-  b.cut_count = 4;
-  server_.set_behavior("/f", b);
-  Config c = block_config(64 * kKiB, 4);
-  c.retry.retries = 5;
-  Fetched f = fetch(options("/f"), c);
-  expect_exact(f, data);
-  int cuts = 0;
-  for (const auto& r : server_.requests("/f")) cuts += r.cut;
-  EXPECT_EQ(cuts, 4);
+  auto data = serve("/f", 1 * kMiB + 12345, 8, cutting(3, 10000, 4));
+  expect_exact(fetch(options("/f"), block_config(64 * kKiB, 4, /*retries=*/5)), data);
+  EXPECT_EQ(count_requests("/f", [](const RequestRecord& r) { return r.cut; }), 4u);
 }
 
 TEST_F(HttpCutsTest, CutRetryResumesFromBytesReceived) {
-  auto data = testing::make_pattern(256 * kKiB, 8);
-  server_.add_file("/f", data);
-  Behavior b;
-  b.cut_every = 1;
-  b.cut_after_bytes = 40000;
-  b.cut_count = 1;
+  Behavior b = cutting(1, 40000, 1);
   b.chunk_bytes = 4000;
-  server_.set_behavior("/f", b);
-  Fetched f = fetch(options("/f"), config(256 * kKiB, 1));
-  expect_exact(f, data);
+  auto data = serve("/f", 256 * kKiB, 8, b);
+  expect_exact(fetch(options("/f"), config(256 * kKiB, 1)), data);
   auto log = server_.requests("/f");
   ASSERT_EQ(log.size(), 2u);
   EXPECT_TRUE(log[0].cut);
@@ -46,14 +29,9 @@ TEST_F(HttpCutsTest, CutRetryResumesFromBytesReceived) {
 }
 
 TEST_F(HttpCutsTest, CutsWithoutProgressFailWithReadError) {
-  server_.add_file("/f", testing::make_pattern(256 * kKiB, 8));
-  Behavior b;
-  b.cut_every = 1;
-  b.cut_after_bytes = 0;
-  server_.set_behavior("/f", b);
-  Config c = config(64 * kKiB, 2);
-  c.retry.retries = 2;
-  Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  serve("/f", 256 * kKiB, 8, cutting(1, 0));
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 2, /*retries=*/2), 64 * kKiB,
+                    ReadMode::kAvailable, seconds(10));
   EXPECT_EQ(f.status, ReadStatus::kError);
   EXPECT_EQ(f.error.kind, ErrorKind::kRead);  // heads came, bodies never did
   EXPECT_TRUE(f.bytes.empty());
@@ -63,15 +41,9 @@ TEST_F(HttpCutsTest, CutsThatMakeProgressResetTheRetriesAndLoseNothing) {
   // Every answer drops after 10 kB: a link that fails now and then but
   // always makes progress. Each block takes 7 attempts with retries=2; the
   // count of failures in a row resets whenever bytes arrive.
-  auto data = testing::make_pattern(256 * kKiB, 8);
-  server_.add_file("/f", data);
-  Behavior b;
-  b.cut_every = 1;
-  b.cut_after_bytes = 10000;
-  server_.set_behavior("/f", b);
-  Config c = config(64 * kKiB, 2);
-  c.retry.retries = 2;
-  Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(20));
+  auto data = serve("/f", 256 * kKiB, 8, cutting(1, 10000));
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 2, /*retries=*/2), 64 * kKiB,
+                    ReadMode::kAvailable, seconds(20));
   ASSERT_EQ(f.status, ReadStatus::kEos) << f.error.message;
   EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
 }
@@ -80,11 +52,9 @@ TEST_F(HttpCutsTest, CutsThatMakeProgressResetTheRetriesAndLoseNothing) {
 // answer for 1 MiB blocks, as an origin did that lost prefetchsrc the rest
 // of an 8 MiB file. A subset is progress: the rest is asked for at once.
 TEST_F(HttpCutsTest, ShortAnswersWithAKnownTotalAreProgressNotRetries) {
-  auto data = testing::make_pattern(8 * kMiB, 21);
-  server_.add_file("/f", data);
   Behavior b;
   b.max_range_bytes = 300000;
-  server_.set_behavior("/f", b);
+  auto data = serve("/f", 8 * kMiB, 21, b);
   Fetched f = fetch(options("/f"), config(kMiB, 4));
   std::printf("[ info ] %zu bytes, sha256 %s, %zu requests, %llu retries\n", f.bytes.size(),
               testing::sha256_hex(f.bytes).c_str(), server_.requests("/f").size(),
@@ -97,12 +67,10 @@ TEST_F(HttpCutsTest, ShortAnswersWithAKnownTotalAreProgressNotRetries) {
 TEST_F(HttpCutsTest, ShortAnswersWithAnUnknownTotalReadToTheEnd) {
   // "Content-Range: bytes 0-299999/*": only a 416 past the end tells where
   // the file ends; a short answer is not the end.
-  auto data = testing::make_pattern(8 * kMiB, 22);
-  server_.add_file("/f", data);
   Behavior b;
   b.max_range_bytes = 300000;
   b.unknown_total = true;
-  server_.set_behavior("/f", b);
+  auto data = serve("/f", 8 * kMiB, 22, b);
   Fetched f = fetch(options("/f"), config(kMiB, 4));
   std::printf("[ info ] %zu bytes of %zu, size %llu, sha256 equal: %s, %llu retries\n",
               f.bytes.size(), data.size(), static_cast<unsigned long long>(f.size.value_or(0)),
@@ -114,36 +82,21 @@ TEST_F(HttpCutsTest, ShortAnswersWithAnUnknownTotalReadToTheEnd) {
 }
 
 TEST_F(HttpCutsTest, AnUnknownTotalEndsWhereA416Says) {
-  auto data = testing::make_pattern(3 * kMiB + 5, 23);
-  server_.add_file("/f", data);
   Behavior b;
   b.unknown_total = true;
-  server_.set_behavior("/f", b);
+  auto data = serve("/f", 3 * kMiB + 5, 23, b);
   Fetched f = fetch(options("/f"), config(kMiB, 4));
   expect_exact(f, data);
   EXPECT_EQ(f.size, data.size());
 }
 
 TEST_F(HttpCutsTest, StallShorterThanTimeoutIsHarmless) {
-  auto data = testing::make_pattern(300 * kKiB, 12);
-  server_.add_file("/f", data);
-  Behavior b;
-  b.stall_after_bytes = 20000;
-  b.stall_duration = milliseconds(400);
-  b.stall_count = 2;
-  server_.set_behavior("/f", b);
-  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
-  expect_exact(f, data);
+  auto data = serve("/f", 300 * kKiB, 12, stalling(20000, milliseconds(400), 2));
+  expect_exact(fetch(options("/f"), config(64 * kKiB, 4)), data);
 }
 
 TEST_F(HttpCutsTest, StallLongerThanTimeoutIsRetried) {
-  auto data = testing::make_pattern(200 * kKiB, 12);
-  server_.add_file("/f", data);
-  Behavior b;
-  b.stall_after_bytes = 20000;
-  b.stall_duration = milliseconds(30000);
-  b.stall_count = 1;
-  server_.set_behavior("/f", b);
+  auto data = serve("/f", 200 * kKiB, 12, stalling(20000, milliseconds(30000), 1));
   HttpOptions o = options("/f");
   o.timeout_seconds = 1;
   Fetched f = fetch(o, config(64 * kKiB, 2), 64 * kKiB, ReadMode::kAvailable, seconds(15));

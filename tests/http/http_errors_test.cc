@@ -15,56 +15,36 @@ namespace {
 class HttpErrorsTest : public HttpTest {};
 
 TEST_F(HttpErrorsTest, NotFound) {
-  Fetched f = fetch(options("/missing"), config(64 * kKiB, 4));
-  EXPECT_EQ(f.status, ReadStatus::kError);
-  EXPECT_EQ(f.error.kind, ErrorKind::kNotFound);
-  EXPECT_EQ(f.error.http_status, 404);
-  int block0 = 0;
-  for (const auto& r : server_.requests("/missing")) block0 += range_first(r) == 0;
-  EXPECT_EQ(block0, 1) << "a 404 is not retried";
+  expect_error(fetch(options("/missing"), config(64 * kKiB, 4)), ErrorKind::kNotFound, 404);
+  EXPECT_EQ(count_requests("/missing", [](const RequestRecord& r) { return range_first(r) == 0; }),
+            1u)
+      << "a 404 is not retried";
 }
 
 TEST_F(HttpErrorsTest, NotFoundFromStatus410) {
-  server_.add_file("/f", testing::make_pattern(1000, 1));
-  Behavior b;
-  b.status = 410;
-  server_.set_behavior("/f", b);
-  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
-  EXPECT_EQ(f.status, ReadStatus::kError);
-  EXPECT_EQ(f.error.kind, ErrorKind::kNotFound);
-  EXPECT_EQ(f.error.http_status, 410);
+  serve("/f", 1000, 1, answering(410));
+  expect_error(fetch(options("/f"), config(64 * kKiB, 4)), ErrorKind::kNotFound, 410);
 }
 
 class NotAuthorizedTest : public HttpTest, public ::testing::WithParamInterface<int> {};
 
 TEST_P(NotAuthorizedTest, MapsToNotAuthorized) {
-  server_.add_file("/f", testing::make_pattern(1000, 1));
-  Behavior b;
-  b.status = GetParam();
-  server_.set_behavior("/f", b);
-  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
-  EXPECT_EQ(f.status, ReadStatus::kError);
-  EXPECT_EQ(f.error.kind, ErrorKind::kNotAuthorized);
-  EXPECT_EQ(f.error.http_status, GetParam());
+  serve("/f", 1000, 1, answering(GetParam()));
+  expect_error(fetch(options("/f"), config(64 * kKiB, 4)), ErrorKind::kNotAuthorized, GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Statuses, NotAuthorizedTest, ::testing::Values(401, 403));
 
 TEST_F(HttpErrorsTest, BasicAuthWithCredentials) {
-  auto data = testing::make_pattern(300 * kKiB, 2);
-  server_.add_file("/f", data);
+  auto data = serve("/f", 300 * kKiB, 2);
   server_.require_basic_auth("/f", "user", "secret");
   HttpOptions o = options("/f");
   o.user_id = "user";
   o.user_pw = "secret";
-  Fetched f = fetch(o, config(64 * kKiB, 4));
-  expect_exact(f, data);
+  expect_exact(fetch(o, config(64 * kKiB, 4)), data);
 
   o.user_pw = "wrong";
-  f = fetch(o, config(64 * kKiB, 4));
-  EXPECT_EQ(f.status, ReadStatus::kError);
-  EXPECT_EQ(f.error.kind, ErrorKind::kNotAuthorized);
-  EXPECT_EQ(f.error.http_status, 401);
+  expect_error(fetch(o, config(64 * kKiB, 4)), ErrorKind::kNotAuthorized, 401);
 }
 
 uint16_t unused_port() {
@@ -86,38 +66,21 @@ uint16_t unused_port() {
 TEST_F(HttpErrorsTest, ConnectionRefusedIsOpenReadWithinRetries) {
   HttpOptions o = options("/f");
   o.uri = "http://127.0.0.1:" + std::to_string(unused_port()) + "/f";
-  Config c = config(64 * kKiB, 4);
-  c.retry.retries = 2;
-  Fetched f = fetch(o, c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
-  EXPECT_EQ(f.status, ReadStatus::kError);
-  EXPECT_EQ(f.error.kind, ErrorKind::kOpenRead);
-  EXPECT_EQ(f.error.http_status, 0);
+  Fetched f =
+      fetch(o, config(64 * kKiB, 4, /*retries=*/2), 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  expect_error(f, ErrorKind::kOpenRead, 0);
 }
 
 TEST_F(HttpErrorsTest, ServiceUnavailableFirstNIsRetried) {
-  auto data = testing::make_pattern(700 * kKiB + 3, 9);
-  server_.add_file("/f", data);
-  Behavior b;
-  b.status = 503;
-  b.status_count = 3;
-  server_.set_behavior("/f", b);
-  Config c = config(64 * kKiB, 4);
-  c.retry.retries = 5;
-  Fetched f = fetch(options("/f"), c);
-  expect_exact(f, data);
-  int n503 = 0;
-  for (const auto& r : server_.requests("/f")) n503 += r.status == 503;
-  EXPECT_EQ(n503, 3);
+  auto data = serve("/f", 700 * kKiB + 3, 9, answering(503, 3));
+  expect_exact(fetch(options("/f"), config(64 * kKiB, 4, /*retries=*/5)), data);
+  EXPECT_EQ(count_requests("/f", [](const RequestRecord& r) { return r.status == 503; }), 3u);
 }
 
 TEST_F(HttpErrorsTest, ServiceUnavailableForeverFailsAfterRetries) {
-  server_.add_file("/f", testing::make_pattern(100 * kKiB, 9));
-  Behavior b;
-  b.status = 503;
-  server_.set_behavior("/f", b);
-  Config c = config(64 * kKiB, 2);
-  c.retry.retries = 2;
-  Fetched f = fetch(options("/f"), c, 64 * kKiB, ReadMode::kAvailable, seconds(10));
+  serve("/f", 100 * kKiB, 9, answering(503));
+  Fetched f = fetch(options("/f"), config(64 * kKiB, 2, /*retries=*/2), 64 * kKiB,
+                    ReadMode::kAvailable, seconds(10));
   EXPECT_EQ(f.status, ReadStatus::kError);
   EXPECT_EQ(f.error.http_status, 503);
   EXPECT_NE(f.error.kind, ErrorKind::kNotFound);
@@ -135,15 +98,10 @@ TEST_F(HttpErrorsTest, ServiceUnavailableForeverFailsAfterRetries) {
 }
 
 TEST_F(HttpErrorsTest, TooManyRequestsHonoursRetryAfter) {
-  auto data = testing::make_pattern(200 * kKiB, 4);
-  server_.add_file("/f", data);
-  Behavior b;
-  b.status = 429;
-  b.status_count = 1;
+  Behavior b = answering(429, 1);
   b.retry_after_seconds = 1;
-  server_.set_behavior("/f", b);
-  Fetched f = fetch(options("/f"), config(64 * kKiB, 4));
-  expect_exact(f, data);
+  auto data = serve("/f", 200 * kKiB, 4, b);
+  expect_exact(fetch(options("/f"), config(64 * kKiB, 4)), data);
   auto log = server_.requests("/f");
   ASSERT_GE(log.size(), 2u);
   EXPECT_EQ(log[0].status, 429);

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -18,22 +19,13 @@
 #include <thread>
 #include <vector>
 
+#include "http_names.h"
 #include "prefetch/prefetcher.h"
 #include "prefetch/soup_origin.h"
 #include "test_server.h"
 
 namespace prefetch {
 namespace {
-
-using std::chrono::milliseconds;
-using std::chrono::seconds;
-using testing::Behavior;
-using testing::RequestRecord;
-using testing::TestClock;
-using testing::TestServer;
-
-constexpr uint64_t kKiB = 1024;
-constexpr uint64_t kMiB = 1024 * 1024;
 
 inline Logger test_logger() {
   if (!g_getenv("PREFETCH_TEST_LOG")) return Logger();
@@ -75,6 +67,26 @@ class Watchdog {
   bool done_ = false;
   bool fired_ = false;
   std::thread thread_;
+};
+
+// A prefetcher under its own hang guard.
+class Guarded {
+ public:
+  Guarded(std::unique_ptr<Prefetcher> p, milliseconds limit)
+      : p_(std::move(p)), dog_(p_.get(), limit) {}
+  Prefetcher* operator->() const { return p_.get(); }
+  Prefetcher& operator*() const { return *p_; }
+  // Stops the guard: false if it fired.
+  bool in_time() { return !dog_.stop(); }
+  // Closes the prefetcher and stops the guard: false if the guard fired.
+  bool close_in_time() {
+    p_->close();
+    return in_time();
+  }
+
+ private:
+  std::unique_ptr<Prefetcher> p_;
+  Watchdog dog_;
 };
 
 struct Fetched {
@@ -125,6 +137,49 @@ inline void expect_exact(const Fetched& f, const std::vector<uint8_t>& data) {
   EXPECT_EQ(testing::sha256_hex(f.bytes), testing::sha256_hex(data));
 }
 
+// The fetch ended in an error of `kind` with `http_status` (0: none).
+inline void expect_error(const Fetched& f, ErrorKind kind, int http_status) {
+  EXPECT_EQ(f.status, ReadStatus::kError);
+  EXPECT_EQ(f.error.kind, kind) << to_string(f.error.kind) << " " << f.error.message;
+  EXPECT_EQ(f.error.http_status, http_status);
+}
+
+// The chunk of `r` is exactly `data` from `begin` to `end`.
+inline void expect_chunk(const ReadResult& r, const std::vector<uint8_t>& data, uint64_t begin,
+                         uint64_t end) {
+  EXPECT_EQ(std::vector<uint8_t>(r.chunk.data, r.chunk.data + r.chunk.size),
+            slice(data, begin, end));
+}
+
+// Answers with `status` (and an empty body) to the first `count` requests
+// (-1: every request).
+inline Behavior answering(int status, int count = -1) {
+  Behavior b;
+  b.status = status;
+  b.status_count = count;
+  return b;
+}
+
+// Cuts every `every`-th answer after `after_bytes` body bytes, `count`
+// answers at the most (-1: no limit).
+inline Behavior cutting(unsigned every, uint64_t after_bytes, int count = -1) {
+  Behavior b;
+  b.cut_every = every;
+  b.cut_after_bytes = after_bytes;
+  b.cut_count = count;
+  return b;
+}
+
+// Sends nothing for `duration` after `after_bytes` body bytes, in `count`
+// answers.
+inline Behavior stalling(uint64_t after_bytes, milliseconds duration, int count) {
+  Behavior b;
+  b.stall_after_bytes = after_bytes;
+  b.stall_duration = duration;
+  b.stall_count = count;
+  return b;
+}
+
 class HttpTest : public ::testing::Test {
  protected:
   void SetUp() override { testing::unset_proxy_env(); }
@@ -137,33 +192,55 @@ class HttpTest : public ::testing::Test {
     return o;
   }
 
-  static Config config(uint64_t block_size, unsigned concurrency) {
+  static Config config(uint64_t block_size, unsigned concurrency, int retries = 3) {
     Config c;
     c.block_size = block_size;
     c.concurrency = concurrency;
-    c.retry.retries = 3;
+    c.retry.retries = retries;
     c.retry.backoff_base = milliseconds(5);
     c.retry.backoff_max = milliseconds(50);
     return c;
   }
   // One request per block: for tests that script or count the origin's
   // answers block by block (spans would carry several blocks per answer).
-  static Config block_config(uint64_t block_size, unsigned concurrency) {
-    Config c = config(block_size, concurrency);
+  static Config block_config(uint64_t block_size, unsigned concurrency, int retries = 3) {
+    Config c = config(block_size, concurrency, retries);
     c.max_request_bytes = block_size;
     return c;
+  }
+
+  // `size` bytes of pattern `seed` served at `path` (as `b` says); returns them.
+  std::vector<uint8_t> serve(const std::string& path, uint64_t size, uint32_t seed) {
+    auto data = make_pattern(size, seed);
+    server_.add_file(path, data);
+    return data;
+  }
+  std::vector<uint8_t> serve(const std::string& path, uint64_t size, uint32_t seed,
+                             const Behavior& b) {
+    auto data = serve(path, size, seed);
+    server_.set_behavior(path, b);
+    return data;
+  }
+
+  // How many requests for `path` the server logged that `pred` holds for.
+  template <typename Pred>
+  size_t count_requests(const std::string& path, Pred pred) {
+    const auto log = server_.requests(path);
+    return static_cast<size_t>(std::count_if(log.begin(), log.end(), pred));
   }
 
   std::unique_ptr<Prefetcher> make(const HttpOptions& o, const Config& c) {
     auto origin = std::make_shared<SoupOrigin>(o, test_logger());
     return std::make_unique<Prefetcher>(origin, c, test_logger());
   }
+  Guarded guarded(const HttpOptions& o, const Config& c, milliseconds limit) {
+    return Guarded(make(o, c), limit);
+  }
 
   // open + read everything, under a watchdog.
   Fetched fetch(const HttpOptions& o, const Config& c, size_t read_length = 64 * kKiB,
                 ReadMode mode = ReadMode::kAvailable, milliseconds guard = seconds(20)) {
-    auto p = make(o, c);
-    Watchdog dog(p.get(), guard);
+    Guarded p = guarded(o, c, guard);
     Fetched f;
     ReadResult opened = p->open(0);
     if (opened.status != ReadStatus::kOk) {
@@ -174,8 +251,7 @@ class HttpTest : public ::testing::Test {
     }
     f.stats = p->stats();
     f.size = p->size();
-    p->close();
-    EXPECT_FALSE(dog.stop()) << "hang guard fired";
+    EXPECT_TRUE(p.close_in_time()) << "hang guard fired";
     return f;
   }
 

@@ -11,10 +11,25 @@
 namespace prefetch {
 namespace {
 
-class HttpWireTest : public HttpTest {};
+class HttpWireTest : public HttpTest {
+ protected:
+  // `size` bytes of pattern `seed` at /object, and /presign redirecting to
+  // it with a token that expires after `uses` requests.
+  std::vector<uint8_t> serve_presigned(uint64_t size, uint32_t seed, unsigned uses,
+                                       bool require_cookie = false) {
+    auto data = serve("/object", size, seed);
+    server_.add_expiring_redirect("/presign", "/object", uses, require_cookie);
+    return data;
+  }
+  // `c` with a look-ahead of `blocks` that cannot grow.
+  static Config fixed_lookahead(Config c, unsigned blocks) {
+    c.lookahead_blocks = blocks;
+    return c;
+  }
+};
 
 TEST_F(HttpWireTest, UserAgentExtraHeadersAndCookies) {
-  server_.add_file("/f", testing::make_pattern(100 * kKiB, 1));
+  serve("/f", 100 * kKiB, 1);
   HttpOptions o = options("/f");
   o.user_agent = "prefetch-test/1.0";
   o.extra_headers = {{"X-Test", "42"}};
@@ -33,11 +48,9 @@ TEST_F(HttpWireTest, UserAgentExtraHeadersAndCookies) {
 }
 
 TEST_F(HttpWireTest, RedirectIsFollowed) {
-  auto data = testing::make_pattern(300 * kKiB, 3);
-  server_.add_file("/f", data);
+  auto data = serve("/f", 300 * kKiB, 3);
   server_.add_redirect("/r", "/f", 302);
-  Fetched f = fetch(options("/r"), config(64 * kKiB, 4));
-  expect_exact(f, data);
+  expect_exact(fetch(options("/r"), config(64 * kKiB, 4)), data);
 }
 
 // Presigned redirects: `location` answers 302 to a target whose token
@@ -60,9 +73,7 @@ size_t count_tokens(const std::vector<RequestRecord>& log, int status) {
 
 TEST_F(HttpWireTest, ExpiringRedirectTargetIsRefreshedFromLocation) {
   const unsigned concurrency = 4;
-  auto data = testing::make_pattern(32 * kMiB, 41);
-  server_.add_file("/object", data);
-  server_.add_expiring_redirect("/presign", "/object", 5);
+  auto data = serve_presigned(32 * kMiB, 41, 5);
   Fetched f = fetch(options("/presign"), block_config(1 * kMiB, concurrency), 64 * kKiB,
                     ReadMode::kAvailable, seconds(60));
   expect_exact(f, data);
@@ -88,17 +99,12 @@ TEST_F(HttpWireTest, ExpiringRedirectTargetIsRefreshedFromLocation) {
 
 TEST_F(HttpWireTest, ExpiringRedirectTargetIsRefreshedAfterASeek) {
   const uint64_t size = 8 * kMiB;
-  auto data = testing::make_pattern(size, 42);
-  server_.add_file("/object", data);
-  server_.add_expiring_redirect("/presign", "/object", 1000);
+  auto data = serve_presigned(size, 42, 1000);
   // A look-ahead of 8 blocks (2 MiB) that cannot grow: the automatic one
   // grows with the first-byte times, which a sanitized build makes longer,
   // and a grown one can hold the seek's target before the seek (no request
   // after it, so no expiry met).
-  Config c = config(256 * kKiB, 4);
-  c.lookahead_blocks = 8;
-  auto p = make(options("/presign"), c);
-  Watchdog dog(p.get(), seconds(30));
+  Guarded p = guarded(options("/presign"), fixed_lookahead(config(256 * kKiB, 4), 8), seconds(30));
   ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
   // The first `concurrency` blocks: the requests sent before the target was
   // pinned (each followed the redirect itself) are all done.
@@ -114,12 +120,9 @@ TEST_F(HttpWireTest, ExpiringRedirectTargetIsRefreshedAfterASeek) {
   const uint64_t far = 5 * kMiB + 12345;
   p->seek(far);
   Fetched tail = read_until_end(*p, far, 64 * kKiB, ReadMode::kAvailable);
-  p->close();
-  EXPECT_FALSE(dog.stop());
-  EXPECT_EQ(tail.status, ReadStatus::kEos)
-      << to_string(tail.error.kind) << " " << tail.error.message;
+  EXPECT_TRUE(p.close_in_time());
+  expect_exact(tail, slice(data, far, size));
   EXPECT_TRUE(tail.order_ok);
-  EXPECT_EQ(testing::sha256_hex(tail.bytes), testing::sha256_hex(slice(data, far, size)));
   EXPECT_GE(count_status(server_.requests("/object"), 403), 1u) << "the seek met the expiry";
   EXPECT_EQ(server_.requests("/presign").size(), redirects_before + 1)
       << "one redirect for the one expiry";
@@ -127,15 +130,12 @@ TEST_F(HttpWireTest, ExpiringRedirectTargetIsRefreshedAfterASeek) {
 
 TEST_F(HttpWireTest, ExpiringRedirectWhoseFreshTargetFailsTooIsNotAuthorized) {
   const uint64_t size = 4 * kMiB;
-  server_.add_file("/object", testing::make_pattern(size, 43));
-  server_.add_expiring_redirect("/presign", "/object", 1000);
+  serve_presigned(size, 43, 1000);
   // A look-ahead of 4 blocks (1 MiB) that cannot grow: grown with a
   // sanitizer's longer first bytes it can hold the whole file before the
   // refusal begins (EOS, no request refused).
-  Config c = block_config(256 * kKiB, 2);
-  c.lookahead_blocks = 4;
-  auto p = make(options("/presign"), c);
-  Watchdog dog(p.get(), seconds(30));
+  Guarded p =
+      guarded(options("/presign"), fixed_lookahead(block_config(256 * kKiB, 2), 4), seconds(30));
   ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
   // The first `concurrency` blocks: the requests sent before the target was
   // pinned (a fetch sent to location is not refreshed) are all done.
@@ -144,15 +144,10 @@ TEST_F(HttpWireTest, ExpiringRedirectWhoseFreshTargetFailsTooIsNotAuthorized) {
   ASSERT_TRUE(server_.wait_idle());
   const size_t redirects_before = server_.requests("/presign").size();
   // From now on the target refuses every request, fresh tokens included.
-  Behavior refuse;
-  refuse.status = 403;
-  server_.set_behavior("/object", refuse);
+  server_.set_behavior("/object", answering(403));
   Fetched rest = read_until_end(*p, head.bytes.size(), 64 * kKiB, ReadMode::kAvailable);
-  p->close();
-  EXPECT_FALSE(dog.stop());
-  EXPECT_EQ(rest.status, ReadStatus::kError);
-  EXPECT_EQ(rest.error.kind, ErrorKind::kNotAuthorized);
-  EXPECT_EQ(rest.error.http_status, 403);
+  EXPECT_TRUE(p.close_in_time());
+  expect_error(rest, ErrorKind::kNotAuthorized, 403);
   const size_t n302 = server_.requests("/presign").size() - redirects_before;
   EXPECT_GE(n302, 1u) << "went back to location for a fresh target before failing";
   // Each fetch goes back to location at most once, and one at a time: at
@@ -161,9 +156,7 @@ TEST_F(HttpWireTest, ExpiringRedirectWhoseFreshTargetFailsTooIsNotAuthorized) {
 }
 
 TEST_F(HttpWireTest, CookieGatedExpiringRedirectWorks) {
-  auto data = testing::make_pattern(8 * kMiB, 44);
-  server_.add_file("/object", data);
-  server_.add_expiring_redirect("/presign", "/object", 5, /*require_cookie=*/true);
+  auto data = serve_presigned(8 * kMiB, 44, 5, /*require_cookie=*/true);
   HttpOptions o = options("/presign");
   o.cookies = {"user=me"};  // the property's cookies go along with the jar's
   Fetched f = fetch(o, config(512 * kKiB, 4));
@@ -183,7 +176,7 @@ TEST_F(HttpWireTest, ProxyEnvironmentIsNotUsedWhenUnset) {
   // Sanity check of the suite itself: with the proxies unset, requests reach
   // the TestServer directly (a proxy would have turned them into CONNECTs
   // or absolute-URI requests to another port).
-  server_.add_file("/f", testing::make_pattern(10, 1));
+  serve("/f", 10, 1);
   Fetched f = fetch(options("/f"), config(64 * kKiB, 1));
   EXPECT_EQ(f.status, ReadStatus::kEos);
   EXPECT_EQ(server_.request_count(), 1u);

@@ -27,18 +27,14 @@ TEST_F(HubTest, SameSettingsShareOneThreadAndOneSession) {
   EXPECT_EQ(own_threads().size(), threads_before + 1) << describe(own_threads());
 
   // One session: the connection a's request left idle carries b's.
-  Collect ca;
-  a->start(range(0, data.size()), std::shared_ptr<FetchListener>(&ca, [](FetchListener*) {}));
-  ASSERT_TRUE(ca.wait());
-  ASSERT_TRUE(ca.ok());
-  EXPECT_EQ(ca.bytes(), data);
-  EXPECT_EQ(client_sockets(server_.port()), 1u);
-  Collect cb;
-  b->start(range(0, data.size()), std::shared_ptr<FetchListener>(&cb, [](FetchListener*) {}));
-  ASSERT_TRUE(cb.wait());
-  ASSERT_TRUE(cb.ok());
-  EXPECT_EQ(cb.bytes(), data);
-  EXPECT_EQ(client_sockets(server_.port()), 1u);
+  for (SoupOrigin* origin : {a.get(), b.get()}) {
+    Collect c;
+    start_whole(*origin, data.size(), c);
+    ASSERT_TRUE(c.wait());
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c.bytes(), data);
+    EXPECT_EQ(client_sockets(server_.port()), 1u);
+  }
   EXPECT_EQ(server_.request_count(), 2u);
 
   a.reset();
@@ -260,8 +256,8 @@ TEST_F(HubTest, HttpLogGoesToEachOriginsOwnLogger) {
   auto two = std::make_shared<SoupOrigin>(o2, two_log.logger());
   ASSERT_EQ(one->hub(), two->hub());
   Collect c1, c2;
-  one->start(range(0, data.size()), std::shared_ptr<FetchListener>(&c1, [](FetchListener*) {}));
-  two->start(range(0, data.size()), std::shared_ptr<FetchListener>(&c2, [](FetchListener*) {}));
+  start_whole(*one, data.size(), c1);
+  start_whole(*two, data.size(), c2);
   ASSERT_TRUE(c1.wait());
   ASSERT_TRUE(c2.wait());
   one.reset();
@@ -291,8 +287,7 @@ TEST_F(HubTest, MaxConnectionsBoundsEachOriginNotTheSession) {
   for (int i = 0; i < 6; ++i) {
     for (auto* origin : {a.get(), b.get()}) {
       fetches.push_back(std::make_unique<Collect>());
-      origin->start(range(0, data.size()),
-                    std::shared_ptr<FetchListener>(fetches.back().get(), [](FetchListener*) {}));
+      start_whole(*origin, data.size(), *fetches.back());
     }
   }
   for (auto& f : fetches) {

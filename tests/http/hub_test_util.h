@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "http_names.h"
 #include "prefetch/host_budget.h"
 #include "prefetch/prefetcher.h"
 #include "prefetch/soup_origin.h"
@@ -25,15 +26,6 @@
 
 namespace prefetch {
 namespace hubtest {
-
-using std::chrono::milliseconds;
-using std::chrono::seconds;
-using testing::Behavior;
-using testing::make_pattern;
-using testing::sha256_hex;
-using testing::TestServer;
-
-constexpr uint64_t kKiB = 1024;
 
 // Names of this process's threads (/proc/self/task/*/comm).
 inline std::vector<std::string> thread_names() {
@@ -159,6 +151,11 @@ inline RangeRequest range(uint64_t begin, uint64_t end) {
   r.begin = begin;
   r.end = end;
   return r;
+}
+
+// Starts a fetch of bytes [0, size) from `origin` into `c`, which outlives it.
+inline void start_whole(Origin& origin, uint64_t size, Collect& c) {
+  origin.start(range(0, size), std::shared_ptr<FetchListener>(&c, [](FetchListener*) {}));
 }
 
 class HubTest : public ::testing::Test {

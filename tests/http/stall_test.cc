@@ -30,6 +30,19 @@ class StallTest : public HttpTest {
     c.retry.retries = static_cast<int>(retries);
     return c;
   }
+  // 32 MiB of pattern `seed` at /o, sent at 4 MiB/s.
+  std::vector<uint8_t> serve_at_4mib_per_s(uint32_t seed) {
+    Behavior b;
+    b.rate_bytes_per_sec = 4 * kMiB;
+    return serve("/o", 32 * kMiB, seed, b);
+  }
+  // Options for /o through `proxy`, with `timeout_seconds`.
+  HttpOptions through(const OutageProxy& proxy, unsigned timeout_seconds) {
+    HttpOptions o = options("/o");
+    o.uri = "http://127.0.0.1:" + std::to_string(proxy.port()) + "/o";
+    o.timeout_seconds = timeout_seconds;
+    return o;
+  }
 };
 
 // 1 byte a second, each answer closed after 30 s: every attempt stalls
@@ -37,13 +50,10 @@ class StallTest : public HttpTest {
 // transfer fails as too slow, where resetting the retries on those bytes
 // once kept it waiting forever.
 TEST_F(StallTest, ATricklingOriginFailsAsTooSlow) {
-  server_.add_file("/t", testing::make_pattern(64 * kKiB, 3));
-  Behavior b;
+  Behavior b = cutting(1, 30);
   b.rate_bytes_per_sec = 1;
   b.chunk_bytes = 1;
-  b.cut_every = 1;
-  b.cut_after_bytes = 30;
-  server_.set_behavior("/t", b);
+  const auto data = serve("/t", 64 * kKiB, 3, b);
   HttpOptions o = options("/t");
   o.timeout_seconds = 1;
   const auto start = TestClock::now();
@@ -58,7 +68,7 @@ TEST_F(StallTest, ATricklingOriginFailsAsTooSlow) {
   // the origin saw the two attempts and the probes, nothing else.
   EXPECT_EQ(server_.requests("/t").size(), 2u + f.stats.probes_sent);
   EXPECT_LE(f.bytes.size(), 4u);
-  EXPECT_EQ(f.bytes, slice(testing::make_pattern(64 * kKiB, 3), 0, f.bytes.size()));
+  EXPECT_EQ(f.bytes, slice(data, 0, f.bytes.size()));
   // Two attempts of 1 s each; the 30 s answer is what it must not wait for.
   EXPECT_LT(TestClock::now() - start, seconds(30));
   std::printf("[ info ] %s\n", f.error.message.c_str());
@@ -67,22 +77,18 @@ TEST_F(StallTest, ATricklingOriginFailsAsTooSlow) {
 // A 16 kbit/s live stream (2000 B/s, in 250 B pieces, no ranges: Icecast)
 // read for 8 s with a 2 s timeout: slow, not stalled.
 TEST_F(StallTest, ALiveStreamAt16KbitIsNotAStall) {
-  const auto data = testing::make_pattern(40000, 4);
-  server_.add_file("/live", data);
   Behavior b;
   b.rate_bytes_per_sec = 2000;
   b.chunk_bytes = 250;
   b.ignore_range = true;
-  server_.set_behavior("/live", b);
+  const auto data = serve("/live", 40000, 4, b);
   HttpOptions o = options("/live");
   o.timeout_seconds = 2;
-  auto p = make(o, stall_config(3));
-  Watchdog dog(p.get(), seconds(60));
+  Guarded p = guarded(o, stall_config(3), seconds(60));
   ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
   Fetched f = read_until_end(*p, 0, 4096, ReadMode::kAvailable, 16000);
   const Stats st = p->stats();
-  p->close();
-  EXPECT_FALSE(dog.stop());
+  EXPECT_TRUE(p.close_in_time());
   ASSERT_EQ(f.status, ReadStatus::kOk) << f.error.message;
   ASSERT_GE(f.bytes.size(), 16000u);
   EXPECT_EQ(f.bytes, slice(data, 0, f.bytes.size()));
@@ -127,17 +133,9 @@ Timed read_timed(Prefetcher& p) {
 // probes find the origin again within a second of it: bytes exact, the
 // reader's longest wait at most the outage plus 2 s.
 TEST_F(StallTest, ANetworkThatComesBackIsFoundWithinTwoSeconds) {
-  const auto data = testing::make_pattern(32 * kMiB, 5);
-  server_.add_file("/o", data);
-  Behavior b;
-  b.rate_bytes_per_sec = 4 * kMiB;
-  server_.set_behavior("/o", b);
+  const auto data = serve_at_4mib_per_s(5);
   OutageProxy proxy(server_.port());
-  HttpOptions o = options("/o");
-  o.uri = "http://127.0.0.1:" + std::to_string(proxy.port()) + "/o";
-  o.timeout_seconds = 5;
-  auto p = make(o, config(kMiB, 4));
-  Watchdog dog(p.get(), seconds(120));
+  Guarded p = guarded(through(proxy, 5), config(kMiB, 4), seconds(120));
   ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
   const milliseconds outage(7000);
   TestClock::time_point back;
@@ -152,8 +150,7 @@ TEST_F(StallTest, ANetworkThatComesBackIsFoundWithinTwoSeconds) {
   Timed t = read_timed(*p);
   network.join();
   const Stats st = p->stats();
-  p->close();
-  EXPECT_FALSE(dog.stop()) << "hang guard fired";
+  EXPECT_TRUE(p.close_in_time()) << "hang guard fired";
   expect_exact(t.f, data);
   EXPECT_GE(st.probes_sent, 1u);
   const auto resumed = std::chrono::duration_cast<milliseconds>(t.longest_end - back).count();
@@ -170,17 +167,9 @@ TEST_F(StallTest, ANetworkThatComesBackIsFoundWithinTwoSeconds) {
 // 2 x 2 s here) still ends in the error, before the network returns (12 s
 // later), with every byte before it right.
 TEST_F(StallTest, AnOutageLongerThanThePatienceEndsInAnError) {
-  const auto data = testing::make_pattern(32 * kMiB, 6);
-  server_.add_file("/o", data);
-  Behavior b;
-  b.rate_bytes_per_sec = 4 * kMiB;
-  server_.set_behavior("/o", b);
+  const auto data = serve_at_4mib_per_s(6);
   OutageProxy proxy(server_.port());
-  HttpOptions o = options("/o");
-  o.uri = "http://127.0.0.1:" + std::to_string(proxy.port()) + "/o";
-  o.timeout_seconds = 2;
-  auto p = make(o, stall_config(1));
-  Watchdog dog(p.get(), seconds(120));
+  Guarded p = guarded(through(proxy, 2), stall_config(1), seconds(120));
   ASSERT_EQ(p->open(0).status, ReadStatus::kOk);
   std::mutex mu;
   std::condition_variable cv;
@@ -205,8 +194,7 @@ TEST_F(StallTest, AnOutageLongerThanThePatienceEndsInAnError) {
   cv.notify_all();
   network.join();
   const Stats st = p->stats();
-  p->close();
-  EXPECT_FALSE(dog.stop()) << "hang guard fired";
+  EXPECT_TRUE(p.close_in_time()) << "hang guard fired";
   ASSERT_EQ(t.f.status, ReadStatus::kError);
   EXPECT_EQ(t.f.error.kind, ErrorKind::kRead) << t.f.error.message;
   EXPECT_TRUE(ended_in_outage);

@@ -235,6 +235,19 @@ struct TestServer::Impl {
   std::vector<std::pair<SoupAuthDomain*, std::unique_ptr<DigestCredentials>>> digest_domains;
   bool stopping = false;
 
+  // Serves `c` at `path` (takes mu): the ETag is the size and a hash of the
+  // first MiB.
+  void add_content(const std::string& path, std::shared_ptr<const Content> c,
+                   const std::string& content_type) {
+    std::string etag = "\"" + std::to_string(c->size) + "-" +
+                       sha256_hex(c->data, std::min<size_t>(c->size, 1 << 20)).substr(0, 12) + "\"";
+    std::lock_guard<std::mutex> lock(mu);
+    FileEntry& e = files[path];
+    e.content = std::move(c);
+    e.content_type = content_type;
+    e.etag = etag;
+  }
+
   // --- record helpers (take mu) ----------------------------------------------
   template <typename F>
   void edit_record(uint64_t id, F&& f) {
@@ -764,13 +777,7 @@ void TestServer::add_file(const std::string& path, std::vector<uint8_t> content,
   c->owned = std::move(content);
   c->data = c->owned.data();
   c->size = c->owned.size();
-  std::string etag = "\"" + std::to_string(c->size) + "-" +
-                     sha256_hex(c->data, std::min<size_t>(c->size, 1 << 20)).substr(0, 12) + "\"";
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  FileEntry& e = impl_->files[path];
-  e.content = std::move(c);
-  e.content_type = content_type;
-  e.etag = etag;
+  impl_->add_content(path, std::move(c), content_type);
 }
 
 bool TestServer::add_file_from_disk(const std::string& path, const std::string& filename,
@@ -785,13 +792,7 @@ bool TestServer::add_file_from_disk(const std::string& path, const std::string& 
   c->mapped = mapped;
   c->data = reinterpret_cast<const uint8_t*>(g_mapped_file_get_contents(mapped));
   c->size = g_mapped_file_get_length(mapped);
-  std::string etag = "\"" + std::to_string(c->size) + "-" +
-                     sha256_hex(c->data, std::min<size_t>(c->size, 1 << 20)).substr(0, 12) + "\"";
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  FileEntry& e = impl_->files[path];
-  e.content = std::move(c);
-  e.content_type = content_type;
-  e.etag = etag;
+  impl_->add_content(path, std::move(c), content_type);
   return true;
 }
 
