@@ -88,8 +88,7 @@ uint64_t ByteBudget::share() const {
 
 bool ByteBudget::over_share(ClientId id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = clients_.find(id);
-  return it != clients_.end() && it->second.held > share_locked();
+  return held_locked(id) > share_locked();
 }
 
 uint64_t ByteBudget::budget() const {
@@ -97,10 +96,14 @@ uint64_t ByteBudget::budget() const {
   return budget_locked();
 }
 
-uint64_t ByteBudget::held(ClientId id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+uint64_t ByteBudget::held_locked(ClientId id) const {
   auto it = clients_.find(id);
   return it == clients_.end() ? 0 : it->second.held;
+}
+
+uint64_t ByteBudget::held(ClientId id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_locked(id);
 }
 
 uint64_t ByteBudget::in_use() const {

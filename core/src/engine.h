@@ -284,9 +284,9 @@ struct Prefetcher::Impl {
   unsigned conc() const { return cfg.auto_concurrency() ? control.current() : cfg.concurrency; }
 
   // ---- Counters (stats()); first_byte_ms also feeds the decisions ----
-  uint64_t bytes_delivered = 0, blocks_fetched = 0, requests_started = 0, retries = 0,
-           hedges_sent = 0, hedges_won = 0, cache_hits = 0, bytes_received = 0, first_bytes = 0,
-           stalls = 0, probes_sent = 0;
+  // stats() starts from `counts` (its counter fields; the rest it computes).
+  Stats counts;
+  uint64_t first_bytes = 0;
   double first_byte_total_ms = 0;
   FirstByteTimes first_byte_ms;
   RateMeter rate;
@@ -348,7 +348,7 @@ struct Prefetcher::Impl {
   // ---- engine_request.cc: one request's life. The origin's callbacks
   // (on_head, write_area, on_data, on_done) take mu themselves ----
   std::shared_ptr<Request> launch(const SpanAsk& a);
-  uint64_t next_span_id() const { return requests_started + hedges_sent + 1; }
+  uint64_t next_span_id() const { return counts.requests_started + counts.hedges_sent + 1; }
   void relaunch(Request& r, std::chrono::milliseconds delay, unsigned attempts);
   std::string if_range() const;
   void cancel_request(const std::shared_ptr<Request>& r);

@@ -30,11 +30,11 @@ void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
     b->rival.reset();
     return;
   }
-  if (e.stalled) ++stalls;
+  if (e.stalled) ++counts.stalls;
   const unsigned attempts = r.in_a_row(&e);
   const RetryDecision d = decide_retry(retry, e, attempts, rng());
   if (d.retry) {
-    ++retries;
+    ++counts.retries;
     log(LogLevel::kInfo, "%s %" PRIu64 " at byte %" PRIu64 ": %s; retry %u in %" PRId64 " ms",
         r.is_stream() ? "stream" : "span", r.id, r.pos, e.message.c_str(), attempts,
         static_cast<int64_t>(d.wait.count()));

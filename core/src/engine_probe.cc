@@ -117,7 +117,7 @@ void Prefetcher::Impl::maybe_probe() {
   const uint64_t end = std::min(read_pos + kProbeBytes, plan.size().value_or(UINT64_MAX));
   if (end <= read_pos) return;
   last_probe = now;
-  auto p = std::make_shared<Probe>(this, ++probes_sent);
+  auto p = std::make_shared<Probe>(this, ++counts.probes_sent);
   p->expected = end - read_pos;
   probes.push_back(p);
   RangeRequest range;

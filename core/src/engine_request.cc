@@ -40,9 +40,9 @@ std::shared_ptr<Request> Prefetcher::Impl::launch(const SpanAsk& a) {
   ++in_flight;
   live.push_back(req.get());
   if (a.hedge_of)
-    ++hedges_sent;
+    ++counts.hedges_sent;
   else
-    ++requests_started;
+    ++counts.requests_started;
   const std::string last = end == kOpenEnd ? "" : std::to_string(end - 1);
   std::string note = a.ahead ? " (ahead)" : "";
   if (a.hedge_of) note = " (hedge of span " + std::to_string(a.hedge_of->id) + ")";
@@ -204,7 +204,7 @@ void Prefetcher::Impl::settle_hedge(Request& r) {
   Block* b = store.find(r.block);
   if (!b || !b->rival) return;
   if (b->rival.get() == &r) {
-    ++hedges_won;
+    ++counts.hedges_won;
     log(LogLevel::kDebug, "block %" PRIu64 " hedge won", b->index);
     cancel_request(b->request);
     b->request = std::move(b->rival);
@@ -253,7 +253,7 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   planted::planted_race_write();
   std::lock_guard<std::mutex> lock(mu);
   std::shared_ptr<BlockBuffer> area = std::move(r.area_owner);
-  bytes_received += n;
+  counts.bytes_received += n;
   if (r.cancelled() || fatal) return;
   if (r.into_scratch) {
     if (!r.is_stream() || (plan.size() && r.pos >= *plan.size())) {
@@ -290,7 +290,7 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   if (!r.is_stream() && r.pos >= r.end && r.pos >= r.asked_end) r.state = RequestState::kFull;
   if (b->filled == b->range.length()) {
     b->state = BlockState::kComplete;
-    ++blocks_fetched;
+    ++counts.blocks_fetched;
     if (b->request.get() == &r && !r.is_stream()) b->request.reset();
     if (cache.is_parked(b->index)) cache.parked_complete();
     log(LogLevel::kDebug, "block %" PRIu64 " complete %" PRIu64 " bytes", b->index,

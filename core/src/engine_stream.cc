@@ -19,7 +19,7 @@ void Prefetcher::Impl::launch_stream(uint64_t from, std::chrono::milliseconds de
   stream->range.delay = delay;
   stream->range.whole = cfg.whole;  // from 0 then: enter_stream_mode skips to `from`
   ++in_flight;
-  ++requests_started;
+  ++counts.requests_started;
   log(LogLevel::kDebug, "stream requested from byte %" PRIu64, from);
   send(stream);
 }

@@ -73,7 +73,7 @@ void Prefetcher::Impl::settle_bound() {
   if (bound > 0) {
     Block* last = store.find(plan.index_of(bound - 1));
     if (last && last->filled == last->range.length()) {
-      if (!last->complete()) ++blocks_fetched;
+      if (!last->complete()) ++counts.blocks_fetched;
       last->state = BlockState::kComplete;
     }
   }
@@ -268,8 +268,8 @@ bool Prefetcher::Impl::maybe_hedge() {
   for (const Request* r : live) in.in_flight += r->ahead || r->cancelled() ? 0 : 1;
   in.concurrency = conc();
   in.lookahead = lookahead;
-  in.requests_started = requests_started;
-  in.hedges_sent = hedges_sent;
+  in.requests_started = counts.requests_started;
+  in.hedges_sent = counts.hedges_sent;
   in.block_count = block_count();
   const Clock::time_point now = Clock::now();
   // Spans waiting for their first byte at a block near the reader. Only a
@@ -328,7 +328,7 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
     // Cached blocks the window reaches come back into it.
     cache.take_range(idx, idx + lookahead, [&](Block&& b) {
       if (store.find(b.index)) return;
-      ++cache_hits;
+      ++counts.cache_hits;
       log(LogLevel::kDebug, "block %" PRIu64 " from cache", b.index);
       store.put(std::move(b));
     });

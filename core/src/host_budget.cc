@@ -143,14 +143,24 @@ void HostBudget::remove_client(ClientId id) {
   run(calls);
 }
 
-bool HostBudget::acquire(ClientId id, Need need) {
+HostBudget::Client* HostBudget::client_locked(ClientId id) const {
+  auto it = clients_.find(id);
+  return it == clients_.end() ? nullptr : it->second.get();
+}
+
+void HostBudget::change_client(ClientId id,
+                               const std::function<void(Client&, std::vector<Call>&)>& change) {
   std::vector<Call> calls;
-  bool got = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = clients_.find(id);
-    if (it == clients_.end()) return false;
-    Client& c = *it->second;
+    if (Client* c = client_locked(id)) change(*c, calls);
+  }
+  run(calls);
+}
+
+bool HostBudget::acquire(ClientId id, Need need) {
+  bool got = false;
+  change_client(id, [&](Client& c, std::vector<Call>& calls) {
     Host& h = *c.host;
     c.need = need;
     const uint64_t seq = c.wanted > 0 ? c.seq : next_seq_;
@@ -164,53 +174,38 @@ bool HostBudget::acquire(ClientId id, Need need) {
       ++c.wanted;
       if (need) ask_yield_locked(h, c, calls);
     }
-  }
-  run(calls);
+  });
   return got;
 }
 
 void HostBudget::set_need(ClientId id, Need need) {
-  std::vector<Call> calls;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = clients_.find(id);
-    if (it == clients_.end()) return;
-    Client& c = *it->second;
+  change_client(id, [&](Client& c, std::vector<Call>& calls) {
     const bool began_waiting = need && !c.need;
     c.need = need;
     if (began_waiting && c.wanted > 0) ask_yield_locked(*c.host, c, calls);
-  }
-  run(calls);
+  });
 }
 
 unsigned HostBudget::take_granted(ClientId id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = clients_.find(id);
-  if (it == clients_.end()) return 0;
-  return std::exchange(it->second->granted, 0u);
+  Client* c = client_locked(id);
+  return c ? std::exchange(c->granted, 0u) : 0u;
 }
 
 unsigned HostBudget::withdraw(ClientId id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = clients_.find(id);
-  if (it == clients_.end()) return 0;
-  return std::exchange(it->second->wanted, 0u);
+  Client* c = client_locked(id);
+  return c ? std::exchange(c->wanted, 0u) : 0u;
 }
 
 void HostBudget::release(ClientId id, unsigned n) {
-  std::vector<Call> calls;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = clients_.find(id);
-    if (it == clients_.end()) return;
-    Client& c = *it->second;
+  change_client(id, [&](Client& c, std::vector<Call>& calls) {
     n = std::min(n, c.held);
     c.held -= n;
     c.granted = std::min(c.granted, c.held);
     c.host->in_use -= n;
     grant_locked(*c.host, calls);
-  }
-  run(calls);
+  });
 }
 
 // Free slots go to the neediest queued asks; a client that got one goes
@@ -293,14 +288,14 @@ unsigned HostBudget::in_use(const std::string& host) const {
 
 unsigned HostBudget::held(ClientId id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = clients_.find(id);
-  return it == clients_.end() ? 0 : it->second->held;
+  const Client* c = client_locked(id);
+  return c ? c->held : 0;
 }
 
 unsigned HostBudget::queued(ClientId id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = clients_.find(id);
-  return it == clients_.end() ? 0 : it->second->wanted;
+  const Client* c = client_locked(id);
+  return c ? c->wanted : 0;
 }
 
 }  // namespace prefetch

@@ -52,7 +52,7 @@ Chunk chunk_of(const Block& b, uint64_t offset, size_t n) {
 
 // After the reader took bytes [offset, offset + n), n > 0, all in one block.
 void Prefetcher::Impl::delivered(uint64_t offset, size_t n) {
-  bytes_delivered += n;
+  counts.bytes_delivered += n;
   set_waiting(false);
   const uint64_t end = offset + n;
   const uint64_t last = plan.index_of(end - 1);
@@ -288,19 +288,9 @@ void Prefetcher::close() {
 Stats Prefetcher::stats() const {
   Impl& s = *impl_;
   std::lock_guard<std::mutex> lock(s.mu);
-  Stats st;
-  st.bytes_delivered = s.bytes_delivered;
-  st.blocks_fetched = s.blocks_fetched;
-  st.requests_started = s.requests_started;
-  st.retries = s.retries;
-  st.stalls = s.stalls;
-  st.probes_sent = s.probes_sent;
-  st.hedges_sent = s.hedges_sent;
-  st.hedges_won = s.hedges_won;
-  st.cache_hits = s.cache_hits;
-  st.bytes_received = s.bytes_received;
+  Stats st = s.counts;
   st.bytes_per_request =
-      s.requests_started ? static_cast<double>(s.bytes_received) / s.requests_started : 0;
+      st.requests_started ? static_cast<double>(st.bytes_received) / st.requests_started : 0;
   st.ttfb_mean_ms = s.first_bytes ? s.first_byte_total_ms / s.first_bytes : 0;
   st.in_flight = s.in_flight;
   st.host_connections = s.client ? HostBudget::process().held(s.client) : 0;

@@ -84,6 +84,7 @@ class ByteBudget {
   };
   uint64_t budget_locked() const;
   uint64_t share_locked() const;
+  uint64_t held_locked(ClientId id) const;  // 0 for an unknown client
 
   mutable std::mutex mu_;
   std::map<ClientId, Client> clients_;

@@ -114,6 +114,10 @@ class HostBudget {
   struct Host;
   struct Call;  // a callback to make once the lock is released
 
+  Client* client_locked(ClientId id) const;  // nullptr for an unknown client
+  // Runs `change` on the client under the lock (nothing for an unknown
+  // one), then the callbacks it queued, with no lock held.
+  void change_client(ClientId id, const std::function<void(Client&, std::vector<Call>&)>& change);
   void grant_locked(Host& host, std::vector<Call>& calls);
   void ask_yield_locked(Host& host, const Client& asker, std::vector<Call>& calls);
   void run(const std::vector<Call>& calls);
