@@ -1,5 +1,5 @@
 // HTTP Digest authentication with user-id / user-pw, and the proxy
-// environment (http_proxy with no_proxy) through the element (issue #5).
+// environment (http_proxy with no_proxy) through the element.
 #include <gst/gst.h>
 
 #include <chrono>

@@ -1,4 +1,4 @@
-// Drop-in compatibility with souphttpsrc (issues #5 and #14): every property
+// Drop-in compatibility with souphttpsrc: every property
 // and signal of the installed souphttpsrc, with the same value types and
 // access, unless listed with a reason; the same URI protocols and klass;
 // real-world behaviour against nginx (redirect target used for every block,
@@ -69,7 +69,7 @@ void expect_exact(GstElement* src, const std::vector<uint8_t>& data,
 
 class CompatInspectTest : public ElementTest {};
 
-// Two-way parity (issue 14): the properties and signals are read from the
+// Two-way parity: the properties and signals are read from the
 // installed souphttpsrc at test time, so a GStreamer upgrade that gives it a
 // new property, or a change that drops one of ours, fails here. Every
 // souphttpsrc property or signal prefetchsrc lacks must be listed below with

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Plays a non-interleaved MP4 through playbin with its download flag N times
-and counts the runs that reach EOS with every frame (issue 23, point 5).
+and counts the runs that reach EOS with every frame.
 
     download_flag_runs.py [--runs 20] [--source prefetchsrc|souphttpsrc]
                           [--build-dir DIR] [--clip FILE] [--timeout S]

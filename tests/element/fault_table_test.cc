@@ -1,4 +1,4 @@
-// The fault table (issue 13, acceptance 6): each origin fault, tried on
+// The fault table: each origin fault, tried on
 // souphttpsrc and on prefetchsrc, measured rather than written by hand.
 //
 // One row per fault. For each row both elements run `SRC location=... !

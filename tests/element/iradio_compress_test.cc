@@ -1,4 +1,4 @@
-// iradio-mode and compress (issue 14), the two souphttpsrc properties for
+// iradio-mode and compress, the two souphttpsrc properties for
 // live Icecast streams and gzip-encoded bodies:
 //  - an in-process Icecast-like server (200, no length, a body that never
 //    ends, icy-metaint 8192 and a new StreamTitle in every metadata block)

@@ -1,5 +1,5 @@
 // playbin with its `download` flag plays a non-interleaved MP4 (all video,
-// then all audio) through prefetchsrc to the end (issue 14).
+// then all audio) through prefetchsrc to the end.
 //
 // For an http(s) URI playbin's uridecodebin puts a buffer after the source.
 // Without the flag it is a queue2 in memory: qtdemux reads it in push mode,
@@ -290,7 +290,7 @@ std::string PlaybinDownloadTest::clip_;
 std::string PlaybinDownloadTest::setup_error_;
 uint64_t PlaybinDownloadTest::audio_offset_ = 0;
 
-// The acceptance test of issue 14: to EOS, every frame and audio buffer the
+// The download flag end to end: to EOS, every frame and audio buffer the
 // file holds decoded, qtdemux reading in pull mode from a downloading queue2.
 TEST_F(PlaybinDownloadTest, DownloadFlagPlaysANonInterleavedMp4ThroughPrefetchsrc) {
   ASSERT_GT(audio_offset_, 10u * 1000 * 1000) << "the audio must start far into the file";
@@ -356,7 +356,7 @@ TEST_F(PlaybinDownloadTest, WithoutTheFlagPlaybinStopsShortOfTheAudio) {
       static_cast<unsigned long long>(run->video_frames));
 }
 
-// Issue 23, point 5: a 60 s clip, all video before all audio and the index
+// Repeated runs of a 60 s clip, all video before all audio and the index
 // at the end (qtdemux reads the end first, then video from the start and
 // audio from after it), from an origin with a 100 ms first byte and 8 MiB/s
 // per response: playbin's download path reached the end of the source and

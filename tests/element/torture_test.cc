@@ -1,4 +1,4 @@
-// Torture tests (issue #4): many random flushing seeks while data flows, a
+// Torture tests: many random flushing seeks while data flows, a
 // hundred NULL -> PLAYING -> NULL cycles mid-transfer, 32 pipelines at once,
 // and the origin's faults end to end through the element. Every test has a
 // watchdog (ElementTest) so that a hang fails the run instead of stalling it.

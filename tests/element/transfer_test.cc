@@ -281,8 +281,8 @@ TEST_F(TransferTest, FollowsRedirect) {
 }
 
 TEST_F(TransferTest, ExpiringRedirectTargetIsRefreshed) {
-  // Issue 13, case 4: location answers 302 to a presigned target whose token
-  // is good for 5 requests, then 403. The element goes back to location for
+  // The location answers 302 to a presigned target whose token is good for
+  // 5 requests, then 403. The element goes back to location for
   // a fresh target; the bytes are exact and no error is posted. Requests of
   // two blocks (max-request-size), 16 for the file: with automatic spans
   // the fast loopback origin gives the whole file to one request, and no
