@@ -3,6 +3,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <utility>
 
 #include "test_server.h"
 
@@ -23,6 +25,20 @@ std::string describe(const GError* error) {
   out << g_quark_to_string(error->domain) << "/" << error->code << ": "
       << (error->message ? error->message : "");
   return out.str();
+}
+
+Behavior status_behavior(int status, int count, int retry_after) {
+  Behavior b;
+  b.status = status;
+  b.status_count = count;
+  b.retry_after_seconds = retry_after;
+  return b;
+}
+
+Behavior first_byte_behavior(prefetch::testing::DelayFunc delay) {
+  Behavior b;
+  b.first_byte_delay = std::move(delay);
+  return b;
 }
 
 // --- watchdog --------------------------------------------------------------------
@@ -64,6 +80,18 @@ void ElementTest::set_deadline(std::chrono::seconds deadline) {
 GstElement* make_prefetchsrc() {
   GstElement* src = gst_element_factory_make("prefetchsrc", nullptr);
   EXPECT_NE(src, nullptr) << "no prefetchsrc factory (GST_PLUGIN_PATH=" PREFETCH_PLUGIN_DIR ")";
+  return src;
+}
+
+GstPtr<GstElement> make_owned_prefetchsrc() {
+  GstElement* src = make_prefetchsrc();
+  if (src) gst_object_ref_sink(src);
+  return GstPtr<GstElement>(src);
+}
+
+GstElement* make_prefetchsrc(const std::string& location) {
+  GstElement* src = make_prefetchsrc();
+  if (src) g_object_set(src, "location", location.c_str(), nullptr);
   return src;
 }
 
@@ -112,30 +140,37 @@ struct HashState {
 
 GstFlowReturn on_new_sample(GstAppSink* sink, gpointer user_data) {
   auto* state = static_cast<HashState*>(user_data);
+  return pull_mapped(sink, [state](GstBuffer* buffer, const GstMapInfo& map) {
+    if (state->offset_problem.empty()) {
+      guint64 offset = GST_BUFFER_OFFSET(buffer);
+      guint64 offset_end = GST_BUFFER_OFFSET_END(buffer);
+      if (offset != state->bytes || offset_end != state->bytes + map.size || map.size == 0) {
+        std::ostringstream out;
+        out << "buffer #" << state->buffers << ": OFFSET=" << offset << " OFFSET_END=" << offset_end
+            << " size=" << map.size << ", expected OFFSET=" << state->bytes
+            << " OFFSET_END=" << state->bytes + map.size << " and size > 0";
+        state->offset_problem = out.str();
+      }
+    }
+    g_checksum_update(state->checksum, map.data, static_cast<gssize>(map.size));
+    state->bytes += map.size;
+    state->buffers++;
+  });
+}
+
+}  // namespace
+
+GstFlowReturn pull_mapped(GstAppSink* sink,
+                          const std::function<void(GstBuffer*, const GstMapInfo&)>& use) {
   SamplePtr sample(gst_app_sink_pull_sample(sink));
   if (!sample) return GST_FLOW_ERROR;
   GstBuffer* buffer = gst_sample_get_buffer(sample.get());
   GstMapInfo map;
   if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return GST_FLOW_ERROR;
-  if (state->offset_problem.empty()) {
-    guint64 offset = GST_BUFFER_OFFSET(buffer);
-    guint64 offset_end = GST_BUFFER_OFFSET_END(buffer);
-    if (offset != state->bytes || offset_end != state->bytes + map.size || map.size == 0) {
-      std::ostringstream out;
-      out << "buffer #" << state->buffers << ": OFFSET=" << offset << " OFFSET_END=" << offset_end
-          << " size=" << map.size << ", expected OFFSET=" << state->bytes
-          << " OFFSET_END=" << state->bytes + map.size << " and size > 0";
-      state->offset_problem = out.str();
-    }
-  }
-  g_checksum_update(state->checksum, map.data, static_cast<gssize>(map.size));
-  state->bytes += map.size;
-  state->buffers++;
+  use(buffer, map);
   gst_buffer_unmap(buffer, &map);
   return GST_FLOW_OK;
 }
-
-}  // namespace
 
 std::unique_ptr<TransferResult> run_transfer(GstElement* src, std::chrono::milliseconds timeout) {
   auto result = std::make_unique<TransferResult>();
@@ -174,6 +209,15 @@ std::unique_ptr<TransferResult> run_transfer(GstElement* src, std::chrono::milli
   result->sha256 = g_checksum_get_string(state.checksum);
   result->offset_problem = state.offset_problem;
   return result;
+}
+
+void expect_exact_transfer(const TransferResult& result, const std::vector<uint8_t>& data) {
+  ASSERT_FALSE(result.timed_out) << "no EOS or ERROR in time, got " << result.bytes << " of "
+                                 << data.size() << " bytes";
+  ASSERT_TRUE(result.eos) << describe(result.error.get());
+  EXPECT_EQ(result.bytes, data.size());
+  EXPECT_EQ(result.sha256, sha256_hex(data)) << "received bytes differ from the file";
+  EXPECT_EQ(result.offset_problem, "");
 }
 
 SeekPipeline make_seek_pipeline(GstElement* src, guint max_buffers) {
@@ -311,6 +355,29 @@ std::string check_buffer(GstBuffer* buffer, const std::vector<uint8_t>& data,
   return problem.str();
 }
 
+void expect_data_after_seek(const SeekPipeline& p, const std::vector<uint8_t>& data,
+                            uint64_t offset, size_t compare, uint64_t* next) {
+  uint64_t expected = offset;
+  *next = expected;
+  const uint64_t want = std::min<uint64_t>(offset + compare, data.size());
+  while (expected < want) {
+    SamplePtr sample(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND));
+    ASSERT_NE(sample, nullptr) << "no buffer at " << expected << " after the seek"
+                               << (gst_app_sink_is_eos(GST_APP_SINK(p.sink)) ? " (EOS)" : "");
+    GstBuffer* buffer = gst_sample_get_buffer(sample.get());
+    if (expected == offset) {
+      const GstSegment* segment = gst_sample_get_segment(sample.get());
+      ASSERT_NE(segment, nullptr);
+      EXPECT_EQ(segment->format, GST_FORMAT_BYTES);
+      EXPECT_EQ(segment->start, offset);
+      ASSERT_EQ(GST_BUFFER_OFFSET(buffer), offset) << "first buffer after the seek";
+    }
+    ASSERT_EQ(check_buffer(buffer, data, expected, compare), "");
+    expected += gst_buffer_get_size(buffer);
+    *next = expected;
+  }
+}
+
 gboolean flushing_seek(GstElement* pipeline, uint64_t offset) {
   return gst_element_seek_simple(
       pipeline, GST_FORMAT_BYTES,
@@ -328,6 +395,17 @@ void expect_transfer_error(const TransferResult& result, GQuark domain, gint cod
         << "expected " << g_quark_to_string(domain) << "/" << code << ", got "
         << describe(result.error.get());
   }
+}
+
+void expect_transfer_error_in(const TransferResult& result, GQuark domain) {
+  ASSERT_FALSE(result.timed_out) << "neither ERROR nor EOS";
+  EXPECT_FALSE(result.eos) << "expected an error, got EOS after " << result.bytes << " bytes";
+  ASSERT_NE(result.error, nullptr);
+  EXPECT_EQ(result.error->domain, domain) << describe(result.error.get());
+}
+
+bool nginx_installed() {
+  return access("/usr/sbin/nginx", X_OK) == 0 || std::getenv("NGINX") != nullptr;
 }
 
 void NginxFixture::start_nginx() {
@@ -349,6 +427,25 @@ void NginxFixture::start_nginx() {
 
 void NginxFixture::TearDown() {
   if (started_) run_command({PREFETCH_NGINX_SH, "stop", state_.path()});
+  ElementTest::TearDown();
+}
+
+void RunningNginxTest::SetUp() {
+  NginxFixture::SetUp();
+  if (!nginx_installed()) GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
+  start_nginx();
+}
+
+void RankedFirstTest::SetUp() {
+  ElementTest::SetUp();
+  factory_.reset(gst_element_factory_find("prefetchsrc"));
+  ASSERT_NE(factory_, nullptr);
+  old_rank_ = gst_plugin_feature_get_rank(GST_PLUGIN_FEATURE(factory_.get()));
+  gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), G_MAXINT);
+}
+
+void RankedFirstTest::TearDown() {
+  if (factory_) gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), old_rank_);
   ElementTest::TearDown();
 }
 

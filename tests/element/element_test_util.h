@@ -17,10 +17,33 @@
 #include <thread>
 #include <vector>
 
+#include "test_server.h"
+
 namespace prefetch {
 namespace element_test {
 
 using namespace std::chrono_literals;
+
+// The test server's names every element test uses.
+using prefetch::testing::Behavior;
+using prefetch::testing::sha256_hex;
+using prefetch::testing::TestServer;
+using Clock = std::chrono::steady_clock;
+
+// The block size of most tests: small, so that a file of a few hundred KiB
+// is many blocks.
+constexpr uint64_t kBlock = 64 * 1024;
+
+// The origin faults the tests use most. `status` to the first `count`
+// requests (-1: to all), with Retry-After when `retry_after` >= 0.
+Behavior status_behavior(int status, int count = -1, int retry_after = -1);
+// Every answer's first byte held back by `delay`.
+Behavior first_byte_behavior(prefetch::testing::DelayFunc delay);
+
+// Milliseconds since `start`.
+inline std::chrono::milliseconds since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
 
 // --- owning pointers ---------------------------------------------------------
 struct GstObjectDeleter {
@@ -86,6 +109,10 @@ class ElementTest : public ::testing::Test {
 // --- elements and pipelines -----------------------------------------------------
 // A new prefetchsrc (fails the test and returns null if the factory is missing).
 GstElement* make_prefetchsrc();
+// A new prefetchsrc owned by the caller (not floating); null as above.
+GstPtr<GstElement> make_owned_prefetchsrc();
+// The same, reading `location`.
+GstElement* make_prefetchsrc(const std::string& location);
 
 // Sets a property from a string as gst-launch would (enums by nick, etc.).
 void set_prop(GstElement* element, const char* name, const std::string& value);
@@ -101,6 +128,11 @@ MessagePtr wait_error_or_eos(GstElement* pipeline, std::chrono::milliseconds tim
 
 // The GError of an ERROR message (null for anything else).
 ErrorPtr error_of(GstMessage* message);
+
+// Pulls a sample from `sink` and gives `use` its buffer, mapped for reading;
+// GST_FLOW_ERROR if no sample came or it could not be mapped.
+GstFlowReturn pull_mapped(GstAppSink* sink,
+                          const std::function<void(GstBuffer*, const GstMapInfo&)>& use);
 
 // What a full transfer through `prefetchsrc ! appsink` delivered.
 struct TransferResult {
@@ -124,6 +156,10 @@ struct TransferResult {
 std::unique_ptr<TransferResult> run_transfer(GstElement* src,
                                              std::chrono::milliseconds timeout = 60s);
 
+// Expects `result` to have ended in EOS with exactly `data`: no hang, every
+// byte right (SHA-256), continuous offsets.
+void expect_exact_transfer(const TransferResult& result, const std::vector<uint8_t>& data);
+
 // A pipeline `src ! appsink name=sink` (sync=false), for seek tests.
 struct SeekPipeline {
   GstPtr<GstElement> pipeline;
@@ -137,6 +173,14 @@ SeekPipeline make_seek_pipeline(GstElement* src, guint max_buffers);
 std::string check_buffer(GstBuffer* buffer, const std::vector<uint8_t>& data,
                          uint64_t expected_offset, size_t max_compare);
 
+// What comes after a flushing seek of `p` to `offset`: pulls buffers (10 s
+// each) until `compare` bytes from `offset` (or the end of `data`) have come.
+// The first carries a BYTES segment that starts at `offset` and OFFSET
+// `offset`; each continues the one before and matches `data` (check_buffer,
+// `compare` bytes). *next is the offset after the last buffer.
+void expect_data_after_seek(const SeekPipeline& p, const std::vector<uint8_t>& data,
+                            uint64_t offset, size_t compare, uint64_t* next);
+
 // A flushing, accurate BYTES seek of `pipeline` to `offset`.
 gboolean flushing_seek(GstElement* pipeline, uint64_t offset);
 
@@ -144,6 +188,10 @@ gboolean flushing_seek(GstElement* pipeline, uint64_t offset);
 // ERROR of `domain`/`code`: no EOS, no timeout.
 void expect_transfer_error(const TransferResult& result, GQuark domain, gint code,
                            std::chrono::milliseconds timeout);
+
+// Expects `result` to have ended in an ERROR of `domain` (any code): no
+// EOS, no timeout.
+void expect_transfer_error_in(const TransferResult& result, GQuark domain);
 
 // A free TCP port on 127.0.0.1 that nothing listens on (bound then closed).
 uint16_t unused_port();
@@ -171,9 +219,13 @@ std::vector<std::string> read_lines(const std::string& filename);
 int run_command(const std::vector<std::string>& argv, std::string* out = nullptr,
                 std::string* err = nullptr);
 
+// Whether the private nginx can run: /usr/sbin/nginx exists or $NGINX names
+// one (tests/support/nginx/nginx.sh uses that).
+bool nginx_installed();
+
 // A private nginx (tests/support/nginx/nginx.sh) serving root_ (with
-// five.bin, kNginxFileSize bytes of pattern()) for one test. Subclasses check
-// that nginx is installed in SetUp, then call start_nginx().
+// five.bin, kNginxFileSize bytes of pattern()) for one test, started when a
+// test asks (start_nginx()). RunningNginxTest starts it in SetUp.
 class NginxFixture : public ElementTest {
  public:
   static constexpr size_t kNginxFileSize = 5000003;
@@ -196,6 +248,27 @@ class NginxFixture : public ElementTest {
   int http_port_ = 0;
   int https_port_ = 0;
   std::string ca_;
+};
+
+// NginxFixture with nginx started in SetUp; the test is skipped where nginx
+// is not installed. A subclass's SetUp calls this one first and returns if
+// it skipped or failed (done_or_skipped()).
+class RunningNginxTest : public NginxFixture {
+ protected:
+  void SetUp() override;
+  bool done_or_skipped() const { return IsSkipped() || HasFatalFailure(); }
+};
+
+// prefetchsrc ranked above every other source for the test, as
+// GST_PLUGIN_FEATURE_RANK=prefetchsrc:MAX ranks it: playbin picks it for
+// http(s) URIs. TearDown gives it its rank back.
+class RankedFirstTest : public ElementTest {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  GstPtr<GstElementFactory> factory_;
+  guint old_rank_ = 0;
 };
 
 // The pattern bytes used by the suite, cached per size (the 64 MiB file is
