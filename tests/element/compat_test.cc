@@ -37,9 +37,6 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::sha256_hex;
-using prefetch::testing::TestServer;
-
 constexpr size_t kFiveMillion = NginxFixture::kNginxFileSize;
 
 std::string lower(std::string s) {
@@ -55,12 +52,7 @@ bool contains(const std::string& haystack, const std::string& needle) {
 // Expects EOS with exactly `data` (bytes, hash, offsets).
 void expect_exact(GstElement* src, const std::vector<uint8_t>& data,
                   std::chrono::milliseconds timeout = 60s) {
-  auto result = run_transfer(src, timeout);
-  ASSERT_FALSE(result->timed_out) << "got " << result->bytes << " of " << data.size();
-  ASSERT_TRUE(result->eos) << describe(result->error.get());
-  EXPECT_EQ(result->bytes, data.size());
-  EXPECT_EQ(result->sha256, sha256_hex(data));
-  EXPECT_EQ(result->offset_problem, "");
+  expect_exact_transfer(*run_transfer(src, timeout), data);
 }
 
 // ================================================================================
@@ -95,6 +87,18 @@ const char* not_yet_reason(const NotYet (&list)[N], const std::string& name) {
     if (entry.name && name == entry.name) return entry.reason;
   }
   return nullptr;
+}
+
+// A souphttpsrc `kind` ("property", "signal") that prefetchsrc lacks:
+// allowed (and said so) where the not-yet list gives a `reason`, else one
+// more of `missing`.
+void lacks(const char* kind, const std::string& name, const char* reason,
+           std::vector<std::string>* missing) {
+  if (reason) {
+    std::cout << "[ allowed  ] prefetchsrc lacks " << kind << " " << name << ": " << reason << "\n";
+  } else {
+    missing->push_back(name);
+  }
 }
 
 std::string joined(const std::vector<std::string>& names) {
@@ -140,11 +144,7 @@ TEST_F(CompatParityTest, EverySouphttpsrcPropertyExistsWithTheSameTypeAndAccess)
     GParamSpec* mine = g_object_class_find_property(our_class, name.c_str());
     const char* reason = not_yet_reason(kPropertiesNotYet, name);
     if (!mine) {
-      if (reason) {
-        std::cout << "[ allowed  ] prefetchsrc lacks property " << name << ": " << reason << "\n";
-      } else {
-        missing.push_back(name);
-      }
+      lacks("property", name, reason, &missing);
       continue;
     }
     if (reason) stale.push_back(name);
@@ -188,11 +188,7 @@ TEST_F(CompatParityTest, EverySouphttpsrcSignalExistsWithTheSameSignature) {
       const guint our_id = g_signal_lookup(name.c_str(), our_type);
       const char* reason = not_yet_reason(kSignalsNotYet, name);
       if (our_id == 0) {
-        if (reason) {
-          std::cout << "[ allowed  ] prefetchsrc lacks signal " << name << ": " << reason << "\n";
-        } else {
-          missing.push_back(name);
-        }
+        lacks("signal", name, reason, &missing);
         continue;
       }
       if (reason) stale.push_back(name);
@@ -238,9 +234,8 @@ TEST_F(CompatInspectTest, KlassIsSourceNetwork) {
 }
 
 TEST_F(CompatInspectTest, EveryPropertyHasABlurb) {
-  GstPtr<GstElement> src(make_prefetchsrc());
+  GstPtr<GstElement> src = make_owned_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  gst_object_ref_sink(src.get());
   guint n = 0;
   GParamSpec** specs = g_object_class_list_properties(G_OBJECT_GET_CLASS(src.get()), &n);
   ASSERT_GT(n, 0u);
@@ -253,9 +248,8 @@ TEST_F(CompatInspectTest, EveryPropertyHasABlurb) {
 }
 
 TEST_F(CompatInspectTest, DefaultUserAgentMentionsPrefetchsrc) {
-  GstPtr<GstElement> src(make_prefetchsrc());
+  GstPtr<GstElement> src = make_owned_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  gst_object_ref_sink(src.get());
   GParamSpec* spec = g_object_class_find_property(G_OBJECT_GET_CLASS(src.get()), "user-agent");
   ASSERT_NE(spec, nullptr);
   const GValue* def = g_param_spec_get_default_value(spec);
@@ -300,17 +294,8 @@ TEST_F(CompatInspectTest, DefaultUserAgentIsSentWithEveryBlockRequest) {
 // A private nginx (tests/support/nginx/nginx.sh)
 // ================================================================================
 
-class CompatNginxTest : public NginxFixture {
+class CompatNginxTest : public RunningNginxTest {
  protected:
-  void SetUp() override {
-    ElementTest::SetUp();
-    const char* nginx = std::getenv("NGINX");
-    if (access(nginx ? nginx : "/usr/sbin/nginx", X_OK) != 0) {
-      GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
-    }
-    start_nginx();
-  }
-
   std::vector<std::string> access_log() const { return read_lines(state_.file("access.log")); }
 
   // nginx writes a request's log line after its last byte is sent, so it may
@@ -373,10 +358,8 @@ TEST_F(CompatNginxTest, UntrustedCertificateErrorSaysSo) {
   g_object_set(src, "location", https("/five.bin").c_str(), "ssl-strict", TRUE, "retries", 0,
                nullptr);
   auto result = run_transfer(src, 30s);
-  ASSERT_FALSE(result->timed_out) << "neither ERROR nor EOS";
-  EXPECT_FALSE(result->eos) << "an untrusted certificate was accepted";
-  ASSERT_NE(result->error, nullptr);
-  EXPECT_EQ(result->error->domain, GST_RESOURCE_ERROR) << describe(result->error.get());
+  ASSERT_NO_FATAL_FAILURE(expect_transfer_error_in(*result, GST_RESOURCE_ERROR))
+      << "an untrusted certificate was accepted";
   const std::string message = lower(result->error->message ? result->error->message : "");
   EXPECT_TRUE(contains(message, "certificate") || contains(message, "tls"))
       << "the error message does not mention the certificate or TLS: "
@@ -388,13 +371,8 @@ TEST_F(CompatNginxTest, UnauthorizedIsNotAuthorized) {
   GstElement* src = make_prefetchsrc();
   ASSERT_NE(src, nullptr);
   g_object_set(src, "location", http("/private/five.bin").c_str(), "retries", 0, nullptr);
-  auto result = run_transfer(src, 30s);
-  ASSERT_FALSE(result->timed_out) << "neither ERROR nor EOS";
-  EXPECT_FALSE(result->eos);
-  ASSERT_NE(result->error, nullptr);
-  EXPECT_TRUE(
-      g_error_matches(result->error.get(), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED))
-      << describe(result->error.get());
+  expect_transfer_error(*run_transfer(src, 30s), GST_RESOURCE_ERROR,
+                        GST_RESOURCE_ERROR_NOT_AUTHORIZED, 30s);
   bool saw_401 = false;
   // nginx logs the 401 after it is sent: wait for the line.
   for (const auto& line : access_log_of(1)) saw_401 = saw_401 || contains(line, "\" 401 ");
@@ -518,8 +496,6 @@ class Squid {
 
 class CompatProxyTest : public ElementTest {
  protected:
-  static constexpr guint64 kBlock = 64 * 1024;
-
   void SetUp() override {
     ElementTest::SetUp();
     if (!Squid::binary()) GTEST_SKIP() << "squid is not installed (tests/run installs it)";
@@ -597,7 +573,6 @@ TEST_F(CompatProxyTest, HttpProxyEnvironmentVariable) {
 // not a silent direct connection.
 class CompatDeadProxyTest : public ElementTest {
  protected:
-  static constexpr guint64 kBlock = 64 * 1024;
   TestServer server_;
 };
 
@@ -608,11 +583,8 @@ TEST_F(CompatDeadProxyTest, DeadProxyIsAnError) {
   const std::string dead = "http://127.0.0.1:" + std::to_string(unused_port());
   g_object_set(src, "location", server_.url("/via.bin").c_str(), "block-size", kBlock, "proxy",
                dead.c_str(), "retries", 0, nullptr);
-  auto result = run_transfer(src, 30s);
-  ASSERT_FALSE(result->timed_out);
-  EXPECT_FALSE(result->eos) << "fetched without the proxy";
-  ASSERT_NE(result->error, nullptr);
-  EXPECT_EQ(result->error->domain, GST_RESOURCE_ERROR) << describe(result->error.get());
+  ASSERT_NO_FATAL_FAILURE(expect_transfer_error_in(*run_transfer(src, 30s), GST_RESOURCE_ERROR))
+      << "the proxy property was not used";
   EXPECT_EQ(server_.requests("/via.bin").size(), 0u) << "the origin was reached directly";
 }
 
@@ -620,24 +592,7 @@ TEST_F(CompatDeadProxyTest, DeadProxyIsAnError) {
 // playbin picks prefetchsrc for http:// when it outranks souphttpsrc
 // ================================================================================
 
-class CompatPlaybinTest : public ElementTest {
- protected:
-  void SetUp() override {
-    ElementTest::SetUp();
-    factory_.reset(gst_element_factory_find("prefetchsrc"));
-    ASSERT_NE(factory_, nullptr);
-    old_rank_ = gst_plugin_feature_get_rank(GST_PLUGIN_FEATURE(factory_.get()));
-    // What GST_PLUGIN_FEATURE_RANK=prefetchsrc:MAX does.
-    gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), G_MAXINT);
-  }
-  void TearDown() override {
-    if (factory_) gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), old_rank_);
-    ElementTest::TearDown();
-  }
-
-  GstPtr<GstElementFactory> factory_;
-  guint old_rank_ = 0;
-};
+class CompatPlaybinTest : public RankedFirstTest {};
 
 struct PlaybinState {
   std::mutex mutex;

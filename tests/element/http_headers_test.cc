@@ -203,16 +203,7 @@ void expect_one_report(const HeadersRun& run) {
   EXPECT_TRUE(gst_structure_is_equal(run.sticky.get(), run.events[0].get()));
 }
 
-class HttpHeadersNginxTest : public NginxFixture {
- protected:
-  void SetUp() override {
-    ElementTest::SetUp();
-    if (access("/usr/sbin/nginx", X_OK) != 0 && std::getenv("NGINX") == nullptr) {
-      GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
-    }
-    start_nginx();
-  }
-};
+class HttpHeadersNginxTest : public RunningNginxTest {};
 
 // A 302: uri is the location asked, redirection-uri the target; status,
 // request and custom response headers as nginx sent them; the URI query

@@ -29,8 +29,6 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::sha256_hex;
-
 constexpr int kMetaint = 8192;
 
 // A continuous MPEG-1 Layer III stream (128 kbit/s, 44.1 kHz: 417-byte
@@ -356,14 +354,11 @@ TEST_F(IradioTest, IradioModeOffAsksForNoMetadata) {
 
 // ---- compress, against nginx with gzip on ----
 
-class CompressTest : public NginxFixture {
+class CompressTest : public RunningNginxTest {
  protected:
   void SetUp() override {
-    ElementTest::SetUp();
-    if (access("/usr/sbin/nginx", X_OK) != 0 && std::getenv("NGINX") == nullptr) {
-      GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
-    }
-    start_nginx();
+    RunningNginxTest::SetUp();
+    if (done_or_skipped()) return;
     // Several MiB of text that gzip shrinks a lot.
     for (unsigned i = 0; text_.size() < (6u << 20) + 12345; ++i) {
       const std::string line = "line " + std::to_string(i) +
@@ -389,12 +384,7 @@ TEST_F(CompressTest, CompressGivesTheDecodedBytesFromOneGzipAnswer) {
   ASSERT_NE(src, nullptr);
   g_object_set(src, "location", http("/gzip/text.txt").c_str(), "compress", TRUE, "block-size",
                static_cast<guint64>(256 * 1024), nullptr);
-  auto result = run_transfer(src, 60s);
-  ASSERT_FALSE(result->timed_out) << "got " << result->bytes << " of " << text_.size();
-  ASSERT_TRUE(result->eos) << describe(result->error.get());
-  EXPECT_EQ(result->bytes, text_.size());
-  EXPECT_EQ(result->sha256, sha256_hex(text_));
-  EXPECT_EQ(result->offset_problem, "");
+  ASSERT_NO_FATAL_FAILURE(expect_exact_transfer(*run_transfer(src, 60s), text_));
   const auto log = gzip_log();
   std::string all;
   for (const auto& l : log) all += l + "\n";

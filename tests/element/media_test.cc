@@ -19,8 +19,6 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::TestServer;
-
 constexpr int kSeconds = 4;
 constexpr int kFps = 30;  // make_clip.sh's frame rate
 constexpr guint64 kFrames = kSeconds * kFps;
@@ -101,6 +99,15 @@ std::unique_ptr<DecodeRun> decode(GstElement* src) {
   return run;
 }
 
+// decode() of a prefetchsrc reading the server's /clip.mp4 in blocks of
+// `block_size`, 4 requests at a time; null if there is no prefetchsrc.
+std::unique_ptr<DecodeRun> decode_served_clip(const TestServer& server, guint64 block_size) {
+  GstElement* src = make_prefetchsrc(server.url("/clip.mp4"));
+  if (!src) return nullptr;
+  g_object_set(src, "block-size", block_size, "concurrency", 4u, nullptr);
+  return decode(src);
+}
+
 class MediaTest : public ElementTest, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(MediaTest, PlaysToTheLastFrame) {
@@ -123,12 +130,9 @@ TEST_P(MediaTest, PlaysToTheLastFrame) {
 
   TestServer server;
   ASSERT_TRUE(server.add_file_from_disk("/clip.mp4", clip, "video/mp4"));
-  GstElement* src = make_prefetchsrc();
-  ASSERT_NE(src, nullptr);
   // Small blocks so that the clip (a few hundred KB) spans many of them.
-  g_object_set(src, "location", server.url("/clip.mp4").c_str(), "block-size",
-               static_cast<guint64>(32 * 1024), "concurrency", 4u, nullptr);
-  auto run = decode(src);
+  auto run = decode_served_clip(server, 32 * 1024);
+  ASSERT_NE(run, nullptr);
   ASSERT_TRUE(run->eos) << describe(run->error.get());
   EXPECT_EQ(run->video_frames, reference->video_frames);
   EXPECT_EQ(run->last_pts, reference->last_pts) << "the last decoded frame differs";
@@ -187,11 +191,8 @@ TEST_F(MediaTest, TailIndexOnAJitteryOriginPlaysInPullMode) {
     return std::chrono::milliseconds(static_cast<int>(s * 1000));
   };
   server.set_behavior("/clip.mp4", b);
-  GstElement* src = make_prefetchsrc();
-  ASSERT_NE(src, nullptr);
-  g_object_set(src, "location", server.url("/clip.mp4").c_str(), "block-size",
-               static_cast<guint64>(64 * 1024), "concurrency", 4u, nullptr);
-  auto run = decode(src);
+  auto run = decode_served_clip(server, 64 * 1024);
+  ASSERT_NE(run, nullptr);
   ASSERT_TRUE(run->eos) << describe(run->error.get());
   EXPECT_EQ(run->video_frames, kFrames);
   EXPECT_TRUE(run->pull_mode) << "qtdemux did not read prefetchsrc in pull mode";

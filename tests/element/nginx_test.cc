@@ -15,28 +15,13 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::sha256_hex;
-
 constexpr size_t kFiveMillion = NginxFixture::kNginxFileSize;
 constexpr size_t kSixtyFourMiB = 64u << 20;
 
-class NginxTest : public NginxFixture {
+class NginxTest : public RunningNginxTest {
  protected:
-  void SetUp() override {
-    ElementTest::SetUp();
-    if (access("/usr/sbin/nginx", X_OK) != 0 && std::getenv("NGINX") == nullptr) {
-      GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
-    }
-    start_nginx();
-  }
-
   void expect_exact(GstElement* src, const std::vector<uint8_t>& data) {
-    auto result = run_transfer(src, 100s);
-    ASSERT_FALSE(result->timed_out) << "got " << result->bytes << " of " << data.size();
-    ASSERT_TRUE(result->eos) << describe(result->error.get());
-    EXPECT_EQ(result->bytes, data.size());
-    EXPECT_EQ(result->sha256, sha256_hex(data));
-    EXPECT_EQ(result->offset_problem, "");
+    expect_exact_transfer(*run_transfer(src, 100s), data);
   }
 
   // Lines of nginx's access log (one per request).
@@ -94,11 +79,7 @@ TEST_F(NginxTest, HttpsWithoutTrustedCaFails) {
   ASSERT_NE(src, nullptr);
   g_object_set(src, "location", https("/five.bin").c_str(), "ssl-strict", TRUE, "retries", 0,
                nullptr);
-  auto result = run_transfer(src, 30s);
-  ASSERT_FALSE(result->timed_out);
-  EXPECT_FALSE(result->eos);
-  ASSERT_NE(result->error, nullptr);
-  EXPECT_EQ(result->error->domain, GST_RESOURCE_ERROR) << describe(result->error.get());
+  expect_transfer_error_in(*run_transfer(src, 30s), GST_RESOURCE_ERROR);
 }
 
 }  // namespace

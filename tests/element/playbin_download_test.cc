@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -28,8 +29,6 @@
 namespace prefetch {
 namespace element_test {
 namespace {
-
-using prefetch::testing::TestServer;
 
 // GST_PLAY_FLAG_DOWNLOAD of playbin's GstPlayFlags (not in a public header).
 constexpr guint kPlayFlagDownload = 0x80;
@@ -227,22 +226,53 @@ std::unique_ptr<PlayRun> play(const std::string& uri, bool download, Until until
   return run;
 }
 
-class PlaybinDownloadTest : public ElementTest {
+// A generated clip in a temporary directory, made once for a suite.
+struct Clip {
+  std::unique_ptr<TempDir> dir;
+  std::string path;
+  std::string error;  // why it could not be made; "" if it was
+
+  // make_clip.sh's `layout` of `seconds` (kSize, kKbps); false on failure.
+  bool make(const std::string& name, int seconds, const char* layout, std::string* out) {
+    dir = std::make_unique<TempDir>();
+    const std::string file = dir->file(name);
+    std::string err;
+    if (run_command({PREFETCH_MAKE_CLIP, file, std::to_string(seconds), layout, kSize, kKbps}, out,
+                    &err) != 0) {
+      error = "make_clip.sh failed: " + err;
+      return false;
+    }
+    path = file;
+    return true;
+  }
+};
+
+// playbin (prefetchsrc ranked first) on a clip the suite made, served by
+// server_ with a behavior of the suite's.
+class PlaybinClipTest : public RankedFirstTest {
+ protected:
+  void serve_clip(const Clip& clip, const std::string& path, const Behavior& b,
+                  std::chrono::seconds deadline) {
+    RankedFirstTest::SetUp();
+    if (HasFatalFailure()) return;
+    set_deadline(deadline);
+    ASSERT_TRUE(clip.error.empty()) << clip.error;
+    ASSERT_TRUE(server_.add_file_from_disk(path, clip.path, "video/mp4"));
+    server_.set_behavior(path, b);
+  }
+
+  TestServer server_;
+};
+
+class PlaybinDownloadTest : public PlaybinClipTest {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    const std::string clip = dir_->file("noninterleaved.mp4");
     std::string out, err;
-    if (run_command(
-            {PREFETCH_MAKE_CLIP, clip, std::to_string(kSeconds), "noninterleaved", kSize, kKbps},
-            &out, &err) != 0) {
-      setup_error_ = "make_clip.sh failed: " + err;
-      return;
-    }
+    if (!clip_.make("noninterleaved.mp4", kSeconds, "noninterleaved", &out)) return;
     // "vide CHUNKS FIRST LAST" / "soun CHUNKS FIRST LAST"
-    if (run_command({"/usr/bin/python3", PREFETCH_MP4_CHUNKS, "--check-video-first", clip}, &out,
-                    &err) != 0) {
-      setup_error_ = "mp4_chunks.py: " + out + err;
+    if (run_command({"/usr/bin/python3", PREFETCH_MP4_CHUNKS, "--check-video-first", clip_.path},
+                    &out, &err) != 0) {
+      clip_.error = "mp4_chunks.py: " + out + err;
       return;
     }
     std::istringstream lines(out);
@@ -250,44 +280,20 @@ class PlaybinDownloadTest : public ElementTest {
     uint64_t chunks = 0, first = 0, last = 0;
     while (lines >> handler >> chunks >> first >> last)
       if (handler == "soun") audio_offset_ = first;
-    clip_ = clip;
   }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
+  static void TearDownTestSuite() { clip_ = Clip(); }
 
   void SetUp() override {
-    ElementTest::SetUp();
-    set_deadline(150s);
-    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
-    factory_.reset(gst_element_factory_find("prefetchsrc"));
-    ASSERT_NE(factory_, nullptr);
-    old_rank_ = gst_plugin_feature_get_rank(GST_PLUGIN_FEATURE(factory_.get()));
-    // What GST_PLUGIN_FEATURE_RANK=prefetchsrc:MAX does: playbin picks it.
-    gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), G_MAXINT);
-    ASSERT_TRUE(server_.add_file_from_disk("/clip.mp4", clip_, "video/mp4"));
-    prefetch::testing::Behavior b;
+    Behavior b;
     b.rate_bytes_per_sec = kRate;
-    server_.set_behavior("/clip.mp4", b);
-  }
-  void TearDown() override {
-    if (factory_) gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), old_rank_);
-    ElementTest::TearDown();
+    serve_clip(clip_, "/clip.mp4", b, 150s);
   }
 
-  static TempDir* dir_;
-  static std::string clip_;
-  static std::string setup_error_;
+  static Clip clip_;
   static uint64_t audio_offset_;
-  GstPtr<GstElementFactory> factory_;
-  guint old_rank_ = 0;
-  TestServer server_;
 };
 
-TempDir* PlaybinDownloadTest::dir_ = nullptr;
-std::string PlaybinDownloadTest::clip_;
-std::string PlaybinDownloadTest::setup_error_;
+Clip PlaybinDownloadTest::clip_;
 uint64_t PlaybinDownloadTest::audio_offset_ = 0;
 
 // The download flag end to end: to EOS, every frame and audio buffer the
@@ -296,7 +302,7 @@ TEST_F(PlaybinDownloadTest, DownloadFlagPlaysANonInterleavedMp4ThroughPrefetchsr
   ASSERT_GT(audio_offset_, 10u * 1000 * 1000) << "the audio must start far into the file";
 
   // Reference: the same playbin on the file itself.
-  gchar* file_uri = gst_filename_to_uri(clip_.c_str(), nullptr);
+  gchar* file_uri = gst_filename_to_uri(clip_.path.c_str(), nullptr);
   auto reference = play(file_uri, false, Until::kEos, 60s);
   g_free(file_uri);
   ASSERT_TRUE(reference->eos) << describe(reference->error.get());
@@ -363,61 +369,31 @@ TEST_F(PlaybinDownloadTest, WithoutTheFlagPlaybinStopsShortOfTheAudio) {
 // then sat without EOS in some runs under gst-launch-1.0 (GStreamer's: see
 // wait_like_a_player). A few runs here, played as a player plays them;
 // tests/element/download_flag_runs.py runs the real thing 20 times.
-class PlaybinDownloadLongTest : public ElementTest {
+class PlaybinDownloadLongTest : public PlaybinClipTest {
  protected:
   static constexpr int kLongSeconds = 60;
   static constexpr int kRuns = 3;
 
   static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    const std::string clip = dir_->file("noninterleaved-tail.mp4");
-    std::string out, err;
-    if (run_command({PREFETCH_MAKE_CLIP, clip, std::to_string(kLongSeconds), "noninterleaved-tail",
-                     kSize, kKbps},
-                    &out, &err) != 0) {
-      setup_error_ = "make_clip.sh failed: " + err;
-      return;
-    }
-    clip_ = clip;
+    std::string out;
+    clip_.make("noninterleaved-tail.mp4", kLongSeconds, "noninterleaved-tail", &out);
   }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
+  static void TearDownTestSuite() { clip_ = Clip(); }
 
   void SetUp() override {
-    ElementTest::SetUp();
-    set_deadline(280s);
-    ASSERT_TRUE(setup_error_.empty()) << setup_error_;
-    factory_.reset(gst_element_factory_find("prefetchsrc"));
-    ASSERT_NE(factory_, nullptr);
-    old_rank_ = gst_plugin_feature_get_rank(GST_PLUGIN_FEATURE(factory_.get()));
-    gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), G_MAXINT);
-    ASSERT_TRUE(server_.add_file_from_disk("/long.mp4", clip_, "video/mp4"));
-    prefetch::testing::Behavior b;
+    Behavior b;
     b.first_byte_delay = prefetch::testing::fixed_delay(100ms);
     b.rate_bytes_per_sec = 8 * 1024 * 1024;
-    server_.set_behavior("/long.mp4", b);
-  }
-  void TearDown() override {
-    if (factory_) gst_plugin_feature_set_rank(GST_PLUGIN_FEATURE(factory_.get()), old_rank_);
-    ElementTest::TearDown();
+    serve_clip(clip_, "/long.mp4", b, 280s);
   }
 
-  static TempDir* dir_;
-  static std::string clip_;
-  static std::string setup_error_;
-  GstPtr<GstElementFactory> factory_;
-  guint old_rank_ = 0;
-  TestServer server_;
+  static Clip clip_;
 };
 
-TempDir* PlaybinDownloadLongTest::dir_ = nullptr;
-std::string PlaybinDownloadLongTest::clip_;
-std::string PlaybinDownloadLongTest::setup_error_;
+Clip PlaybinDownloadLongTest::clip_;
 
 TEST_F(PlaybinDownloadLongTest, EveryRunReachesEosWithEveryFrame) {
-  gchar* file_uri = gst_filename_to_uri(clip_.c_str(), nullptr);
+  gchar* file_uri = gst_filename_to_uri(clip_.path.c_str(), nullptr);
   auto reference = play(file_uri, false, Until::kEos, 60s);
   g_free(file_uri);
   ASSERT_TRUE(reference->eos) << describe(reference->error.get());

@@ -23,12 +23,7 @@
 
 namespace prefetch {
 namespace element_test {
-namespace {
-
-using prefetch::testing::Behavior;
-using prefetch::testing::TestServer;
-
-}  // namespace
+namespace {}  // namespace
 
 // Frees what held a souphttpsrc (its pipeline, playbin, or the discoverer).
 // souphttpsrc (GStreamer 1.22) leaves 32 bytes behind per element when the
@@ -185,15 +180,15 @@ const std::map<std::string, std::string> kIntended = {
      "range is a parallel request away, so a demuxer may read an index at the end directly"},
 };
 
-class QueryParityTest : public NginxFixture {
+class QueryParityTest : public RunningNginxTest {
  protected:
   void SetUp() override {
-    ElementTest::SetUp();
-    const char* nginx = std::getenv("NGINX");
-    if (access(nginx ? nginx : "/usr/sbin/nginx", X_OK) != 0)
-      GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
-    if (!gst_element_factory_find("souphttpsrc")) GTEST_SKIP() << "souphttpsrc is not installed";
-    start_nginx();
+    GstPtr<GstElementFactory> soup(gst_element_factory_find("souphttpsrc"));
+    if (!soup) {
+      ElementTest::SetUp();
+      GTEST_SKIP() << "souphttpsrc is not installed";
+    }
+    RunningNginxTest::SetUp();
   }
 };
 

@@ -18,20 +18,14 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using namespace std::chrono_literals;
-using prefetch::testing::sha256_hex;
-
 constexpr size_t kFile = 64u << 20;
-constexpr guint64 kBlock = 1u << 20;
+constexpr guint64 kBigBlock = 1u << 20;
 
-class SpanNginxTest : public NginxFixture {
+class SpanNginxTest : public RunningNginxTest {
  protected:
   void SetUp() override {
-    ElementTest::SetUp();
-    if (access("/usr/sbin/nginx", X_OK) != 0 && std::getenv("NGINX") == nullptr) {
-      GTEST_SKIP() << "nginx is not installed (tests/run installs it)";
-    }
-    start_nginx();
+    RunningNginxTest::SetUp();
+    if (done_or_skipped()) return;
     ASSERT_TRUE(write_file(root_.file("big.bin"), pattern(kFile)));
   }
 
@@ -64,7 +58,7 @@ class SpanNginxTest : public NginxFixture {
     // bandwidth-delay product, and with a slow first byte (a sanitizer
     // build's TLS handshake) it may cover the whole 64 MiB file, leaving no
     // look-ahead end for the span to meet.
-    g_object_set(src, "location", url.c_str(), "block-size", kBlock, "concurrency", 1u,
+    g_object_set(src, "location", url.c_str(), "block-size", kBigBlock, "concurrency", 1u,
                  "lookahead-blocks", 8u, nullptr);
     if (tls) g_object_set(src, "ssl-ca-file", ca_.c_str(), nullptr);
     SeekPipeline p = make_seek_pipeline(src, 2);
@@ -80,7 +74,7 @@ class SpanNginxTest : public NginxFixture {
       g_checksum_update(sum, map.data, static_cast<gssize>(map.size));
       out.bytes += map.size;
       gst_buffer_unmap(buffer, &map);
-      if (!stopped && out.bytes >= kBlock) {
+      if (!stopped && out.bytes >= kBigBlock) {
         stopped = true;
         const double before = rss_mib();
         std::this_thread::sleep_for(stop);
@@ -102,6 +96,13 @@ class SpanNginxTest : public NginxFixture {
       if (line.find("/big.bin") != std::string::npos) out.log.push_back(line);
     return out;
   }
+
+  // The read reached EOS with every byte of big.bin.
+  static void expect_whole_file(const Outcome& o) {
+    EXPECT_TRUE(o.eos);
+    EXPECT_EQ(o.bytes, kFile);
+    EXPECT_EQ(o.sha256, sha256_hex(pattern(kFile)));
+  }
 };
 
 // nginx closes the paused span's connection after 2 s; the span finds that
@@ -109,9 +110,7 @@ class SpanNginxTest : public NginxFixture {
 TEST_F(SpanNginxTest, APausedSpanThatTheServerDropsResumesExactly) {
   set_deadline(120s);
   const Outcome o = read_with_a_stop(3500ms);
-  EXPECT_TRUE(o.eos);
-  EXPECT_EQ(o.bytes, kFile);
-  EXPECT_EQ(o.sha256, sha256_hex(pattern(kFile)));
+  expect_whole_file(o);
   ASSERT_GE(o.log.size(), 2u) << "the rest of the dropped span was not asked for again";
   EXPECT_NE(o.log[0].find("range=\"bytes=0-\""), std::string::npos) << o.log[0];
   EXPECT_EQ(o.log[0].find(" 206 " + std::to_string(kFile) + " "), std::string::npos)
@@ -127,9 +126,7 @@ TEST_F(SpanNginxTest, APausedSpanThatTheServerDropsResumesExactly) {
 TEST_F(SpanNginxTest, APausedSpanPastThePauseLimitIsAskedAgain) {
   set_deadline(120s);
   const Outcome o = read_with_a_stop(6000ms);
-  EXPECT_TRUE(o.eos);
-  EXPECT_EQ(o.bytes, kFile);
-  EXPECT_EQ(o.sha256, sha256_hex(pattern(kFile)));
+  expect_whole_file(o);
   ASSERT_GE(o.log.size(), 2u) << "the paused span's rest was not asked for again";
   EXPECT_EQ(o.retries, 0u) << "a pause past the limit is no failure";
   EXPECT_EQ(o.log[1].find("range=\"bytes=0-"), std::string::npos) << o.log[1];
@@ -143,9 +140,7 @@ TEST_F(SpanNginxTest, APausedSpanPastThePauseLimitIsAskedAgain) {
 TEST_F(SpanNginxTest, OverHttp2ASpanEndsAtTheLookAheadInsteadOfPausing) {
   set_deadline(120s);
   const Outcome o = read_with_a_stop(1500ms, true);
-  EXPECT_TRUE(o.eos);
-  EXPECT_EQ(o.bytes, kFile);
-  EXPECT_EQ(o.sha256, sha256_hex(pattern(kFile)));
+  expect_whole_file(o);
   ASSERT_FALSE(o.log.empty());
   ASSERT_NE(o.log[0].find("HTTP/2.0"), std::string::npos) << "not HTTP/2: " << o.log[0];
   // (What libsoup buffers before the cancel lands is bounded by HTTP/2's
