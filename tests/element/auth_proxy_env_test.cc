@@ -15,11 +15,6 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::sha256_hex;
-using prefetch::testing::TestServer;
-
-constexpr guint64 kBlock = 64 * 1024;
-
 // Sets environment variables for the lifetime of the object and restores
 // the previous values (or absence) afterwards.
 class EnvGuard {
@@ -66,22 +61,11 @@ class AuthProxyEnvTest : public ElementTest {
   }
 
   void expect_exact(GstElement* src, const std::vector<uint8_t>& data) {
-    auto result = run_transfer(src, 30s);
-    ASSERT_FALSE(result->timed_out) << "got " << result->bytes << " of " << data.size();
-    ASSERT_TRUE(result->eos) << describe(result->error.get());
-    EXPECT_EQ(result->bytes, data.size());
-    EXPECT_EQ(result->sha256, sha256_hex(data));
-    EXPECT_EQ(result->offset_problem, "");
+    expect_exact_transfer(*run_transfer(src, 30s), data);
   }
 
   void expect_error(GstElement* src, GQuark domain, gint code) {
-    auto result = run_transfer(src, 30s);
-    ASSERT_FALSE(result->timed_out) << "neither ERROR nor EOS";
-    EXPECT_FALSE(result->eos) << "expected an error, got EOS after " << result->bytes << " bytes";
-    ASSERT_NE(result->error, nullptr);
-    EXPECT_TRUE(g_error_matches(result->error.get(), domain, code))
-        << "expected " << g_quark_to_string(domain) << "/" << code << ", got "
-        << describe(result->error.get());
+    expect_transfer_error(*run_transfer(src, 30s), domain, code, 30s);
   }
 
   TestServer server_;
@@ -138,11 +122,8 @@ TEST_F(AuthProxyEnvTest, DeadHttpProxyFromEnvironmentIsUsed) {
   GstElement* src = src_for("/p.bin");
   ASSERT_NE(src, nullptr);
   g_object_set(src, "retries", 0, nullptr);
-  auto result = run_transfer(src, 30s);
-  ASSERT_FALSE(result->timed_out);
-  EXPECT_FALSE(result->eos) << "fetched without the proxy";
-  ASSERT_NE(result->error, nullptr);
-  EXPECT_EQ(result->error->domain, GST_RESOURCE_ERROR) << describe(result->error.get());
+  ASSERT_NO_FATAL_FAILURE(expect_transfer_error_in(*run_transfer(src, 30s), GST_RESOURCE_ERROR))
+      << "the proxy from the environment was not used";
   EXPECT_TRUE(server_.requests("/p.bin").empty()) << "the origin was reached directly";
 }
 

@@ -12,23 +12,24 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::Behavior;
-using prefetch::testing::TestServer;
-
-constexpr uint64_t kBlock = 64 * 1024;
-
 class ErrorTest : public ElementTest {
  protected:
   // Runs `src ! appsink` and expects an ERROR (no EOS) with domain/code
   // within `timeout`; returns the time it took.
   std::chrono::milliseconds expect_error(GstElement* src, GQuark domain, gint code,
                                          std::chrono::milliseconds timeout = 30s) {
-    auto start = std::chrono::steady_clock::now();
+    const auto start = Clock::now();
     auto result = run_transfer(src, timeout);
-    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - start);
+    const auto took = since(start);
     expect_transfer_error(*result, domain, code, timeout);
     return took;
+  }
+
+  // expect_error of a src_for(uri).
+  void expect_error_for(const std::string& uri, GQuark domain, gint code) {
+    GstElement* src = src_for(uri);
+    ASSERT_NE(src, nullptr);
+    expect_error(src, domain, code);
   }
 
   GstElement* src_for(const std::string& uri) {
@@ -43,17 +44,14 @@ class ErrorTest : public ElementTest {
 };
 
 TEST_F(ErrorTest, NotFound) {
-  GstElement* src = src_for(server_.url("/missing.bin"));
-  ASSERT_NE(src, nullptr);
-  expect_error(src, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND);
+  expect_error_for(server_.url("/missing.bin"), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND);
 }
 
 TEST_F(ErrorTest, UnauthorizedWithoutCredentials) {
   server_.add_file("/secret.bin", pattern(kBlock));
   server_.require_basic_auth("/secret.bin", "alice", "wonder");
-  GstElement* src = src_for(server_.url("/secret.bin"));
-  ASSERT_NE(src, nullptr);
-  expect_error(src, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED);
+  expect_error_for(server_.url("/secret.bin"), GST_RESOURCE_ERROR,
+                   GST_RESOURCE_ERROR_NOT_AUTHORIZED);
 }
 
 TEST_F(ErrorTest, UnauthorizedWithWrongPassword) {
@@ -67,22 +65,15 @@ TEST_F(ErrorTest, UnauthorizedWithWrongPassword) {
 
 TEST_F(ErrorTest, Forbidden) {
   server_.add_file("/forbidden.bin", pattern(kBlock));
-  Behavior b;
-  b.status = 403;
-  server_.set_behavior("/forbidden.bin", b);
-  GstElement* src = src_for(server_.url("/forbidden.bin"));
-  ASSERT_NE(src, nullptr);
-  expect_error(src, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED);
+  server_.set_behavior("/forbidden.bin", status_behavior(403));
+  expect_error_for(server_.url("/forbidden.bin"), GST_RESOURCE_ERROR,
+                   GST_RESOURCE_ERROR_NOT_AUTHORIZED);
 }
 
 TEST_F(ErrorTest, ProxyAuthenticationRequired) {
   server_.add_file("/p.bin", pattern(kBlock));
-  Behavior b;
-  b.status = 407;
-  server_.set_behavior("/p.bin", b);
-  GstElement* src = src_for(server_.url("/p.bin"));
-  ASSERT_NE(src, nullptr);
-  expect_error(src, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED);
+  server_.set_behavior("/p.bin", status_behavior(407));
+  expect_error_for(server_.url("/p.bin"), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED);
 }
 
 TEST_F(ErrorTest, ConnectionRefused) {
@@ -103,9 +94,8 @@ TEST_F(ErrorTest, ConnectionRefusedWithDefaultRetries) {
 }
 
 TEST_F(ErrorTest, UnresolvableHost) {
-  GstElement* src = src_for("http://prefetchsrc-no-such-host.invalid/x.bin");
-  ASSERT_NE(src, nullptr);
-  expect_error(src, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ);
+  expect_error_for("http://prefetchsrc-no-such-host.invalid/x.bin", GST_RESOURCE_ERROR,
+                   GST_RESOURCE_ERROR_OPEN_READ);
 }
 
 TEST_F(ErrorTest, NonHttpLocationFailsToStart) {
@@ -122,9 +112,8 @@ TEST_F(ErrorTest, NoLocationFailsToStart) {
 }
 
 TEST_F(ErrorTest, SetUriRefusesNonHttp) {
-  GstPtr<GstElement> src(make_prefetchsrc());
+  GstPtr<GstElement> src = make_owned_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  gst_object_ref_sink(src.get());
   for (const char* uri : {"file:///x", "ftp://127.0.0.1/x", "rtsp://127.0.0.1/x"}) {
     SCOPED_TRACE(uri);
     GError* error = nullptr;

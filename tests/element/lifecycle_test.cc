@@ -18,31 +18,18 @@
 #include <vector>
 
 #include "element_test_util.h"
+#include "proc_net_tcp.h"
 #include "test_server.h"
 
 namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::Behavior;
-using prefetch::testing::sha256_hex;
-using prefetch::testing::TestServer;
-using Clock = std::chrono::steady_clock;
-
-constexpr uint64_t kBlock = 64 * 1024;
-
-std::chrono::milliseconds since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-}
-
 class LifecycleTest : public ElementTest {
  protected:
   GstElement* make_src(const std::string& path) {
-    GstElement* src = make_prefetchsrc();
-    if (src) {
-      g_object_set(src, "location", server_.url(path).c_str(), "block-size", kBlock, "concurrency",
-                   4u, nullptr);
-    }
+    GstElement* src = make_prefetchsrc(server_.url(path));
+    if (src) g_object_set(src, "block-size", kBlock, "concurrency", 4u, nullptr);
     return src;
   }
 
@@ -51,8 +38,7 @@ class LifecycleTest : public ElementTest {
 
 TEST_F(LifecycleTest, PlayingToNullMidTransferRepeatedly) {
   server_.add_file("/slow.bin", pattern(64 * kBlock));
-  Behavior b;
-  b.first_byte_delay = prefetch::testing::fixed_delay(150ms);
+  Behavior b = first_byte_behavior(prefetch::testing::fixed_delay(150ms));
   b.rate_bytes_per_sec = 512 * 1024;
   b.chunk_bytes = 4096;
   server_.set_behavior("/slow.bin", b);
@@ -211,35 +197,15 @@ struct PortSockets {
 };
 PortSockets sockets_on_port(uint16_t port) {
   std::map<std::string, std::pair<unsigned, unsigned>> ports_of_inode;  // local, remote
-  if (FILE* f = std::fopen("/proc/net/tcp", "r")) {
-    char line[512];
-    while (std::fgets(line, sizeof line, f)) {
-      unsigned local_port = 0, remote_port = 0;
-      char inode[64];
-      if (std::sscanf(line, " %*d: %*x:%x %*x:%x %*x %*x:%*x %*x:%*x %*x %*u %*u %63s", &local_port,
-                      &remote_port, inode) == 3)
-        ports_of_inode[inode] = {local_port, remote_port};
-    }
-    std::fclose(f);
-  }
+  for (const auto& e : prefetch::testing::proc_net_tcp())
+    ports_of_inode[e.inode] = {e.local_port, e.remote_port};
   PortSockets out;
-  GDir* dir = g_dir_open("/proc/self/fd", 0, nullptr);
-  if (!dir) return out;
-  while (const gchar* name = g_dir_read_name(dir)) {
-    gchar* path = g_build_filename("/proc/self/fd", name, nullptr);
-    gchar* target = g_file_read_link(path, nullptr);
-    unsigned long inode = 0;
-    if (target && std::sscanf(target, "socket:[%lu]", &inode) == 1) {
-      auto it = ports_of_inode.find(std::to_string(inode));
-      if (it != ports_of_inode.end()) {
-        if (it->second.second == port) ++out.client;
-        if (it->second.first == port) ++out.server;
-      }
-    }
-    g_free(target);
-    g_free(path);
+  for (const auto& inode : prefetch::testing::own_socket_inodes()) {
+    auto it = ports_of_inode.find(inode);
+    if (it == ports_of_inode.end()) continue;
+    if (it->second.second == port) ++out.client;
+    if (it->second.first == port) ++out.server;
   }
-  g_dir_close(dir);
   return out;
 }
 
@@ -321,6 +287,36 @@ class StandbyTest : public LifecycleTest {
     return pull;
   }
 
+  // After warm_up(), `path` (8 blocks) served with every first byte 10 s
+  // late; returns what the process holds before an element reads it.
+  ProcessResources warm_up_then_serve_late(const std::string& path) {
+    warm_up();
+    server_.add_file(path, pattern(8 * kBlock));
+    server_.set_behavior(path, first_byte_behavior(prefetch::testing::fixed_delay(10s)));
+    return ProcessResources(server_.port());
+  }
+
+  // After the element is gone: within 3 s the process is back to `base`
+  // threads and descriptors, with no connection to the origin open.
+  void expect_nothing_left(const ProcessResources& base) {
+    const ProcessResources after = settle_to(base, server_.port(), 3s);
+    EXPECT_EQ(after.client_sockets, 0u) << "connections to the origin left open";
+    EXPECT_LE(after.threads, base.threads) << "threads left behind";
+    EXPECT_LE(after.fds, base.fds) << "file descriptors left behind";
+  }
+
+  // As a demuxer starts: READY, the scheduling query offers PULL, pull mode,
+  // PAUSED, and a first pull of 1000 bytes.
+  void pull_in_paused() {
+    ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+    ASSERT_TRUE(query_offers_pull());
+    ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
+    ASSERT_EQ(gst_element_set_state(src_, GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+    GstBuffer* buffer = nullptr;
+    ASSERT_EQ(gst_pad_pull_range(sinkpad_, 0, 1000, &buffer), GST_FLOW_OK);
+    gst_buffer_unref(buffer);
+  }
+
   // One full query / pull / stop cycle on a fast path, so that whatever the
   // process makes once (GLib's and GStreamer's lazy threads) exists before a
   // test counts threads and descriptors.
@@ -350,13 +346,8 @@ class StandbyTest : public LifecycleTest {
 // without touching the network, and after unref no thread, descriptor or
 // request of the element is left.
 TEST_F(StandbyTest, SchedulingQueryInNullThenUnrefLeavesNothing) {
-  warm_up();
+  const ProcessResources base = warm_up_then_serve_late("/null.bin");
   ASSERT_FALSE(HasFatalFailure());
-  server_.add_file("/null.bin", pattern(8 * kBlock));
-  Behavior b;
-  b.first_byte_delay = prefetch::testing::fixed_delay(10s);
-  server_.set_behavior("/null.bin", b);
-  const ProcessResources base(server_.port());
 
   make_linked("/null.bin");
   const auto start = Clock::now();
@@ -365,10 +356,7 @@ TEST_F(StandbyTest, SchedulingQueryInNullThenUnrefLeavesNothing) {
   gst_pad_unlink(srcpad_, sinkpad_);
   drop_element();  // the last reference: finalize
 
-  const ProcessResources after = settle_to(base, server_.port(), 3s);
-  EXPECT_EQ(after.client_sockets, 0u) << "connections to the origin left open";
-  EXPECT_LE(after.threads, base.threads) << "threads left behind";
-  EXPECT_LE(after.fds, base.fds) << "file descriptors left behind";
+  expect_nothing_left(base);
   EXPECT_EQ(server_.in_flight(), 0u) << "requests left in flight";
   EXPECT_EQ(server_.request_count(), 0u) << "an element in NULL sent a request";
 }
@@ -384,13 +372,8 @@ class StandbyWaitTest : public StandbyTest, public ::testing::WithParamInterface
 constexpr std::chrono::milliseconds kWoken = 2000ms;
 
 TEST_P(StandbyWaitTest, SetStateNullWakesASchedulingQueryWaitingOnTheOrigin) {
-  warm_up();
+  const ProcessResources base = warm_up_then_serve_late("/wait.bin");
   ASSERT_FALSE(HasFatalFailure());
-  server_.add_file("/wait.bin", pattern(8 * kBlock));
-  Behavior b;
-  b.first_byte_delay = prefetch::testing::fixed_delay(10s);
-  server_.set_behavior("/wait.bin", b);
-  const ProcessResources base(server_.port());
 
   make_linked("/wait.bin");
   ASSERT_EQ(gst_element_set_state(src_, GetParam()), GST_STATE_CHANGE_SUCCESS);
@@ -434,10 +417,7 @@ TEST_P(StandbyWaitTest, SetStateNullWakesASchedulingQueryWaitingOnTheOrigin) {
   drop_element();
   // Nothing of the engine is left: its connections are closed (the server
   // itself notices only when the 10 s are over), its threads joined.
-  const ProcessResources after = settle_to(base, server_.port(), 3s);
-  EXPECT_EQ(after.client_sockets, 0u) << "connections to the origin left open";
-  EXPECT_LE(after.threads, base.threads) << "threads left behind";
-  EXPECT_LE(after.fds, base.fds) << "file descriptors left behind";
+  expect_nothing_left(base);
 }
 
 INSTANTIATE_TEST_SUITE_P(FromReadyAndNull, StandbyWaitTest,
@@ -464,13 +444,7 @@ TEST_F(StandbyTest, PadModeSwitchStandbyWithoutStartIsDropped) {
   // One block per request, so the blocks after the first wait at the origin
   // (serve_head_only) with their requests open.
   g_object_set(src_, "max-request-size", static_cast<guint64>(kBlock), nullptr);
-  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
-  ASSERT_TRUE(query_offers_pull());
-  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
-  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
-  GstBuffer* buffer = nullptr;
-  ASSERT_EQ(gst_pad_pull_range(sinkpad_, 0, 1000, &buffer), GST_FLOW_OK);
-  gst_buffer_unref(buffer);
+  ASSERT_NO_FATAL_FAILURE(pull_in_paused());
   ASSERT_TRUE(server_.wait_for([&] { return server_.in_flight() > 0; }, 5s))
       << "no block was fetched ahead";
 
@@ -547,13 +521,7 @@ TEST_F(StandbyTest, PadModeSwitchStandbyIsAdoptedByTheStartThatFollows) {
     gst_event_unref(event);
     return TRUE;
   });
-  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
-  ASSERT_TRUE(query_offers_pull());
-  ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, TRUE));
-  ASSERT_EQ(gst_element_set_state(src_, GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
-  GstBuffer* buffer = nullptr;
-  ASSERT_EQ(gst_pad_pull_range(sinkpad_, 0, 1000, &buffer), GST_FLOW_OK);
-  gst_buffer_unref(buffer);
+  ASSERT_NO_FATAL_FAILURE(pull_in_paused());
   ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PULL, FALSE));
   ASSERT_TRUE(gst_pad_activate_mode(sinkpad_, GST_PAD_MODE_PUSH, TRUE));
   ASSERT_TRUE(gst_pad_activate_mode(srcpad_, GST_PAD_MODE_PUSH, TRUE));

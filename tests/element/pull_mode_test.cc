@@ -21,11 +21,6 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::Behavior;
-using prefetch::testing::TestServer;
-using Clock = std::chrono::steady_clock;
-
-constexpr uint64_t kBlock = 64 * 1024;
 constexpr uint64_t kSize = 64 * kBlock + 4321;
 
 // 10-250 ms before each response's first byte, a fixed draw per first byte:

@@ -17,10 +17,6 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::Behavior;
-using prefetch::testing::TestServer;
-
-constexpr uint64_t kBlock = 64 * 1024;
 constexpr uint64_t kSize = 20 * kBlock + 4321;
 constexpr size_t kCompareBytes = 4096;
 
@@ -47,20 +43,29 @@ class SeekTest : public ElementTest {
     return src;
   }
 
+  // make_src() in a seek pipeline (an appsink of `max_buffers`) brought to
+  // `state`; its first buffer (the preroll in PAUSED) starts the file.
+  void start(SeekPipeline* p, GstState state, guint max_buffers) {
+    GstElement* src = make_src();
+    ASSERT_NE(src, nullptr);
+    *p = make_seek_pipeline(src, max_buffers);
+    ASSERT_EQ(set_state_and_wait(p->pipeline.get(), state), GST_STATE_CHANGE_SUCCESS);
+    GstAppSink* sink = GST_APP_SINK(p->sink);
+    SamplePtr first(state == GST_STATE_PAUSED
+                        ? gst_app_sink_try_pull_preroll(sink, 10 * GST_SECOND)
+                        : gst_app_sink_try_pull_sample(sink, 10 * GST_SECOND));
+    ASSERT_NE(first, nullptr);
+    EXPECT_EQ(check_buffer(gst_sample_get_buffer(first.get()), pattern(kSize), 0, kCompareBytes),
+              "");
+  }
+
   TestServer server_;
 };
 
 TEST_F(SeekTest, FlushingSeeksInPaused) {
   const std::vector<uint8_t>& data = pattern(kSize);
-  GstElement* src = make_src();
-  ASSERT_NE(src, nullptr);
-  SeekPipeline p = make_seek_pipeline(src, 1);
-  ASSERT_EQ(set_state_and_wait(p.pipeline.get(), GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
-  {
-    SamplePtr preroll(gst_app_sink_try_pull_preroll(GST_APP_SINK(p.sink), 10 * GST_SECOND));
-    ASSERT_NE(preroll, nullptr);
-    EXPECT_EQ(check_buffer(gst_sample_get_buffer(preroll.get()), data, 0, kCompareBytes), "");
-  }
+  SeekPipeline p;
+  ASSERT_NO_FATAL_FAILURE(start(&p, GST_STATE_PAUSED, 1));
   for (uint64_t offset : seek_offsets()) {
     SCOPED_TRACE("seek to " + std::to_string(offset));
     ASSERT_TRUE(flushing_seek(p.pipeline.get(), offset));
@@ -83,35 +88,15 @@ TEST_F(SeekTest, FlushingSeeksInPlaying) {
   Behavior b;
   b.first_byte_delay = prefetch::testing::fixed_delay(20ms);
   server_.set_behavior("/seek.bin", b);
-  GstElement* src = make_src();
-  ASSERT_NE(src, nullptr);
-  SeekPipeline p = make_seek_pipeline(src, 2);
-  ASSERT_EQ(set_state_and_wait(p.pipeline.get(), GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS);
-  {
-    SamplePtr first(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND));
-    ASSERT_NE(first, nullptr);
-    EXPECT_EQ(check_buffer(gst_sample_get_buffer(first.get()), data, 0, kCompareBytes), "");
-  }
+  SeekPipeline p;
+  ASSERT_NO_FATAL_FAILURE(start(&p, GST_STATE_PLAYING, 2));
   for (uint64_t offset : seek_offsets()) {
     SCOPED_TRACE("seek to " + std::to_string(offset));
     ASSERT_TRUE(flushing_seek(p.pipeline.get(), offset));
     // Read on until kCompareBytes bytes (or the end of the file) have come,
     // checking that they continue each other and match the file.
-    uint64_t expected = offset;
-    const uint64_t want = std::min<uint64_t>(offset + kCompareBytes, kSize);
-    while (expected < want) {
-      SamplePtr sample(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND));
-      ASSERT_NE(sample, nullptr) << "no buffer at " << expected << " after the seek"
-                                 << (gst_app_sink_is_eos(GST_APP_SINK(p.sink)) ? " (EOS)" : "");
-      if (expected == offset) {
-        const GstSegment* segment = gst_sample_get_segment(sample.get());
-        ASSERT_NE(segment, nullptr);
-        EXPECT_EQ(segment->start, offset);
-      }
-      GstBuffer* buffer = gst_sample_get_buffer(sample.get());
-      ASSERT_EQ(check_buffer(buffer, data, expected, kCompareBytes), "");
-      expected += gst_buffer_get_size(buffer);
-    }
+    uint64_t next = 0;
+    ASSERT_NO_FATAL_FAILURE(expect_data_after_seek(p, data, offset, kCompareBytes, &next));
     if (offset == kSize - 1) {
       // The last byte is followed by EOS.
       EXPECT_EQ(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND), nullptr);

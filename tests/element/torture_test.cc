@@ -26,17 +26,7 @@ namespace prefetch {
 namespace element_test {
 namespace {
 
-using prefetch::testing::Behavior;
 using prefetch::testing::make_pattern;
-using prefetch::testing::sha256_hex;
-using prefetch::testing::TestServer;
-using Clock = std::chrono::steady_clock;
-
-constexpr uint64_t kBlock = 64 * 1024;
-
-long long ms_since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-}
 
 // Threads of this process now (entries of /proc/self/task).
 int thread_count() {
@@ -90,24 +80,29 @@ struct BusCounter {
 class TortureTest : public ElementTest {
  protected:
   GstElement* make_src(const std::string& path, uint64_t block_size, unsigned concurrency) {
-    GstElement* src = make_prefetchsrc();
+    GstElement* src = make_prefetchsrc(server_.url(path));
     if (src) {
-      g_object_set(src, "location", server_.url(path).c_str(), "block-size",
-                   static_cast<guint64>(block_size), "concurrency", concurrency, nullptr);
+      g_object_set(src, "block-size", static_cast<guint64>(block_size), "concurrency", concurrency,
+                   nullptr);
     }
     return src;
+  }
+
+  // Serves `data` at `path` as `b` says, and expects exactly it from
+  // make_src(path, kBlock, concurrency).
+  void expect_exact_served(const std::string& path, const std::vector<uint8_t>& data,
+                           const Behavior& b, unsigned concurrency) {
+    server_.add_file(path, data);
+    server_.set_behavior(path, b);
+    GstElement* src = make_src(path, kBlock, concurrency);
+    ASSERT_NE(src, nullptr);
+    expect_exact(src, data);
   }
 
   // Full transfer; expects EOS with exactly `data`.
   void expect_exact(GstElement* src, const std::vector<uint8_t>& data,
                     std::chrono::milliseconds timeout = 40s) {
-    auto result = run_transfer(src, timeout);
-    ASSERT_FALSE(result->timed_out) << "no EOS/ERROR within " << timeout.count() << " ms, got "
-                                    << result->bytes << " of " << data.size() << " bytes";
-    ASSERT_TRUE(result->eos) << describe(result->error.get());
-    EXPECT_EQ(result->bytes, data.size());
-    EXPECT_EQ(result->sha256, sha256_hex(data)) << "received bytes differ from the file";
-    EXPECT_EQ(result->offset_problem, "");
+    expect_exact_transfer(*run_transfer(src, timeout), data);
   }
 
   // Full transfer; expects an ERROR of `domain`/`code` (no EOS, no hang).
@@ -160,22 +155,7 @@ TEST_F(TortureTest, FortyRandomFlushingSeeksWhileDataFlows) {
     in_flight_seen += server_.in_flight() > 0;
     ASSERT_TRUE(flushing_seek(p.pipeline.get(), offset));
     uint64_t expected = offset;
-    const uint64_t want = std::min<uint64_t>(offset + kCompare, size);
-    while (expected < want) {
-      SamplePtr sample(gst_app_sink_try_pull_sample(GST_APP_SINK(p.sink), 10 * GST_SECOND));
-      ASSERT_NE(sample, nullptr) << "no buffer at " << expected << " after the seek"
-                                 << (gst_app_sink_is_eos(GST_APP_SINK(p.sink)) ? " (EOS)" : "");
-      GstBuffer* buffer = gst_sample_get_buffer(sample.get());
-      if (expected == offset) {
-        const GstSegment* segment = gst_sample_get_segment(sample.get());
-        ASSERT_NE(segment, nullptr);
-        EXPECT_EQ(segment->format, GST_FORMAT_BYTES);
-        EXPECT_EQ(segment->start, offset);
-        ASSERT_EQ(GST_BUFFER_OFFSET(buffer), offset) << "first buffer after the seek";
-      }
-      ASSERT_EQ(check_buffer(buffer, data, expected, kCompare), "");
-      expected += gst_buffer_get_size(buffer);
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_data_after_seek(p, data, offset, kCompare, &expected));
     // Let data flow on a little (a random number of further buffers) so
     // that the next seek lands in the middle of arriving blocks.
     for (int k = pulls(rng); k > 0 && expected < size; --k) {
@@ -238,7 +218,7 @@ TEST_F(TortureTest, HundredStartStopCyclesMidTransfer) {
     EXPECT_EQ(gst_element_set_state(p.pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
     // At once (a few ms idle), not after a request's timeout (15 s): 8 s is a
     // bound a sanitized build on a loaded machine meets.
-    EXPECT_LT(ms_since(start), 8000) << "PLAYING -> NULL took too long in cycle " << i;
+    EXPECT_LT(since(start).count(), 8000) << "PLAYING -> NULL took too long in cycle " << i;
   };
 
   // A first cycle of each kind so that GStreamer's and GLib's pooled threads
@@ -269,7 +249,7 @@ TEST_F(TortureTest, HundredStartStopCyclesMidTransfer) {
     }
     if (HasFatalFailure()) return;
   }
-  const auto cycles_ms = ms_since(start);
+  const auto cycles_ms = since(start).count();
   BusCounter::detach(kept.pipeline.get());
   kept.pipeline.reset();
 
@@ -308,16 +288,11 @@ struct ParallelRun {
 
   static GstFlowReturn on_new_sample(GstAppSink* sink, gpointer data) {
     auto* self = static_cast<ParallelRun*>(data);
-    SamplePtr sample(gst_app_sink_pull_sample(sink));
-    if (!sample) return GST_FLOW_ERROR;
-    GstBuffer* buffer = gst_sample_get_buffer(sample.get());
-    GstMapInfo map;
-    if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return GST_FLOW_ERROR;
-    if (GST_BUFFER_OFFSET(buffer) != self->bytes) self->offsets_ok = false;
-    g_checksum_update(self->checksum, map.data, static_cast<gssize>(map.size));
-    self->bytes += map.size;
-    gst_buffer_unmap(buffer, &map);
-    return GST_FLOW_OK;
+    return pull_mapped(sink, [self](GstBuffer* buffer, const GstMapInfo& map) {
+      if (GST_BUFFER_OFFSET(buffer) != self->bytes) self->offsets_ok = false;
+      g_checksum_update(self->checksum, map.data, static_cast<gssize>(map.size));
+      self->bytes += map.size;
+    });
   }
 };
 
@@ -360,7 +335,7 @@ TEST_F(TortureTest, ThirtyTwoPipelinesAtOnce) {
   for (int i = 0; i < kPipelines; ++i) {
     SCOPED_TRACE("pipeline " + std::to_string(i) + " (" + std::to_string(files[i].size()) +
                  " bytes)");
-    auto left = std::chrono::milliseconds(60000 - ms_since(start));
+    auto left = std::chrono::milliseconds(60000 - since(start).count());
     MessagePtr msg = wait_error_or_eos(runs[i]->pipeline.get(), std::max(left, 1000ms));
     ASSERT_NE(msg, nullptr) << "no EOS/ERROR within 60 s, got " << runs[i]->bytes << " bytes";
     ASSERT_EQ(GST_MESSAGE_TYPE(msg.get()), GST_MESSAGE_EOS) << describe(error_of(msg.get()).get());
@@ -368,7 +343,7 @@ TEST_F(TortureTest, ThirtyTwoPipelinesAtOnce) {
     EXPECT_EQ(std::string(g_checksum_get_string(runs[i]->checksum)), hashes[i]);
     EXPECT_TRUE(runs[i]->offsets_ok);
   }
-  RecordProperty("all_eos_ms", static_cast<int>(ms_since(start)));
+  RecordProperty("all_eos_ms", static_cast<int>(since(start).count()));
   for (auto& run : runs) {
     EXPECT_EQ(gst_element_set_state(run->pipeline.get(), GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   }
@@ -386,15 +361,8 @@ TEST_F(TortureTest, Fault503OnFirstRequestsIsRetried) {
   // fourth attempt is answered. (Before spans, 6 failures spread over 3
   // concurrent block requests, at most 2 each; 6 on one request would be
   // more than the budget, and an error is then the right outcome.)
-  const std::vector<uint8_t>& data = pattern(12 * kBlock + 5);
-  server_.add_file("/f.bin", data);
-  Behavior b;
-  b.status = 503;
-  b.status_count = 3;
-  server_.set_behavior("/f.bin", b);
-  GstElement* src = make_src("/f.bin", kBlock, 3);
-  ASSERT_NE(src, nullptr);
-  expect_exact(src, data);
+  ASSERT_NO_FATAL_FAILURE(
+      expect_exact_served("/f.bin", pattern(12 * kBlock + 5), status_behavior(503, 3), 3));
   size_t failed = 0;
   for (const auto& r : server_.requests("/f.bin")) failed += r.status == 503;
   EXPECT_EQ(failed, 3u);
@@ -526,7 +494,7 @@ TEST_F(TortureTest, FaultStallLongerThanTimeoutIsRetried) {
   expect_exact(src, data);
   // A retry after ~1 s (about 1.5 s in all, idle), not a wait for the 12 s
   // stall to end: 10 s is a bound a sanitized build on a loaded machine meets.
-  EXPECT_LT(ms_since(start), 10000) << "the stalled requests were waited out, not timed out";
+  EXPECT_LT(since(start).count(), 10000) << "the stalled requests were waited out, not timed out";
   // The stalled spans (each from a block's start) were asked again from
   // where their bytes stopped (the server may only notice the abandoned
   // responses when its stall ends).
@@ -548,20 +516,12 @@ TEST_F(TortureTest, FaultStallWithoutRetriesIsResourceError) {
   expect_error(src, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ, 19s);
   // The error after the 1 s timeout (about 1 s idle), not after the 20 s
   // stall: 16 s is a bound a sanitized build on a loaded machine meets.
-  EXPECT_LT(ms_since(start), 16000);
+  EXPECT_LT(since(start).count(), 16000);
 }
 
 TEST_F(TortureTest, Fault429WithRetryAfterIsHonoured) {
-  const std::vector<uint8_t>& data = pattern(5 * kBlock + 9);
-  server_.add_file("/f.bin", data);
-  Behavior b;
-  b.status = 429;
-  b.status_count = 2;
-  b.retry_after_seconds = 1;
-  server_.set_behavior("/f.bin", b);
-  GstElement* src = make_src("/f.bin", kBlock, 2);
-  ASSERT_NE(src, nullptr);
-  expect_exact(src, data);
+  ASSERT_NO_FATAL_FAILURE(
+      expect_exact_served("/f.bin", pattern(5 * kBlock + 9), status_behavior(429, 2, 1), 2));
   auto requests = server_.requests("/f.bin");
   ASSERT_GE(requests.size(), 3u);
   // The blocks refused with 429 were asked again only after Retry-After.

@@ -15,17 +15,12 @@
 #include <vector>
 
 #include "element_test_util.h"
+#include "request_overlap.h"
 #include "test_server.h"
 
 namespace prefetch {
 namespace element_test {
 namespace {
-
-using prefetch::testing::Behavior;
-using prefetch::testing::sha256_hex;
-using prefetch::testing::TestServer;
-
-constexpr uint64_t kBlock = 64 * 1024;
 
 class TransferTest : public ElementTest {
  protected:
@@ -47,13 +42,28 @@ class TransferTest : public ElementTest {
       g_object_set(src, "max-request-size", static_cast<guint64>(max_request_size), nullptr);
     }
     auto result = run_transfer(src, 100s);
-    ASSERT_FALSE(result->timed_out)
-        << "no EOS/ERROR within the timeout, got " << result->bytes << " of " << size << " bytes";
-    ASSERT_TRUE(result->eos) << describe(result->error.get());
-    EXPECT_EQ(result->bytes, size);
-    EXPECT_EQ(result->sha256, sha256_hex(data)) << "received bytes differ from the file";
-    EXPECT_EQ(result->offset_problem, "");
+    ASSERT_NO_FATAL_FAILURE(expect_exact_transfer(*result, data));
     EXPECT_NE(result->stats, nullptr) << "stats property was null after EOS";
+  }
+
+  // Serves `data` at `path` with every answer's first byte 50 ms late and
+  // reads it in blocks of kBlock with `concurrency` (and max-request-size,
+  // 0 = automatic): EOS, every byte right. The result, for more checks.
+  std::unique_ptr<TransferResult> read_late_answers(const std::string& path,
+                                                    const std::vector<uint8_t>& data,
+                                                    unsigned concurrency,
+                                                    uint64_t max_request_size = 0) {
+    server_.add_file(path, data);
+    server_.set_behavior(path, first_byte_behavior(prefetch::testing::fixed_delay(50ms)));
+    GstElement* src = make_prefetchsrc(server_.url(path));
+    EXPECT_NE(src, nullptr);
+    if (!src) return std::make_unique<TransferResult>();
+    g_object_set(src, "block-size", kBlock, "concurrency", concurrency, "max-request-size",
+                 static_cast<guint64>(max_request_size), nullptr);
+    auto result = run_transfer(src);
+    EXPECT_TRUE(result->eos) << describe(result->error.get());
+    EXPECT_EQ(result->sha256, sha256_hex(data));
+    return result;
   }
 
   TestServer server_;
@@ -203,19 +213,7 @@ TEST_F(TransferTest, MaxHostConnectionsBoundsEightElements) {
     EXPECT_LE(held, 4u);
   }
   ASSERT_TRUE(server_.wait_idle());
-  std::vector<std::pair<prefetch::testing::TestClock::time_point, int>> edges;
-  unsigned abandoned = 0;
-  for (const auto& r : server_.requests("/file")) {
-    if (r.client_gone) {
-      ++abandoned;
-      continue;
-    }
-    edges.push_back({r.start, 1});
-    edges.push_back({*r.end, -1});
-  }
-  std::sort(edges.begin(), edges.end());
-  int at_once = 0, most = 0;
-  for (const auto& e : edges) most = std::max(most, at_once += e.second);
+  const auto [most, abandoned] = prefetch::testing::request_overlap(server_.requests("/file"));
   // The budget's exact bound is the elements' own count (host-connections
   // above; HostBudgetEngineTest holds it request by request). The server
   // notes a response's end once its last write has gone out, and other
@@ -238,10 +236,7 @@ TEST_F(TransferTest, OriginIgnoringRangesStillGivesExactBytes) {
 }
 
 TEST_F(TransferTest, TransientErrorsAreRetried) {
-  Behavior b;
-  b.status = 503;
-  b.status_count = 2;
-  server_.set_behavior("/file", b);
+  server_.set_behavior("/file", status_behavior(503, 2));
   expect_exact(4 * kBlock + 3, kBlock, 2);
 }
 
@@ -386,9 +381,8 @@ TEST_F(TransferTest, LookaheadBudgetBoundsRequests) {
 // --- properties and URI handler ----------------------------------------------------
 
 TEST_F(TransferTest, PropertyDefaults) {
-  GstPtr<GstElement> src(make_prefetchsrc());
+  GstPtr<GstElement> src = make_owned_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  gst_object_ref_sink(src.get());
   guint64 block_size = 0;
   guint concurrency = 99, max_concurrency = 0, lookahead = 99;
   gint retries = 0;
@@ -428,9 +422,8 @@ template <typename T>
 }
 
 TEST_F(TransferTest, MaxRequestSizeIsListedWithDefaultZero) {
-  GstPtr<GstElement> src(make_prefetchsrc());
+  GstPtr<GstElement> src = make_owned_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  gst_object_ref_sink(src.get());
   // As gst-inspect-1.0 finds properties: the class's list, not a lookup.
   guint n = 0;
   GParamSpec** specs = g_object_class_list_properties(G_OBJECT_GET_CLASS(src.get()), &n);
@@ -457,9 +450,8 @@ TEST_F(TransferTest, MaxRequestSizeIsListedWithDefaultZero) {
 }
 
 TEST_F(TransferTest, MaxRequestSizeTakesAnyValueAndReadsItBack) {
-  GstPtr<GstElement> src(make_prefetchsrc());
+  GstPtr<GstElement> src = make_owned_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  gst_object_ref_sink(src.get());
   GParamSpec* spec =
       g_object_class_find_property(G_OBJECT_GET_CLASS(src.get()), "max-request-size");
   ASSERT_NE(spec, nullptr);
@@ -500,18 +492,8 @@ TEST_F(TransferTest, MaxRequestSizeBoundsEveryRequest) {
   // engine. With one block per request (before spans) this holds anyway.
   const uint64_t size = 32 * kBlock + 5;
   const uint64_t cap = 3 * kBlock;
-  const std::vector<uint8_t>& data = pattern(size);
-  server_.add_file("/m.bin", data);
-  Behavior b;
-  b.first_byte_delay = prefetch::testing::fixed_delay(50ms);
-  server_.set_behavior("/m.bin", b);
-  GstElement* src = make_prefetchsrc();
-  ASSERT_NE(src, nullptr);
-  g_object_set(src, "location", server_.url("/m.bin").c_str(), "block-size", kBlock, "concurrency",
-               2u, "max-request-size", static_cast<guint64>(2 * kBlock + 1), nullptr);
-  auto result = run_transfer(src);
-  ASSERT_TRUE(result->eos) << describe(result->error.get());
-  EXPECT_EQ(result->sha256, sha256_hex(data));
+  read_late_answers("/m.bin", pattern(size), 2, 2 * kBlock + 1);
+  ASSERT_FALSE(HasFatalFailure());
   const auto requests = server_.requests("/m.bin");
   ASSERT_FALSE(requests.empty());
   for (const auto& r : requests) {
@@ -523,9 +505,8 @@ TEST_F(TransferTest, MaxRequestSizeBoundsEveryRequest) {
 }
 
 TEST_F(TransferTest, StatsHaveSpanFieldsOfTheirTypes) {
-  GstPtr<GstElement> src(make_prefetchsrc());
+  GstPtr<GstElement> src = make_owned_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  gst_object_ref_sink(src.get());
   GstStructure* stats = nullptr;
   g_object_get(src.get(), "stats", &stats, nullptr);
   ASSERT_NE(stats, nullptr);
@@ -558,18 +539,8 @@ TEST_F(TransferTest, SpanStatsAddUpAfterATransfer) {
   // the file, at most what the server wrote; bytes-per-request is it over
   // requests-started; every answer here is held 50 ms.
   const uint64_t size = 20 * kBlock + 5;
-  const std::vector<uint8_t>& data = pattern(size);
-  server_.add_file("/s.bin", data);
-  Behavior b;
-  b.first_byte_delay = prefetch::testing::fixed_delay(50ms);
-  server_.set_behavior("/s.bin", b);
-  GstElement* src = make_prefetchsrc();
-  ASSERT_NE(src, nullptr);
-  g_object_set(src, "location", server_.url("/s.bin").c_str(), "block-size", kBlock, "concurrency",
-               4u, nullptr);
-  auto result = run_transfer(src);
-  ASSERT_TRUE(result->eos) << describe(result->error.get());
-  EXPECT_EQ(result->sha256, sha256_hex(data));
+  const auto result = read_late_answers("/s.bin", pattern(size), 4);
+  ASSERT_FALSE(HasFatalFailure());
   guint64 received = 0, started = 0;
   gdouble per_request = 0, ttfb_mean = 0;
   ASSERT_TRUE(stats_field(result->stats, "bytes-received", &received));
@@ -588,9 +559,8 @@ TEST_F(TransferTest, SpanStatsAddUpAfterATransfer) {
 }
 
 TEST_F(TransferTest, UriHandler) {
-  GstPtr<GstElement> src(make_prefetchsrc());
+  GstPtr<GstElement> src = make_owned_prefetchsrc();
   ASSERT_NE(src, nullptr);
-  gst_object_ref_sink(src.get());
   ASSERT_TRUE(GST_IS_URI_HANDLER(src.get()));
   GstURIHandler* handler = GST_URI_HANDLER(src.get());
   EXPECT_EQ(gst_uri_handler_get_uri_type(handler), GST_URI_SRC);
