@@ -4,6 +4,7 @@
 //
 // Timeouts are hang guards only; no assertion depends on a machine's speed.
 #include "hub_test_util.h"
+#include "request_overlap.h"
 
 namespace prefetch {
 namespace hubtest {
@@ -79,23 +80,11 @@ TEST_F(HubTest, HostBudgetBoundsTheConnectionsOfEightStreams) {
   // it next writes: the server's own count runs over by those for a moment.
   // The requests the client did not abandon are exact.
   ASSERT_TRUE(server_.wait_idle());
-  std::vector<std::pair<testing::TestClock::time_point, int>> edges;
-  unsigned abandoned = 0;
-  for (const auto& r : server_.requests("/b")) {
-    if (r.client_gone) {
-      ++abandoned;
-      continue;
-    }
-    edges.push_back({r.start, 1});
-    edges.push_back({*r.end, -1});
-  }
-  std::sort(edges.begin(), edges.end());
-  int at_once = 0, most = 0;
-  for (const auto& e : edges) most = std::max(most, at_once += e.second);
-  EXPECT_LE(most, 4);
-  EXPECT_LE(server_.max_in_flight(), 4u + abandoned);
+  const testing::RequestOverlap overlap = testing::request_overlap(server_.requests("/b"));
+  EXPECT_LE(overlap.most, 4);
+  EXPECT_LE(server_.max_in_flight(), 4u + overlap.abandoned);
   RecordProperty("max_in_flight", static_cast<int>(server_.max_in_flight()));
-  RecordProperty("abandoned", static_cast<int>(abandoned));
+  RecordProperty("abandoned", static_cast<int>(overlap.abandoned));
   EXPECT_GE(server_.max_in_flight(), 2u);  // the streams did share the host
   streams.clear();
   EXPECT_EQ(HostBudget::process().in_use(c.host), 0u);

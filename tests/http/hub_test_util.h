@@ -22,6 +22,7 @@
 #include "prefetch/host_budget.h"
 #include "prefetch/prefetcher.h"
 #include "prefetch/soup_origin.h"
+#include "proc_net_tcp.h"
 #include "test_server.h"
 
 namespace prefetch {
@@ -73,33 +74,13 @@ inline size_t io_threads() {
 // server runs in this process; its own ends have `port` as local port).
 inline size_t client_sockets(uint16_t port) {
   std::map<std::string, unsigned> remote_of_inode;
-  if (FILE* f = std::fopen("/proc/net/tcp", "r")) {
-    char line[512];
-    while (std::fgets(line, sizeof line, f)) {
-      unsigned remote = 0, state = 0;
-      char inode[64];
-      if (std::sscanf(line, " %*d: %*x:%*x %*x:%x %x %*x:%*x %*x:%*x %*x %*u %*u %63s", &remote,
-                      &state, inode) == 3 &&
-          state == 1)  // ESTABLISHED
-        remote_of_inode[inode] = remote;
-    }
-    std::fclose(f);
-  }
+  for (const testing::TcpSocketEntry& e : testing::proc_net_tcp())
+    if (e.state == 1) remote_of_inode[e.inode] = e.remote_port;  // ESTABLISHED
   size_t n = 0;
-  GDir* dir = g_dir_open("/proc/self/fd", 0, nullptr);
-  if (!dir) return 0;
-  while (const gchar* name = g_dir_read_name(dir)) {
-    gchar* path = g_build_filename("/proc/self/fd", name, nullptr);
-    gchar* target = g_file_read_link(path, nullptr);
-    unsigned long inode = 0;
-    if (target && std::sscanf(target, "socket:[%lu]", &inode) == 1) {
-      auto it = remote_of_inode.find(std::to_string(inode));
-      if (it != remote_of_inode.end() && it->second == port) ++n;
-    }
-    g_free(target);
-    g_free(path);
+  for (const std::string& inode : testing::own_socket_inodes()) {
+    auto it = remote_of_inode.find(inode);
+    if (it != remote_of_inode.end() && it->second == port) ++n;
   }
-  g_dir_close(dir);
   return n;
 }
 
