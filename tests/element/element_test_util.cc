@@ -77,6 +77,29 @@ void ElementTest::set_deadline(std::chrono::seconds deadline) {
 
 // --- elements and pipelines --------------------------------------------------------
 
+namespace {
+template <typename T>
+T stats_field(GstElement* src, const char* field,
+              gboolean (*get)(const GstStructure*, const gchar*, T*)) {
+  GstStructure* stats = nullptr;
+  g_object_get(src, "stats", &stats, nullptr);
+  T value = 0;
+  if (stats) {
+    get(stats, field, &value);
+    gst_structure_free(stats);
+  }
+  return value;
+}
+}  // namespace
+
+guint64 stats_uint64(GstElement* src, const char* field) {
+  return stats_field<guint64>(src, field, gst_structure_get_uint64);
+}
+
+guint stats_uint(GstElement* src, const char* field) {
+  return stats_field<guint>(src, field, gst_structure_get_uint);
+}
+
 GstElement* make_prefetchsrc() {
   GstElement* src = gst_element_factory_make("prefetchsrc", nullptr);
   EXPECT_NE(src, nullptr) << "no prefetchsrc factory (GST_PLUGIN_PATH=" PREFETCH_PLUGIN_DIR ")";

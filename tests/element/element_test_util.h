@@ -107,6 +107,10 @@ class ElementTest : public ::testing::Test {
 };
 
 // --- elements and pipelines -----------------------------------------------------
+// One counter of a prefetchsrc's `stats` structure (0 where it is missing).
+guint64 stats_uint64(GstElement* src, const char* field);
+guint stats_uint(GstElement* src, const char* field);
+
 // A new prefetchsrc (fails the test and returns null if the factory is missing).
 GstElement* make_prefetchsrc();
 // A new prefetchsrc owned by the caller (not floating); null as above.

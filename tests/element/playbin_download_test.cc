@@ -97,16 +97,7 @@ void on_audio(GstElement*, GstBuffer*, GstPad*, gpointer user_data) {
   static_cast<PlayState*>(user_data)->audio_buffers++;
 }
 
-guint64 bytes_delivered(GstElement* source) {
-  GstStructure* stats = nullptr;
-  g_object_get(source, "stats", &stats, nullptr);
-  guint64 bytes = 0;
-  if (stats) {
-    gst_structure_get_uint64(stats, "bytes-delivered", &bytes);
-    gst_structure_free(stats);
-  }
-  return bytes;
-}
+guint64 bytes_delivered(GstElement* source) { return stats_uint64(source, "bytes-delivered"); }
 
 enum class Until { kEos, kStall };
 

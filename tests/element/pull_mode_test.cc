@@ -118,12 +118,8 @@ TEST_F(PullModeTest, TwoHundredRandomReadsAreExact) {
   EXPECT_EQ(GST_PAD_MODE(srcpad_), GST_PAD_MODE_PULL);
 
   std::sort(latency_ms.begin(), latency_ms.end());
-  GstStructure* stats = nullptr;
-  g_object_get(src_, "stats", &stats, nullptr);
-  guint64 hits = 0, started = 0;
-  gst_structure_get_uint64(stats, "cache-hits", &hits);
-  gst_structure_get_uint64(stats, "requests-started", &started);
-  gst_structure_free(stats);
+  const guint64 hits = stats_uint64(src_, "cache-hits");
+  const guint64 started = stats_uint64(src_, "requests-started");
   std::printf("pull reads: median %.1f ms, p90 %.1f ms, max %.1f ms; %" G_GUINT64_FORMAT
               " requests, %" G_GUINT64_FORMAT " cache hits\n",
               latency_ms[latency_ms.size() / 2], latency_ms[latency_ms.size() * 9 / 10],

@@ -44,18 +44,6 @@ class SpanNginxTest : public RunningNginxTest {
     return 0;
   }
 
-  // Requests the element has open now (its stats' requests-in-flight).
-  static guint requests_in_flight(GstElement* src) {
-    GstStructure* stats = nullptr;
-    g_object_get(src, "stats", &stats, nullptr);
-    guint n = 0;
-    if (stats) {
-      gst_structure_get_uint(stats, "requests-in-flight", &n);
-      gst_structure_free(stats);
-    }
-    return n;
-  }
-
   // A stop that lasts until the element has no request open (an HTTP/2
   // span ends where the look-ahead ends), however long a slow build takes
   // to get there; 60 s at most (a span that paused instead stays open).
@@ -98,7 +86,7 @@ class SpanNginxTest : public RunningNginxTest {
         const double before = rss_mib();
         if (stop == kUntilTheSpanEnds) {
           const auto deadline = std::chrono::steady_clock::now() + 60s;
-          while (requests_in_flight(src) > 0 && std::chrono::steady_clock::now() < deadline)
+          while (stats_uint(src, "requests-in-flight") > 0 && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(20ms);
         } else {
           std::this_thread::sleep_for(stop);
@@ -109,13 +97,8 @@ class SpanNginxTest : public RunningNginxTest {
     out.eos = gst_app_sink_is_eos(GST_APP_SINK(p.sink));
     out.sha256 = g_checksum_get_string(sum);
     g_checksum_free(sum);
-    GstStructure* stats = nullptr;
-    g_object_get(src, "stats", &stats, nullptr);
-    if (stats) {
-      gst_structure_get_uint64(stats, "requests-started", &out.requests);
-      gst_structure_get_uint64(stats, "retries", &out.retries);
-      gst_structure_free(stats);
-    }
+    out.requests = stats_uint64(src, "requests-started");
+    out.retries = stats_uint64(src, "retries");
     gst_element_set_state(p.pipeline.get(), GST_STATE_NULL);
     for (const auto& line : read_lines(state_.path() + "/access.log"))
       if (line.find("/big.bin") != std::string::npos) out.log.push_back(line);
