@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Many streams in one process (issue #15, acceptance 4): N pipelines
+"""Many streams in one process: N pipelines
 
     SOURCE location=URL&s=I [PROPS] ! fakesink sync=false      (I = 0..N-1)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Memory bound with a slow consumer (issue #4, acceptance 2).
+"""Memory bound with a slow consumer: the look-ahead budget holds.
 
     memory.py [--size-mib 256] [--sleep-us 1000] [--consumer-mib-s R] [--queue]
               [--plugin-dir DIR] [--origin nginx|python] [--verify] [--timeout S]

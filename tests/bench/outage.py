@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Full-size figures for a bad network (issue 23): prefetchsrc beside
+"""Full-size figures for a bad network: prefetchsrc beside
 souphttpsrc, with default properties, on
 
   outage-20   the network passes nothing from 1 s to 21 s (no FIN, no RST;

@@ -3,7 +3,7 @@
 
     python3 tests/bench/run_test.py
 
-How the auto row is detected from gst-inspect-1.0's text, how issue #15's
+How the auto row is detected from gst-inspect-1.0's text, how the automatic-concurrency
 first check picks the best fixed concurrency and takes the ratio within
 each run, and how the most connections open at once are counted.
 """
@@ -57,7 +57,7 @@ class FeaturesTest(unittest.TestCase):
         f = run.parse_features(INSPECT.format(low=1, extra=""))
         self.assertEqual(f, {"hedge": True, "auto": False, "max-host": False})
 
-    def test_issue_15(self):
+    def test_auto_and_max_host_connections(self):
         f = run.parse_features(INSPECT.format(low=0, extra="") + MAX_HOST)
         self.assertEqual(f, {"hedge": True, "auto": True, "max-host": True})
 
