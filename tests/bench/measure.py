@@ -42,7 +42,6 @@ Errors: the message goes to stderr and the exit status is 1.
 
 import argparse
 import hashlib
-import json
 import resource
 import sys
 import time
@@ -50,7 +49,9 @@ import time
 import gi
 
 gi.require_version("Gst", "1.0")
-from gi.repository import GLib, Gst  # noqa: E402
+from gi.repository import Gst  # noqa: E402
+
+from benchutil import print_result  # noqa: E402
 
 
 class FirstAndCount:
@@ -198,12 +199,7 @@ def main():
     # GStreamer's debug-log timestamps count from gst_init(); taking the clock
     # right after it gives the same zero to within microseconds.
     log_epoch = Gst.util_get_timestamp()
-    try:
-        result = run(args.source, args.decode, args.timeout, log_epoch, args.realtime, args.sha256)
-    except (RuntimeError, GLib.Error) as e:
-        print(f"measure.py: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(result))
+    print_result("measure.py", lambda: run(args.source, args.decode, args.timeout, log_epoch, args.realtime, args.sha256))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ Errors (no PULL offered, activation failed, a flow error, a read over
 """
 
 import argparse
-import json
 import math
 import random
 import statistics
@@ -40,14 +39,9 @@ import time
 import gi
 
 gi.require_version("Gst", "1.0")
-from gi.repository import GLib, Gst  # noqa: E402
+from gi.repository import Gst  # noqa: E402
 
-
-def stat(src, field):
-    if src.find_property("stats") is None:
-        return None
-    ok, value = src.get_property("stats").get_uint64(field)
-    return value if ok else None
+from benchutil import print_result, stat  # noqa: E402
 
 
 def watchdog(timeout, what):
@@ -139,12 +133,7 @@ def main():
     if not data or args.reads < 1 or not 1 <= args.min <= args.max:
         p.error("need a non-empty --file, --reads >= 1 and 1 <= --min <= --max")
     Gst.init(None)
-    try:
-        result = run(args.source, data, args.reads, args.seed, args.min, args.max, args.timeout)
-    except (RuntimeError, GLib.Error) as e:
-        print(f"pullreads.py: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(result))
+    print_result("pullreads.py", lambda: run(args.source, data, args.reads, args.seed, args.min, args.max, args.timeout))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ the message goes to stderr and the exit status is 1.
 """
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -44,7 +43,9 @@ import time
 import gi
 
 gi.require_version("Gst", "1.0")
-from gi.repository import GLib, Gst  # noqa: E402
+from gi.repository import Gst  # noqa: E402
+
+from benchutil import print_result, stat  # noqa: E402
 
 
 class Watch:
@@ -111,14 +112,6 @@ class Watch:
                                    f"after it) within the timeout")
 
 
-def stat(src, field):
-    if src.find_property("stats") is None:
-        return None
-    s = src.get_property("stats")
-    ok, value = s.get_uint64(field)
-    return value if ok else None
-
-
 def run(source, data, seeks, seed, flow, timeout):
     size = len(data)
     pipeline = Gst.parse_launch(f"{source} name=benchsrc ! fakesink name=benchsink sync=false")
@@ -180,12 +173,7 @@ def main():
     if not data or args.seeks < 1:
         p.error("need a non-empty --file and --seeks >= 1")
     Gst.init(None)
-    try:
-        result = run(args.source, data, args.seeks, args.seed, args.flow, args.timeout)
-    except (RuntimeError, GLib.Error) as e:
-        print(f"seeks.py: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(result))
+    print_result("seeks.py", lambda: run(args.source, data, args.seeks, args.seed, args.flow, args.timeout))
 
 
 if __name__ == "__main__":
