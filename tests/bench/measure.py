@@ -40,7 +40,6 @@ per MiB).
 Errors: the message goes to stderr and the exit status is 1.
 """
 
-import argparse
 import hashlib
 import resource
 import sys
@@ -51,7 +50,7 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
-from benchutil import print_result  # noqa: E402
+from benchutil import parser, print_result  # noqa: E402
 
 
 class FirstAndCount:
@@ -187,13 +186,12 @@ def first_error(bus):
 
 
 def main():
-    p = argparse.ArgumentParser(description="Run one pipeline to EOS and print its figures as JSON.")
-    p.add_argument("source", help="source element description, e.g. 'souphttpsrc location=URL'")
+    p = parser("Run one pipeline to EOS and print its figures as JSON.", "souphttpsrc location=URL",
+               "seconds to wait for EOS", timeout=300.0)
     p.add_argument("--decode", action="store_true", help="decodebin ! fakesink instead of fakesink")
     p.add_argument("--realtime", type=int, default=0, metavar="BYTES_PER_S",
                    help="consume at this rate on the pipeline clock (identity datarate sync)")
     p.add_argument("--sha256", action="store_true", help="hash the bytes the source pushed")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for EOS")
     args = p.parse_args()
     Gst.init(None)
     # GStreamer's debug-log timestamps count from gst_init(); taking the clock

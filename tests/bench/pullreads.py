@@ -28,10 +28,8 @@ Errors (no PULL offered, activation failed, a flow error, a read over
 --timeout): the message goes to stderr and the exit status is 1.
 """
 
-import argparse
 import math
 import random
-import statistics
 import sys
 import threading
 import time
@@ -41,7 +39,7 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
-from benchutil import print_result, stat  # noqa: E402
+from benchutil import latency_summary, parser, print_result, stat  # noqa: E402
 
 
 def watchdog(timeout, what):
@@ -108,25 +106,20 @@ def run(source, data, reads, seed, lo, hi, timeout):
     finally:
         sinkpad.activate_mode(Gst.PadMode.PULL, False)
         src.set_state(Gst.State.NULL)
-    ordered = sorted(latencies)
     return {
         "reads": reads, "exact": exact, "all_exact": exact == reads,
-        "median_s": statistics.median(latencies),
-        "p90_s": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
-        "max_s": ordered[-1], "total_s": total, "activate_s": activate,
+        **latency_summary(latencies), "total_s": total, "activate_s": activate,
         "requests": requests, "cache_hits": hits, "latencies_s": latencies,
     }
 
 
 def main():
-    p = argparse.ArgumentParser(description="Time random pull-mode reads from a source.")
-    p.add_argument("source", help="source element description, e.g. 'prefetchsrc location=URL'")
-    p.add_argument("--file", required=True, help="local copy of the resource")
+    p = parser("Time random pull-mode reads from a source.", "prefetchsrc location=URL",
+               "seconds per read", file_help="local copy of the resource")
     p.add_argument("--reads", type=int, default=200)
     p.add_argument("--seed", type=int, default=1, help="which offsets and sizes")
     p.add_argument("--min", type=int, default=16, help="smallest read, bytes")
     p.add_argument("--max", type=int, default=300000, help="largest read, bytes")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per read")
     args = p.parse_args()
     with open(args.file, "rb") as f:
         data = f.read()

@@ -33,7 +33,6 @@ Errors (pipeline error, a seek refused, no first buffer within --timeout):
 the message goes to stderr and the exit status is 1.
 """
 
-import argparse
 import random
 import statistics
 import sys
@@ -45,7 +44,7 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
-from benchutil import print_result, stat  # noqa: E402
+from benchutil import latency_summary, parser, print_result, stat  # noqa: E402
 
 
 class Watch:
@@ -146,12 +145,9 @@ def run(source, data, seeks, seed, flow, timeout):
         requests, hits = stat(src, "requests-started"), stat(src, "cache-hits")
     finally:
         pipeline.set_state(Gst.State.NULL)
-    ordered = sorted(latencies)
     return {
         "seeks": seeks, "exact": exact, "all_exact": exact == seeks,
-        "median_s": statistics.median(latencies),
-        "p90_s": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
-        "min_s": ordered[0], "max_s": ordered[-1],
+        **latency_summary(latencies),
         "seek_call_median_s": statistics.median(call_times),
         "latencies_s": latencies, "offsets": offsets, "total_s": total,
         "requests": requests, "cache_hits": hits,
@@ -159,14 +155,12 @@ def run(source, data, seeks, seed, flow, timeout):
 
 
 def main():
-    p = argparse.ArgumentParser(description="Time random flushing byte seeks to the first buffer.")
-    p.add_argument("source", help="source element description, e.g. 'souphttpsrc location=URL'")
-    p.add_argument("--file", required=True, help="local copy of the resource (size and bytes)")
+    p = parser("Time random flushing byte seeks to the first buffer.", "souphttpsrc location=URL",
+               "seconds per seek", file_help="local copy of the resource (size and bytes)")
     p.add_argument("--seeks", type=int, default=40)
     p.add_argument("--seed", type=int, default=1, help="which offsets")
     p.add_argument("--flow", type=int, default=256 * 1024,
                    help="bytes to let through after each first buffer before the next seek")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per seek")
     args = p.parse_args()
     with open(args.file, "rb") as f:
         data = f.read()
