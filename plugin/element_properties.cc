@@ -24,118 +24,183 @@ GType gst_prefetch_src_schedule_get_type(void) {
   return type;
 }
 
+namespace {
+
+// The properties by the type of their value, one row each: id, name, nick,
+// blurb, then the range and default. Comments say what a row is for where
+// its blurb does not.
+struct StringProperty {
+  guint id;
+  const char* name;
+  const char* nick;
+  const char* blurb;
+  const char* default_value;
+};
+struct BooleanProperty {
+  guint id;
+  const char* name;
+  const char* nick;
+  const char* blurb;
+  gboolean default_value;
+};
+template <typename T>
+struct RangeProperty {
+  guint id;
+  const char* name;
+  const char* nick;
+  const char* blurb;
+  T min, max, default_value;
+};
+
+const StringProperty kStrings[] = {
+    // location: the http:// or https:// URI to read.
+    {PROP_LOCATION, "location", "Location", "HTTP or HTTPS URI to read from", nullptr},
+    // user-agent: sent with every block request.
+    {PROP_USER_AGENT, "user-agent", "User-Agent",
+     "Value of the User-Agent HTTP request header field", DEFAULT_USER_AGENT},
+    // proxy: empty = the environment's http_proxy / https_proxy / no_proxy.
+    {PROP_PROXY, "proxy", "Proxy",
+     "HTTP proxy server URI (default: the http_proxy / https_proxy environment variables)", ""},
+    // Credentials, as souphttpsrc's: NULL by default, the nick is the name.
+    {PROP_PROXY_ID, "proxy-id", "proxy-id", "HTTP proxy URI user id for authentication", nullptr},
+    {PROP_PROXY_PW, "proxy-pw", "proxy-pw", "HTTP proxy URI user password for authentication",
+     nullptr},
+    {PROP_USER_ID, "user-id", "user-id", "HTTP location URI user id for authentication", nullptr},
+    {PROP_USER_PW, "user-pw", "user-pw", "HTTP location URI user password for authentication",
+     nullptr},
+    {PROP_SSL_CA_FILE, "ssl-ca-file", "SSL CA File",
+     "Location of a SSL anchor CA file (PEM) to trust", nullptr},
+    // method: only GET makes sense for ranged reads; anything else fails at start.
+    {PROP_METHOD, "method", "HTTP method",
+     "The HTTP method to use; only GET is supported (default: GET)", nullptr},
+};
+
+const BooleanProperty kBooleans[] = {
+    {PROP_SSL_STRICT, "ssl-strict", "SSL Strict", "Strict SSL certificate checking",
+     DEFAULT_SSL_STRICT},
+    {PROP_SSL_USE_SYSTEM_CA_FILE, "ssl-use-system-ca-file", "Use System CA File",
+     "Accepted for compatibility with souphttpsrc and ignored, as souphttpsrc ignores it over "
+     "libsoup 3: without ssl-ca-file or tls-database the system's trust store is used",
+     DEFAULT_SSL_USE_SYSTEM_CA_FILE},
+    {PROP_AUTOMATIC_REDIRECT, "automatic-redirect", "automatic-redirect",
+     "Automatically follow HTTP redirects (HTTP Status Code 3xx); block requests started after "
+     "the first answer go to its target",
+     DEFAULT_AUTOMATIC_REDIRECT},
+    {PROP_IS_LIVE, "is-live", "is-live", "Act like a live source", DEFAULT_IS_LIVE},
+    {PROP_KEEP_ALIVE, "keep-alive", "keep-alive", "Use HTTP persistent connections",
+     DEFAULT_KEEP_ALIVE},
+    // hedge: duplicate requests for late blocks at the head of the line.
+    {PROP_HEDGE, "hedge", "Hedge",
+     "Send a second request for a block near the read position whose first byte is much later "
+     "than usual (at most 10% extra requests, one per block); the first answer wins",
+     DEFAULT_HEDGE},
+    // iradio-mode: ask Icecast/SHOUTcast servers for their metadata; on an
+    // answer with icy-metaint the caps are application/x-icy (put icydemux
+    // downstream) and icy-name/genre/url become tags. Others ignore it.
+    {PROP_IRADIO_MODE, "iradio-mode", "iradio-mode",
+     "Enable internet radio mode (ask server to send shoutcast/icecast metadata interleaved "
+     "with the actual stream data)",
+     DEFAULT_IRADIO_MODE},
+    // compress: accept gzip and deflate. An encoded body has no byte ranges:
+    // it is read as one stream (not seekable, no concurrency).
+    {PROP_COMPRESS, "compress", "Compress", "Allow compressed content encodings",
+     DEFAULT_COMPRESS},
+};
+
+const RangeProperty<guint> kUints[] = {
+    // concurrency: range requests in flight at once (= connections).
+    {PROP_CONCURRENCY, "concurrency", "Concurrency",
+     "Range requests in flight at once, each on its own connection; 0 (the default) = "
+     "automatic: starts at 4, adds connections while that raises the rate, comes down to what "
+     "the origin serves on 429/503, drops them when the consumer is slower (window schedule; up "
+     "to max-concurrency)",
+     0, MAX_CONCURRENCY, DEFAULT_CONCURRENCY},
+    // max-concurrency: the automatic concurrency's cap.
+    {PROP_MAX_CONCURRENCY, "max-concurrency", "Max concurrency",
+     "With concurrency=0 (automatic): transfers at once at most", 1, MAX_CONCURRENCY,
+     DEFAULT_MAX_CONCURRENCY},
+    // max-host-connections: the process's connections to the location's
+    // host, shared by all prefetchsrc elements by need (the smallest non-zero
+    // value among them binds).
+    {PROP_MAX_HOST_CONNECTIONS, "max-host-connections", "Max host connections",
+     "Process-wide connections to one host, shared by all prefetchsrc elements of the process "
+     "by need (a waiting reader first); the smallest non-zero value among them binds; 0 = no "
+     "limit",
+     0, G_MAXUINT, DEFAULT_MAX_HOST_CONNECTIONS},
+    // lookahead-blocks: blocks held ahead of the reader (the memory budget).
+    {PROP_LOOKAHEAD_BLOCKS, "lookahead-blocks", "Look-ahead blocks",
+     "Blocks held in memory from the read position on, fetched or being fetched (0 = 2 x "
+     "concurrency); memory is about this x block-size",
+     0, 4096, DEFAULT_LOOKAHEAD_BLOCKS},
+    // timeout: seconds without progress on one request.
+    {PROP_TIMEOUT, "timeout", "Timeout",
+     "Seconds a request may bring less than 512 bytes a second (nothing, or a trickle) before "
+     "it is retried; after retries + 1 of them the element fails (0 = no timeout)",
+     0, 3600, DEFAULT_TIMEOUT},
+};
+
+const RangeProperty<guint64> kUint64s[] = {
+    // block-size: bytes per range request. Not the inherited `blocksize`,
+    // which is the size GstBaseSrc asks create() for (a hint we exceed).
+    {PROP_BLOCK_SIZE, "block-size", "Block size",
+     "Bytes per HTTP range request (one block); unlike the inherited 'blocksize', which is the "
+     "buffer size hint of GstBaseSrc",
+     MIN_BLOCK_SIZE, MAX_BLOCK_SIZE, DEFAULT_BLOCK_SIZE},
+    // max-request-size: a span's length at most (bytes). A block is the unit
+    // of storage and delivery; a span, one range request over consecutive
+    // blocks, the unit of transfer. Every value is taken: the engine rounds
+    // it up to whole blocks.
+    {PROP_MAX_REQUEST_SIZE, "max-request-size", "Max request size",
+     "Longest byte range one HTTP request asks for (rounded up to whole blocks); 0 = automatic: "
+     "spans grow while reads are sequential and the origin's first-byte time makes longer "
+     "requests pay. Window schedule only",
+     0, G_MAXUINT64, DEFAULT_MAX_REQUEST_SIZE},
+    // cache-size: delivered blocks kept for jumps back (bytes).
+    {PROP_CACHE_SIZE, "cache-size", "Cache size",
+     "Bytes of complete blocks kept after they leave the look-ahead window (least recently used "
+     "first out), so jumps back are served without a request (0 = none)",
+     0, G_MAXUINT64, DEFAULT_CACHE_SIZE},
+};
+
+}  // namespace
+
 void gst_prefetch_src_install_properties(GObjectClass* gobject_class) {
   const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
   GParamSpec* specs[N_PROPERTIES] = {};
+  for (const auto& p : kStrings)
+    specs[p.id] = g_param_spec_string(p.name, p.nick, p.blurb, p.default_value, rw);
+  for (const auto& p : kBooleans)
+    specs[p.id] = g_param_spec_boolean(p.name, p.nick, p.blurb, p.default_value, rw);
+  for (const auto& p : kUints)
+    specs[p.id] = g_param_spec_uint(p.name, p.nick, p.blurb, p.min, p.max, p.default_value, rw);
+  for (const auto& p : kUint64s)
+    specs[p.id] = g_param_spec_uint64(p.name, p.nick, p.blurb, p.min, p.max, p.default_value, rw);
 
-  /* location: the http:// or https:// URI to read. */
-  specs[PROP_LOCATION] =
-      g_param_spec_string("location", "Location", "HTTP or HTTPS URI to read from", nullptr, rw);
-  /* block-size: bytes per range request. Not the inherited `blocksize`,
-   * which is the size GstBaseSrc asks create() for (a hint we exceed). */
-  specs[PROP_BLOCK_SIZE] =
-      g_param_spec_uint64("block-size", "Block size",
-                          "Bytes per HTTP range request (one block); unlike the inherited "
-                          "'blocksize', which is the buffer size hint of GstBaseSrc",
-                          MIN_BLOCK_SIZE, MAX_BLOCK_SIZE, DEFAULT_BLOCK_SIZE, rw);
-  /* max-request-size: a span's length at most (bytes). A block is the unit
-   * of storage and delivery; a span, one range request over consecutive
-   * blocks, the unit of transfer. Every value is taken: the engine rounds it
-   * up to whole blocks. */
-  specs[PROP_MAX_REQUEST_SIZE] =
-      g_param_spec_uint64("max-request-size", "Max request size",
-                          "Longest byte range one HTTP request asks for (rounded up to whole "
-                          "blocks); 0 = automatic: spans grow while reads are sequential and "
-                          "the origin's first-byte time makes longer requests pay. Window "
-                          "schedule only",
-                          0, G_MAXUINT64, DEFAULT_MAX_REQUEST_SIZE, rw);
-  /* concurrency: range requests in flight at once (= connections). */
-  specs[PROP_CONCURRENCY] =
-      g_param_spec_uint("concurrency", "Concurrency",
-                        "Range requests in flight at once, each on its own connection; 0 (the "
-                        "default) = automatic: starts at 4, adds connections while that raises "
-                        "the rate, comes down to what the origin serves on 429/503, drops them "
-                        "when the consumer is slower (window schedule; up to max-concurrency)",
-                        0, MAX_CONCURRENCY, DEFAULT_CONCURRENCY, rw);
-  /* max-concurrency: the automatic concurrency's cap. */
-  specs[PROP_MAX_CONCURRENCY] =
-      g_param_spec_uint("max-concurrency", "Max concurrency",
-                        "With concurrency=0 (automatic): transfers at once at most", 1,
-                        MAX_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, rw);
-  /* max-host-connections: the process's connections to the location's host,
-   * shared by all prefetchsrc elements by need (the smallest non-zero value
-   * among them binds). */
-  specs[PROP_MAX_HOST_CONNECTIONS] =
-      g_param_spec_uint("max-host-connections", "Max host connections",
-                        "Process-wide connections to one host, shared by all prefetchsrc "
-                        "elements of the process by need (a waiting reader first); the "
-                        "smallest non-zero value among them binds; 0 = no limit",
-                        0, G_MAXUINT, DEFAULT_MAX_HOST_CONNECTIONS, rw);
-  /* lookahead-blocks: blocks held ahead of the reader (the memory budget). */
-  specs[PROP_LOOKAHEAD_BLOCKS] =
-      g_param_spec_uint("lookahead-blocks", "Look-ahead blocks",
-                        "Blocks held in memory from the read position on, fetched or being "
-                        "fetched (0 = 2 x concurrency); memory is about this x block-size",
-                        0, 4096, DEFAULT_LOOKAHEAD_BLOCKS, rw);
-  /* schedule: how requests are started and blocks released. */
+  // The one-of-a-kind properties (enum, int, boxed and object values).
+  // schedule: how requests are started and blocks released.
   specs[PROP_SCHEDULE] =
       g_param_spec_enum("schedule", "Schedule",
                         "How block requests are scheduled (batch and barrier exist to show "
                         "the difference in benchmarks)",
                         GST_TYPE_PREFETCH_SRC_SCHEDULE, DEFAULT_SCHEDULE, rw);
-  /* retries: per block, as souphttpsrc's. */
+  // http-log-level: libsoup's own HTTP log, shown at GST_DEBUG=prefetchsrc:6.
+  specs[PROP_HTTP_LOG_LEVEL] =
+      g_param_spec_enum("http-log-level", "HTTP log level",
+                        "Set log level for soup's HTTP session log (shown at "
+                        "GST_DEBUG=prefetchsrc:6)",
+                        prefetch::SoupOrigin::http_log_level_type(), DEFAULT_HTTP_LOG_LEVEL, rw);
+  // retries: per block, as souphttpsrc's.
   specs[PROP_RETRIES] =
       g_param_spec_int("retries", "Retries",
                        "Maximum number of retries of one block until giving up (-1 = infinite)", -1,
                        G_MAXINT, DEFAULT_RETRIES, rw);
-  /* timeout: seconds without progress on one request. */
-  specs[PROP_TIMEOUT] =
-      g_param_spec_uint("timeout", "Timeout",
-                        "Seconds a request may bring less than 512 bytes a second (nothing, "
-                        "or a trickle) before it is retried; after retries + 1 of them the "
-                        "element fails (0 = no timeout)",
-                        0, 3600, DEFAULT_TIMEOUT, rw);
-  /* user-agent: sent with every block request. */
-  specs[PROP_USER_AGENT] = g_param_spec_string("user-agent", "User-Agent",
-                                               "Value of the User-Agent HTTP request header field",
-                                               DEFAULT_USER_AGENT, rw);
-  /* extra-headers: a GstStructure of name=value pairs, sent with every request. */
+  // extra-headers: a GstStructure of name=value pairs, sent with every request.
   specs[PROP_EXTRA_HEADERS] =
       g_param_spec_boxed("extra-headers", "Extra Headers",
                          "Extra headers to append to every HTTP request", GST_TYPE_STRUCTURE, rw);
-  /* cookies: "name=value" strings, sent with every request. */
+  // cookies: "name=value" strings, sent with every request.
   specs[PROP_COOKIES] =
       g_param_spec_boxed("cookies", "Cookies", "HTTP request cookies", G_TYPE_STRV, rw);
-  /* proxy: empty = the environment's http_proxy / https_proxy / no_proxy. */
-  specs[PROP_PROXY] =
-      g_param_spec_string("proxy", "Proxy",
-                          "HTTP proxy server URI (default: the http_proxy / https_proxy "
-                          "environment variables)",
-                          "", rw);
-  /* Credentials, as souphttpsrc's: NULL by default, the nick is the name. */
-  static const struct {
-    guint id;
-    const char* name;
-    const char* blurb;
-  } credentials[] = {
-      {PROP_PROXY_ID, "proxy-id", "HTTP proxy URI user id for authentication"},
-      {PROP_PROXY_PW, "proxy-pw", "HTTP proxy URI user password for authentication"},
-      {PROP_USER_ID, "user-id", "HTTP location URI user id for authentication"},
-      {PROP_USER_PW, "user-pw", "HTTP location URI user password for authentication"},
-  };
-  for (const auto& c : credentials) {
-    specs[c.id] = g_param_spec_string(c.name, c.name, c.blurb, nullptr, rw);
-  }
-  specs[PROP_SSL_STRICT] = g_param_spec_boolean(
-      "ssl-strict", "SSL Strict", "Strict SSL certificate checking", DEFAULT_SSL_STRICT, rw);
-  specs[PROP_SSL_CA_FILE] = g_param_spec_string(
-      "ssl-ca-file", "SSL CA File", "Location of a SSL anchor CA file (PEM) to trust", nullptr, rw);
-  specs[PROP_SSL_USE_SYSTEM_CA_FILE] =
-      g_param_spec_boolean("ssl-use-system-ca-file", "Use System CA File",
-                           "Accepted for compatibility with souphttpsrc and ignored, as "
-                           "souphttpsrc ignores it over libsoup 3: without ssl-ca-file or "
-                           "tls-database the system's trust store is used",
-                           DEFAULT_SSL_USE_SYSTEM_CA_FILE, rw);
   specs[PROP_TLS_DATABASE] =
       g_param_spec_object("tls-database", "TLS database",
                           "TLS database with anchor certificate authorities used to validate "
@@ -146,40 +211,7 @@ void gst_prefetch_src_install_properties(GObjectClass* gobject_class) {
                           "A GTlsInteraction object to be used when the connection or "
                           "certificate database need to interact with the user",
                           G_TYPE_TLS_INTERACTION, rw);
-  specs[PROP_AUTOMATIC_REDIRECT] =
-      g_param_spec_boolean("automatic-redirect", "automatic-redirect",
-                           "Automatically follow HTTP redirects (HTTP Status Code 3xx); block "
-                           "requests started after the first answer go to its target",
-                           DEFAULT_AUTOMATIC_REDIRECT, rw);
-  /* http-log-level: libsoup's own HTTP log, shown at GST_DEBUG=prefetchsrc:6. */
-  specs[PROP_HTTP_LOG_LEVEL] =
-      g_param_spec_enum("http-log-level", "HTTP log level",
-                        "Set log level for soup's HTTP session log (shown at "
-                        "GST_DEBUG=prefetchsrc:6)",
-                        prefetch::SoupOrigin::http_log_level_type(), DEFAULT_HTTP_LOG_LEVEL, rw);
-  specs[PROP_IS_LIVE] =
-      g_param_spec_boolean("is-live", "is-live", "Act like a live source", DEFAULT_IS_LIVE, rw);
-  specs[PROP_KEEP_ALIVE] = g_param_spec_boolean(
-      "keep-alive", "keep-alive", "Use HTTP persistent connections", DEFAULT_KEEP_ALIVE, rw);
-  /* method: only GET makes sense for ranged reads; anything else fails at start. */
-  specs[PROP_METHOD] = g_param_spec_string(
-      "method", "HTTP method", "The HTTP method to use; only GET is supported (default: GET)",
-      nullptr, rw);
-  /* hedge: duplicate requests for late blocks at the head of the line. */
-  specs[PROP_HEDGE] =
-      g_param_spec_boolean("hedge", "Hedge",
-                           "Send a second request for a block near the read position whose "
-                           "first byte is much later than usual (at most 10% extra requests, "
-                           "one per block); the first answer wins",
-                           DEFAULT_HEDGE, rw);
-  /* cache-size: delivered blocks kept for jumps back (bytes). */
-  specs[PROP_CACHE_SIZE] =
-      g_param_spec_uint64("cache-size", "Cache size",
-                          "Bytes of complete blocks kept after they leave the look-ahead "
-                          "window (least recently used first out), so jumps back are served "
-                          "without a request (0 = none)",
-                          0, G_MAXUINT64, DEFAULT_CACHE_SIZE, rw);
-  /* stats: a snapshot, see the README for its fields. */
+  // stats: a snapshot, see the README for its fields.
   specs[PROP_STATS] = g_param_spec_boxed(
       "stats", "Statistics",
       "Transfer statistics: bytes-delivered, bytes-received (body bytes "
@@ -193,19 +225,6 @@ void gst_prefetch_src_install_properties(GObjectClass* gobject_class) {
       "ttfb-mean-ms, ttfb-median-ms, ttfb-p95-ms, "
       "throughput (bytes/s over the last interval)",
       GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
-
-  /* iradio-mode: ask Icecast/SHOUTcast servers for their metadata; on an
-   * answer with icy-metaint the caps are application/x-icy (put icydemux
-   * downstream) and icy-name/genre/url become tags. Others ignore it. */
-  specs[PROP_IRADIO_MODE] =
-      g_param_spec_boolean("iradio-mode", "iradio-mode",
-                           "Enable internet radio mode (ask server to send shoutcast/icecast "
-                           "metadata interleaved with the actual stream data)",
-                           DEFAULT_IRADIO_MODE, rw);
-  /* compress: accept gzip and deflate. An encoded body has no byte ranges:
-   * it is read as one stream (not seekable, no concurrency). */
-  specs[PROP_COMPRESS] = g_param_spec_boolean(
-      "compress", "Compress", "Allow compressed content encodings", DEFAULT_COMPRESS, rw);
 
   g_object_class_install_properties(gobject_class, N_PROPERTIES, specs);
 }
