@@ -103,8 +103,7 @@ const BooleanProperty kBooleans[] = {
      DEFAULT_IRADIO_MODE},
     // compress: accept gzip and deflate. An encoded body has no byte ranges:
     // it is read as one stream (not seekable, no concurrency).
-    {PROP_COMPRESS, "compress", "Compress", "Allow compressed content encodings",
-     DEFAULT_COMPRESS},
+    {PROP_COMPRESS, "compress", "Compress", "Allow compressed content encodings", DEFAULT_COMPRESS},
 };
 
 const RangeProperty<guint> kUints[] = {

@@ -162,8 +162,8 @@ TEST(ByteBudgetEngineTest, EightEnginesStayWithinTheProcessBudget) {
   for (int i = 0; i < kEngines; ++i) {
     readers.emplace_back([&, i] {
       // A consumer: 300 us after each read.
-      const testing::Drained d = testing::read_to_end(*engines[i], 0, 256 * 1024,
-                                                      ReadMode::kAvailable, std::chrono::microseconds(300));
+      const testing::Drained d = testing::read_to_end(
+          *engines[i], 0, 256 * 1024, ReadMode::kAvailable, std::chrono::microseconds(300));
       exact[i] = d.last.status == ReadStatus::kEos && d.bytes == origin->data();
     });
   }

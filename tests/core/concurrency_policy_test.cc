@@ -63,7 +63,7 @@ TEST(ConcurrencyPolicy, SharedCapSettlesAtWhatTheRateNeeds) {
   auto rate = [&] { return std::min(24.0, 4.0 * r.c.current()); };
   EXPECT_TRUE(r.steps_to(waiting(rate()), 8u));
   EXPECT_TRUE(r.steps_to(waiting(rate()), 16u));  // 24 > 16 x 1.25: raise again
-  EXPECT_TRUE(r.steps_to(waiting(rate()), 6u));  // 24, not > 24 x 1.25
+  EXPECT_TRUE(r.steps_to(waiting(rate()), 6u));   // 24, not > 24 x 1.25
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateFlat);
   EXPECT_EQ(r.c.ceiling(), 6u);
   // It stays there until the probe interval has passed ...
@@ -94,8 +94,8 @@ TEST(ConcurrencyPolicy, APartialRiseDoublesAgain) {
   t.start = 2;
   t.max = 64;
   Drive r(t);
-  EXPECT_TRUE(r.sample(waiting(8)));   // 2 -> 4
-  EXPECT_TRUE(r.steps_to(waiting(12), 8u));  // +50 %: a rise, not a strong one
+  EXPECT_TRUE(r.sample(waiting(8)));          // 2 -> 4
+  EXPECT_TRUE(r.steps_to(waiting(12), 8u));   // +50 %: a rise, not a strong one
   EXPECT_TRUE(r.steps_to(waiting(24), 32u));  // +100 %: strong
 }
 
@@ -128,7 +128,7 @@ TEST(ConcurrencyPolicy, ARaiseBeforeAnyByteIsNotJudged) {
   ConcurrencyTuning t;
   t.max = 64;
   Drive r(t);
-  EXPECT_TRUE(r.steps_to(waiting(0), 8u));  // 4 -> 8 with no byte yet
+  EXPECT_TRUE(r.steps_to(waiting(0), 8u));   // 4 -> 8 with no byte yet
   EXPECT_TRUE(r.steps_to(waiting(8), 16u));  // not "paid in full" against 0: x2
   EXPECT_EQ(r.c.why(), ConcurrencyWhy::kRateRose);
   // That raise is judged against 8 MiB/s: no gain is flat.
@@ -142,7 +142,7 @@ TEST(ConcurrencyPolicy, AProbeThatPaysLittleIsFlat) {
   ConcurrencyTuning t;
   t.start = 8;
   Drive r(t);
-  EXPECT_TRUE(r.sample(waiting(32)));  // 8 -> 16
+  EXPECT_TRUE(r.sample(waiting(32)));        // 8 -> 16
   EXPECT_TRUE(r.steps_to(waiting(33), 8u));  // 3 % more: flat
 }
 

@@ -47,7 +47,8 @@ TEST_F(EngineAnswerTest, ShortAnswersWithAKnownTotalAreProgressNotRetries) {
   EXPECT_EQ(origin_->request_count(), 8u * 4u + 1u);
 }
 
-class EngineUnknownTotalTest : public EngineAnswerTest, public ::testing::WithParamInterface<uint64_t> {};
+class EngineUnknownTotalTest : public EngineAnswerTest,
+                               public ::testing::WithParamInterface<uint64_t> {};
 
 TEST_P(EngineUnknownTotalTest, ShortAnswersReadToTheEndExactly) {
   // Content-Range "a-b/*" with at most 300 bytes an answer, 416 without a

@@ -74,8 +74,9 @@ TEST_F(EngineErrorTest, NotFoundOnALaterBlockFailsTheRead) {
 
 TEST_F(EngineErrorTest, ServiceUnavailableIsRetriedToBytesExact) {
   make(6 * kB + 5);
-  origin_->set_script(
-      [](const RangeRequest&, unsigned attempt) { return attempt == 0 ? reply_with(503) : Reply{}; });
+  origin_->set_script([](const RangeRequest&, unsigned attempt) {
+    return attempt == 0 ? reply_with(503) : Reply{};
+  });
   ASSERT_EQ(prefetcher_->open(0).status, ReadStatus::kOk);
   expect_exact_to_eos();
   EXPECT_EQ(requests_at(0).size(), 2u);

@@ -33,7 +33,8 @@ TEST(RetryPolicyTest, ZeroRetriesNeverRetries) {
 }
 
 TEST(RetryPolicyTest, PermanentFailuresAreNotRetried) {
-  EXPECT_FALSE(decide_retry(policy_of(3), make_error(ErrorKind::kNotFound, 404, "gone"), 1, 0).retry);
+  EXPECT_FALSE(
+      decide_retry(policy_of(3), make_error(ErrorKind::kNotFound, 404, "gone"), 1, 0).retry);
   EXPECT_FALSE(decide_retry(policy_of(3), make_error(ErrorKind::kSeek, 416, "range"), 1, 0).retry);
 }
 

@@ -27,8 +27,8 @@ SchedulerInput input(uint64_t read_block, unsigned concurrency, unsigned lookahe
 // The schedule (batch or barrier) is the test's parameter: both decide alike
 // here; they differ in the engine, which says when a batch is complete.
 SchedulerInput batch_input(Schedule /*schedule*/, uint64_t read_block, unsigned concurrency,
-                     unsigned in_flight, std::set<uint64_t> held, uint64_t batch_begin,
-                     bool batch_complete, std::optional<uint64_t> count = 100) {
+                           unsigned in_flight, std::set<uint64_t> held, uint64_t batch_begin,
+                           bool batch_complete, std::optional<uint64_t> count = 100) {
   SchedulerInput in = input(read_block, concurrency, 2 * concurrency, in_flight, held, count);
   in.batch_begin = batch_begin;
   in.batch_complete = batch_complete;

@@ -25,11 +25,11 @@ ResponseHead parse(int status, std::initializer_list<std::pair<const char*, cons
                                     std::optional<std::pair<uint64_t, uint64_t>> range,
                                     std::optional<uint64_t> total) {
   const auto want = range.value_or(std::make_pair<uint64_t, uint64_t>(0, 0));
-  if (head.has_range != range.has_value() || head.first != want.first ||
-      head.last != want.second || head.total != total)
+  if (head.has_range != range.has_value() || head.first != want.first || head.last != want.second ||
+      head.total != total)
     return ::testing::AssertionFailure()
-           << "has_range " << head.has_range << ", " << head.first << "-" << head.last
-           << ", total " << (head.total ? std::to_string(*head.total) : "unknown");
+           << "has_range " << head.has_range << ", " << head.first << "-" << head.last << ", total "
+           << (head.total ? std::to_string(*head.total) : "unknown");
   return ::testing::AssertionSuccess();
 }
 

@@ -86,7 +86,8 @@ class SpanNginxTest : public RunningNginxTest {
         const double before = rss_mib();
         if (stop == kUntilTheSpanEnds) {
           const auto deadline = std::chrono::steady_clock::now() + 60s;
-          while (stats_uint(src, "requests-in-flight") > 0 && std::chrono::steady_clock::now() < deadline)
+          while (stats_uint(src, "requests-in-flight") > 0 &&
+                 std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(20ms);
         } else {
           std::this_thread::sleep_for(stop);
