@@ -2,7 +2,6 @@
 // hundred NULL -> PLAYING -> NULL cycles mid-transfer, 32 pipelines at once,
 // and the origin's faults end to end through the element. Every test has a
 // watchdog (ElementTest) so that a hang fails the run instead of stalling it.
-#include <dirent.h>
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "element_test_util.h"
+#include "proc_threads.h"
 #include "test_server.h"
 
 namespace prefetch {
@@ -28,17 +28,8 @@ namespace {
 
 using prefetch::testing::make_pattern;
 
-// Threads of this process now (entries of /proc/self/task).
-int thread_count() {
-  DIR* dir = opendir("/proc/self/task");
-  if (!dir) return -1;
-  int n = 0;
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] != '.') ++n;
-  }
-  closedir(dir);
-  return n;
-}
+// Live threads of this process now (a joined one is gone at once).
+int thread_count() { return static_cast<int>(prefetch::testing::live_thread_names().size()); }
 
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(g_ascii_tolower(c));

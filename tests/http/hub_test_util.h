@@ -23,26 +23,15 @@
 #include "prefetch/prefetcher.h"
 #include "prefetch/soup_origin.h"
 #include "proc_net_tcp.h"
+#include "proc_threads.h"
 #include "test_server.h"
 
 namespace prefetch {
 namespace hubtest {
 
-// Names of this process's threads (/proc/self/task/*/comm).
-inline std::vector<std::string> thread_names() {
-  std::vector<std::string> names;
-  GDir* dir = g_dir_open("/proc/self/task", 0, nullptr);
-  if (!dir) return names;
-  while (const gchar* tid = g_dir_read_name(dir)) {
-    gchar* path = g_build_filename("/proc/self/task", tid, "comm", nullptr);
-    gchar* comm = nullptr;
-    if (g_file_get_contents(path, &comm, nullptr, nullptr)) names.push_back(g_strstrip(comm));
-    g_free(comm);
-    g_free(path);
-  }
-  g_dir_close(dir);
-  return names;
-}
+// Names of this process's live threads (a joined one is gone at once; see
+// proc_threads.h).
+inline std::vector<std::string> thread_names() { return testing::live_thread_names(); }
 
 // The process's threads but GLib's own process-wide workers, which GIO
 // starts on first use and keeps or lets go as it likes (the proxy
