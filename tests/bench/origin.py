@@ -5,8 +5,8 @@ stores, throttled mirrors).
 
     origin.py --root DIR [--port 0] [--port-file F] [--ttfb SPEC] [--seed N]
               [--rate BYTES_PER_S] [--log FILE.jsonl] [--total-rate BYTES_PER_S]
-              [--max-conns K [--retry-after S]] [--stats-log FILE.jsonl
-              [--sample-interval S]]
+              [--max-conns K [--retry-after S]] [--slow-requests K,...:S]
+              [--stats-log FILE.jsonl [--sample-interval S]]
 
 --ttfb SPEC   none | fixed:S | uniform:LO,HI | lognormal:MEDIAN,SIGMA
               The wait before each response is drawn from (seed, path, range
@@ -36,6 +36,16 @@ stores, throttled mirrors).
               overloaded server sheds load: the count drops as clients
               retry. Logged like any request, with "status": 503.
               0 = no limit (the default).
+--slow-requests K[,K...]:S
+              the K-th request of each query tag (1-based, counting every
+              request with that query in the order the server read their
+              heads) waits S seconds for its first byte instead of its --ttfb
+              draw: a straggler scripted by position, e.g. 3,6:4.0 makes a
+              client's 3rd and 6th requests wait 4 s. The draw is still taken,
+              so the other requests wait what they would without the option.
+              May be given more than once (the later one wins for a K named
+              twice). Logged lines carry "nth" (the request's K) and, for a
+              straggler, "slow": true.
 --stats-log   JSON lines about connections, for counting them per client:
               {"kind": "conn", "conn", "t_open", "t_close", "requests",
               "tags"} when a connection closes ("tags": the query strings of
@@ -106,6 +116,22 @@ class Ttfb:
             return rng.uniform(lo, hi)
         median, sigma = self.values
         return median * math.exp(sigma * rng.gauss(0.0, 1.0))
+
+
+def parse_slow(specs):
+    """{K: seconds} from --slow-requests values "K[,K...]:S"."""
+    slow = {}
+    for spec in specs or ():
+        ks, sep, seconds = spec.partition(":")
+        try:
+            wait = float(seconds)
+            nths = [int(k) for k in ks.split(",")]
+        except ValueError:
+            raise ValueError(f"bad --slow-requests {spec!r}: K[,K...]:SECONDS")
+        if not sep or wait < 0 or any(k < 1 for k in nths):
+            raise ValueError(f"bad --slow-requests {spec!r}: K[,K...]:SECONDS, K >= 1, S >= 0")
+        slow.update(dict.fromkeys(nths, wait))
+    return slow
 
 
 class Pacer:
@@ -204,7 +230,7 @@ def parse_range(value, size):
 
 class Origin:
     def __init__(self, root, ttfb, rate, log, total_rate=0, max_conns=0, retry_after=1,
-                 stats_log=None):
+                 stats_log=None, slow=None):
         self.root = os.path.realpath(root)
         self.ttfb = ttfb
         self.rate = rate
@@ -213,6 +239,8 @@ class Origin:
         self.max_conns = max_conns
         self.retry_after = retry_after
         self.stats_log = stats_log
+        self.slow = slow or {}  # --slow-requests: K -> seconds
+        self.tag_requests = {}  # query tag -> requests read so far
         self.conn_ids = itertools.count(1)
         self.connections = set()
         self.conns = {}  # conn id -> Conn, while open
@@ -287,6 +315,8 @@ class Origin:
                "query": urllib.parse.urlsplit(target).query,
                "range": headers.get("range"), "t_start": t_start,
                "open": len(self.connections)}
+        rec["nth"] = self.tag_requests.get(rec["query"], 0) + 1
+        self.tag_requests[rec["query"]] = rec["nth"]
         c = self.conns[conn]
         c.tag, c.busy, c.requests = rec["query"], True, c.requests + 1
         if c.tag not in c.tags:
@@ -358,7 +388,10 @@ class Origin:
         rec["bytes"] = 0
 
         offset = body_range[0] if body_range else 0
-        await asyncio.sleep(self.ttfb.delay(path, offset, rec["query"]))
+        delay = self.ttfb.delay(path, offset, rec["query"])
+        if rec["nth"] in self.slow:
+            delay, rec["slow"] = self.slow[rec["nth"]], True
+        await asyncio.sleep(delay)
 
         reason = {200: "OK", 206: "Partial Content", 404: "Not Found",
                   405: "Method Not Allowed", 416: "Range Not Satisfiable"}[status]
@@ -425,7 +458,7 @@ async def main(args):
     log = open(args.log, "a", encoding="utf-8") if args.log else None
     stats_log = open(args.stats_log, "a", encoding="utf-8") if args.stats_log else None
     origin = Origin(args.root, ttfb, args.rate, log, args.total_rate, args.max_conns,
-                    args.retry_after, stats_log)
+                    args.retry_after, stats_log, parse_slow(args.slow_requests))
     server = await asyncio.start_server(origin.handle, "127.0.0.1", args.port,
                                         limit=MAX_HEAD, backlog=128)
     port = server.sockets[0].getsockname()[1]
@@ -470,12 +503,15 @@ def parse_args(argv):
                         "connections are open, 0 = no limit")
     p.add_argument("--retry-after", type=int, default=1,
                    help="seconds in the 503's Retry-After (with --max-conns)")
+    p.add_argument("--slow-requests", action="append", metavar="K[,K...]:S",
+                   help="the K-th request of each query tag waits S s for its first byte")
     p.add_argument("--stats-log", help="JSON-lines log of connections and samples")
     p.add_argument("--sample-interval", type=float, default=0.1,
                    help="seconds between samples in --stats-log")
     args = p.parse_args(argv)
     try:
         Ttfb(args.ttfb, args.seed)
+        parse_slow(args.slow_requests)
     except ValueError as e:
         p.error(str(e))
     if not os.path.isdir(args.root):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Self-test of origin.py's load options (stdlib only, about 3 s).
+"""Self-test of origin.py's load options (stdlib only, about 4 s).
 
     python3 tests/bench/origin_test.py
 
@@ -12,7 +12,9 @@ Starts origin.py on 127.0.0.1:0 and checks:
                   about size/R, and each gets about a third (none finishes
                   early, as it would with a per-connection cap only);
   --stats-log     one conn line per connection with its tags, samples with
-                  per-tag open/busy/sending counts.
+                  per-tag open/busy/sending counts;
+  --slow-requests the K-th request of each query tag waits the scripted
+                  time, counted per tag, the others their --ttfb draw.
 """
 
 import json
@@ -158,6 +160,42 @@ class OriginTest(unittest.TestCase):
         # Turns of one chunk each (64 KiB, 16 ms here): all three send in a sample.
         self.assertTrue(any(all(r["tags"].get(t, {}).get("sending") == 1 for t in "xyz")
                             for r in samples), samples)
+
+    def test_slow_requests(self):
+        server = Server(self.tmp.name, "--ttfb", "fixed:0.05", "--slow-requests", "2,4:0.5")
+        waits = []
+        try:
+            s = connect(server.port)
+            # Tags a and b interleaved: each counts its own requests.
+            for tag in ("a", "a", "b", "a", "b", "a"):
+                t0 = time.monotonic()
+                status, _, body = get(s, f"/f.bin?{tag}", "Range: bytes=0-9\r\n")
+                waits.append((tag, time.monotonic() - t0))
+                self.assertEqual((status, body), (206, self.data[:10]))
+            s.close()
+            time.sleep(0.2)
+        finally:
+            server.stop()
+        log = server.lines(server.log)
+        self.assertEqual([(r["query"], r["nth"], r.get("slow", False)) for r in log],
+                         [("a", 1, False), ("a", 2, True), ("b", 1, False), ("a", 3, False),
+                          ("b", 2, True), ("a", 4, True)])
+        for r, (_, wait) in zip(log, waits):
+            first_byte = r["t_first_byte"] - r["t_start"]
+            if r.get("slow"):
+                self.assertGreater(first_byte, 0.45, r)
+                self.assertGreater(wait, 0.45, r)
+            else:
+                self.assertLess(first_byte, 0.3, r)
+                self.assertLess(wait, 0.3, r)
+
+    def test_slow_requests_spec(self):
+        sys.path.insert(0, str(ORIGIN.parent))
+        import origin
+        self.assertEqual(origin.parse_slow(["3,6:4.0", "1:0.5"]), {3: 4.0, 6: 4.0, 1: 0.5})
+        for bad in ("3,6", "0:1", "x:1", "3:-1"):
+            with self.assertRaises(ValueError):
+                origin.parse_slow([bad])
 
 
 if __name__ == "__main__":
