@@ -2,7 +2,7 @@
 """Runs one pipeline to EOS and prints its figures as one JSON object.
 
     measure.py [--decode] [--realtime BYTES_PER_S] [--sha256] [--timeout S]
-               SOURCE-DESCRIPTION
+               [--stop-after first-buffer|first-frame] SOURCE-DESCRIPTION
 
 SOURCE-DESCRIPTION is the source element with its properties, e.g.
     "souphttpsrc location=http://127.0.0.1:8080/f.bin"
@@ -15,6 +15,12 @@ so byte n leaves at PLAYING + n/R at the earliest, like a player at the
 stream's bitrate. identity syncs only in a TIME segment and a source of raw
 bytes sends a BYTES one, so a probe on identity's sink pad hands it a TIME
 segment from 0 instead (the source and its pad are untouched).
+
+--stop-after ends the run at the first buffer on the source's src pad
+(first-buffer) or at the first decoded video frame (first-frame, with
+--decode) instead of EOS: a start measured without the rest of the
+transfer. The pipeline goes to NULL then (the source cancels what it has in
+flight); total_s is the time to that point, and bytes count what had passed.
 
 One pipeline per process, so peak RSS and CPU time belong to that pipeline
 alone. All times are seconds from the call that sets PLAYING.
@@ -57,8 +63,9 @@ class FirstAndCount:
     """Pad probe: time of the first matching buffer and bytes seen. Each pad
     has one streaming thread; the main thread reads only after EOS."""
 
-    def __init__(self, t0, caps_prefix=None, digest=None):
+    def __init__(self, t0, caps_prefix=None, digest=None, on_first=None):
         self.t0 = t0
+        self.on_first = on_first  # called once, with the first matching buffer
         self.caps_prefix = caps_prefix
         self.digest = digest
         self.first = None
@@ -77,6 +84,8 @@ class FirstAndCount:
         now = time.monotonic() - self.t0[0]
         if self.first is None:
             self.first = now
+            if self.on_first:
+                self.on_first()
         elif now - self.last > self.max_gap:
             self.max_gap, self.max_gap_end = now - self.last, now
         self.last = now
@@ -111,7 +120,7 @@ def time_segment(pad, info):
     return Gst.PadProbeReturn.OK
 
 
-def run(source, decode, timeout, log_epoch, realtime=0, sha256=False):
+def run(source, decode, timeout, log_epoch, realtime=0, sha256=False, stop_after=None):
     # The names come last so they win over any name= in the description.
     sink = "fakesink name=benchsink sync=false"
     if decode:
@@ -124,11 +133,19 @@ def run(source, decode, timeout, log_epoch, realtime=0, sha256=False):
             Gst.PadProbeType.EVENT_DOWNSTREAM, time_segment)
     # t0 is filled in just before PLAYING; probes read it through the list.
     t0 = [0.0]
-    src_probe = FirstAndCount(t0, digest=hashlib.sha256() if sha256 else None)
+
+    def stop():
+        """From a streaming thread: tell the main thread (on the bus) to end the run."""
+        pipeline.post_message(Gst.Message.new_application(
+            pipeline, Gst.Structure.new_empty("bench-stop")))
+
+    src_probe = FirstAndCount(t0, digest=hashlib.sha256() if sha256 else None,
+                              on_first=stop if stop_after == "first-buffer" else None)
     pipeline.get_by_name("benchsrc").get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, src_probe)
     frame_probe = None
     if decode:
-        frame_probe = FirstAndCount(t0, caps_prefix="video/x-raw")
+        frame_probe = FirstAndCount(t0, caps_prefix="video/x-raw",
+                                    on_first=stop if stop_after == "first-frame" else None)
         sinkpad = pipeline.get_by_name("benchsink").get_static_pad("sink")
         sinkpad.add_probe(Gst.PadProbeType.BUFFER, frame_probe)
 
@@ -141,13 +158,15 @@ def run(source, decode, timeout, log_epoch, realtime=0, sha256=False):
         pipeline.set_state(Gst.State.NULL)
         raise RuntimeError(error)
 
-    msg = pipeline.get_bus().timed_pop_filtered(
-        int(timeout * Gst.SECOND), Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    wanted = Gst.MessageType.EOS | Gst.MessageType.ERROR
+    if stop_after:
+        wanted |= Gst.MessageType.APPLICATION
+    msg = pipeline.get_bus().timed_pop_filtered(int(timeout * Gst.SECOND), wanted)
     total = time.monotonic() - t0[0]
     cpu = cpu_seconds() - cpu0
     pipeline.set_state(Gst.State.NULL)
     if msg is None:
-        raise RuntimeError(f"no EOS within {timeout} s")
+        raise RuntimeError(f"no {stop_after or 'EOS'} within {timeout} s")
     if msg.type == Gst.MessageType.ERROR:
         raise RuntimeError(format_error(msg))
     if decode and frame_probe.first is None:
@@ -167,6 +186,8 @@ def run(source, decode, timeout, log_epoch, realtime=0, sha256=False):
         "playing_log_s": playing_log_s,
         "playing_monotonic_s": t0[0],
     }
+    if stop_after:
+        result["stopped"] = stop_after if msg.type == Gst.MessageType.APPLICATION else None
     if decode:
         result["first_frame_s"] = frame_probe.first
         result["frames"] = frame_probe.buffers
@@ -192,12 +213,17 @@ def main():
     p.add_argument("--realtime", type=int, default=0, metavar="BYTES_PER_S",
                    help="consume at this rate on the pipeline clock (identity datarate sync)")
     p.add_argument("--sha256", action="store_true", help="hash the bytes the source pushed")
+    p.add_argument("--stop-after", choices=("first-buffer", "first-frame"),
+                   help="end the run there instead of at EOS")
     args = p.parse_args()
+    if args.stop_after == "first-frame" and not args.decode:
+        p.error("--stop-after first-frame needs --decode")
     Gst.init(None)
     # GStreamer's debug-log timestamps count from gst_init(); taking the clock
     # right after it gives the same zero to within microseconds.
     log_epoch = Gst.util_get_timestamp()
-    print_result("measure.py", lambda: run(args.source, args.decode, args.timeout, log_epoch, args.realtime, args.sha256))
+    print_result("measure.py", lambda: run(args.source, args.decode, args.timeout, log_epoch,
+                                           args.realtime, args.sha256, args.stop_after))
 
 
 if __name__ == "__main__":

@@ -20,11 +20,14 @@ the offset (GST_BUFFER_OFFSET == offset) and hold the file's bytes there,
 else the seek counts as inexact. The next seek waits until --flow bytes (or
 the rest of the file) went by after that first buffer, so seeks are not
 back to back: the source is streaming when each seek comes, as in a player.
+Those --flow bytes are checked too: each buffer must continue where the
+previous one ended (its offset, when set, and the file's bytes there).
 Offsets depend only on --seed and the size, so every source meets the same
 seeks in the same order.
 
 Output keys: seeks, exact (seeks whose first buffer started at the offset
-with the right bytes), all_exact, median_s, p90_s, max_s, min_s (seek call to
+with the right bytes), exact_flow (seeks that were exact and whose next
+--flow bytes, or the rest of the file, were the file's, in order), all_exact, median_s, p90_s, max_s, min_s (seek call to
 first buffer), seek_call_median_s (how long gst_element_seek itself blocked),
 latencies_s (in order), offsets, total_s, requests (when the source has a
 `stats` property with requests-started), cache_hits (likewise).
@@ -61,12 +64,14 @@ class Watch:
         self.first_offset = None
         self.first_ok = None
         self.after = 0  # bytes since (and including) that first buffer
+        self.flow = 0  # bytes from the offset on that are checked
+        self.flow_ok = None  # every checked byte was the file's, in order
 
-    def arm(self, target, flush):
+    def arm(self, target, flush, flow=0):
         with self.cond:
             self.target, self.flushed = target, not flush
             self.first_t = self.first_offset = self.first_ok = None
-            self.after = 0
+            self.after, self.flow, self.flow_ok = 0, flow, None
             self.t_seek = time.monotonic()
 
     def __call__(self, pad, info):
@@ -81,14 +86,20 @@ class Watch:
         with self.cond:
             if not self.flushed or self.target is None:
                 return Gst.PadProbeReturn.OK  # still the old position
+            size = buf.get_size()
+            pos = self.target + self.after  # where this buffer should start
             if self.first_t is None:
                 self.first_t = now
                 self.first_offset = buf.offset
-                size = buf.get_size()
                 got = buf.extract_dup(0, size)
                 self.first_ok = (buf.offset == self.target
                                  and got == self.data[self.target:self.target + size])
-            self.after += buf.get_size()
+                self.flow_ok = self.first_ok
+            elif self.flow_ok and self.after < self.flow:
+                got = buf.extract_dup(0, min(size, self.flow - self.after))
+                self.flow_ok = (buf.offset in (pos, Gst.BUFFER_OFFSET_NONE)
+                                and got == self.data[pos:pos + len(got)])
+            self.after += size
             self.cond.notify_all()
         return Gst.PadProbeReturn.OK
 
@@ -121,7 +132,7 @@ def run(source, data, seeks, seed, flow, timeout):
     bus = pipeline.get_bus()
     rng = random.Random(seed)
     offsets = [rng.randrange(size) for _ in range(seeks)]
-    latencies, call_times, exact = [], [], 0
+    latencies, call_times, exact, exact_flow = [], [], 0, 0
     t0 = time.monotonic()
     watch.arm(0, flush=False)
     try:
@@ -129,7 +140,7 @@ def run(source, data, seeks, seed, flow, timeout):
             raise RuntimeError("could not set PLAYING")
         watch.wait(min(flow, size), time.monotonic() + timeout, bus)
         for offset in offsets:
-            watch.arm(offset, flush=True)
+            watch.arm(offset, flush=True, flow=min(flow, size - offset))
             ok = pipeline.seek_simple(Gst.Format.BYTES,
                                       Gst.SeekFlags.FLUSH | Gst.SeekFlags.ACCURATE, offset)
             call_times.append(time.monotonic() - watch.t_seek)
@@ -138,15 +149,19 @@ def run(source, data, seeks, seed, flow, timeout):
             watch.wait(min(flow, size - offset), time.monotonic() + timeout, bus)
             latencies.append(watch.first_t - watch.t_seek)
             exact += bool(watch.first_ok)
+            exact_flow += bool(watch.flow_ok)
             if not watch.first_ok:
                 print(f"seeks.py: seek to {offset}: first buffer at {watch.first_offset}",
+                      file=sys.stderr)
+            elif not watch.flow_ok:
+                print(f"seeks.py: seek to {offset}: wrong bytes within {flow} after it",
                       file=sys.stderr)
         total = time.monotonic() - t0
         requests, hits = stat(src, "requests-started"), stat(src, "cache-hits")
     finally:
         pipeline.set_state(Gst.State.NULL)
     return {
-        "seeks": seeks, "exact": exact, "all_exact": exact == seeks,
+        "seeks": seeks, "exact": exact, "exact_flow": exact_flow, "all_exact": exact == seeks,
         **latency_summary(latencies),
         "seek_call_median_s": statistics.median(call_times),
         "latencies_s": latencies, "offsets": offsets, "total_s": total,
