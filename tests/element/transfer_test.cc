@@ -127,7 +127,9 @@ TEST_F(TransferTest, ConcurrencyIsHonoured) {
   Behavior b;
   b.first_byte_delay = prefetch::testing::fixed_delay(80ms);
   server_.set_behavior("/file", b);
-  expect_exact(16 * kBlock, kBlock, 3, nullptr, 2 * kBlock);
+  // Hedging off: a hedge takes the one spare slot beyond concurrency by
+  // design, and a loaded machine's uneven first bytes may make one.
+  expect_exact(16 * kBlock, kBlock, 3, nullptr, 2 * kBlock, false);
   EXPECT_LE(server_.max_in_flight(), 3u) << "more requests in flight than concurrency=3";
   EXPECT_GE(server_.max_in_flight(), 2u) << "requests were not concurrent";
   // Every request is a range request inside the file.
