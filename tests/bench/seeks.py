@@ -27,8 +27,8 @@ seeks in the same order.
 
 Output keys: seeks, exact (seeks whose first buffer started at the offset
 with the right bytes), exact_flow (seeks that were exact and whose next
---flow bytes, or the rest of the file, were the file's, in order), all_exact, median_s, p90_s, max_s, min_s (seek call to
-first buffer), seek_call_median_s (how long gst_element_seek itself blocked),
+--flow bytes, or the rest of the file, were the file's, in order),
+all_exact, median_s, p90_s, max_s, min_s (seek call to first buffer), seek_call_median_s (how long gst_element_seek itself blocked),
 latencies_s (in order), offsets, total_s, requests (when the source has a
 `stats` property with requests-started), cache_hits (likewise).
 

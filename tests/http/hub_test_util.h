@@ -29,15 +29,11 @@
 namespace prefetch {
 namespace hubtest {
 
-// Names of this process's live threads (a joined one is gone at once; see
-// proc_threads.h).
-inline std::vector<std::string> thread_names() { return testing::live_thread_names(); }
-
 // The process's threads but GLib's own process-wide workers, which GIO
 // starts on first use and keeps or lets go as it likes (the proxy
 // resolver's first lookup starts "gmain", "dconf worker" and "pool" ones).
 inline std::vector<std::string> own_threads() {
-  std::vector<std::string> names = thread_names();
+  std::vector<std::string> names = testing::live_thread_names();
   names.erase(std::remove_if(names.begin(), names.end(),
                              [](const std::string& n) {
                                return n == "gmain" || n == "gdbus" || n == "dconf worker" ||
@@ -55,7 +51,7 @@ inline std::string describe(const std::vector<std::string>& names) {
 
 // The hubs' I/O threads (named "prefetch-io").
 inline size_t io_threads() {
-  auto names = thread_names();
+  auto names = testing::live_thread_names();
   return static_cast<size_t>(std::count(names.begin(), names.end(), "prefetch-io"));
 }
 
