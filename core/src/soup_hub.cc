@@ -210,6 +210,28 @@ void SoupHub::note_socket(guint64 id, GSocket* socket) {
   slot = G_SOCKET(g_object_ref(socket));
 }
 
+SentInfo SoupHub::sent_info(SoupMessage* msg) {
+  // Connections whose set-up time is kept: more than a process keeps open.
+  constexpr size_t kMaxSetups = 256;
+  SentInfo info;
+  const guint64 id = soup_message_get_connection_id(msg);
+  SoupMessageMetrics* metrics = soup_message_get_metrics(msg);
+  const guint64 start = metrics ? soup_message_metrics_get_connect_start(metrics) : 0;
+  const guint64 end = metrics ? soup_message_metrics_get_connect_end(metrics) : 0;
+  if (start != 0 && end >= start) {
+    info.setup = std::chrono::microseconds(end - start);
+    if (id != 0) {
+      setups_[id] = *info.setup;
+      if (setups_.size() > kMaxSetups) setups_.erase(setups_.begin());  // the oldest id
+    }
+    return info;
+  }
+  info.reused = true;  // no connect of its own: a pooled connection
+  auto it = setups_.find(id);
+  if (it != setups_.end()) info.setup = it->second;
+  return info;
+}
+
 GSocket* SoupHub::socket(guint64 id) const {
   auto it = sockets_.find(id);
   if (it == sockets_.end() || g_socket_is_closed(it->second)) return nullptr;

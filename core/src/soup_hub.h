@@ -13,6 +13,7 @@
 
 #include <libsoup/soup.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -22,6 +23,7 @@
 #include <thread>
 
 #include "prefetch/log.h"
+#include "prefetch/origin.h"
 #include "soup_session.h"
 
 namespace prefetch {
@@ -56,6 +58,11 @@ class SoupHub {
                                gpointer hub);
   // The open socket under libsoup's connection `id`, or null (borrowed).
   GSocket* socket(guint64 id) const;
+  // What `msg`, whose head was just written, went out on: how long opening
+  // its connection took (the message's metrics, for a connection made for
+  // it; what was measured when it was made, for one reused). The message
+  // must collect metrics (SOUP_MESSAGE_COLLECT_METRICS).
+  SentInfo sent_info(SoupMessage* msg);
 
   // Where the session's HTTP log lines about one origin's messages go. The
   // origin sets `alive` false (I/O thread) when it goes; lines about its
@@ -82,6 +89,9 @@ class SoupHub {
   // Plain-TCP sockets of the session's connections, by libsoup's connection
   // id (I/O thread only; a reference each).
   std::map<guint64, GSocket*> sockets_;
+  // How long opening each recent connection took, by libsoup's connection
+  // id (I/O thread only; the newest kMaxSetups).
+  std::map<guint64, std::chrono::microseconds> setups_;
   // The route of the message the SoupLogger prints now (I/O thread only):
   // the logger asks its filter about a message before each batch of lines.
   std::shared_ptr<LogRoute> printing_;

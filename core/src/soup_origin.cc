@@ -176,7 +176,17 @@ void SoupOrigin::Impl::release_message(const std::shared_ptr<SoupFetch>& f) {
   g_signal_handlers_disconnect_by_data(f->msg, &opts_);
   g_signal_handlers_disconnect_by_data(f->msg, jar_);
   g_signal_handlers_disconnect_by_data(f->msg, hub_.get());
+  g_signal_handlers_disconnect_by_data(f->msg, f.get());
   g_clear_object(&f->msg);
+}
+
+// The message's head went out: the listener hears it once (a redirect's
+// next hop writes another head), with what opening the connection took.
+void SoupOrigin::Impl::on_wrote_headers(SoupMessage* msg, gpointer fetch) {
+  auto* f = static_cast<SoupFetch*>(fetch);
+  if (f->told_sent || f->done || !f->listener) return;
+  f->told_sent = true;
+  f->listener->on_sent(f->origin_->hub_->sent_info(msg));
 }
 
 void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
@@ -202,6 +212,8 @@ void SoupOrigin::Impl::send(const std::shared_ptr<SoupFetch>& f) {
   connect_cookie_jar(f->msg, jar_);
   connect_credentials(f->msg, &opts_);
   g_signal_connect(f->msg, "network-event", G_CALLBACK(SoupHub::on_network_event), hub_.get());
+  soup_message_add_flags(f->msg, SOUP_MESSAGE_COLLECT_METRICS);
+  g_signal_connect(f->msg, "wrote-headers", G_CALLBACK(on_wrote_headers), f.get());
   if (opts_.http_log_level > 0) SoupHub::route_log(f->msg, log_route_);
   watch_redirects(f->msg);
 

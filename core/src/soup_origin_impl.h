@@ -52,6 +52,7 @@ class SoupOrigin::Impl {
   void wait_readable(const std::shared_ptr<SoupFetch>& f);
   void stop_waiting(const std::shared_ptr<SoupFetch>& f);
   void maybe_close();
+  static void on_wrote_headers(SoupMessage* msg, gpointer fetch);
 
   HttpOptions opts_;
   Logger log_;
@@ -173,6 +174,7 @@ class SoupFetch : public Fetch, public std::enable_shared_from_this<SoupFetch> {
   uint64_t slow_bytes = 0;  // bytes since then
   bool admitted = false;    // counts in Impl::sending_ (until finished)
   bool sent = false;        // soup_session_send_async was called
+  bool told_sent = false;   // the listener had its on_sent
   // Redirect refresh (see Impl::target_gen_).
   bool to_target = false;   // sent to the pinned redirect target, not location
   bool refreshed = false;   // went back to location for a fresh target once

@@ -61,6 +61,7 @@ struct FakeOrigin::State {
   std::shared_ptr<const std::vector<uint8_t>> bytes;  // the resource at start
   std::string validator;
   FakeClock::time_point due{};
+  bool sent_told = false;  // on_sent came (Reply::setup)
   bool head_sent = false;
   // The body: bytes[body_begin, body_end) then `extra_bytes` of junk.
   uint64_t body_begin = 0, body_end = 0, body_len = 0;
@@ -117,7 +118,10 @@ std::shared_ptr<Fetch> FakeOrigin::start(const RangeRequest& request,
   s->bytes = current_;
   s->validator = s->reply.validator ? *s->reply.validator : validator_;
   const FakeClock::time_point now = FakeClock::now();
-  s->due = now + request.delay + s->reply.first_byte_delay;
+  // With a set-up to tell, the first step is on_sent; the first-byte wait
+  // starts there.
+  s->due =
+      now + request.delay + (s->reply.setup ? FakeClock::duration(0) : s->reply.first_byte_delay);
   s->cancelled = stop_;
 
   RequestRecord r;
@@ -287,6 +291,7 @@ void FakeOrigin::resume(size_t id) {
 }
 
 bool FakeOrigin::held_at_gate(const State& s) const {
+  if (s.reply.setup && !s.sent_told) return false;  // the gates hold heads and bodies, not sends
   auto it = gates_.find(s.request.begin);
   if (it == gates_.end()) return !s.head_sent && hold_all_heads_;
   if (!it->second.after) return !s.head_sent;
@@ -380,6 +385,19 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
   const Reply& reply = s->reply;
   const std::vector<uint8_t>& bytes = *s->bytes;
   const uint64_t size = bytes.size();
+
+  if (reply.setup && !s->sent_told) {
+    s->sent_told = true;
+    s->due = FakeClock::now() + reply.first_byte_delay;
+    SentInfo info;
+    info.setup = reply.setup;
+    in_callback_ = true;
+    lock.unlock();
+    s->listener->on_sent(info);
+    lock.lock();
+    in_callback_ = false;
+    return;
+  }
 
   if (!s->head_sent) {
     if (reply.connect_error) {

@@ -55,6 +55,10 @@ struct Reply {
   std::optional<uint64_t> max_bytes;
   bool unknown_total = false;  // Content-Range ".../*"; a 416 carries no size
   std::string uri;             // the answer's URI (ResponseHead::uri): where it came from
+  // Say when the request went out (on_sent, after its delay, before the
+  // first-byte wait) on a connection that took this long to open; nullopt:
+  // no on_sent, as from an origin that cannot tell.
+  std::optional<std::chrono::microseconds> setup;
 };
 
 // attempt: how many requests with the same begin came before this one.

@@ -44,6 +44,41 @@ TEST_F(HubTest, SameSettingsShareOneThreadAndOneSession) {
   EXPECT_EQ(client_sockets(server_.port()), 0u);
 }
 
+// Each request says, before its head comes, that it went out and what
+// opening its connection took: the first request's connection was opened
+// for it (its set-up timed), the next one reuses it and says the same
+// set-up; a redirected request says it once.
+TEST_F(HubTest, ARequestSaysWhatOpeningItsConnectionTook) {
+  const auto data = make_pattern(64 * kKiB, 5);
+  server_.add_file("/a", data);
+  server_.add_redirect("/r", "/a");
+  auto origin = std::make_shared<SoupOrigin>(options("/a"), Logger());
+  Collect first, second;
+  for (Collect* c : {&first, &second}) {
+    start_whole(*origin, data.size(), *c);
+    ASSERT_TRUE(c->wait());
+    ASSERT_TRUE(c->ok());
+    EXPECT_EQ(c->bytes(), data);
+    EXPECT_EQ(c->sent_count(), 1u);
+    EXPECT_TRUE(c->sent_before_head());
+    ASSERT_TRUE(c->sent().setup.has_value());
+  }
+  EXPECT_FALSE(first.sent().reused);
+  EXPECT_GT(first.sent().setup->count(), 0);
+  EXPECT_EQ(client_sockets(server_.port()), 1u) << "the second request had its own connection";
+  EXPECT_TRUE(second.sent().reused);
+  EXPECT_EQ(*second.sent().setup, *first.sent().setup) << "not the set-up of the reused connection";
+
+  auto redirected = std::make_shared<SoupOrigin>(options("/r"), Logger());
+  Collect third;
+  start_whole(*redirected, data.size(), third);
+  ASSERT_TRUE(third.wait());
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third.bytes(), data);
+  EXPECT_EQ(third.sent_count(), 1u) << "the redirect's second hop said it again";
+  EXPECT_TRUE(third.sent_before_head());
+}
+
 // Options that go on each message do not split the hub.
 TEST_F(HubTest, PerMessageOptionsStillShare) {
   HttpOptions base = options("/a");

@@ -83,6 +83,12 @@ class Collect : public FetchListener {
     return bytes_.data() + used_;
   }
   void on_data(size_t n) override { used_ += n; }
+  void on_sent(const SentInfo& info) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++sent_count_;
+    sent_ = info;
+    sent_before_head_ = status_ == 0;
+  }
   void on_done(const Error* error) override {
     std::lock_guard<std::mutex> lock(mu_);
     bytes_.resize(used_);
@@ -100,6 +106,11 @@ class Collect : public FetchListener {
   ErrorKind kind() const { return kind_; }
   int status() const { return status_; }
   const std::vector<uint8_t>& bytes() const { return bytes_; }
+  // What on_sent said (the last of them), how often it came, and whether
+  // it came before on_head.
+  const SentInfo& sent() const { return sent_; }
+  unsigned sent_count() const { return sent_count_; }
+  bool sent_before_head() const { return sent_before_head_; }
 
  private:
   std::mutex mu_;
@@ -110,6 +121,9 @@ class Collect : public FetchListener {
   int status_ = 0;
   size_t used_ = 0;
   std::vector<uint8_t> bytes_;
+  SentInfo sent_;
+  unsigned sent_count_ = 0;
+  bool sent_before_head_ = false;
 };
 
 inline RangeRequest range(uint64_t begin, uint64_t end) {

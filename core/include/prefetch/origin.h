@@ -5,8 +5,9 @@
 //    thread, with the caller's locks held: they only post work, they never
 //    call the listener synchronously.
 //  - The listener's callbacks for one fetch come serially from the origin's
-//    own thread: on_head at most once, then write_area/on_data any number of
-//    times, then on_done exactly once. Nothing follows on_done.
+//    own thread: on_sent at most once, then on_head at most once, then
+//    write_area/on_data any number of times, then on_done exactly once.
+//    Nothing follows on_done.
 #pragma once
 
 #include <chrono>
@@ -80,9 +81,22 @@ struct ResponseHead {
   HttpHeaders response_headers;     // as received
 };
 
+// A request went out: its head was written to a connection.
+struct SentInfo {
+  // How long opening the connection that carries it took (TCP connect, a
+  // proxy's tunnel, the TLS handshake): for a connection reused from the
+  // pool, what opening it took then. nullopt if that is not known.
+  std::optional<std::chrono::microseconds> setup;
+  bool reused = false;  // the connection had carried a request before
+};
+
 class FetchListener {
  public:
   virtual ~FetchListener() = default;
+  // The request went out (at most once, before on_head; a request that
+  // fails before it is sent never gets it). The time from here to on_head
+  // is the origin's own: the connection was ready.
+  virtual void on_sent(const SentInfo& info) { (void)info; }
   // Headers arrived, whatever the status (the listener maps statuses to
   // errors). Return false to abandon the transfer (on_done follows with a
   // kCancelled error).
