@@ -91,8 +91,9 @@ const BooleanProperty kBooleans[] = {
      DEFAULT_KEEP_ALIVE},
     // hedge: duplicate requests for late blocks at the head of the line.
     {PROP_HEDGE, "hedge", "Hedge",
-     "Send a second request for a block near the read position whose first byte is much later "
-     "than usual (at most 10% extra requests, one per block); the first answer wins",
+     "Send a second request for a late first byte: up to two twins for the reader's at a start "
+     "or seek, one hedge for a block near the read position whose first byte is much later than "
+     "usual (at most 10% extra requests); the first answer wins",
      DEFAULT_HEDGE},
     // iradio-mode: ask Icecast/SHOUTcast servers for their metadata; on an
     // answer with icy-metaint the caps are application/x-icy (put icydemux
@@ -217,7 +218,8 @@ void gst_prefetch_src_install_properties(GObjectClass* gobject_class) {
       "the requests brought), blocks-fetched, requests-started, "
       "bytes-per-request, retries, stalls (requests that brought less than "
       "512 bytes a second for the timeout), probes-sent (of an origin every "
-      "request waited on in vain), hedges-sent, hedges-won, cache-hits, "
+      "request waited on in vain), hedges-sent, hedges-won, races-sent "
+      "(twins racing the reader's first byte at a start or seek), races-won, cache-hits, "
       "requests-in-flight, host-connections (slots of max-host-connections "
       "held), concurrency (transfers allowed now), "
       "concurrency-reason (why automatic concurrency last changed it), "
@@ -242,6 +244,8 @@ GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
                            "probes-sent", G_TYPE_UINT64, st.probes_sent,              //
                            "hedges-sent", G_TYPE_UINT64, st.hedges_sent,              //
                            "hedges-won", G_TYPE_UINT64, st.hedges_won,                //
+                           "races-sent", G_TYPE_UINT64, st.races_sent,                //
+                           "races-won", G_TYPE_UINT64, st.races_won,                  //
                            "cache-hits", G_TYPE_UINT64, st.cache_hits,                //
                            "requests-in-flight", G_TYPE_UINT, st.in_flight,           //
                            "host-connections", G_TYPE_UINT, st.host_connections,      //

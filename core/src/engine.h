@@ -1,6 +1,7 @@
 // The engine's insides, shared by its source files:
 //   prefetcher.cc         the public API and the reader's waits
-//   engine_window.cc      what to fetch: the window, its blocks, hedges, the cache
+//   engine_window.cc      what to fetch: the window, its blocks, the cache
+//   engine_hedge.cc       late first bytes: the reader's raced, a late block hedged
 //   engine_span.cc        spans: start, split, send ahead, the automatic look-ahead
 //   engine_flow.cc        a span's body: where it goes, pause and resume, its end
 //   engine_request.cc     one request's life: start, head, body, end
@@ -79,6 +80,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   Request(Prefetcher::Impl* impl, uint64_t block, uint64_t pos, RequestKind kind)
       : impl_(impl), block(block), pos(pos), kind(kind), started(Clock::now()) {}
 
+  void on_sent(const SentInfo& info) override;
   bool on_head(const ResponseHead& head) override;
   uint8_t* write_area(size_t* length) override;
   void on_data(size_t n) override;
@@ -113,6 +115,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   uint64_t asked_end = kOpenEnd;
   unsigned attempts = 1;        // failures in a row before it, plus one (in_a_row())
   bool is_hedge = false;        // races the span of the block it was sent for
+  bool is_race = false;         // ... as a twin for the reader's first byte (engine_hedge.cc)
   bool ahead = false;           // sent while its connection's current span still transfers
   std::weak_ptr<Request> next;  // the span sent ahead for this one's connection
   bool sent_ahead = false;      // ... once
@@ -133,6 +136,8 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   double flowed_s = 0;
   Clock::time_point flowing_since{};  // epoch while not flowing
   Clock::time_point started;          // when it was sent (after its backoff)
+  Clock::time_point sent_at;          // when its head went out (on_sent); epoch until then
+  std::optional<double> setup_ms;     // what opening its connection took, if the origin said
   Clock::time_point first_byte;       // when its first body byte came; epoch until then
   Clock::time_point last_byte;        // when its latest body bytes came; epoch until then
   std::shared_ptr<Fetch> fetch;
@@ -159,6 +164,7 @@ struct SpanAsk {
   // (as a hedge of `hedge_of`).
   Block* block = nullptr;
   Request* hedge_of = nullptr;
+  bool race = false;                   // the hedge is a twin racing the reader's first byte
   std::chrono::milliseconds delay{0};  // a retry's backoff, a close grace
   unsigned attempts = 1;               // failures in a row before it, plus one
   bool ahead = false;                  // sent ahead for a connection whose span still transfers
@@ -264,6 +270,16 @@ struct Prefetcher::Impl {
   // Until then requests go on fresh connections (after an outage).
   Clock::time_point fresh_until{};
 
+  // ---- Late first bytes (engine_hedge.cc) ----
+  // The reader waits for its first bytes since the start, or since the last
+  // seek or jump (until it has some: later waits are the hedge's), and the
+  // twins sent for them.
+  bool racing = true;
+  unsigned race_twins = 0;
+  // The quickest connection set-up the origin reported (ms): the race's
+  // yardstick for a request on a connection whose own is not known.
+  std::optional<double> setup_ms;
+
   // ---- Automatic concurrency (engine_concurrency.cc) ----
   // Config::auto_concurrency: the policy, and what the interval being
   // measured shows so far.
@@ -302,7 +318,6 @@ struct Prefetcher::Impl {
 
   // ---- engine_window.cc: what to fetch, the window, its blocks, the cache ----
   void pump();
-  bool maybe_hedge();
   void retarget(uint64_t offset);
   void park(uint64_t i);
   void retire(Block& b);
@@ -348,7 +363,9 @@ struct Prefetcher::Impl {
   // ---- engine_request.cc: one request's life. The origin's callbacks
   // (on_head, write_area, on_data, on_done) take mu themselves ----
   std::shared_ptr<Request> launch(const SpanAsk& a);
-  uint64_t next_span_id() const { return counts.requests_started + counts.hedges_sent + 1; }
+  uint64_t next_span_id() const {
+    return counts.requests_started + counts.hedges_sent + counts.races_sent + 1;
+  }
   void relaunch(Request& r, std::chrono::milliseconds delay, unsigned attempts);
   std::string if_range() const;
   void cancel_request(const std::shared_ptr<Request>& r);
@@ -359,13 +376,22 @@ struct Prefetcher::Impl {
   bool on_head(Request& r, const ResponseHead& head);
   void note_first_byte(Request& r, Clock::time_point now);
   void keep_resource(const ResponseHead& head);
-  void settle_hedge(Request& r);
   void end_at_most(Request& r, uint64_t bound);
   uint8_t* write_area(Request& r, size_t* length);
   void on_data(Request& r, size_t n);
   void on_done(Request& r, const Error* error);
   enum class Outcome { kDone, kShort, kFailed };
   Outcome body_outcome(Request& r, Block*& b, const Error* error, Error* failure);
+
+  // ---- engine_hedge.cc: late first bytes. on_sent takes mu itself ----
+  void on_sent(Request& r, const SentInfo& info);
+  Request* reader_request();
+  RaceInput race_input(const Request& r, Clock::time_point now) const;
+  std::optional<Clock::time_point> race_due();
+  bool maybe_race();
+  void race_anew();
+  bool maybe_hedge();
+  void settle_hedge(Request& r);
 
   // ---- engine_stream.cc: stream mode ----
   void launch_stream(uint64_t from, std::chrono::milliseconds delay, unsigned attempts = 1);

@@ -23,11 +23,10 @@ void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
     cache.unpark();
     return;
   }
-  if (b && b->rival) {
+  if (b && !b->rivals.empty()) {
     log(LogLevel::kDebug, "block %" PRIu64 ": %s; its hedge takes over", b->index,
         e.message.c_str());
-    b->request = std::move(b->rival);
-    b->rival.reset();
+    b->request = b->take_rival(b->rivals.front().get());
     return;
   }
   if (e.stalled) ++counts.stalls;

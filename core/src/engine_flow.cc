@@ -83,7 +83,7 @@ uint8_t* Prefetcher::Impl::span_area(Request& r, size_t* length) {
       return nullptr;
     }
     b->request = r.shared_from_this();
-  } else if (b->request.get() != &r && b->rival.get() != &r) {
+  } else if (b->request.get() != &r && !b->is_rival(&r)) {
     // Held already: a free incomplete block that stops where this span is
     // goes on with it; anything else ends the span here.
     if (b->complete() || b->request || b->range.begin + b->filled != r.pos) {
@@ -134,7 +134,7 @@ bool Prefetcher::Impl::take_over_next(Request& r) {
   r.end = std::min(next->end, r.asked_end);
   if (Block* b = store.find(plan.index_of(r.pos)); b && b->request.get() == next) {
     cancel_block(*b);  // its hedge too
-    b->rival.reset();
+    b->rivals.clear();
     b->request = r.shared_from_this();
   }
   cancel_request(next->shared_from_this());

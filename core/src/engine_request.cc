@@ -16,6 +16,7 @@ namespace prefetch {
 
 // ---- Request: forwards to the engine ----
 
+void Request::on_sent(const SentInfo& info) { impl_->on_sent(*this, info); }
 bool Request::on_head(const ResponseHead& head) { return impl_->on_head(*this, head); }
 uint8_t* Request::write_area(size_t* length) { return impl_->write_area(*this, length); }
 void Request::on_data(size_t n) { impl_->on_data(*this, n); }
@@ -32,20 +33,28 @@ std::shared_ptr<Request> Prefetcher::Impl::launch(const SpanAsk& a) {
   const uint64_t end = req->asked_end;
   req->attempts = a.attempts;
   req->is_hedge = a.hedge_of != nullptr;
+  req->is_race = a.race;
   req->ahead = a.ahead;
   req->range.begin = a.pos;
   if (end != kOpenEnd) req->range.end = end;
   req->range.delay = a.delay;
-  if (a.block) (a.hedge_of ? a.block->rival : a.block->request) = req;
+  if (a.block && a.hedge_of)
+    a.block->rivals.push_back(req);
+  else if (a.block)
+    a.block->request = req;
   ++in_flight;
   live.push_back(req.get());
-  if (a.hedge_of)
+  if (a.race)
+    ++counts.races_sent;
+  else if (a.hedge_of)
     ++counts.hedges_sent;
   else
     ++counts.requests_started;
   const std::string last = end == kOpenEnd ? "" : std::to_string(end - 1);
   std::string note = a.ahead ? " (ahead)" : "";
-  if (a.hedge_of) note = " (hedge of span " + std::to_string(a.hedge_of->id) + ")";
+  if (a.hedge_of)
+    note = std::string(a.race ? " (race twin of span " : " (hedge of span ") +
+           std::to_string(a.hedge_of->id) + ")";
   log(LogLevel::kDebug,
       "span %" PRIu64 " requested bytes=%" PRIu64 "-%s blocks %" PRIu64 "-%s attempt %u%s", req->id,
       a.pos, last.c_str(), plan.index_of(a.pos), last_block(end, plan.block_size()).c_str(),
@@ -103,14 +112,14 @@ void Prefetcher::Impl::close_fetch(Request& r) {
 // nobody fills it now and it goes (asked for again when wanted). True if
 // it went.
 bool Prefetcher::Impl::forget_unfilled(Block& b) {
-  if (b.complete() || b.rival || cache.is_parked(b.index)) return false;
+  if (b.complete() || !b.rivals.empty() || cache.is_parked(b.index)) return false;
   store.erase(b.index);
   return true;
 }
 
 void Prefetcher::Impl::cancel_block(Block& b) {
   cancel_request(b.request);
-  cancel_request(b.rival);
+  for (const std::shared_ptr<Request>& rival : b.rivals) cancel_request(rival);
 }
 
 void Prefetcher::Impl::cancel_all() {
@@ -197,21 +206,6 @@ void Prefetcher::Impl::keep_resource(const ResponseHead& head) {
   if (resource.serial && head.uri == resource.head.uri) return;
   resource.head = head;
   ++resource.serial;
-}
-
-// The first of a block's two requests to answer wins; the other is cancelled.
-void Prefetcher::Impl::settle_hedge(Request& r) {
-  Block* b = store.find(r.block);
-  if (!b || !b->rival) return;
-  if (b->rival.get() == &r) {
-    ++counts.hedges_won;
-    log(LogLevel::kDebug, "block %" PRIu64 " hedge won", b->index);
-    cancel_request(b->request);
-    b->request = std::move(b->rival);
-  } else {
-    cancel_request(b->rival);
-  }
-  b->rival.reset();
 }
 
 // A 416 without a size for request `r`: nothing exists from `bound` on. The
@@ -324,12 +318,16 @@ void Prefetcher::Impl::on_done(Request& r, const Error* error) {
         r.cancelled() ? " (cancelled)" : "", error ? error->message.c_str() : "end of body");
   if (stream.get() == &r) stream.reset();
   Block* b = r.is_stream() ? nullptr : store.find(r.block);
-  if (b && b->rival.get() == &r) {
+  if (b && b->is_rival(&r)) {
     // A hedge that ended before it won: the main request carries on. If
-    // that went before it (both cancelled), nobody fills the block: it goes.
-    b->rival.reset();
-    if (!r.cancelled() && error)
-      log(LogLevel::kDebug, "block %" PRIu64 " hedge failed: %s", b->index, error->message.c_str());
+    // that went before it (all cancelled), nobody fills the block: it goes.
+    b->take_rival(&r);
+    const Error* why = r.failure ? &*r.failure : error;  // a refused head, or the transfer's
+    if (!r.cancelled() && why) {
+      log(LogLevel::kDebug, "block %" PRIu64 " %s failed: %s", b->index,
+          r.is_race ? "race twin" : "hedge", why->message.c_str());
+      note_overload(*why, r.started);  // a 503 or 429 to a twin is load, as to any request
+    }
     if (!b->request) forget_unfilled(*b);
     cv.notify_all();
     return pump();

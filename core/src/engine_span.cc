@@ -173,7 +173,7 @@ void Prefetcher::Impl::send_ahead(unsigned slots) {
 bool Prefetcher::Impl::reader_unserved() const {
   if (!plan.exists(read_block)) return false;
   const Block* b = store.find(read_block);
-  if (b && (b->complete() || b->request || b->rival)) return false;
+  if (b && (b->complete() || b->request || !b->rivals.empty())) return false;
   const uint64_t at = b ? b->range.begin + b->filled : plan.range(read_block).begin;
   for (const Request* r : live)
     if (!r->cancelled() && !r->is_stream() && r->pos <= at && at < r->end) return false;

@@ -176,7 +176,7 @@ Block* Prefetcher::Impl::make_block(uint64_t i, uint64_t from) {
 unsigned Prefetcher::Impl::requests_elsewhere() const {
   unsigned n = 0;
   store.for_each([&](const Block& b) {
-    if (kept_elsewhere(b.index)) n += (b.request ? 1 : 0) + (b.rival ? 1 : 0);
+    if (kept_elsewhere(b.index)) n += (b.request ? 1 : 0) + static_cast<unsigned>(b.rivals.size());
   });
   return n;
 }
@@ -255,66 +255,13 @@ void Prefetcher::Impl::pump() {
   }
 }
 
-// Sends at most one hedge for a late block near the reader (hedge_policy.h).
-// Returns true if it sent one.
-bool Prefetcher::Impl::maybe_hedge() {
-  if (!hedge_policy.enabled || known.stream_mode) return false;
-  HedgeInput in;
-  in.read_block = read_block;
-  // The hedge's spare slot is counted against the slots' own spans (and
-  // hedges); spans sent ahead, and ones already cancelled, have their own
-  // allowance of connections.
-  in.in_flight = 0;
-  for (const Request* r : live) in.in_flight += r->ahead || r->cancelled() ? 0 : 1;
-  in.concurrency = conc();
-  in.lookahead = lookahead;
-  in.requests_started = counts.requests_started;
-  in.hedges_sent = counts.hedges_sent;
-  in.block_count = block_count();
-  const Clock::time_point now = Clock::now();
-  // Spans waiting for their first byte at a block near the reader. Only a
-  // request actually waiting on the origin (not one in its backoff: its
-  // wait is negative); a span sent ahead has made no block yet.
-  std::map<uint64_t, Request*> waiting;
-  for (Request* r : live) {
-    if (r->is_hedge || r->cancelled() || r->state != RequestState::kWaiting) continue;
-    const uint64_t i = plan.index_of(r->pos);
-    if (i < read_block || i >= read_block + hedge_policy.span) continue;
-    const Block* b = store.find(i);
-    if (b && (b->complete() || b->hedged || b->request.get() != r)) continue;
-    waiting[i] = r;
-  }
-  for (const auto& [i, r] : waiting) in.candidates.push_back({i, ms_between(r->started, now)});
-  const std::optional<HedgeDecision> d = choose_hedge(hedge_policy, in, first_byte_ms);
-  if (!d) return false;
-  Request* main = waiting[d->block];
-  Block* b = store.find(d->block);
-  if (!b) {
-    if (!may_hold(d->block)) return false;  // within the byte budget, as any block
-    b = make_block(d->block, main->pos);
-    if (!b) return false;
-    b->request = main->shared_from_this();
-  }
-  b->hedged = true;
-  log(LogLevel::kInfo, "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging",
-      d->block, d->waited_ms, d->limit_ms);
-  SpanAsk a;
-  a.pos = b->range.begin + b->filled;
-  a.end = main->end;
-  a.asked_end = main->asked_end;
-  a.block = b;
-  a.hedge_of = main;
-  launch(a);
-  return true;
-}
-
 // A block leaves the window: its requests end; if complete, it is cached.
 void Prefetcher::Impl::retire(Block& b) {
   cancel_block(b);
   if (cache.is_parked(b.index)) cache.unpark();
   if (!b.complete()) return;
   b.request.reset();
-  b.rival.reset();
+  b.rivals.clear();
   fit_cache(b.buffer ? b.buffer->capacity() : 0);
   cache.admit(std::move(b));
 }
@@ -347,6 +294,7 @@ void Prefetcher::Impl::retarget(uint64_t offset) {
     log(LogLevel::kDebug, "reader goes back to its other region at byte %" PRIu64, offset);
   else if (step.move == Move::kJump)
     log(LogLevel::kDebug, "reader jumps to byte %" PRIu64 " (block %" PRIu64 ")", offset, idx);
+  if (m.switched || step.move == Move::kJump) race_anew();
   const uint64_t from = m.switched ? other_region->block : read_block;
   read_block = idx;
   window = step.window;

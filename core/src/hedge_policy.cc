@@ -28,6 +28,33 @@ std::optional<double> hedge_threshold_ms(const HedgePolicy& policy, const FirstB
   return std::max<double>(static_cast<double>(policy.floor.count()), policy.factor * *typical);
 }
 
+std::optional<RaceLimit> race_limit(const HedgePolicy& policy, const RaceInput& in,
+                                    const FirstByteTimes& times) {
+  if (!policy.enabled || in.twins_sent >= policy.race_twins) return std::nullopt;
+  const double nth = in.twins_sent + 1;
+  const double floor = static_cast<double>(policy.race_floor.count());
+  if (times.size() >= policy.min_samples) {
+    const double fast = times.quantile(0.1).value_or(0);
+    const double slow = times.quantile(0.9).value_or(0);
+    // Every wait about the same: a twin would wait as long. (Where even the
+    // slow ones come before the floor, a wait past it is late all the same.)
+    if (slow >= floor && slow < kNoTailSpread * fast) return std::nullopt;
+    return RaceLimit{nth * std::max(floor, times.quantile(policy.race_percentile).value_or(0)),
+                     true};
+  }
+  if (!in.setup_ms) return std::nullopt;
+  return RaceLimit{nth * std::max(floor, policy.race_setup_factor * *in.setup_ms), false};
+}
+
+std::optional<RaceDecision> choose_race(const HedgePolicy& policy, const RaceInput& in,
+                                        const FirstByteTimes& times) {
+  const std::optional<RaceLimit> limit = race_limit(policy, in, times);
+  if (!limit) return std::nullopt;
+  const std::optional<double> waited = limit->since_start ? in.since_start_ms : in.since_sent_ms;
+  if (!waited || *waited < limit->ms) return std::nullopt;
+  return RaceDecision{*waited, *limit};
+}
+
 double hedge_tokens(const HedgePolicy& policy, const HedgeInput& in) {
   double base = static_cast<double>(in.requests_started) + in.lookahead;
   if (in.block_count)

@@ -54,6 +54,7 @@ Chunk chunk_of(const Block& b, uint64_t offset, size_t n) {
 void Prefetcher::Impl::delivered(uint64_t offset, size_t n) {
   counts.bytes_delivered += n;
   set_waiting(false);
+  racing = false;  // the start's (or the seek's) first byte came: later ones are the hedge's
   const uint64_t end = offset + n;
   const uint64_t last = plan.index_of(end - 1);
   if (plan.range(last).end == end) log(LogLevel::kDebug, "block %" PRIu64 " delivered", last);
@@ -106,9 +107,11 @@ void Prefetcher::Impl::idle_wait(std::unique_lock<std::mutex>& lock) {
   const bool hedging = hedge_policy.enabled && !known.stream_mode;
   const bool probing = cfg.probe && !known.stream_mode && !live.empty();
   if (!hedging && !for_slot && !probing) return cv.wait(lock);
-  cv.wait_for(lock, std::chrono::milliseconds(hedging ? 20 : 100));
+  Clock::time_point until = Clock::now() + std::chrono::milliseconds(hedging ? 20 : 100);
+  if (const std::optional<Clock::time_point> race = race_due()) until = std::min(until, *race);
+  cv.wait_until(lock, until);
   if (flushing || closed || fatal) return;
-  if (hedging) maybe_hedge();
+  if (hedging) maybe_race() || maybe_hedge();
   maybe_probe();
   make_room_for_head();
 }
@@ -152,10 +155,22 @@ ReadResult Prefetcher::wait_open(std::chrono::milliseconds timeout) {
   const auto done = [&] { return s.known.opened || s.fatal || s.flushing || s.closed; };
   // The reader waits for the first answer: the host budget hears of it.
   if (!done()) s.set_waiting(true);
-  if (timeout == std::chrono::milliseconds::max())
-    s.cv.wait(lock, done);
-  else
-    s.cv.wait_for(lock, timeout, done);
+  // Its first byte may be raced meanwhile: the wait wakes when a twin is due.
+  const Clock::time_point end = timeout == std::chrono::milliseconds::max()
+                                    ? Clock::time_point::max()
+                                    : Clock::now() + timeout;
+  while (!done() && Clock::now() < end) {
+    const std::optional<Clock::time_point> race = s.race_due();
+    if (!race || *race >= end) {
+      if (end == Clock::time_point::max())
+        s.cv.wait(lock);
+      else
+        s.cv.wait_until(lock, end);
+    } else {
+      s.cv.wait_until(lock, *race);
+      if (!done()) s.maybe_race();
+    }
+  }
   // Opened is opened, even if a later block has failed since: that error
   // comes with the next read, whoever waited here.
   if (s.fatal && !s.known.opened) {
@@ -262,6 +277,7 @@ void Prefetcher::gather(uint64_t offset, size_t want, std::chrono::microseconds 
 void Prefetcher::seek(uint64_t offset) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->exact_reads = false;  // a push-mode seek: the reader goes on in order
+  impl_->race_anew();          // its first byte may be raced as the start's
   impl_->retarget(offset);
 }
 

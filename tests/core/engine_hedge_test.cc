@@ -42,6 +42,7 @@ TEST_F(EngineHedgeTest, ALateHeadBlockIsHedgedAndTheHedgeWins) {
   const Stats st = prefetcher_->stats();
   EXPECT_EQ(st.hedges_sent, 1u);
   EXPECT_EQ(st.hedges_won, 1u);
+  EXPECT_EQ(st.races_sent, 0u) << "a late block while the reader reads on is the hedge's";
   EXPECT_EQ(origin_->request_count(), 13u) << "one request per block plus the hedge";
   EXPECT_LE(origin_->max_in_flight(), 3u) << "more than concurrency + the hedge's spare";
 }

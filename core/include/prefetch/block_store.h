@@ -91,10 +91,27 @@ struct Block {
   Clock::time_point first_byte{};  // when its first bytes arrived (its fill rate)
   BlockState state = BlockState::kFetching;
   std::shared_ptr<Request> request;  // the fetch filling it, if any
-  std::shared_ptr<Request> rival;    // a hedge: a second fetch racing `request`, if any
-  bool hedged = false;               // a hedge was sent for it (one per block)
+  // Fetches racing `request` for the same bytes (a hedge, or the twins of a
+  // race for the reader's first byte), in the order they went.
+  std::vector<std::shared_ptr<Request>> rivals;
+  bool hedged = false;  // a hedge was sent for it (one per block)
 
   bool complete() const { return state == BlockState::kComplete; }
+  bool is_rival(const Request* r) const {
+    for (const auto& x : rivals)
+      if (x.get() == r) return true;
+    return false;
+  }
+  // Takes `r` out of the rivals (it may not be one).
+  std::shared_ptr<Request> take_rival(const Request* r) {
+    for (auto it = rivals.begin(); it != rivals.end(); ++it) {
+      if (it->get() != r) continue;
+      std::shared_ptr<Request> out = std::move(*it);
+      rivals.erase(it);
+      return out;
+    }
+    return nullptr;
+  }
 };
 
 class BlockStore {

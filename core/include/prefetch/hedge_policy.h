@@ -1,7 +1,11 @@
-// Hedge policy: when a block near the reader waits far longer for its first
-// byte than requests usually do, a second request for its missing bytes
-// races the first; the first answer wins. This unit decides which block to
-// hedge now. Pure: the engine passes the waits it measured.
+// Hedge policy: a first byte that is late gets a second request for the same
+// bytes on another connection; the first answer wins, the other is
+// cancelled. Two cases, one rule each, both pure (the engine passes what it
+// measured):
+//  - the race: the request the reader waits on at the start, or after a
+//    seek or a jump, gets up to two twins (choose_race);
+//  - the hedge: a block near the reader that waits far longer than
+//    requests usually do (choose_hedge), within a share of the requests.
 #pragma once
 
 #include <chrono>
@@ -21,6 +25,19 @@ struct HedgePolicy {
   double share = 0.10;                  // hedges are at most this share of the requests
   unsigned span = 3;                    // blocks from the read position that may be hedged
   unsigned min_samples = 6;             // first-byte times needed before hedging
+  // The race (choose_race): twins per start or seek, at most...
+  unsigned race_twins = 2;
+  // ...the first one after this many times its connection's set-up time
+  // while no first-byte times are known (an origin that answers within a
+  // few round trips never sees one)...
+  double race_setup_factor = 4;
+  // ...afterwards past this quantile of them (and none on an origin whose
+  // first bytes all take about the same time)...
+  double race_percentile = 0.5;
+  // ...never sooner than this: on a local origin the machine's own
+  // scheduling, not the origin, makes a first byte this late...
+  std::chrono::milliseconds race_floor{20};
+  // ...and twin n goes after n times that wait.
 };
 
 // First-byte times of the most recent requests (the last 64), in ms.
@@ -58,6 +75,44 @@ struct HedgeDecision {
   double waited_ms = 0;
   double limit_ms = 0;  // the wait past which it counted as late
 };
+
+// The request the reader waits on, still without its first byte.
+struct RaceInput {
+  unsigned twins_sent = 0;              // for this start or seek so far
+  double since_start_ms = 0;            // since it started: its first-byte clock
+  std::optional<double> since_sent_ms;  // since its head went out; nullopt before
+  std::optional<double> setup_ms;       // what opening its connection took, if known
+};
+
+// How long the reader's request may wait before its next twin goes, and
+// on which clock: since it started (a limit from first-byte times, which
+// are timed that way) or since its head went out (one from the set-up).
+struct RaceLimit {
+  double ms = 0;
+  bool since_start = false;
+};
+
+// A first-byte wait is about the same for every request when the slowest
+// tenth waits less than this many times the fastest tenth.
+constexpr double kNoTailSpread = 1.5;
+
+// The wait after which the reader's request gets its next twin; nullopt:
+// none (twins spent, racing off, or nothing to tell from). With
+// min_samples first-byte times: race_percentile of them (twin n after n
+// times that), none if they show no tail above the floor. Before: race_setup_factor x the
+// set-up of its connection, since its head went out; none while that is
+// unknown. Never below race_floor (times n).
+std::optional<RaceLimit> race_limit(const HedgePolicy& policy, const RaceInput& in,
+                                    const FirstByteTimes& times);
+
+struct RaceDecision {
+  double waited_ms = 0;  // on the limit's clock
+  RaceLimit limit;
+};
+
+// Whether the reader's request gets its next twin now (race_limit passed).
+std::optional<RaceDecision> choose_race(const HedgePolicy& policy, const RaceInput& in,
+                                        const FirstByteTimes& times);
 
 // The first-byte time past which a request counts as late, or nullopt while
 // there are too few samples to tell.

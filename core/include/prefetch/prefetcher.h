@@ -137,6 +137,8 @@ struct Stats {
   uint64_t probes_sent = 0;  // probes of an origin every request waited on in vain
   uint64_t hedges_sent = 0;
   uint64_t hedges_won = 0;
+  uint64_t races_sent = 0;           // twins racing the reader's first byte (start, seek)
+  uint64_t races_won = 0;            // ... that answered first
   uint64_t cache_hits = 0;           // blocks served from the cache instead of a request
   uint64_t bytes_received = 0;       // body bytes the requests brought (block requests and streams)
   double bytes_per_request = 0;      // bytes_received / requests_started
