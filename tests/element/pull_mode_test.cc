@@ -142,15 +142,18 @@ TEST_F(PullModeTest, OriginIgnoringRangeOffersPushOnly) {
 }
 
 // The engine started for the query is the one start() uses: block 0 is asked
-// for once, not once for the query and once for the transfer.
+// for once (and by the twins that engine raced it with, on this jittery
+// origin), not once for the query and once for the transfer.
 TEST_F(PullModeTest, QueryAndStartShareOneEngine) {
   ASSERT_TRUE(activate_pull());
   GstBuffer* buffer = nullptr;
   ASSERT_EQ(gst_pad_pull_range(sinkpad_, 0, 1000, &buffer), GST_FLOW_OK);
   gst_buffer_unref(buffer);
-  int block0 = 0;
+  uint64_t block0 = 0;
   for (const auto& r : server_.requests("/pull.bin")) block0 += r.first_byte == 0;
-  EXPECT_EQ(block0, 1);
+  // A twin cancelled before it connected never reaches the server.
+  EXPECT_GE(block0, 1u);
+  EXPECT_LE(block0, 1 + stats_uint64(src_, "races-sent"));
 }
 
 }  // namespace
