@@ -276,6 +276,7 @@ struct Prefetcher::Impl {
   // twins sent for them.
   bool racing = true;
   unsigned race_twins = 0;
+  Clock::time_point last_twin{};  // when the last of them went
   // The quickest connection set-up the origin reported (ms): the race's
   // yardstick for a request on a connection whose own is not known.
   std::optional<double> setup_ms;

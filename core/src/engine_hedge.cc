@@ -54,6 +54,7 @@ RaceInput Prefetcher::Impl::race_input(const Request& r, Clock::time_point now) 
   in.since_start_ms = ms_between(r.started, now);
   if (r.sent_at != Clock::time_point{}) in.since_sent_ms = ms_between(r.sent_at, now);
   in.setup_ms = r.setup_ms ? r.setup_ms : setup_ms;
+  if (race_twins > 0) in.since_twin_ms = ms_between(last_twin, now);
   return in;
 }
 
@@ -68,8 +69,13 @@ std::optional<Clock::time_point> Prefetcher::Impl::race_due() {
   if (!limit) return std::nullopt;
   const Clock::time_point from = limit->since_start ? r->started : r->sent_at;
   if (from == Clock::time_point{}) return std::nullopt;
-  return from + std::chrono::duration_cast<Clock::duration>(
-                    std::chrono::duration<double, std::milli>(limit->ms));
+  const auto after = [](Clock::time_point t, double ms) {
+    return t + std::chrono::duration_cast<Clock::duration>(
+                   std::chrono::duration<double, std::milli>(ms));
+  };
+  Clock::time_point due = after(from, limit->ms);
+  if (race_twins > 0) due = std::max(due, after(last_twin, limit->step_ms));
+  return due;
 }
 
 // Sends the reader's request a twin if its first byte is late (choose_race).
@@ -90,6 +96,7 @@ bool Prefetcher::Impl::maybe_race() {
     b->request = main->shared_from_this();
   }
   ++race_twins;
+  last_twin = Clock::now();
   log(LogLevel::kInfo,
       "block %" PRIu64 ": no first byte %.0f ms after span %" PRIu64
       " %s (twin %u after %.0f ms: %s): racing it",

@@ -39,11 +39,12 @@ std::optional<RaceLimit> race_limit(const HedgePolicy& policy, const RaceInput& 
     // Every wait about the same: a twin would wait as long. (Where even the
     // slow ones come before the floor, a wait past it is late all the same.)
     if (slow >= floor && slow < kNoTailSpread * fast) return std::nullopt;
-    return RaceLimit{nth * std::max(floor, times.quantile(policy.race_percentile).value_or(0)),
-                     true};
+    const double step = std::max(floor, times.quantile(policy.race_percentile).value_or(0));
+    return RaceLimit{nth * step, true, step};
   }
   if (!in.setup_ms) return std::nullopt;
-  return RaceLimit{nth * std::max(floor, policy.race_setup_factor * *in.setup_ms), false};
+  const double step = std::max(floor, policy.race_setup_factor * *in.setup_ms);
+  return RaceLimit{nth * step, false, step};
 }
 
 std::optional<RaceDecision> choose_race(const HedgePolicy& policy, const RaceInput& in,
@@ -52,6 +53,7 @@ std::optional<RaceDecision> choose_race(const HedgePolicy& policy, const RaceInp
   if (!limit) return std::nullopt;
   const std::optional<double> waited = limit->since_start ? in.since_start_ms : in.since_sent_ms;
   if (!waited || *waited < limit->ms) return std::nullopt;
+  if (in.since_twin_ms && *in.since_twin_ms < limit->step_ms) return std::nullopt;
   return RaceDecision{*waited, *limit};
 }
 

@@ -117,5 +117,80 @@ TEST(HedgePolicyTest, DisabledSendsNone) {
   EXPECT_FALSE(choose_hedge(p, input({{10, 100000}}), kTypical));
 }
 
+// ---- the race for the reader's first byte ----
+
+namespace race {
+
+HedgePolicy policy() {
+  HedgePolicy p;
+  p.race_floor = std::chrono::milliseconds(20);
+  return p;
+}
+
+RaceInput waiting(double since_sent_ms, std::optional<double> setup_ms = 1.0, unsigned twins = 0) {
+  RaceInput in;
+  in.twins_sent = twins;
+  in.since_start_ms = since_sent_ms + 5;
+  in.since_sent_ms = since_sent_ms;
+  in.setup_ms = setup_ms;
+  return in;
+}
+
+const FirstByteTimes kNone;
+
+// Before any first byte was timed: a few set-up times since the head went
+// out, never below the floor; nothing to go by, no twin.
+TEST(RacePolicyTest, BeforeFirstBytesTheSetUpSetsTheWait) {
+  EXPECT_FALSE(choose_race(policy(), waiting(19), kNone));
+  ASSERT_TRUE(choose_race(policy(), waiting(20), kNone));
+  EXPECT_EQ(choose_race(policy(), waiting(20), kNone)->limit.ms, 20);  // 4 x 1 ms under the floor
+  EXPECT_FALSE(choose_race(policy(), waiting(39, 10.0), kNone));       // 4 x 10 ms
+  EXPECT_TRUE(choose_race(policy(), waiting(40, 10.0), kNone));
+  EXPECT_FALSE(choose_race(policy(), waiting(5000, std::nullopt), kNone)) << "no yardstick";
+  RaceInput unsent = waiting(0);
+  unsent.since_sent_ms.reset();
+  EXPECT_FALSE(choose_race(policy(), unsent, kNone)) << "a request not yet out";
+}
+
+// Twin n waits n times as long, and as long again after the twin before it;
+// two at most; none with hedging off.
+TEST(RacePolicyTest, TwinsComeOneByOneTwoAtMost) {
+  RaceInput second = waiting(40, 1.0, 1);
+  second.since_twin_ms = 19;
+  EXPECT_FALSE(choose_race(policy(), second, kNone)) << "the first twin is not late yet";
+  second.since_twin_ms = 20;
+  ASSERT_TRUE(choose_race(policy(), second, kNone));
+  EXPECT_EQ(choose_race(policy(), second, kNone)->limit.ms, 40);
+  second.since_sent_ms = 39;
+  EXPECT_FALSE(choose_race(policy(), second, kNone));
+  RaceInput third = waiting(10000, 1.0, 2);
+  third.since_twin_ms = 10000;
+  EXPECT_FALSE(choose_race(policy(), third, kNone));
+  HedgePolicy off = policy();
+  off.enabled = false;
+  EXPECT_FALSE(choose_race(off, waiting(10000), kNone));
+}
+
+// Once first bytes were timed: later than their median, on the clock they
+// were timed by (since the start); none where they show no tail.
+TEST(RacePolicyTest, AfterFirstBytesTheMedianSetsTheWait) {
+  const FirstByteTimes tail = times({100, 150, 200, 300, 400, 800, 1600});
+  RaceInput in = waiting(10);
+  in.since_start_ms = 299;
+  EXPECT_FALSE(choose_race(policy(), in, tail));
+  in.since_start_ms = 300;
+  ASSERT_TRUE(choose_race(policy(), in, tail));
+  EXPECT_TRUE(choose_race(policy(), in, tail)->limit.since_start);
+  const FirstByteTimes fixed = times({1000, 1010, 990, 1005, 1000, 995});
+  in.since_start_ms = 5000;
+  EXPECT_FALSE(choose_race(policy(), in, fixed)) << "a no-tail origin was raced";
+  // All far under the floor (a local origin): past the floor is late.
+  const FirstByteTimes local = times({0.2, 0.2, 0.2, 0.2, 0.2, 0.2});
+  in.since_start_ms = 20;
+  EXPECT_TRUE(choose_race(policy(), in, local));
+}
+
+}  // namespace race
+
 }  // namespace
 }  // namespace prefetch

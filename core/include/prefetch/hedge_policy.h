@@ -82,6 +82,7 @@ struct RaceInput {
   double since_start_ms = 0;            // since it started: its first-byte clock
   std::optional<double> since_sent_ms;  // since its head went out; nullopt before
   std::optional<double> setup_ms;       // what opening its connection took, if known
+  std::optional<double> since_twin_ms;  // since the last twin went; nullopt before the first
 };
 
 // How long the reader's request may wait before its next twin goes, and
@@ -90,6 +91,10 @@ struct RaceInput {
 struct RaceLimit {
   double ms = 0;
   bool since_start = false;
+  // One twin's wait (ms for the first): the next twin also waits this long
+  // after the last one went, so twins come one by one, each when the one
+  // before it is late as well.
+  double step_ms = 0;
 };
 
 // A first-byte wait is about the same for every request when the slowest
