@@ -388,6 +388,7 @@ struct Prefetcher::Impl {
   void on_sent(Request& r, const SentInfo& info);
   Request* reader_request();
   RaceInput race_input(const Request& r, Clock::time_point now) const;
+  bool race_slot_free() const;
   std::optional<Clock::time_point> race_due();
   bool maybe_race();
   void race_anew();

@@ -58,10 +58,17 @@ RaceInput Prefetcher::Impl::race_input(const Request& r, Clock::time_point now) 
   return in;
 }
 
+// The reader's request and its twins together stay within the concurrency
+// (fixed or found): concurrency=1 races nothing, 2 allows one twin. The
+// look-ahead's spans do not count: a race lasts until the reader's first
+// byte, and the reader waits on nothing else.
+bool Prefetcher::Impl::race_slot_free() const { return race_twins + 1 < conc(); }
+
 // When the reader's request gets its next twin if no answer comes first;
 // nullopt if it gets none (or nothing is known to time it by yet).
 std::optional<Clock::time_point> Prefetcher::Impl::race_due() {
-  if (!hedge_policy.enabled || !racing || known.stream_mode || !waiting_since) return std::nullopt;
+  if (!hedge_policy.enabled || !racing || known.stream_mode || !waiting_since || !race_slot_free())
+    return std::nullopt;
   const Request* r = reader_request();
   if (!r) return std::nullopt;
   const std::optional<RaceLimit> limit =
@@ -85,7 +92,7 @@ bool Prefetcher::Impl::maybe_race() {
       flushing)
     return false;
   Request* main = reader_request();
-  if (!main) return false;
+  if (!main || !race_slot_free()) return false;
   const std::optional<RaceDecision> d =
       choose_race(hedge_policy, race_input(*main, Clock::now()), first_byte_ms);
   if (!d) return false;

@@ -14,13 +14,16 @@
 namespace prefetch::testing {
 namespace {
 
-class EngineRaceTest : public EngineTest {};
+class EngineRaceTest : public EngineTest {
+ protected:
+  void expect_twins_within(unsigned concurrency);
+};
 
 constexpr microseconds kQuickSetUp{1000};  // 1 ms: the race's limit is its 50 ms floor
 constexpr milliseconds kNever{8000};       // a first byte the test never waits for
 
 Config race_config() {
-  Config c = small_config(Schedule::kWindow, 2);
+  Config c = small_config(Schedule::kWindow, 4);
   c.hedge.race_floor = milliseconds(50);
   return c;
 }
@@ -138,6 +141,32 @@ TEST_F(EngineRaceTest, ASeekIsRacedAgain) {
   EXPECT_EQ(at[0].body_bytes, 0u);
   EXPECT_GE(prefetcher_->stats().races_won, 1u);
 }
+
+// The reader's request and its twins stay within the concurrency: with
+// two request slots the start's late first byte gets one twin, with one
+// slot none.
+void EngineRaceTest::expect_twins_within(unsigned concurrency) {
+  Config c = race_config();
+  c.concurrency = concurrency;
+  make(4 * kB, c);
+  origin_->set_script([](const RangeRequest& req, unsigned attempt) {
+    return told(req.begin == 0 && attempt > 0 ? kNever : milliseconds(0));
+  });
+  origin_->hold_head(0);
+  std::future<ReadResult> opened =
+      std::async(std::launch::async, [this] { return prefetcher_->open(0); });
+  ASSERT_TRUE(origin_->wait_requests(concurrency, kHang));
+  // Several times the second twin's wait: another would have gone by now.
+  std::this_thread::sleep_for(3 * kNoReturn);
+  EXPECT_EQ(origin_->request_count(), concurrency) << "a twin beyond the concurrency";
+  origin_->release(0);
+  ASSERT_EQ(opened.get().status, ReadStatus::kOk);
+  expect_exact_to_eos();
+  EXPECT_EQ(prefetcher_->stats().races_sent, concurrency - 1);
+}
+
+TEST_F(EngineRaceTest, OneSlotRacesNothing) { expect_twins_within(1); }
+TEST_F(EngineRaceTest, TwoSlotsRaceWithOneTwin) { expect_twins_within(2); }
 
 // Where every first byte takes about as long (a fixed-latency origin),
 // a twin would wait as long too: once that is measured, a seek is not
