@@ -392,6 +392,7 @@ struct Prefetcher::Impl {
   std::optional<Clock::time_point> race_due();
   bool maybe_race();
   void race_anew();
+  void launch_rival(Block& b, Request& main, bool race);
   bool maybe_hedge();
   void settle_hedge(Request& r);
 

@@ -110,14 +110,7 @@ bool Prefetcher::Impl::maybe_race() {
       read_block, d->waited_ms, main->id, d->limit.since_start ? "started" : "went out", race_twins,
       d->limit.ms,
       d->limit.since_start ? "the origin's first-byte times" : "its connection's set-up");
-  SpanAsk a;
-  a.pos = b->range.begin + b->filled;
-  a.end = main->end;
-  a.asked_end = main->asked_end;
-  a.block = b;
-  a.hedge_of = main;
-  a.race = true;
-  launch(a);
+  launch_rival(*b, *main, /*race=*/true);
   return true;
 }
 
@@ -172,14 +165,21 @@ bool Prefetcher::Impl::maybe_hedge() {
   b->hedged = true;
   log(LogLevel::kInfo, "block %" PRIu64 ": no answer after %.0f ms (threshold %.0f ms): hedging",
       d->block, d->waited_ms, d->limit_ms);
-  SpanAsk a;
-  a.pos = b->range.begin + b->filled;
-  a.end = main->end;
-  a.asked_end = main->asked_end;
-  a.block = b;
-  a.hedge_of = main;
-  launch(a);
+  launch_rival(*b, *main, /*race=*/false);
   return true;
+}
+
+// A twin or a hedge of `main`: the same bytes from where block `b` has
+// them, into `b`.
+void Prefetcher::Impl::launch_rival(Block& b, Request& main, bool race) {
+  SpanAsk a;
+  a.pos = b.range.begin + b.filled;
+  a.end = main.end;
+  a.asked_end = main.asked_end;
+  a.block = &b;
+  a.hedge_of = &main;
+  a.race = race;
+  launch(a);
 }
 
 // ---- the winner ----
