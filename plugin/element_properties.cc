@@ -89,7 +89,7 @@ const BooleanProperty kBooleans[] = {
     {PROP_IS_LIVE, "is-live", "is-live", "Act like a live source", DEFAULT_IS_LIVE},
     {PROP_KEEP_ALIVE, "keep-alive", "keep-alive", "Use HTTP persistent connections",
      DEFAULT_KEEP_ALIVE},
-    // hedge: duplicate requests for late blocks at the head of the line.
+    // hedge: second requests for late first bytes (the reader's, late blocks).
     {PROP_HEDGE, "hedge", "Hedge",
      "Send a second request for a late first byte: up to two twins for the reader's at a start "
      "or seek, one hedge for a block near the read position whose first byte is much later than "

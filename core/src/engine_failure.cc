@@ -26,7 +26,8 @@ void Prefetcher::Impl::failed(Request& r, Block* b, Error e) {
   if (b && !b->rivals.empty()) {
     log(LogLevel::kDebug, "block %" PRIu64 ": %s; its hedge takes over", b->index,
         e.message.c_str());
-    b->request = b->take_rival(b->rivals.front().get());
+    b->request = std::move(b->rivals.front());  // the first to go takes over
+    b->rivals.erase(b->rivals.begin());
     return;
   }
   if (e.stalled) ++counts.stalls;

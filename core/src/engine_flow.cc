@@ -133,7 +133,7 @@ bool Prefetcher::Impl::take_over_next(Request& r) {
       next->id, next->pos, r.id);
   r.end = std::min(next->end, r.asked_end);
   if (Block* b = store.find(plan.index_of(r.pos)); b && b->request.get() == next) {
-    cancel_block(*b);  // its hedge too
+    cancel_block(*b);  // its rivals too
     b->rivals.clear();
     b->request = r.shared_from_this();
   }

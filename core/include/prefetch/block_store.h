@@ -4,6 +4,7 @@
 // so short backward reads are served from memory.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -97,20 +98,20 @@ struct Block {
   bool hedged = false;  // a hedge was sent for it (one per block)
 
   bool complete() const { return state == BlockState::kComplete; }
-  bool is_rival(const Request* r) const {
-    for (const auto& x : rivals)
-      if (x.get() == r) return true;
-    return false;
-  }
+  bool is_rival(const Request* r) const { return find_rival(r) != rivals.end(); }
   // Takes `r` out of the rivals (it may not be one).
   std::shared_ptr<Request> take_rival(const Request* r) {
-    for (auto it = rivals.begin(); it != rivals.end(); ++it) {
-      if (it->get() != r) continue;
-      std::shared_ptr<Request> out = std::move(*it);
-      rivals.erase(it);
-      return out;
-    }
-    return nullptr;
+    const auto it = find_rival(r);
+    if (it == rivals.end()) return nullptr;
+    std::shared_ptr<Request> out = std::move(*it);
+    rivals.erase(it);
+    return out;
+  }
+
+ private:
+  std::vector<std::shared_ptr<Request>>::const_iterator find_rival(const Request* r) const {
+    return std::find_if(rivals.begin(), rivals.end(),
+                        [r](const std::shared_ptr<Request>& x) { return x.get() == r; });
   }
 };
 
