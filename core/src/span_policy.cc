@@ -60,6 +60,7 @@ std::optional<SpanChoice> choose_span(const SpanInput& in) {
   }
   // The back half of a claim, where its span would come late.
   if (!in.ttfb_ms) return std::nullopt;
+  const double pays = std::max(in.split_floor_ms, in.split_margin * *in.ttfb_ms);
   std::optional<SpanChoice> best;
   for (size_t k = 0; k < in.spans.size(); ++k) {
     const SpanView& s = in.spans[k];
@@ -72,7 +73,7 @@ std::optional<SpanChoice> choose_span(const SpanInput& in) {
     if (hi <= lo) continue;
     const uint64_t at = front + 1 >= in.from_block ? front + (hi - front + 1) / 2 : lo;
     const std::optional<double> reach = time_to_reach(in, s, at * in.block_size);
-    if (!reach || *reach <= in.split_margin * *in.ttfb_ms) continue;
+    if (!reach || *reach <= pays) continue;
     if (best && *reach <= best->reach_ms) continue;
     uint64_t end = claim_end_block(s.end, in.block_size);
     if (in.max_blocks) end = std::min(end, at + in.max_blocks);

@@ -77,6 +77,19 @@ TEST(SpanPolicyTest, AFastSpanIsNotSplitWhenFirstBytesAreSlow) {
   EXPECT_FALSE(choose_span(in));
 }
 
+// A local origin (first byte 4 ms, 100 MiB/s): a split the span reaches
+// within 50 ms does not pay, however quick the first bytes were.
+TEST(SpanPolicyTest, NoSplitTheSpanReachesWithinTheLocalFloor) {
+  SpanInput in = window(0, 8);
+  in.ttfb_ms = 4;
+  in.spans = {receiving(0, 32 * kB, 100.0 * kB)};
+  EXPECT_FALSE(choose_span(in)) << "split at block 4, reached in 40 ms";
+  in.spans[0].rate = 70.0 * kB;
+  const auto c = choose_span(in);
+  ASSERT_TRUE(c);
+  EXPECT_NEAR(c->reach_ms, 1000.0 * 4 / 70, 1);
+}
+
 // A capped connection (1.5 MiB/s, first byte 0.4 s): the back half of the
 // window goes to a new request.
 TEST(SpanPolicyTest, ASlowSpanGivesTheBackHalfOfTheWindow) {

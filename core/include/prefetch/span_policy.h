@@ -6,7 +6,8 @@
 //    span claims; its span runs up to the next claimed block (or the end).
 //  - with none free, it takes the back half of a running span's claim within
 //    the horizon, but only where that span would reach the split point later
-//    than a new request's first byte would come (aria2c splits the largest
+//    than a new request's first byte would come, and never where that is
+//    within a few tens of ms (aria2c splits the largest
 //    gap; here the latest-reached point wins, which also rescues the rest of
 //    a span running far slower than its peers). On an origin that answers
 //    late but sends fast, no split pays: one connection carries the file.
@@ -43,7 +44,12 @@ struct SpanInput {
   double conn_rate = 0;           // a typical connection's bytes/s; 0 = not known
   uint64_t max_blocks = 0;        // a span's length at most (max-request-size), 0 = any
   bool end_at_horizon = false;    // spans end at to_block (exact reads after a jump)
-  double split_margin = 1.25;     // a split pays when reach > margin x ttfb
+  double split_margin = 1.25;     // a split pays when reach > margin x ttfb...
+  // ...and this: no new request's first byte can be counted on sooner, as a
+  // busy machine's own scheduling can make a local answer this late. (A
+  // split the span reaches first costs what the origin sent it: on a fast
+  // origin, a socket buffer.)
+  double split_floor_ms = 50;
 };
 
 struct SpanChoice {
