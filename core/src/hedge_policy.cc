@@ -39,8 +39,13 @@ std::optional<RaceLimit> race_limit(const HedgePolicy& policy, const RaceInput& 
     // Every wait about the same: a twin would wait as long. (Where even the
     // slow ones come before the floor, a wait past it is late all the same.)
     if (slow >= floor && slow < kNoTailSpread * fast) return std::nullopt;
-    const double step = std::max(floor, times.quantile(policy.race_percentile).value_or(0));
-    return RaceLimit{nth * step, true, step};
+    // A tail: a twin sent early is as likely as the request to draw a short
+    // wait, so the set-up, not the tail, says when (below). Without a set-up
+    // time to go by, later than most of the first bytes.
+    if (!in.setup_ms) {
+      const double step = std::max(floor, times.quantile(policy.race_percentile).value_or(0));
+      return RaceLimit{nth * step, true, step};
+    }
   }
   if (!in.setup_ms) return std::nullopt;
   const double step = std::max(floor, policy.race_setup_factor * *in.setup_ms);

@@ -171,23 +171,32 @@ TEST(RacePolicyTest, TwinsComeOneByOneTwoAtMost) {
   EXPECT_FALSE(choose_race(off, waiting(10000), kNone));
 }
 
-// Once first bytes were timed: later than their median, on the clock they
-// were timed by (since the start); none where they show no tail.
-TEST(RacePolicyTest, AfterFirstBytesTheMedianSetsTheWait) {
+// Once first bytes were timed: a tail says whether, the set-up still says
+// when; none where they show no tail. Without a set-up time, later than
+// their median, on the clock they were timed by (since the start).
+TEST(RacePolicyTest, AfterFirstBytesATailIsRacedByTheSetUp) {
   const FirstByteTimes tail = times({100, 150, 200, 300, 400, 800, 1600});
-  RaceInput in = waiting(10);
+  EXPECT_FALSE(choose_race(policy(), waiting(39, 10.0), tail));
+  ASSERT_TRUE(choose_race(policy(), waiting(40, 10.0), tail));
+  EXPECT_FALSE(choose_race(policy(), waiting(40, 10.0), tail)->limit.since_start);
+  const FirstByteTimes fixed = times({1000, 1010, 990, 1005, 1000, 995});
+  EXPECT_FALSE(choose_race(policy(), waiting(5000), fixed)) << "a no-tail origin was raced";
+  // All far under the floor (a local origin): past the floor is late.
+  const FirstByteTimes local = times({0.2, 0.2, 0.2, 0.2, 0.2, 0.2});
+  EXPECT_FALSE(choose_race(policy(), waiting(19), local));
+  EXPECT_TRUE(choose_race(policy(), waiting(20), local));
+}
+
+TEST(RacePolicyTest, AfterFirstBytesWithoutSetUpTheMedianSetsTheWait) {
+  const FirstByteTimes tail = times({100, 150, 200, 300, 400, 800, 1600});
+  RaceInput in = waiting(10, std::nullopt);
   in.since_start_ms = 299;
   EXPECT_FALSE(choose_race(policy(), in, tail));
   in.since_start_ms = 300;
   ASSERT_TRUE(choose_race(policy(), in, tail));
   EXPECT_TRUE(choose_race(policy(), in, tail)->limit.since_start);
-  const FirstByteTimes fixed = times({1000, 1010, 990, 1005, 1000, 995});
   in.since_start_ms = 5000;
-  EXPECT_FALSE(choose_race(policy(), in, fixed)) << "a no-tail origin was raced";
-  // All far under the floor (a local origin): past the floor is late.
-  const FirstByteTimes local = times({0.2, 0.2, 0.2, 0.2, 0.2, 0.2});
-  in.since_start_ms = 20;
-  EXPECT_TRUE(choose_race(policy(), in, local));
+  EXPECT_FALSE(choose_race(policy(), in, times({1000, 1010, 990, 1005, 1000, 995})));
 }
 
 }  // namespace race

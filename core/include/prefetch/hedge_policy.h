@@ -31,8 +31,9 @@ struct HedgePolicy {
   // while no first-byte times are known (an origin that answers within a
   // few round trips never sees one)...
   double race_setup_factor = 4;
-  // ...afterwards past this quantile of them (and none on an origin whose
-  // first bytes all take about the same time)...
+  // ...and the same once they are, unless they show no tail (an origin
+  // whose first bytes all take about the same time gets none); without a
+  // set-up time, past this quantile of them...
   double race_percentile = 0.5;
   // ...never sooner than this: on a local origin the machine's own
   // scheduling, not the origin, makes a first byte this late...
@@ -102,11 +103,11 @@ struct RaceLimit {
 constexpr double kNoTailSpread = 1.5;
 
 // The wait after which the reader's request gets its next twin; nullopt:
-// none (twins spent, racing off, or nothing to tell from). With
-// min_samples first-byte times: race_percentile of them (twin n after n
-// times that), none if they show no tail above the floor. Before: race_setup_factor x the
-// set-up of its connection, since its head went out; none while that is
-// unknown. Never below race_floor (times n).
+// none (twins spent, racing off, or nothing to tell from): race_setup_factor
+// x the set-up of its connection, since its head went out (twin n after n
+// times that). With min_samples first-byte times, none if they show no tail
+// above the floor; where no set-up time is known, race_percentile of them
+// since the request started (none before). Never below race_floor (times n).
 std::optional<RaceLimit> race_limit(const HedgePolicy& policy, const RaceInput& in,
                                     const FirstByteTimes& times);
 
