@@ -226,6 +226,8 @@ struct Prefetcher::Impl {
   // An answer came over HTTP/2: spans end at the window (libsoup reads an h2
   // stream whether or not we do, so only the range asked bounds memory).
   bool http2 = false;
+  // Over HTTP/2, or possibly so until the first answer tells (TLS).
+  bool multiplexed() const { return http2 || (!known.opened && origin->may_multiplex()); }
 
   // ---- The resource and the requests (engine_request.cc, engine_stream.cc,
   // engine_failure.cc) ----

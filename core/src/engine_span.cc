@@ -56,7 +56,7 @@ SpanInput Prefetcher::Impl::span_input(uint64_t to_block, std::vector<Request*>*
   const uint64_t max = cfg.max_request_bytes;
   in.max_blocks = max / bs + (max % bs ? 1 : 0);  // no overflow at UINT64_MAX
   // Random reads, and HTTP/2 (see http2): no span past the window.
-  in.end_at_horizon = exact_reads || http2;
+  in.end_at_horizon = exact_reads || multiplexed();
   return in;
 }
 
@@ -110,7 +110,7 @@ void Prefetcher::Impl::start_span(const SpanChoice& c, Request* owner, Request* 
   a.pos = pos;
   a.end = end;
   a.asked_end = end;
-  if (!cfg.max_request_bytes && !exact_reads && !http2)
+  if (!cfg.max_request_bytes && !exact_reads && !multiplexed())
     a.asked_end = plan.size() ? *plan.size() : (size_bound ? *size_bound : kOpenEnd);
   a.block = b;
   a.delay = close_grace();

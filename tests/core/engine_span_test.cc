@@ -69,6 +69,23 @@ TEST_F(EngineSpanTest, SpansAskNothingBeforeTheFirstAnswer) {
   EXPECT_FALSE(origin_->requests()[0].end) << "the first span runs to the end";
 }
 
+// Where answers may come over HTTP/2 (TLS, before the first answer tells),
+// the first span asks only for the look-ahead: a stream is read whether or
+// not the engine reads it, so a request to the end would have a window of
+// bytes buffered for it. The bytes stay exact.
+TEST_F(EngineSpanTest, AMultiplexedFirstSpanAsksOnlyForTheLookAhead) {
+  Config c = span_config(2);
+  c.lookahead_blocks = 4;
+  make(20 * kB, c);
+  origin_->set_multiplex(true);
+  prefetcher_->begin(0);
+  ASSERT_TRUE(origin_->wait_requests(1, kHang));
+  ASSERT_EQ(origin_->requests()[0].begin, 0u);
+  ASSERT_TRUE(origin_->requests()[0].end);
+  EXPECT_EQ(*origin_->requests()[0].end, 4 * kB);
+  expect_exact_to_eos();
+}
+
 // One span carries a prompt, fast origin's whole file: it pauses where the
 // look-ahead ends while the reader is away and goes on when it reads, and no
 // byte is asked twice. (A reader slowed by a loaded machine grows the

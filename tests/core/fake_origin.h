@@ -88,6 +88,10 @@ class FakeOrigin : public Origin {
                                std::shared_ptr<FetchListener> listener) override;
   // Runs `fn` on the worker, between callbacks, in the order posted.
   void post(std::function<void()> fn) override;
+  // Says its answers may come multiplexed (as over TLS, before ALPN is
+  // known); set before the engine begins.
+  bool may_multiplex() const override { return multiplex_; }
+  void set_multiplex(bool on) { multiplex_ = on; }
 
   // --- script ---
   void set_script(Script script);
@@ -160,6 +164,7 @@ class FakeOrigin : public Origin {
   std::function<void(uint64_t)> write_hook_;
   std::map<uint64_t, Gate> gates_;
   bool hold_all_heads_ = false;
+  bool multiplex_ = false;
   std::map<uint64_t, unsigned> attempts_;
   std::vector<std::shared_ptr<State>> live_;
   std::deque<std::function<void()>> posted_;  // post(): run by the worker

@@ -126,6 +126,11 @@ class Origin {
   // never inside this call: for work that must not run on the caller's
   // thread (the host budget's callbacks). Dropped once the origin closed.
   virtual void post(std::function<void()> fn) = 0;
+  // Whether its answers may come over HTTP/2 before any answer says so
+  // (TLS, where ALPN may choose it): a stream there is read whether or not
+  // we do, so a request to the end would have a flow-control window of
+  // bytes buffered for it.
+  virtual bool may_multiplex() const { return false; }
 };
 
 }  // namespace prefetch

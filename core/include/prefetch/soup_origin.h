@@ -88,6 +88,7 @@ class SoupOrigin : public Origin {
   std::shared_ptr<Fetch> start(const RangeRequest& request,
                                std::shared_ptr<FetchListener> listener) override;
   void post(std::function<void()> fn) override;
+  bool may_multiplex() const override;  // https
 
   // Checks a URI: http/https with a host. Returns an error message or "".
   static std::string validate_uri(const std::string& uri);
