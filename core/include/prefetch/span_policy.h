@@ -6,11 +6,11 @@
 //    span claims; its span runs up to the next claimed block (or the end).
 //  - with none free, it takes the back half of a running span's claim within
 //    the horizon, but only where that span would reach the split point later
-//    than a new request's first byte would come, and never where that is
-//    within a few tens of ms (aria2c splits the largest
-//    gap; here the latest-reached point wins, which also rescues the rest of
-//    a span running far slower than its peers). On an origin that answers
-//    late but sends fast, no split pays: one connection carries the file.
+//    than a new request's first byte would come, and never where it would
+//    within a few tens of ms (aria2c splits the largest gap; here the
+//    latest-reached point wins, which also rescues the rest of a span
+//    running far slower than its peers). On an origin that answers late but
+//    sends fast, no split pays: one connection carries the file.
 // Pure: the engine passes what it measured.
 #pragma once
 
