@@ -362,8 +362,8 @@ void SoupOrigin::post(std::function<void()> fn) { impl_->post(std::move(fn)); }
 const void* SoupOrigin::hub() const { return impl_->hub_.get(); }
 
 bool SoupOrigin::may_multiplex() const {
-  const GUri* u = impl_->location_;
-  return u && g_ascii_strcasecmp(g_uri_get_scheme(const_cast<GUri*>(u)), "https") == 0;
+  GUri* u = impl_->location_;  // set once, before any fetch
+  return u && g_ascii_strcasecmp(g_uri_get_scheme(u), "https") == 0;
 }
 
 size_t SoupOrigin::hubs() { return SoupHub::count(); }
