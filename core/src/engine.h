@@ -121,6 +121,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   bool sent_ahead = false;      // ... once
   bool rate_known = false;      // rate() told something (the policy may use it now)
   bool http2 = false;           // its answer came over HTTP/2: it may not pause
+  bool from_disk = false;       // answered by the disk tier: says nothing of the origin
   bool slot_wait = false;       // paused for a transfer slot (else for the look-ahead)
   bool yield = false;           // gives its transfer slot to a span nearer the reader
   bool winding_down = false;    // cut by the concurrency: ends with its block, runs on nowhere

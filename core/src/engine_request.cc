@@ -157,6 +157,7 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
       known.opened = known.ranges_ok = true;
       keep_resource(head);
       r.state = RequestState::kReceiving;
+      r.from_disk = head.from_disk;
       // The origin's wait ends with its answer: the first byte is timed
       // here, not when a span that waits for a transfer slot reads it.
       note_first_byte(r, Clock::now());
@@ -192,6 +193,10 @@ bool Prefetcher::Impl::on_head(Request& r, const ResponseHead& head) {
 // Request `r`'s answer came at `now`: one first-byte time.
 void Prefetcher::Impl::note_first_byte(Request& r, Clock::time_point now) {
   r.first_byte = now;
+  if (r.from_disk) {
+    log(LogLevel::kDebug, "span %" PRIu64 " answered from disk", r.id);
+    return;  // the origin's first-byte times decide races, splits and probes
+  }
   const double ms = ms_between(r.started, now);
   first_byte_ms.add(ms);
   if (cfg.auto_concurrency()) set_interval_length();
@@ -274,7 +279,7 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
   r.received += n;
   rate.add(n, now);
   bool repump = false;
-  if (!r.rate_known && r.rate(now) > 0) {
+  if (!r.rate_known && !r.from_disk && r.rate(now) > 0) {
     r.rate_known = true;  // the span policy can tell now whether to split it
     if (conn_rate <= 0) conn_rate = r.rate(now);
     repump = true;
@@ -287,9 +292,9 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
     ++counts.blocks_fetched;
     if (b->request.get() == &r && !r.is_stream()) b->request.reset();
     if (cache.is_parked(b->index)) cache.parked_complete();
-    log(LogLevel::kDebug, "block %" PRIu64 " complete %" PRIu64 " bytes", b->index,
-        b->range.length());
-    if (const double v = r.rate(now); v > 0) {
+    log(LogLevel::kDebug, "block %" PRIu64 " complete %" PRIu64 " bytes from %s", b->index,
+        b->range.length(), r.from_disk ? "disk" : "the origin");
+    if (const double v = r.from_disk ? 0 : r.rate(now); v > 0) {
       conn_rate = conn_rate > 0 ? 0.8 * conn_rate + 0.2 * v : v;
       grow_lookahead();
     }
@@ -299,7 +304,7 @@ void Prefetcher::Impl::on_data(Request& r, size_t n) {
     cv.notify_all();  // the reader may take the head block's new bytes
   }
   if (size_bound && b->range.begin + b->filled == *size_bound) settle_bound();
-  measure_interval(n, now);
+  measure_interval(r.from_disk ? 0 : n, now);  // the concurrency judges the origin
   if (repump && !r.is_stream()) pump();
 }
 

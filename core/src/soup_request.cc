@@ -29,6 +29,10 @@ SoupMessage* new_range_message(GUri* uri, const RangeRequest& r, const HttpOptio
   // instead of splicing new bytes into old. Weak tags are not allowed there.
   if (!r.whole && !r.validator.empty() && !is_weak_etag(r.validator))
     add_header(h, "If-Range", r.validator);
+  if (!r.if_none_match.empty())
+    add_header(h, "If-None-Match", r.if_none_match);
+  else if (!r.if_modified_since.empty())
+    add_header(h, "If-Modified-Since", r.if_modified_since);
   // As souphttpsrc's iradio-mode: an Icecast server then sends icy-metaint
   // and interleaves its metadata; any other server ignores the header.
   if (opts.iradio_mode) add_header(h, "icy-metadata", "1");

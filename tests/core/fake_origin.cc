@@ -129,6 +129,7 @@ std::shared_ptr<Fetch> FakeOrigin::start(const RangeRequest& request,
   r.begin = request.begin;
   r.end = request.end;
   r.validator = request.validator;
+  r.if_none_match = request.if_none_match;
   r.delay = request.delay;
   r.attempt = attempt;
   r.started = now;
@@ -439,6 +440,14 @@ void FakeOrigin::step(const std::shared_ptr<State>& s, std::unique_lock<std::mut
       s->body_end = end;
     }
     if (reply.status > 0 && reply.status < 400) head.status = reply.status;
+    head.response_headers = reply.headers;
+    if (!s->request.if_none_match.empty() && s->request.if_none_match == s->validator &&
+        head.status < 300) {
+      head.status = 304;  // unchanged: no body
+      head.has_range = false;
+      head.content_length = 0;
+      s->body_end = s->body_begin;
+    }
     s->status = head.status;
     s->body_len = s->body_end - s->body_begin + (head.status < 400 ? reply.extra_bytes : 0);
     s->head_sent = true;

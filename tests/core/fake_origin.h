@@ -59,6 +59,9 @@ struct Reply {
   // first-byte wait) on a connection that took this long to open; nullopt:
   // no on_sent, as from an origin that cannot tell.
   std::optional<std::chrono::microseconds> setup;
+  // Header fields sent with the answer (ResponseHead::response_headers),
+  // e.g. Cache-Control.
+  HttpHeaders headers;
 };
 
 // attempt: how many requests with the same begin came before this one.
@@ -68,7 +71,8 @@ struct RequestRecord {
   size_t id = 0;
   uint64_t begin = 0;
   std::optional<uint64_t> end;
-  std::string validator;  // what the client sent (If-Range / If-Match)
+  std::string validator;      // what the client sent (If-Range / If-Match)
+  std::string if_none_match;  // a conditional request's ETag (answered 304 if current)
   std::chrono::milliseconds delay{0};
   unsigned attempt = 0;
   FakeClock::time_point started{}, ended{};

@@ -36,6 +36,11 @@ struct RangeRequest {
   // after an outage the pool's connections may be dead without knowing it
   // (no FIN, no RST), and a request sent on one waits out a whole timeout.
   bool fresh_connection = false;
+  // A conditional request (the disk tier's revalidation): sent as
+  // If-None-Match (a strong or weak ETag) or, without one, as
+  // If-Modified-Since; an unchanged resource then answers 304, no body.
+  std::string if_none_match;
+  std::string if_modified_since;
 };
 
 // What an Icecast/SHOUTcast answer says about its stream (icy-* headers, as
@@ -73,6 +78,9 @@ struct ResponseHead {
   // Answered over HTTP/2: libsoup before 3.6.3 reads such a body whether or
   // not we read it (a paused span would buffer without bound there).
   bool http2 = false;
+  // Served from the disk tier (disk_origin.h), not the network: its timing
+  // says nothing about the origin.
+  bool from_disk = false;
   // What an application may want to see (souphttpsrc's `http-headers`).
   std::string uri;                  // where the answer came from, after redirects
   bool redirected = false;          // redirects were followed to get it

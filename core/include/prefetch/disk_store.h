@@ -1,0 +1,121 @@
+// Disk store: blocks of resources kept on disk, shared by every element and
+// process that opens the same directory.
+//
+// Layout: `DIR/index.sqlite` (SQLite in WAL mode: entries and their
+// blocks, each with an XXH3-64 checksum of its bytes) and one sparse data
+// file per entry, `DIR/data/<entry id>`, with block i at i x block_size.
+// The directory is made 0700, its files 0600.
+//
+// Bytes stay right without an fsync per block: a block's data is written
+// first and its row (with the checksum of what was written) after it; a
+// read checks the checksum, and a block that does not match (a torn write,
+// power lost, a flipped byte, a truncated file) is dropped and reported
+// missing, so it is fetched again.
+//
+// Bounded: the blocks held (not the sparse files' lengths) stay within
+// `max_bytes`; a write that would pass it first evicts the least recently
+// used entries that no one has pinned (pin(): a shared flock on the data
+// file, gone with its process). Thread-safe; every method may block on
+// the disk, so none is for the streaming or the I/O thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace prefetch {
+
+// What identifies a resource's bytes and says how long they stay fresh.
+struct EntryMeta {
+  std::string key;        // the resource: its location without credentials
+  std::string final_url;  // where the answer came from, after redirects
+  uint64_t size = 0;      // the resource's length in bytes
+  uint64_t block_size = 0;
+  std::string etag;           // strong ETag as sent, or empty
+  std::string last_modified;  // as sent, or empty
+  int64_t fresh_until = 0;    // unix seconds (cache_freshness.h)
+  std::string headers;        // the first answer's header fields, "Name: value\n" each
+};
+
+struct Entry {
+  int64_t id = 0;  // never reused: a replaced entry gets a new id and data file
+  EntryMeta meta;
+  uint64_t blocks_held = 0;
+  uint64_t bytes_held = 0;
+  uint64_t block_count() const {
+    return meta.block_size ? (meta.size + meta.block_size - 1) / meta.block_size : 0;
+  }
+  bool complete() const { return blocks_held == block_count(); }
+};
+
+enum class BlockRead { kOk, kMissing, kDamaged };
+enum class BlockWrite { kWritten, kHeld, kNoRoom, kGone, kFailed };
+
+class DiskStore {
+ public:
+  // Opens the store in `dir`, making it (and the index) if needed.
+  // `max_bytes` 0: the default, 2 GiB or what leaves 10 % of the file
+  // system free (counting what the store holds), whichever is smaller.
+  // nullptr with `error` set (a message for people) when the directory
+  // cannot be made or written, or the index is not a valid one.
+  static std::unique_ptr<DiskStore> open(const std::string& dir, uint64_t max_bytes,
+                                         std::string* error);
+  ~DiskStore();
+  DiskStore(const DiskStore&) = delete;
+  DiskStore& operator=(const DiskStore&) = delete;
+
+  uint64_t max_bytes() const;
+
+  // The entry for `key`, if any.
+  std::optional<Entry> find(const std::string& key);
+  // Makes the entry for `meta.key`, or returns the one there if its size,
+  // block size and validators (etag, last_modified) are meta's (its
+  // freshness and headers then become meta's). An entry there with other
+  // ones is dropped first, whoever uses it: new validators mean new data.
+  std::optional<Entry> put(const EntryMeta& meta, std::string* error = nullptr);
+  // Sets an entry's freshness (after a revalidation).
+  void refresh(int64_t id, int64_t fresh_until);
+  // Drops an entry with its blocks and data file.
+  void drop(int64_t id);
+  // Marks an entry used now (least recently used goes first).
+  void touch(int64_t id);
+
+  // Whether block `index` of entry `id` is held (its row is there; its bytes
+  // are checked only when read).
+  bool held(int64_t id, uint64_t index);
+  // The indices held of entry `id`, ascending.
+  std::vector<uint64_t> held_blocks(int64_t id);
+  // Reads block `index` (`length` bytes: block_size, or what is left of the
+  // resource for the last block) into `out` and checks it. kDamaged: it
+  // did not match its checksum (or the file was short); it is dropped.
+  BlockRead read(int64_t id, uint64_t index, uint8_t* out, size_t length);
+  // Writes block `index`: data first, then its row. kHeld: it already was;
+  // kNoRoom: the budget has no room even after evicting every unpinned
+  // entry; kGone: the entry was dropped meanwhile; kFailed: the disk
+  // refused (full, read-only, I/O error; `error` says which).
+  BlockWrite write(int64_t id, uint64_t index, const uint8_t* data, size_t length,
+                   std::string* error = nullptr);
+
+  // Keeps entry `id` from eviction while the returned pin lives (a shared
+  // flock on its data file: other processes see it, and it goes if the
+  // process dies). nullptr if the entry is gone.
+  class Pin {
+   public:
+    virtual ~Pin() = default;
+  };
+  std::unique_ptr<Pin> pin(int64_t id);
+
+  // The bytes of every block held, all entries.
+  uint64_t bytes_held();
+
+  class Impl;
+
+ private:
+  explicit DiskStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace prefetch

@@ -1,0 +1,267 @@
+// The disk tier in front of the scripted origin: a replay reads no body
+// byte from the origin, a stale entry is revalidated once, a changed
+// resource gives its new bytes, a damaged block is fetched again, and an
+// origin out of reach leaves what the disk holds playable.
+#include "prefetch/disk_origin.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine_fixture.h"
+#include "fake_origin.h"
+#include "prefetch/disk_store.h"
+#include "prefetch/prefetcher.h"
+
+namespace prefetch::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint64_t kBlock = 4096;
+constexpr uint64_t kSize = 10 * kBlock + 123;  // a short last block
+const char* const kKey = "http://origin.test/clip.mp4";
+
+struct Play {
+  Drained drained;
+  DiskStats disk;
+  std::vector<RequestRecord> requests;
+  std::vector<std::string> warnings;
+  uint64_t body_bytes() const {
+    uint64_t n = 0;
+    for (const RequestRecord& r : requests) n += r.body_bytes;
+    return n;
+  }
+};
+
+class DiskOriginTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/disk_origin_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = std::string(tmpl) + "/cache";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(fs::path(dir_).parent_path(), ec);
+  }
+
+  static Config config() {
+    Config c = small_config();
+    c.block_size = kBlock;
+    c.max_request_bytes = 0;  // spans, as by default
+    return c;
+  }
+
+  // Plays the whole resource of `origin` from `offset` (then from 0 if
+  // `offset` is not 0: a demuxer's jump to the end and back) through a
+  // fresh disk tier on the test's directory, and waits for its writes.
+  Play play(const std::shared_ptr<FakeOrigin>& origin, uint64_t offset = 0) {
+    Play out;
+    std::string error;
+    std::shared_ptr<DiskStore> store = DiskStore::open(dir_, 0, &error);
+    EXPECT_TRUE(store) << error;
+    if (!store) return out;
+    auto warnings = std::make_shared<std::vector<std::string>>();
+    auto mu = std::make_shared<std::mutex>();
+    DiskOriginOptions opt;
+    opt.key = kKey;
+    opt.block_size = kBlock;
+    auto disk = std::make_shared<DiskOrigin>(origin, store, opt, test_logger(),
+                                             [warnings, mu](const std::string& m) {
+                                               std::lock_guard<std::mutex> lock(*mu);
+                                               warnings->push_back(m);
+                                             });
+    {
+      Prefetcher p(disk, config(), test_logger());
+      p.begin(offset);
+      if (offset) {
+        Drained tail = read_to_end(p, offset);
+        EXPECT_EQ(tail.last.status, ReadStatus::kEos);
+      }
+      out.drained = read_to_end(p, 0);
+      p.close();
+    }
+    disk->flush();
+    out.disk = disk->stats();
+    disk.reset();
+    EXPECT_TRUE(origin->wait_all_done(kHang));
+    out.requests = origin->requests();
+    std::lock_guard<std::mutex> lock(*mu);
+    out.warnings = *warnings;
+    return out;
+  }
+
+  std::optional<Entry> entry() {
+    std::string error;
+    std::unique_ptr<DiskStore> store = DiskStore::open(dir_, 0, &error);
+    return store ? store->find(kKey) : std::nullopt;
+  }
+  std::string data_file() {
+    std::optional<Entry> e = entry();
+    return e ? dir_ + "/data/" + std::to_string(e->id) : "";
+  }
+
+  static std::shared_ptr<FakeOrigin> origin(std::vector<uint8_t> data, std::string etag,
+                                            HttpHeaders headers = {}) {
+    auto o = std::make_shared<FakeOrigin>(std::move(data), std::move(etag));
+    o->set_script([headers](const RangeRequest&, unsigned) {
+      Reply r;
+      r.headers = headers;
+      return r;
+    });
+    return o;
+  }
+
+  std::string dir_;
+};
+
+std::vector<uint8_t> other_bytes(uint64_t size) {
+  std::vector<uint8_t> v = pattern_bytes(size);
+  for (uint8_t& b : v) b = static_cast<uint8_t>(b ^ 0x5a);
+  return v;
+}
+
+TEST_F(DiskOriginTest, AReplayReadsNoBodyByteFromTheOrigin) {
+  const std::vector<uint8_t> data = pattern_bytes(kSize);
+  Play cold = play(origin(data, "\"v1\""));
+  ASSERT_EQ(cold.drained.last.status, ReadStatus::kEos);
+  EXPECT_EQ(cold.drained.bytes, data);
+  EXPECT_EQ(cold.disk.blocks_written, 11u);
+  EXPECT_EQ(cold.disk.blocks_read, 0u);
+  ASSERT_TRUE(entry());
+  EXPECT_TRUE(entry()->complete());
+
+  // No lifetime was given: stale, so one conditional request, answered 304.
+  Play warm = play(origin(data, "\"v1\""));
+  ASSERT_EQ(warm.drained.last.status, ReadStatus::kEos);
+  EXPECT_EQ(warm.drained.bytes, data);
+  ASSERT_EQ(warm.requests.size(), 1u);
+  EXPECT_EQ(warm.requests[0].if_none_match, "\"v1\"");
+  EXPECT_EQ(warm.body_bytes(), 0u);
+  EXPECT_EQ(warm.disk.blocks_read, 11u);
+  EXPECT_EQ(warm.disk.bytes_read, kSize);
+  EXPECT_EQ(warm.disk.revalidations, 1u);
+  EXPECT_EQ(warm.disk.not_modified, 1u);
+  EXPECT_TRUE(warm.warnings.empty());
+}
+
+TEST_F(DiskOriginTest, AFreshEntryIsPlayedWithNoRequest) {
+  const std::vector<uint8_t> data = pattern_bytes(kSize);
+  const HttpHeaders fresh = {{"Cache-Control", "max-age=3600"}};
+  Play cold = play(origin(data, "\"v1\"", fresh));
+  ASSERT_EQ(cold.drained.bytes, data);
+  Play warm = play(origin(data, "\"v1\"", fresh));
+  ASSERT_EQ(warm.drained.last.status, ReadStatus::kEos);
+  EXPECT_EQ(warm.drained.bytes, data);
+  EXPECT_EQ(warm.requests.size(), 0u);
+  EXPECT_EQ(warm.disk.revalidations, 0u);
+}
+
+TEST_F(DiskOriginTest, AJumpToTheEndAndBackIsServedFromDiskOnReplay) {
+  const std::vector<uint8_t> data = pattern_bytes(kSize);
+  Play cold = play(origin(data, "\"v1\""), kSize - 200);
+  ASSERT_EQ(cold.drained.bytes, data);
+  Play warm = play(origin(data, "\"v1\""), kSize - 200);
+  EXPECT_EQ(warm.drained.bytes, data);
+  EXPECT_LE(warm.requests.size(), 1u);
+  EXPECT_EQ(warm.body_bytes(), 0u);
+}
+
+TEST_F(DiskOriginTest, AChangedResourceGivesItsNewBytes) {
+  const HttpHeaders no_cache = {{"Cache-Control", "no-cache"}};
+  const std::vector<uint8_t> data = pattern_bytes(kSize);
+  ASSERT_EQ(play(origin(data, "\"v1\"", no_cache)).drained.bytes, data);
+  const std::vector<uint8_t> changed = other_bytes(kSize);
+  Play warm = play(origin(changed, "\"v2\"", no_cache));
+  ASSERT_EQ(warm.drained.last.status, ReadStatus::kEos);
+  EXPECT_EQ(warm.drained.bytes, changed);
+  EXPECT_EQ(warm.disk.changed, 1u);
+  EXPECT_EQ(warm.disk.blocks_read, 0u);
+  // And the new bytes are what the disk keeps now.
+  Play again = play(origin(changed, "\"v2\"", no_cache));
+  EXPECT_EQ(again.drained.bytes, changed);
+  EXPECT_EQ(again.body_bytes(), 0u);
+}
+
+TEST_F(DiskOriginTest, ADamagedOrTruncatedBlockIsFetchedAgain) {
+  const std::vector<uint8_t> data = pattern_bytes(kSize);
+  ASSERT_EQ(play(origin(data, "\"v1\"")).drained.bytes, data);
+  {
+    // A flipped byte in block 3, and the file cut inside block 9.
+    std::fstream f(data_file(), std::ios::in | std::ios::out | std::ios::binary);
+    ASSERT_TRUE(f);
+    f.seekp(3 * kBlock + 17);
+    f.put(static_cast<char>(data[3 * kBlock + 17] ^ 0xff));
+  }
+  ASSERT_EQ(truncate(data_file().c_str(), 9 * kBlock + 5), 0);
+  Play warm = play(origin(data, "\"v1\""));
+  ASSERT_EQ(warm.drained.last.status, ReadStatus::kEos);
+  EXPECT_EQ(warm.drained.bytes, data);
+  EXPECT_EQ(warm.disk.blocks_damaged, 3u);  // blocks 3, 9 and 10
+  EXPECT_EQ(warm.body_bytes(), 2 * kBlock + (kSize - 10 * kBlock));
+  // Written again: the next play needs no body byte.
+  EXPECT_EQ(play(origin(data, "\"v1\"")).body_bytes(), 0u);
+}
+
+TEST_F(DiskOriginTest, OfflineACompleteEntryPlaysFromDiskWithOneWarning) {
+  const std::vector<uint8_t> data = pattern_bytes(kSize);
+  ASSERT_EQ(play(origin(data, "\"v1\"")).drained.bytes, data);
+  auto down = std::make_shared<FakeOrigin>(data, "\"v1\"");
+  down->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.connect_error = true;
+    return r;
+  });
+  Play warm = play(down);
+  ASSERT_EQ(warm.drained.last.status, ReadStatus::kEos);
+  EXPECT_EQ(warm.drained.bytes, data);
+  EXPECT_EQ(warm.disk.offline, 1u);
+  EXPECT_EQ(warm.warnings.size(), 1u);
+}
+
+TEST_F(DiskOriginTest, OfflineAPartialEntryFailsAfterItsBlocks) {
+  const std::vector<uint8_t> data = pattern_bytes(kSize);
+  ASSERT_EQ(play(origin(data, "\"v1\"")).drained.bytes, data);
+  ASSERT_EQ(truncate(data_file().c_str(), 4 * kBlock), 0);
+  auto down = std::make_shared<FakeOrigin>(data, "\"v1\"");
+  down->set_script([](const RangeRequest&, unsigned) {
+    Reply r;
+    r.connect_error = true;
+    return r;
+  });
+  Play warm = play(down);
+  ASSERT_EQ(warm.drained.last.status, ReadStatus::kError);
+  EXPECT_EQ(warm.drained.last.error.kind, ErrorKind::kOpenRead);
+  EXPECT_EQ(warm.drained.bytes, std::vector<uint8_t>(data.begin(), data.begin() + 4 * kBlock));
+}
+
+TEST_F(DiskOriginTest, NoStoreIsNeverWritten) {
+  const std::vector<uint8_t> data = pattern_bytes(kSize);
+  Play cold = play(origin(data, "\"v1\"", {{"Cache-Control", "no-store"}}));
+  ASSERT_EQ(cold.drained.bytes, data);
+  EXPECT_EQ(cold.disk.blocks_written, 0u);
+  EXPECT_FALSE(entry());
+}
+
+TEST_F(DiskOriginTest, TheDirectoryIsPrivate) {
+  const std::vector<uint8_t> data = pattern_bytes(kSize);
+  ASSERT_EQ(play(origin(data, "\"v1\"")).drained.bytes, data);
+  struct stat st {};
+  ASSERT_EQ(stat(dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat(data_file().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+}  // namespace
+}  // namespace prefetch::testing
