@@ -73,6 +73,12 @@ const StringProperty kStrings[] = {
     // method: only GET makes sense for ranged reads; anything else fails at start.
     {PROP_METHOD, "method", "HTTP method",
      "The HTTP method to use; only GET is supported (default: GET)", nullptr},
+    // disk-cache: the persistent disk tier (core/include/prefetch/disk_origin.h).
+    {PROP_DISK_CACHE, "disk-cache", "Disk cache",
+     "Directory of a disk cache shared by every element and process that names it: a replay or "
+     "a seek back reads what it holds instead of the origin (validated as HTTP caching says). "
+     "Empty = none, unless the PREFETCHSRC_DISK_CACHE environment variable names one",
+     nullptr},
 };
 
 const BooleanProperty kBooleans[] = {
@@ -160,6 +166,11 @@ const RangeProperty<guint64> kUint64s[] = {
      "Bytes of complete blocks kept after they leave the look-ahead window (least recently used "
      "first out), so jumps back are served without a request (0 = none)",
      0, G_MAXUINT64, DEFAULT_CACHE_SIZE},
+    // disk-cache-max-size: the disk-cache directory's bound (bytes of blocks held).
+    {PROP_DISK_CACHE_MAX_SIZE, "disk-cache-max-size", "Disk cache max size",
+     "Bytes the disk-cache directory holds at most (least recently used resources go first); "
+     "0 = 2 GiB or what leaves 10% of the disk free, whichever is smaller",
+     0, G_MAXUINT64, DEFAULT_DISK_CACHE_MAX_SIZE},
 };
 
 }  // namespace
@@ -224,7 +235,10 @@ void gst_prefetch_src_install_properties(GObjectClass* gobject_class) {
       "held), concurrency (transfers allowed now), "
       "concurrency-reason (why automatic concurrency last changed it), "
       "ttfb-mean-ms, ttfb-median-ms, ttfb-p95-ms, "
-      "throughput (bytes/s over the last interval)",
+      "throughput (bytes/s over the last interval); with a disk-cache: disk-blocks-read, "
+      "disk-bytes-read, disk-blocks-written, disk-bytes-written, disk-blocks-damaged, "
+      "disk-blocks-not-written, disk-revalidations, disk-not-modified, disk-changed, "
+      "disk-offline",
       GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   g_object_class_install_properties(gobject_class, N_PROPERTIES, specs);
@@ -232,28 +246,50 @@ void gst_prefetch_src_install_properties(GObjectClass* gobject_class) {
 
 GstStructure* gst_prefetch_src_make_stats(GstPrefetchSrc* self) {
   prefetch::Stats st;
-  self->priv->life.with_running([&st](EngineRun& run) { st = run.prefetcher->stats(); });
-  return gst_structure_new("application/x-prefetchsrc-stats",                         //
-                           "bytes-delivered", G_TYPE_UINT64, st.bytes_delivered,      //
-                           "bytes-received", G_TYPE_UINT64, st.bytes_received,        //
-                           "blocks-fetched", G_TYPE_UINT64, st.blocks_fetched,        //
-                           "requests-started", G_TYPE_UINT64, st.requests_started,    //
-                           "bytes-per-request", G_TYPE_DOUBLE, st.bytes_per_request,  //
-                           "retries", G_TYPE_UINT64, st.retries,                      //
-                           "stalls", G_TYPE_UINT64, st.stalls,                        //
-                           "probes-sent", G_TYPE_UINT64, st.probes_sent,              //
-                           "hedges-sent", G_TYPE_UINT64, st.hedges_sent,              //
-                           "hedges-won", G_TYPE_UINT64, st.hedges_won,                //
-                           "races-sent", G_TYPE_UINT64, st.races_sent,                //
-                           "races-won", G_TYPE_UINT64, st.races_won,                  //
-                           "cache-hits", G_TYPE_UINT64, st.cache_hits,                //
-                           "requests-in-flight", G_TYPE_UINT, st.in_flight,           //
-                           "host-connections", G_TYPE_UINT, st.host_connections,      //
-                           "concurrency", G_TYPE_UINT, st.concurrency,                //
-                           "concurrency-reason", G_TYPE_STRING, st.concurrency_why,   //
-                           "ttfb-mean-ms", G_TYPE_DOUBLE, st.ttfb_mean_ms,            //
-                           "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,        //
-                           "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,              //
-                           "throughput", G_TYPE_DOUBLE, st.throughput_bytes_per_s,    //
-                           nullptr);
+  prefetch::DiskStats disk;
+  bool with_disk = false;
+  self->priv->life.with_running([&](EngineRun& run) {
+    st = run.prefetcher->stats();
+    if (run.disk) {
+      with_disk = true;
+      disk = run.disk->stats();
+    }
+  });
+  GstStructure* s = gst_structure_new("application/x-prefetchsrc-stats",                         //
+                                      "bytes-delivered", G_TYPE_UINT64, st.bytes_delivered,      //
+                                      "bytes-received", G_TYPE_UINT64, st.bytes_received,        //
+                                      "blocks-fetched", G_TYPE_UINT64, st.blocks_fetched,        //
+                                      "requests-started", G_TYPE_UINT64, st.requests_started,    //
+                                      "bytes-per-request", G_TYPE_DOUBLE, st.bytes_per_request,  //
+                                      "retries", G_TYPE_UINT64, st.retries,                      //
+                                      "stalls", G_TYPE_UINT64, st.stalls,                        //
+                                      "probes-sent", G_TYPE_UINT64, st.probes_sent,              //
+                                      "hedges-sent", G_TYPE_UINT64, st.hedges_sent,              //
+                                      "hedges-won", G_TYPE_UINT64, st.hedges_won,                //
+                                      "races-sent", G_TYPE_UINT64, st.races_sent,                //
+                                      "races-won", G_TYPE_UINT64, st.races_won,                  //
+                                      "cache-hits", G_TYPE_UINT64, st.cache_hits,                //
+                                      "requests-in-flight", G_TYPE_UINT, st.in_flight,           //
+                                      "host-connections", G_TYPE_UINT, st.host_connections,      //
+                                      "concurrency", G_TYPE_UINT, st.concurrency,                //
+                                      "concurrency-reason", G_TYPE_STRING, st.concurrency_why,   //
+                                      "ttfb-mean-ms", G_TYPE_DOUBLE, st.ttfb_mean_ms,            //
+                                      "ttfb-median-ms", G_TYPE_DOUBLE, st.ttfb_median_ms,        //
+                                      "ttfb-p95-ms", G_TYPE_DOUBLE, st.ttfb_p95_ms,              //
+                                      "throughput", G_TYPE_DOUBLE, st.throughput_bytes_per_s,    //
+                                      nullptr);
+  if (with_disk)
+    gst_structure_set(s,                                                              //
+                      "disk-blocks-read", G_TYPE_UINT64, disk.blocks_read,            //
+                      "disk-bytes-read", G_TYPE_UINT64, disk.bytes_read,              //
+                      "disk-blocks-written", G_TYPE_UINT64, disk.blocks_written,      //
+                      "disk-bytes-written", G_TYPE_UINT64, disk.bytes_written,        //
+                      "disk-blocks-damaged", G_TYPE_UINT64, disk.blocks_damaged,      //
+                      "disk-blocks-not-written", G_TYPE_UINT64, disk.blocks_dropped,  //
+                      "disk-revalidations", G_TYPE_UINT64, disk.revalidations,        //
+                      "disk-not-modified", G_TYPE_UINT64, disk.not_modified,          //
+                      "disk-changed", G_TYPE_UINT64, disk.changed,                    //
+                      "disk-offline", G_TYPE_UINT64, disk.offline,                    //
+                      nullptr);
+  return s;
 }

@@ -49,6 +49,7 @@ static const PlainProp<guint64> kUint64Props[] = {
     {PROP_BLOCK_SIZE, &Settings::block_size},
     {PROP_MAX_REQUEST_SIZE, &Settings::max_request_size},
     {PROP_CACHE_SIZE, &Settings::cache_size},
+    {PROP_DISK_CACHE_MAX_SIZE, &Settings::disk_cache_max_size},
 };
 /* Strings read back as NULL when empty, except where souphttpsrc gives "". */
 static const PlainProp<std::string> kStringProps[] = {
@@ -57,6 +58,7 @@ static const PlainProp<std::string> kStringProps[] = {
     {PROP_PROXY_ID, &Settings::proxy_id},       {PROP_PROXY_PW, &Settings::proxy_pw},
     {PROP_USER_ID, &Settings::user_id},         {PROP_USER_PW, &Settings::user_pw},
     {PROP_SSL_CA_FILE, &Settings::ssl_ca_file}, {PROP_METHOD, &Settings::method},
+    {PROP_DISK_CACHE, &Settings::disk_cache},
 };
 
 static void from_value(const GValue* v, gint* x) {

@@ -130,6 +130,7 @@ EngineRun gst_prefetch_src_make_engine_run(GstPrefetchSrc* self, bool post) {
   options.max_host_connections = config.max_host_connections;
 
   run.origin = std::make_shared<prefetch::SoupOrigin>(options, logger);
+  gst_prefetch_src_add_disk_tier(self, s, logger, run);
   run.prefetcher = std::make_shared<prefetch::Prefetcher>(run.origin, config, logger);
   run.block_size = s.block_size;
   GST_INFO_OBJECT(self, "opening %s", s.location.c_str());

@@ -34,7 +34,8 @@
 #define DEFAULT_IS_LIVE FALSE
 /* Accepted and ignored, as souphttpsrc does over libsoup 3. */
 #define DEFAULT_SSL_USE_SYSTEM_CA_FILE TRUE
-#define DEFAULT_IRADIO_MODE TRUE /* as souphttpsrc */
+#define DEFAULT_IRADIO_MODE TRUE      /* as souphttpsrc */
+#define DEFAULT_DISK_CACHE_MAX_SIZE 0 /* 0: 2 GiB or 10% of the disk free */
 
 #define MIN_BLOCK_SIZE 1024
 #define MAX_BLOCK_SIZE (G_GUINT64_CONSTANT(1) << 30)
@@ -69,6 +70,8 @@ struct Settings {
   guint64 cache_size = DEFAULT_CACHE_SIZE;
   gboolean iradio_mode = DEFAULT_IRADIO_MODE;
   gboolean compress = DEFAULT_COMPRESS;
+  std::string disk_cache; /* empty: PREFETCHSRC_DISK_CACHE's, or none */
+  guint64 disk_cache_max_size = DEFAULT_DISK_CACHE_MAX_SIZE;
 };
 
 /* Frees what the settings own (extra-headers, the TLS objects). */

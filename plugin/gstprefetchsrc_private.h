@@ -19,6 +19,7 @@
 #include "engine_life.h"
 #include "gstprefetchsrc.h"
 #include "http_headers.h"
+#include "prefetch/disk_origin.h"
 #include "prefetch/prefetcher.h"
 #include "prefetch/soup_origin.h"
 
@@ -29,7 +30,9 @@ GST_DEBUG_CATEGORY_EXTERN(gst_prefetch_src_debug);
  * standby, see plugin/engine_life.h). Named EngineRun, not State, so that it
  * is never read as a GstState. */
 struct EngineRun {
-  std::shared_ptr<prefetch::SoupOrigin> origin;
+  /* The network, or the disk tier in front of it (`disk`, if a disk-cache). */
+  std::shared_ptr<prefetch::Origin> origin;
+  std::shared_ptr<prefetch::DiskOrigin> disk;
   /* Shared so that a scheduling query can wait on the engine while another
    * thread stops it. */
   std::shared_ptr<prefetch::Prefetcher> prefetcher;
@@ -56,6 +59,7 @@ struct EngineRun {
   void close() {
     if (prefetcher) prefetcher->close();
     prefetcher.reset();
+    disk.reset(); /* writes what it queued, joins its threads */
     origin.reset();
   }
 };
@@ -109,6 +113,12 @@ gboolean gst_prefetch_src_set_location(GstPrefetchSrc* self, const gchar* uri, G
  * give an empty EngineRun, with an error posted only if `post`: the
  * scheduling query leaves that to start(). */
 EngineRun gst_prefetch_src_make_engine_run(GstPrefetchSrc* self, bool post);
+
+/* plugin/element_disk_cache.cc: the disk tier in front of `network` when
+ * `s` names a disk-cache (or PREFETCHSRC_DISK_CACHE does), else `network`
+ * itself. A directory that cannot serve posts one warning and is left out. */
+void gst_prefetch_src_add_disk_tier(GstPrefetchSrc* self, const Settings& s,
+                                    const prefetch::Logger& logger, EngineRun& run);
 
 /* plugin/element_errors.cc */
 void gst_prefetch_src_post_error(GstPrefetchSrc* self, const prefetch::Error& e);

@@ -10,7 +10,36 @@
 
 #include "test_server.h"
 
+// `element_tests --play-with-disk-cache URL DIR`: plays URL through
+// prefetchsrc with the disk cache in DIR to the end (exit 0) or an error
+// (exit 1). The disk cache's crash test runs it and kills it midway: a
+// process of its own, built as the tests are (sanitizers included). Two
+// connections, so that a capped origin makes the play last seconds.
+static int play_with_disk_cache(const char* url, const char* dir) {
+  gst_init(nullptr, nullptr);
+  GstElement* pipeline = gst_pipeline_new(nullptr);
+  GstElement* src = gst_element_factory_make("prefetchsrc", nullptr);
+  GstElement* sink = gst_element_factory_make("fakesink", nullptr);
+  if (!src || !sink) return 2;
+  g_object_set(src, "location", url, "disk-cache", dir, "block-size", static_cast<guint64>(1 << 20),
+               "concurrency", 2u, nullptr);
+  gst_bin_add_many(GST_BIN(pipeline), src, sink, nullptr);
+  gst_element_link(src, sink);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* m = gst_bus_timed_pop_filtered(
+      bus, GST_CLOCK_TIME_NONE, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  const int rc = m && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS ? 0 : 1;
+  if (m) gst_message_unref(m);
+  gst_object_unref(bus);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+  return rc;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--play-with-disk-cache")
+    return play_with_disk_cache(argv[2], argv[3]);  // GST_* as the parent set them
   ::testing::InitGoogleTest(&argc, argv);
 
   // Only the plugin under test plus the system's plugins; a registry of our

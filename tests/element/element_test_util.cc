@@ -207,6 +207,26 @@ std::unique_ptr<TransferResult> run_transfer(GstElement* src, std::chrono::milli
   GstAppSinkCallbacks callbacks = {};
   callbacks.new_sample = on_new_sample;
   gst_app_sink_set_callbacks(GST_APP_SINK(sink), &callbacks, &state, nullptr);
+  // Warnings are kept as they are posted (the waits below drop them).
+  struct Warnings {
+    std::mutex mu;
+    std::vector<std::string> texts;
+  } warnings;
+  GstPtr<GstBus> bus(gst_element_get_bus(pipeline.get()));
+  gst_bus_set_sync_handler(
+      bus.get(),
+      [](GstBus*, GstMessage* m, gpointer data) {
+        if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING) {
+          GError* e = nullptr;
+          gst_message_parse_warning(m, &e, nullptr);
+          auto* w = static_cast<Warnings*>(data);
+          std::lock_guard<std::mutex> lock(w->mu);
+          w->texts.push_back(e ? e->message : "");
+          g_clear_error(&e);
+        }
+        return GST_BUS_PASS;
+      },
+      &warnings, nullptr);
 
   gst_element_set_state(pipeline.get(), GST_STATE_PLAYING);
   MessagePtr msg = wait_error_or_eos(pipeline.get(), timeout);
@@ -231,6 +251,9 @@ std::unique_ptr<TransferResult> run_transfer(GstElement* src, std::chrono::milli
   result->buffers = state.buffers;
   result->sha256 = g_checksum_get_string(state.checksum);
   result->offset_problem = state.offset_problem;
+  gst_bus_set_sync_handler(bus.get(), nullptr, nullptr, nullptr);
+  std::lock_guard<std::mutex> lock(warnings.mu);
+  result->warnings = warnings.texts;
   return result;
 }
 
@@ -425,6 +448,26 @@ void expect_transfer_error_in(const TransferResult& result, GQuark domain) {
   EXPECT_FALSE(result.eos) << "expected an error, got EOS after " << result.bytes << " bytes";
   ASSERT_NE(result.error, nullptr);
   EXPECT_EQ(result.error->domain, domain) << describe(result.error.get());
+}
+
+pid_t fork_player(const std::string& url, const std::string& dir) {
+  // Everything the child needs is made before fork: it only execs.
+  std::vector<std::string> args = {"element_tests", "--play-with-disk-cache", url, dir};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+guint64 stats_uint64_field(const GstStructure* stats, const char* field) {
+  guint64 v = 0;
+  if (stats) gst_structure_get_uint64(stats, field, &v);
+  return v;
 }
 
 bool nginx_installed() {

@@ -6,6 +6,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 #include <gtest/gtest.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -149,7 +150,8 @@ struct TransferResult {
   // First buffer whose OFFSET / OFFSET_END did not continue the byte count;
   // empty if all did.
   std::string offset_problem;
-  GstStructure* stats = nullptr;  // the element's stats after EOS (owned)
+  GstStructure* stats = nullptr;      // the element's stats after EOS (owned)
+  std::vector<std::string> warnings;  // the WARNING messages' texts, in order
   ~TransferResult() {
     if (stats) gst_structure_free(stats);
   }
@@ -222,6 +224,13 @@ std::vector<std::string> read_lines(const std::string& filename);
 // stdout into *out when given.
 int run_command(const std::vector<std::string>& argv, std::string* out = nullptr,
                 std::string* err = nullptr);
+
+// Starts this test binary again as a player (element_test_main.cc):
+// prefetchsrc location=`url` disk-cache=`dir` ! fakesink. Its pid, or -1.
+pid_t fork_player(const std::string& url, const std::string& dir);
+
+// A counter of a `stats` structure (0 if it or the field is missing).
+guint64 stats_uint64_field(const GstStructure* stats, const char* field);
 
 // Whether the private nginx can run: /usr/sbin/nginx exists or $NGINX names
 // one (tests/support/nginx/nginx.sh uses that).

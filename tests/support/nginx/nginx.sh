@@ -144,6 +144,25 @@ http {
       send_timeout 2s;
     }
 
+    # The disk cache's tests: answers fresh for an hour, or to be
+    # revalidated on every use.
+    location /fresh/ {
+      alias $root/;
+      add_header Cache-Control "max-age=3600";
+    }
+
+    # Each answer at most 4 MiB/s: a play that lasts long enough to be
+    # killed midway.
+    location /capped/ {
+      alias $root/;
+      limit_rate 4m;
+    }
+
+    location /no-cache/ {
+      alias $root/;
+      add_header Cache-Control "no-cache";
+    }
+
     location /headers/ {
       alias $root/;
       add_header X-Test-Header prefetchsrc;
