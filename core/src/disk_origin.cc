@@ -5,8 +5,11 @@
 #include <glib.h>
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cinttypes>
 #include <condition_variable>
 #include <cstring>
@@ -24,7 +27,25 @@ namespace prefetch {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 int64_t unix_now() { return g_get_real_time() / G_USEC_PER_SEC; }
+
+// How long a request waits for blocks another element fetches while none
+// of them is written: past it, that element is taken to have stopped (its
+// reader paused, say) and the request goes to the network.
+constexpr std::chrono::seconds kClaimPatience{2};
+
+// The writes thread writes for at most this share of the time since it
+// started, plus a burst.
+constexpr double kWriteShare = 0.15;
+constexpr std::chrono::milliseconds kWriteBurst{100};
+
+// Names this element's claims: the process, and a number of its own.
+std::string next_owner() {
+  static std::atomic<uint64_t> n{0};
+  return std::to_string(getpid()) + "/" + std::to_string(++n);
+}
 
 std::string serialize(const HttpHeaders& headers) {
   std::string out;
@@ -90,6 +111,12 @@ class CacheFetch : public Fetch {
   bool cancelled = false;
   bool paused = false;
   std::shared_ptr<Fetch> net;  // once passed to the network
+  // Waiting for blocks another element claims (the reads thread's own):
+  // since when without a new block written, and how many were held then.
+  Clock::time_point waiting_since{};
+  size_t held_then = 0;
+  bool waited_enough = false;  // it waited in vain: it goes to the network
+  int64_t claim = 0;           // its claim while at the network (the store's id)
   // Served from disk (the reads thread's own):
   int64_t entry = 0;
   uint64_t pos = 0, end = 0;
@@ -108,6 +135,7 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
         store(std::move(store)),
         opt(std::move(opt)),
         log(std::move(log)),
+        owner(next_owner()),
         warn_(std::move(warn)) {}
 
   void run_threads() {
@@ -136,14 +164,18 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   void step(const std::shared_ptr<CacheFetch>& f);
   void end(const std::shared_ptr<CacheFetch>& f, const Error* e);
   void queue_decide(std::shared_ptr<CacheFetch> f);
+  int64_t adopt_entry();
+  void release_claim(int64_t claim);
+  bool off_now();
+  bool still_waiting(const std::shared_ptr<CacheFetch>& f, size_t held);
 
   // ---- the writes thread ----
   struct Task {
-    enum Kind { kPut, kRefresh, kDrop, kBlock } kind;
+    enum Kind { kPut, kRefresh, kDrop, kBlock, kRelease } kind;
     explicit Task(Kind kind, uint64_t gen = 0) : kind(kind), gen(gen) {}
     uint64_t gen = 0;
     EntryMeta meta;  // kPut
-    int64_t id = 0;  // kRefresh, kDrop
+    int64_t id = 0;  // kRefresh, kDrop; kRelease: the claim
     int64_t fresh_until = 0;
     uint64_t index = 0;  // kBlock
     BlockBytes bytes;
@@ -184,7 +216,9 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   std::optional<EntryMeta> pending;  // an entry being made (generation `gen`)
   std::unique_ptr<DiskStore::Pin> pin;
   std::deque<std::shared_ptr<CacheFetch>> to_decide;
-  std::vector<std::shared_ptr<CacheFetch>> waiting;  // for a revalidation
+  std::vector<std::shared_ptr<CacheFetch>> waiting;        // for a revalidation
+  std::vector<std::shared_ptr<CacheFetch>> claim_waiting;  // for another element's blocks
+  std::string owner;  // this element's name in claims: "<pid>/<n>"
   std::vector<std::shared_ptr<CacheFetch>> serving;
   std::deque<Task> writes;
   bool writing = false;
@@ -194,6 +228,9 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   DiskStats stats;
   bool stop = false;
   std::thread reads_thread, writes_thread;
+  // The writes thread's own: its time spent writing, since it started.
+  Clock::time_point write_clock_start{};
+  std::chrono::duration<double> writing_time{0};
 
  private:
   Warn warn_;
@@ -253,10 +290,15 @@ class Tee : public FetchListener {
     f_->listener->on_data(n);
   }
   void on_done(const Error* error) override {
+    if (f_->claim) impl_->release_claim(std::exchange(f_->claim, 0));
+    {
+      // Done with the network (a cancel from now on has nothing to reach).
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      f_->net.reset();
+    }
     if (to_disk_ ||
         (!head_seen_ && conditional_ && network_failure(error) && impl_->go_offline(f_))) {
       std::lock_guard<std::mutex> lock(impl_->mu);
-      f_->net.reset();
       impl_->queue_decide(f_);
       return;
     }
@@ -480,12 +522,23 @@ void DiskOrigin::Impl::reads_loop() {
       continue;
     }
     if (stop) break;
-    reads_cv.wait(lock);
+    if (claim_waiting.empty()) {
+      reads_cv.wait(lock);
+      continue;
+    }
+    // Another element's blocks are looked for every 20 ms (it may be in
+    // another process: nothing here hears of its writes); a cancel wakes
+    // the wait at once.
+    reads_cv.wait_for(lock, std::chrono::milliseconds(20));
+    for (auto& f : claim_waiting) to_decide.push_back(std::move(f));
+    claim_waiting.clear();
   }
   // Nothing should be left: the engine ends its fetches before it lets go.
   std::vector<std::shared_ptr<CacheFetch>> left = std::move(serving);
   left.insert(left.end(), waiting.begin(), waiting.end());
+  left.insert(left.end(), claim_waiting.begin(), claim_waiting.end());
   waiting.clear();
+  claim_waiting.clear();
   lock.unlock();
   const Error e = make_error(ErrorKind::kCancelled, 0, "cancelled");
   for (auto& f : left) f->listener->on_done(&e);
@@ -512,15 +565,88 @@ void DiskOrigin::Impl::decide(const std::shared_ptr<CacheFetch>& f) {
     f->listener->on_done(&e);
     return;
   }
+  if (!id && !f->req.whole) id = adopt_entry();
   // The blocks held: from the first one a request goes to the disk; short
   // of it, only up to the next held one goes to the network.
   std::vector<uint64_t> held;
   if (id) held = store->held_blocks(id);
   const bool begin_held = std::binary_search(held.begin(), held.end(), index);
   const auto next = std::upper_bound(held.begin(), held.end(), index);
-  const uint64_t bound = next == held.end() ? 0 : *next * opt.block_size;
+  uint64_t bound = next == held.end() ? 0 : *next * opt.block_size;
   if (begin_held && !conditional && start_disk(f)) return;
+  int64_t claim = 0;
+  if (!begin_held && !f->req.whole && !off_now()) {
+    // Blocks another element fetches are waited for, not fetched again,
+    // while that one makes progress; this request stops short of them.
+    const uint64_t bs = opt.block_size;
+    uint64_t end = bound ? bound / bs : UINT64_MAX;
+    if (f->req.end) end = std::min(end, (*f->req.end + bs - 1) / bs);
+    claim = store->claim(opt.key, owner, index, end, &end);
+    if (claim) {
+      if (end != UINT64_MAX) bound = end * bs;
+    } else if (!f->waited_enough && still_waiting(f, held.size())) {
+      std::lock_guard<std::mutex> lock(mu);
+      claim_waiting.push_back(f);
+      return;
+    }
+  }
+  f->claim = claim;
   forward(f, begin_held && conditional, bound);
+}
+
+// An entry another element made since this one started (it had none, or
+// had to replace its own): its blocks were fetched moments ago, valid.
+int64_t DiskOrigin::Impl::adopt_entry() {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (off || entry || pending || validity != Validity::kNone) return 0;
+  }
+  std::optional<Entry> e = store->find(opt.key);
+  if (!e || e->meta.block_size != opt.block_size) return 0;
+  std::unique_ptr<DiskStore::Pin> p = store->pin(e->id);
+  std::lock_guard<std::mutex> lock(mu);
+  if (off || entry || pending || validity != Validity::kNone) return 0;
+  log(LogLevel::kInfo, "disk cache: another element's entry is used (%" PRIu64 " blocks held)",
+      e->blocks_held);
+  entry = std::move(e);
+  entry_gen = gen;
+  pin = std::move(p);
+  validity = Validity::kValid;
+  return entry->id;
+}
+
+// A network fetch ended (any thread): its claim goes, off this thread.
+void DiskOrigin::Impl::release_claim(int64_t claim) {
+  std::lock_guard<std::mutex> lock(mu);
+  Task t{Task::kRelease};
+  t.id = claim;
+  writes.push_back(std::move(t));
+  writes_cv.notify_all();
+}
+
+bool DiskOrigin::Impl::off_now() {
+  std::lock_guard<std::mutex> lock(mu);
+  return off;
+}
+
+// Whether `f` should go on waiting for a claimed block: yes while blocks
+// keep being written (`held` of them now), for kClaimPatience after the
+// last one.
+bool DiskOrigin::Impl::still_waiting(const std::shared_ptr<CacheFetch>& f, size_t held) {
+  const Clock::time_point now = Clock::now();
+  if (f->waiting_since == Clock::time_point{} || held > f->held_then) {
+    f->waiting_since = now;
+    f->held_then = held;
+    log(LogLevel::kDebug, "disk cache: bytes %" PRIu64 "- wait for another element's fetch",
+        f->req.begin);
+    return true;
+  }
+  if (now - f->waiting_since < kClaimPatience) return true;
+  log(LogLevel::kInfo,
+      "disk cache: another element's fetch of bytes %" PRIu64 "- made no progress: fetched here",
+      f->req.begin);
+  f->waited_enough = true;
+  return false;
 }
 
 void DiskOrigin::Impl::forward(const std::shared_ptr<CacheFetch>& f, bool conditional,
@@ -726,11 +852,15 @@ void DiskOrigin::Impl::queue_block(uint64_t g, uint64_t index, BlockBytes&& byte
 }
 
 void DiskOrigin::Impl::writes_loop() {
-  // Writing is worth only the CPU the play leaves idle: on a machine the
-  // play keeps busy, blocks not written in time are dropped (and fetched
-  // again next time) rather than slowing the play down.
+  // Writing must not slow the play down: the thread runs at idle CPU
+  // priority, and spends at most a share of the time writing (the page
+  // cache's copy and the kernel's writeback cost a fast play its pace even
+  // from an idle thread). Blocks past that share are dropped, fetched again
+  // next time: on a fast origin that matters little, and on a slow one
+  // writing takes a sliver of the play.
   sched_param idle{};
   pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+  write_clock_start = Clock::now();
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
     writes_cv.wait(lock, [&] { return stop || !writes.empty(); });
@@ -774,6 +904,9 @@ void DiskOrigin::Impl::writes_loop() {
         case Task::kBlock:
           if (id) write_block(t, id);
           break;
+        case Task::kRelease:
+          store->release(t.id);
+          break;
       }
     }
     lock.lock();
@@ -787,8 +920,17 @@ void DiskOrigin::Impl::writes_loop() {
 }
 
 void DiskOrigin::Impl::write_block(Task& t, int64_t id) {
+  const Clock::time_point begin = Clock::now();
+  if (writing_time > kWriteShare * (begin - write_clock_start) + kWriteBurst) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++stats.blocks_dropped;
+    log(LogLevel::kDebug, "block %" PRIu64 " not written: writing has had its share of the time",
+        t.index);
+    return;
+  }
   std::string error;
   const BlockWrite w = store->write(id, t.index, t.bytes.data.get(), t.bytes.size, &error);
+  writing_time += Clock::now() - begin;
   std::unique_lock<std::mutex> lock(mu);
   switch (w) {
     case BlockWrite::kWritten:
@@ -825,6 +967,7 @@ void DiskOrigin::Impl::stop_threads() {
   writes_cv.notify_all();
   if (reads_thread.joinable()) reads_thread.join();
   if (writes_thread.joinable()) writes_thread.join();
+  store->release_all(owner);
 }
 
 // ---- DiskOrigin ----

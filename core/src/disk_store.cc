@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -334,7 +336,17 @@ std::unique_ptr<DiskStore> DiskStore::open(const std::string& dir, uint64_t max_
                 "); remove it to start afresh");
   };
   // The first statement reads the file: garbage fails it with SQLITE_NOTADB.
-  if (!pragma(db, "PRAGMA journal_mode = WAL") || !Stmt(db, "PRAGMA synchronous = NORMAL").run() ||
+  // Turning a new index to WAL takes it whole, and SQLite does not wait
+  // for that lock as it does for others: a store opening beside another
+  // (two players started at once) retries for as long as it would wait.
+  for (int waited = 0; !pragma(db, "PRAGMA journal_mode = WAL") && waited < kBusyTimeoutMs;
+       waited += 10) {
+    const int code = sqlite3_errcode(db);
+    if (code != SQLITE_BUSY && code != SQLITE_LOCKED) break;
+    ::usleep(10 * 1000);
+  }
+  if (pragma(db, "PRAGMA journal_mode") != "wal" ||
+      !Stmt(db, "PRAGMA synchronous = NORMAL").run() ||
       !Stmt(db, "PRAGMA foreign_keys = ON").run() || pragma(db, "PRAGMA quick_check") != "ok")
     return bad_index();
   // The index's own files stay small beside the blocks (the budget counts
@@ -354,6 +366,13 @@ std::unique_ptr<DiskStore> DiskStore::open(const std::string& dir, uint64_t max_
         (sqlite3_exec(db, kSchema, nullptr, nullptr, nullptr) != SQLITE_OK || !txn.commit()))
       return fail("cannot set up the cache index " + index + ": " + impl->db_error());
   }
+  // Claims came after the first index format; they need no migration (a
+  // claim lives as long as its process).
+  if (sqlite3_exec(db,
+                   "CREATE TABLE IF NOT EXISTS claims(id INTEGER PRIMARY KEY, key TEXT NOT NULL, "
+                   "owner TEXT NOT NULL, first INTEGER NOT NULL, end INTEGER NOT NULL)",
+                   nullptr, nullptr, nullptr) != SQLITE_OK)
+    return bad_index();
   {
     // Files with no row: a crash between the row's delete and the unlink.
     // Under the write lock, as a put makes its file before its row commits.
@@ -477,6 +496,81 @@ std::vector<uint64_t> DiskStore::held_blocks(int64_t id) {
   std::vector<uint64_t> out;
   Stmt q(impl_->db, "SELECT idx FROM blocks WHERE entry = ?1 ORDER BY idx", id);
   while (q.row()) out.push_back(static_cast<uint64_t>(q.i64(0)));
+  return out;
+}
+
+namespace {
+
+// Whether the process that made a claim still runs: "<pid>/...".
+bool owner_alive(const std::string& owner) {
+  const long pid = std::strtol(owner.c_str(), nullptr, 10);
+  if (pid <= 0) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+}  // namespace
+
+int64_t DiskStore::claim(const std::string& key, const std::string& owner, uint64_t first,
+                         uint64_t end, uint64_t* claimed_end) {
+  const auto as_row = [](uint64_t v) {  // an open end is stored as the largest int64
+    return v > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(v);
+  };
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Txn txn(impl_->db);
+  if (!txn.ok()) return 0;
+  std::vector<std::string> dead;
+  {
+    Stmt q(impl_->db,
+           "SELECT owner, first, end FROM claims WHERE key = ?1 AND owner != ?2 AND end > ?3 "
+           "AND first < ?4",
+           key, owner, as_row(first), as_row(end));
+    while (q.row()) {
+      const std::string other = q.text(0);
+      if (!owner_alive(other)) {
+        dead.push_back(other);
+        continue;
+      }
+      const uint64_t from = static_cast<uint64_t>(q.i64(1));
+      if (from <= first) return 0;  // the first block is another's
+      end = std::min(end, from);
+    }
+  }
+  for (const std::string& d : dead) impl_->exec("DELETE FROM claims WHERE owner = ?1", d);
+  if (!impl_->exec("INSERT INTO claims(key, owner, first, end) VALUES(?1, ?2, ?3, ?4)", key, owner,
+                   as_row(first), as_row(end)))
+    return 0;
+  const int64_t id = sqlite3_last_insert_rowid(impl_->db);
+  if (!txn.commit()) return 0;
+  if (claimed_end) *claimed_end = end;
+  return id;
+}
+
+void DiskStore::release(int64_t claim) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->exec("DELETE FROM claims WHERE id = ?1", claim);
+}
+
+void DiskStore::release_all(const std::string& owner) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->exec("DELETE FROM claims WHERE owner = ?1", owner);
+}
+
+std::vector<DiskStore::Claim> DiskStore::claims(const std::string& key, const std::string& owner) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<Claim> out;
+  std::vector<std::string> dead;
+  {
+    Stmt q(impl_->db, "SELECT owner, first, end FROM claims WHERE key = ?1 AND owner != ?2", key,
+           owner);
+    while (q.row()) {
+      Claim c{q.text(0), static_cast<uint64_t>(q.i64(1)), static_cast<uint64_t>(q.i64(2))};
+      if (owner_alive(c.owner))
+        out.push_back(std::move(c));
+      else
+        dead.push_back(c.owner);
+    }
+  }
+  for (const std::string& d : dead) impl_->exec("DELETE FROM claims WHERE owner = ?1", d);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine_fixture.h"
@@ -251,6 +252,34 @@ TEST_F(DiskOriginTest, NoStoreIsNeverWritten) {
   ASSERT_EQ(cold.drained.bytes, data);
   EXPECT_EQ(cold.disk.blocks_written, 0u);
   EXPECT_FALSE(entry());
+}
+
+// Two elements (as in two processes: each with its own store and claims)
+// play one resource at once: what one fetches the other waits for and
+// reads from disk, so the origins send the file about once in all.
+TEST_F(DiskOriginTest, TwoElementsAtOnceFetchTheFileAboutOnce) {
+  constexpr uint64_t kBig = 64 * kBlock;
+  const std::vector<uint8_t> data = pattern_bytes(kBig);
+  const auto paced = [&] {
+    auto o = std::make_shared<FakeOrigin>(data, "\"v1\"");
+    o->set_script([](const RangeRequest&, unsigned) {
+      Reply r;
+      r.chunk = 1024;
+      r.chunk_interval = std::chrono::microseconds(500);  // 2 MB/s a request
+      return r;
+    });
+    return o;
+  };
+  std::shared_ptr<FakeOrigin> a = paced(), b = paced();
+  Play pa, pb;
+  std::thread other([&] { pb = play(b); });
+  pa = play(a);
+  other.join();
+  EXPECT_EQ(pa.drained.bytes, data);
+  EXPECT_EQ(pb.drained.bytes, data);
+  const uint64_t sent = pa.body_bytes() + pb.body_bytes();
+  EXPECT_LE(sent, kBig * 13 / 10) << "a: " << pa.body_bytes() << " b: " << pb.body_bytes();
+  EXPECT_GT(pa.disk.blocks_read + pb.disk.blocks_read, 0u);
 }
 
 TEST_F(DiskOriginTest, TheDirectoryIsPrivate) {

@@ -111,6 +111,28 @@ class DiskStore {
   // The bytes of every block held, all entries.
   uint64_t bytes_held();
 
+  // Claims: which blocks of a resource (its key: there may be no entry
+  // yet) an element is fetching from the network now, so that another one,
+  // in this process or another, waits for them to be written instead of
+  // fetching them too. `owner` names the element: "<pid>/<anything>"; a
+  // claim goes when released, or when its process is gone.
+  struct Claim {
+    std::string owner;
+    uint64_t first = 0;  // blocks [first, end)
+    uint64_t end = 0;
+  };
+  // Claims blocks [first, end) of `key` for `owner`, unless another live
+  // owner claims `first`: then nothing (0). The claim stops short of the
+  // next block another owner claims; `*claimed_end` says where it ends.
+  // Check and claim are one transaction: of two owners asking at once, one
+  // gets the block.
+  int64_t claim(const std::string& key, const std::string& owner, uint64_t first, uint64_t end,
+                uint64_t* claimed_end);
+  void release(int64_t claim);
+  void release_all(const std::string& owner);
+  // The live claims on `key` of owners other than `owner`.
+  std::vector<Claim> claims(const std::string& key, const std::string& owner);
+
   class Impl;
 
  private:
