@@ -12,6 +12,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <thread>
@@ -96,7 +98,9 @@ TEST_F(DiskCacheTest, AReplayReadsNoBodyByteFromTheOrigin) {
   put_file("clip.bin", data);
   auto cold = play("/clip.bin");
   expect_exact_transfer(*cold, data);
-  EXPECT_EQ(stats_uint64_field(cold->stats, "disk-blocks-written"), 9u);
+  // Written behind the reader: some may still be queued at EOS (the rest
+  // go when the element stops).
+  EXPECT_LE(stats_uint64_field(cold->stats, "disk-blocks-written"), 9u);
 
   const size_t mark = log_length();
   auto warm = play("/clip.bin");
@@ -214,6 +218,62 @@ TEST_F(DiskCacheTest, WithTheOriginGoneAPartialEntryFailsAfterItsBlocks) {
   EXPECT_EQ(r->error->domain, GST_RESOURCE_ERROR);
   EXPECT_EQ(r->bytes, 3 * kMiB);
   EXPECT_EQ(r->sha256, sha256_hex(std::vector<uint8_t>(data.begin(), data.begin() + 3 * kMiB)));
+}
+
+// Two processes play one file at once into one cache: what one fetches
+// the other waits for and reads from disk. (Both exact; the origin sends
+// less than the two plays would alone. How much less depends on how the
+// two engines' spans meet: docs/benchmark.md has the figures.)
+TEST_F(DiskCacheTest, TwoProcessesAtOnceShareWhatTheyFetch) {
+  set_deadline(300s);
+  const std::vector<uint8_t>& data = pattern(64 * kMiB);
+  put_file("clip.bin", data);
+  const std::string out = cache_parent_.file("other.bin");
+  const size_t mark = log_length();
+  const pid_t pid = fork_player(http("/capped/clip.bin"), cache_, out);
+  ASSERT_GT(pid, 0);
+  auto here = play("/capped/clip.bin");
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  expect_exact_transfer(*here, data);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the other player failed";
+  std::ifstream f(out, std::ios::binary);
+  const std::vector<uint8_t> there((std::istreambuf_iterator<char>(f)),
+                                   std::istreambuf_iterator<char>());
+  EXPECT_EQ(there.size(), data.size());
+  EXPECT_EQ(sha256_hex(there), sha256_hex(data)) << "the other player's bytes differ";
+  const uint64_t sent = body_bytes(requests_for("/capped/clip.bin", mark));
+  EXPECT_LT(sent, 2 * data.size())
+      << "nginx sent " << sent << " bytes for two plays of " << data.size();
+}
+
+// The directory never holds more than disk-cache-max-size (and a block a
+// writer may have written past it), least recently used out first; the
+// file played last replays from disk.
+TEST_F(DiskCacheTest, TheDirectoryStaysWithinItsMaximum) {
+  set_deadline(300s);
+  const guint64 max = 64 * kMiB;
+  const auto du = [this] {
+    uint64_t bytes = 0;
+    for (const auto& e : fs::recursive_directory_iterator(cache_)) {
+      struct stat st {};
+      if (!e.is_directory() && stat(e.path().c_str(), &st) == 0)
+        bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+    return bytes;
+  };
+  std::vector<std::string> names = {"one.bin", "two.bin", "three.bin"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::vector<uint8_t> data = pattern(32 * kMiB + i);
+    put_file(names[i], data);
+    expect_exact_transfer(*play("/" + names[i], "", max), data);
+    EXPECT_LE(du(), max + kMiB) << "after " << names[i];
+  }
+  const size_t mark = log_length();
+  auto again = play("/three.bin", "", max);
+  expect_exact_transfer(*again, pattern(32 * kMiB + 2));
+  EXPECT_EQ(body_bytes(requests_for("/three.bin", mark)), 0u);
+  EXPECT_LE(du(), max + kMiB);
 }
 
 // A play killed (SIGKILL) at ten moments while it writes the cache: a play

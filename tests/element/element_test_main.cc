@@ -10,19 +10,24 @@
 
 #include "test_server.h"
 
-// `element_tests --play-with-disk-cache URL DIR`: plays URL through
+// `element_tests --play-with-disk-cache URL DIR [OUT]`: plays URL through
 // prefetchsrc with the disk cache in DIR to the end (exit 0) or an error
-// (exit 1). The disk cache's crash test runs it and kills it midway: a
-// process of its own, built as the tests are (sanitizers included). Two
-// connections, so that a capped origin makes the play last seconds.
-static int play_with_disk_cache(const char* url, const char* dir) {
+// (exit 1), into the file OUT if given. The disk cache's tests run it as a
+// process of its own, built as the tests are (sanitizers included): killed
+// midway (then on two connections, so that a capped origin makes the play
+// last seconds), or beside another play.
+static int play_with_disk_cache(const char* url, const char* dir, const char* out) {
   gst_init(nullptr, nullptr);
   GstElement* pipeline = gst_pipeline_new(nullptr);
   GstElement* src = gst_element_factory_make("prefetchsrc", nullptr);
-  GstElement* sink = gst_element_factory_make("fakesink", nullptr);
+  GstElement* sink = gst_element_factory_make(out ? "filesink" : "fakesink", nullptr);
   if (!src || !sink) return 2;
   g_object_set(src, "location", url, "disk-cache", dir, "block-size", static_cast<guint64>(1 << 20),
-               "concurrency", 2u, nullptr);
+               nullptr);
+  if (out)
+    g_object_set(sink, "location", out, nullptr);
+  else
+    g_object_set(src, "concurrency", 2u, nullptr);
   gst_bin_add_many(GST_BIN(pipeline), src, sink, nullptr);
   gst_element_link(src, sink);
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
@@ -38,8 +43,8 @@ static int play_with_disk_cache(const char* url, const char* dir) {
 }
 
 int main(int argc, char** argv) {
-  if (argc == 4 && std::string(argv[1]) == "--play-with-disk-cache")
-    return play_with_disk_cache(argv[2], argv[3]);  // GST_* as the parent set them
+  if ((argc == 4 || argc == 5) && std::string(argv[1]) == "--play-with-disk-cache")
+    return play_with_disk_cache(argv[2], argv[3], argc == 5 ? argv[4] : nullptr);
   ::testing::InitGoogleTest(&argc, argv);
 
   // Only the plugin under test plus the system's plugins; a registry of our

@@ -450,9 +450,10 @@ void expect_transfer_error_in(const TransferResult& result, GQuark domain) {
   EXPECT_EQ(result.error->domain, domain) << describe(result.error.get());
 }
 
-pid_t fork_player(const std::string& url, const std::string& dir) {
+pid_t fork_player(const std::string& url, const std::string& dir, const std::string& out) {
   // Everything the child needs is made before fork: it only execs.
   std::vector<std::string> args = {"element_tests", "--play-with-disk-cache", url, dir};
+  if (!out.empty()) args.push_back(out);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

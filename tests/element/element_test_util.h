@@ -226,8 +226,9 @@ int run_command(const std::vector<std::string>& argv, std::string* out = nullptr
                 std::string* err = nullptr);
 
 // Starts this test binary again as a player (element_test_main.cc):
-// prefetchsrc location=`url` disk-cache=`dir` ! fakesink. Its pid, or -1.
-pid_t fork_player(const std::string& url, const std::string& dir);
+// prefetchsrc location=`url` disk-cache=`dir` ! fakesink (on two
+// connections), or ! filesink location=`out` if given. Its pid, or -1.
+pid_t fork_player(const std::string& url, const std::string& dir, const std::string& out = "");
 
 // A counter of a `stats` structure (0 if it or the field is missing).
 guint64 stats_uint64_field(const GstStructure* stats, const char* field);
