@@ -276,6 +276,40 @@ TEST_F(DiskCacheTest, TheDirectoryStaysWithinItsMaximum) {
   EXPECT_LE(du(), max + kMiB);
 }
 
+// Pull mode: decodebin's demuxer reads a non-interleaved MP4 (all video,
+// then all audio) at two places at once; played again, all of it comes
+// from disk.
+TEST_F(DiskCacheTest, APullModeReplayIsServedFromDisk) {
+  set_deadline(300s);
+  std::string out, err;
+  ASSERT_EQ(run_command({PREFETCH_MAKE_CLIP, root_.file("ni.mp4"), "20", "noninterleaved",
+                         "640x360", "3000"},
+                        &out, &err),
+            0)
+      << err;
+  const auto decode = [this] {
+    GError* error = nullptr;
+    const std::string launch = "prefetchsrc location=" + http("/ni.mp4") + " disk-cache=" + cache_ +
+                               " ! decodebin ! fakesink";
+    GstPtr<GstElement> pipeline(gst_parse_launch(launch.c_str(), &error));
+    EXPECT_EQ(error, nullptr) << describe(error);
+    g_clear_error(&error);
+    if (!pipeline) return false;
+    gst_element_set_state(pipeline.get(), GST_STATE_PLAYING);
+    MessagePtr m = wait_error_or_eos(pipeline.get(), 120s);
+    const bool eos = m && GST_MESSAGE_TYPE(m.get()) == GST_MESSAGE_EOS;
+    EXPECT_TRUE(eos) << (m ? describe(error_of(m.get()).get()) : "no EOS in time");
+    gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+    return eos;
+  };
+  ASSERT_TRUE(decode());
+  const size_t mark = log_length();
+  ASSERT_TRUE(decode());
+  const std::vector<std::string> asked = requests_for("/ni.mp4", mark);
+  EXPECT_LE(asked.size(), 1u);
+  EXPECT_EQ(body_bytes(asked), 0u);
+}
+
 // A play killed (SIGKILL) at ten moments while it writes the cache: a play
 // after each gives exactly the file, the torn writes found by their
 // checksums.
