@@ -163,6 +163,7 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   bool start_disk(const std::shared_ptr<CacheFetch>& f);
   void step(const std::shared_ptr<CacheFetch>& f);
   void end(const std::shared_ptr<CacheFetch>& f, const Error* e);
+  bool load_block(CacheFetch& f, uint64_t index, uint64_t size);
   void queue_decide(std::shared_ptr<CacheFetch> f);
   int64_t adopt_entry();
   void release_claim(int64_t claim);
@@ -701,19 +702,7 @@ bool DiskOrigin::Impl::start_disk(const std::shared_ptr<CacheFetch>& f) {
   f->end = run_end;
   // The first block is read and checked before the answer is given: a
   // damaged one goes to the network instead.
-  const uint64_t first = f->pos / bs;
-  const size_t length = static_cast<size_t>(std::min(bs, size - first * bs));
-  f->block.resize(length);
-  const BlockRead got = store->read(f->entry, first, f->block.data(), length);
-  if (got != BlockRead::kOk) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (got == BlockRead::kDamaged) ++stats.blocks_damaged;
-    log(LogLevel::kWarning, "disk cache: block %" PRIu64 " %s: fetched from the origin", first,
-        got == BlockRead::kDamaged ? "failed its checksum" : "is gone");
-    return false;
-  }
-  f->loaded = first;
-  f->loaded_begin = first * bs;
+  if (!load_block(*f, f->pos / bs, size)) return false;
   store->touch(f->entry);
   ResponseHead head;
   head.status = 206;
@@ -735,6 +724,28 @@ bool DiskOrigin::Impl::start_disk(const std::shared_ptr<CacheFetch>& f) {
   }
   std::lock_guard<std::mutex> lock(mu);
   serving.push_back(f);
+  return true;
+}
+
+// Reads block `index` of a resource of `size` bytes into `f`'s buffer and
+// checks it; a block that fails (damaged, or gone) is counted and logged,
+// and goes to the network.
+bool DiskOrigin::Impl::load_block(CacheFetch& f, uint64_t index, uint64_t size) {
+  const uint64_t bs = opt.block_size;
+  const size_t length = static_cast<size_t>(std::min(bs, size - index * bs));
+  f.block.resize(length);
+  const BlockRead got = store->read(f.entry, index, f.block.data(), length);
+  if (got != BlockRead::kOk) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (got == BlockRead::kDamaged) ++stats.blocks_damaged;
+    }
+    log(LogLevel::kWarning, "disk cache: block %" PRIu64 " %s: fetched from the origin", index,
+        got == BlockRead::kDamaged ? "failed its checksum" : "is gone");
+    return false;
+  }
+  f.loaded = index;
+  f.loaded_begin = index * bs;
   return true;
 }
 
@@ -762,23 +773,10 @@ void DiskOrigin::Impl::step(const std::shared_ptr<CacheFetch>& f) {
   if (f->pos >= f->end) return end(f, nullptr);
   const uint64_t bs = opt.block_size;
   const uint64_t index = f->pos / bs;
-  if (f->loaded != index) {
-    const size_t length = static_cast<size_t>(std::min(bs, total - index * bs));
-    f->block.resize(length);
-    const BlockRead got = store->read(f->entry, index, f->block.data(), length);
-    if (got != BlockRead::kOk) {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (got == BlockRead::kDamaged) ++stats.blocks_damaged;
-      }
-      log(LogLevel::kWarning, "disk cache: block %" PRIu64 " %s: the rest from the origin", index,
-          got == BlockRead::kDamaged ? "failed its checksum" : "is gone");
-      // Short of what the answer promised: the engine asks again from here.
-      const Error e = make_error(ErrorKind::kRead, 0, "The disk cache lost a block", true);
-      return end(f, &e);
-    }
-    f->loaded = index;
-    f->loaded_begin = index * bs;
+  if (f->loaded != index && !load_block(*f, index, total)) {
+    // Short of what the answer promised: the engine asks again from here.
+    const Error e = make_error(ErrorKind::kRead, 0, "The disk cache lost a block", true);
+    return end(f, &e);
   }
   size_t length = 0;
   uint8_t* area = f->listener->write_area(&length);

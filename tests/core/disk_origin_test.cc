@@ -123,6 +123,17 @@ class DiskOriginTest : public ::testing::Test {
     return o;
   }
 
+  // The origin out of reach: every request refused.
+  static std::shared_ptr<FakeOrigin> unreachable(std::vector<uint8_t> data) {
+    auto o = std::make_shared<FakeOrigin>(std::move(data), "\"v1\"");
+    o->set_script([](const RangeRequest&, unsigned) {
+      Reply r;
+      r.connect_error = true;
+      return r;
+    });
+    return o;
+  }
+
   std::string dir_;
 };
 
@@ -217,13 +228,7 @@ TEST_F(DiskOriginTest, ADamagedOrTruncatedBlockIsFetchedAgain) {
 TEST_F(DiskOriginTest, OfflineACompleteEntryPlaysFromDiskWithOneWarning) {
   const std::vector<uint8_t> data = pattern_bytes(kSize);
   ASSERT_EQ(play(origin(data, "\"v1\"")).drained.bytes, data);
-  auto down = std::make_shared<FakeOrigin>(data, "\"v1\"");
-  down->set_script([](const RangeRequest&, unsigned) {
-    Reply r;
-    r.connect_error = true;
-    return r;
-  });
-  Play warm = play(down);
+  Play warm = play(unreachable(data));
   ASSERT_EQ(warm.drained.last.status, ReadStatus::kEos);
   EXPECT_EQ(warm.drained.bytes, data);
   EXPECT_EQ(warm.disk.offline, 1u);
@@ -234,13 +239,7 @@ TEST_F(DiskOriginTest, OfflineAPartialEntryFailsAfterItsBlocks) {
   const std::vector<uint8_t> data = pattern_bytes(kSize);
   ASSERT_EQ(play(origin(data, "\"v1\"")).drained.bytes, data);
   ASSERT_EQ(truncate(data_file().c_str(), 4 * kBlock), 0);
-  auto down = std::make_shared<FakeOrigin>(data, "\"v1\"");
-  down->set_script([](const RangeRequest&, unsigned) {
-    Reply r;
-    r.connect_error = true;
-    return r;
-  });
-  Play warm = play(down);
+  Play warm = play(unreachable(data));
   ASSERT_EQ(warm.drained.last.status, ReadStatus::kError);
   EXPECT_EQ(warm.drained.last.error.kind, ErrorKind::kOpenRead);
   EXPECT_EQ(warm.drained.bytes, std::vector<uint8_t>(data.begin(), data.begin() + 4 * kBlock));
