@@ -3,8 +3,9 @@
 #include "prefetch/disk_origin.h"
 
 #include <glib.h>
-#include <pthread.h>
-#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,10 +37,16 @@ int64_t unix_now() { return g_get_real_time() / G_USEC_PER_SEC; }
 // reader paused, say) and the request goes to the network.
 constexpr std::chrono::seconds kClaimPatience{2};
 
-// The writes thread writes for at most this share of the time since it
-// started, plus a burst.
-constexpr double kWriteShare = 0.15;
+// The writes thread's burst beyond its share of the time
+// (DiskOriginOptions::write_share).
 constexpr std::chrono::milliseconds kWriteBurst{100};
+
+// The calling thread's CPU time so far.
+std::chrono::duration<double> thread_cpu_time() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::duration<double>(static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9);
+}
 
 // Names this element's claims: the process, and a number of its own.
 std::string next_owner() {
@@ -229,7 +236,9 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   DiskStats stats;
   bool stop = false;
   std::thread reads_thread, writes_thread;
-  // The writes thread's own: its time spent writing, since it started.
+  // The writes thread's own: when it started, and the CPU time it spent
+  // writing since (CPU, not wall time: a disk busy with others makes a
+  // write take longer, not cost the play more).
   Clock::time_point write_clock_start{};
   std::chrono::duration<double> writing_time{0};
 
@@ -850,14 +859,15 @@ void DiskOrigin::Impl::queue_block(uint64_t g, uint64_t index, BlockBytes&& byte
 }
 
 void DiskOrigin::Impl::writes_loop() {
-  // Writing must not slow the play down: the thread runs at idle CPU
-  // priority, and spends at most a share of the time writing (the page
-  // cache's copy and the kernel's writeback cost a fast play its pace even
-  // from an idle thread). Blocks past that share are dropped, fetched again
-  // next time: on a fast origin that matters little, and on a slow one
-  // writing takes a sliver of the play.
-  sched_param idle{};
-  pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+  // Writing must not slow the play down: the thread runs at a low CPU
+  // priority (nice 10, not the idle class: an idle-class writer starves on
+  // a busy machine, and another element waiting for its blocks with it),
+  // and spends at most a share of the time writing (the page cache's copy
+  // and the kernel's writeback cost a fast play its pace even from an idle
+  // thread). Blocks past that share are dropped, fetched again next time:
+  // on a fast origin that matters little, and on a slow one writing takes
+  // a sliver of the play.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
   write_clock_start = Clock::now();
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
@@ -918,8 +928,8 @@ void DiskOrigin::Impl::writes_loop() {
 }
 
 void DiskOrigin::Impl::write_block(Task& t, int64_t id) {
-  const Clock::time_point begin = Clock::now();
-  if (writing_time > kWriteShare * (begin - write_clock_start) + kWriteBurst) {
+  const std::chrono::duration<double> begin = thread_cpu_time();
+  if (writing_time > opt.write_share * (Clock::now() - write_clock_start) + kWriteBurst) {
     std::lock_guard<std::mutex> lock(mu);
     ++stats.blocks_dropped;
     log(LogLevel::kDebug, "block %" PRIu64 " not written: writing has had its share of the time",
@@ -928,7 +938,7 @@ void DiskOrigin::Impl::write_block(Task& t, int64_t id) {
   }
   std::string error;
   const BlockWrite w = store->write(id, t.index, t.bytes.data.get(), t.bytes.size, &error);
-  writing_time += Clock::now() - begin;
+  writing_time += thread_cpu_time() - begin;
   std::unique_lock<std::mutex> lock(mu);
   switch (w) {
     case BlockWrite::kWritten:

@@ -10,7 +10,8 @@
 // again for what follows as it does for any short answer. Everything else
 // goes to the network origin, and the blocks its answers bring whole are
 // copied to the writes thread, which stores them; one not stored in time
-// (the queue is full) is fetched again next time. Nothing here runs on the
+// (the queue is full, or writing has had its share of the time) is
+// fetched again next time. Nothing here runs on the
 // engine's or the I/O thread's time beyond a copy and a queue push.
 //
 // Validation (RFC 9111, cache_freshness.h): a stale entry is revalidated by
@@ -55,6 +56,10 @@ struct DiskOriginOptions {
   bool with_credentials = false;  // requests carry credentials (cache_freshness.h)
   // Queued blocks waiting to be written, at most; more are not written.
   unsigned max_queued_blocks = 16;
+  // The share of the time the writes thread may spend writing, counted in
+  // its CPU time (plus a 100 ms burst); blocks past it are not written.
+  // 1: no limit (tests).
+  double write_share = 0.15;
 };
 
 class DiskOrigin : public Origin {
