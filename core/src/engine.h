@@ -16,10 +16,9 @@
 // byte_budget, block_cache; scheduler for batch and barrier); the engine
 // holds the lock, the waits and the glue between them.
 //
-// Locking: every field of Impl is guarded by `mu` (the budget gate's own
-// mutex comes before it: gate -> mu, never the other way round). Origin calls (start,
-// cancel, resume) only post work to the origin's thread, so they are made
-// with `mu` held; the origin's callbacks take `mu` themselves. Waits use `cv`.
+// Locking: every field of Impl is guarded by `mu` (the budget gate's mutex
+// comes first: gate -> mu). Origin calls only post work (origin.h), so they
+// are made with `mu` held; its callbacks take `mu` themselves. Waits: `cv`.
 #pragma once
 
 #include <condition_variable>
@@ -125,9 +124,9 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   bool slot_wait = false;       // paused for a transfer slot (else for the look-ahead)
   bool yield = false;           // gives its transfer slot to a span nearer the reader
   bool winding_down = false;    // cut by the concurrency: ends with its block, runs on nowhere
-  // The host budget (engine_budget.cc): queued while no slot is granted
-  // (it exists, claims its blocks, takes a request slot in pump(), but is not
-  // sent); holds a slot from its send to its on_done.
+  // The host budget (engine_budget.cc): queued while no slot is granted (it
+  // claims its blocks and a request slot, but is not sent); holds one from
+  // its send to its on_done.
   bool queued = false;
   bool has_slot = false;
   RangeRequest range;  // what it asks (the validator is filled in at its send)
