@@ -7,6 +7,7 @@ stores, throttled mirrors).
               [--rate BYTES_PER_S] [--log FILE.jsonl] [--total-rate BYTES_PER_S]
               [--max-conns K [--retry-after S]] [--slow-requests K,...:S]
               [--stats-log FILE.jsonl [--sample-interval S]]
+              [--cache-control VALUE]
 
 --ttfb SPEC   none | fixed:S | uniform:LO,HI | lognormal:MEDIAN,SIGMA
               The wait before each response is drawn from (seed, path, range
@@ -46,6 +47,12 @@ stores, throttled mirrors).
               May be given more than once (the later one wins for a K named
               twice). Logged lines carry "nth" (the request's K) and, for a
               straggler, "slow": true.
+--cache-control VALUE
+              sent as `Cache-Control: VALUE` with every answer about a file
+              (200, 206, 304), e.g. max-age=3600 (fresh for an hour: a cache
+              may use its copy with no request) or no-cache (a cache must
+              revalidate its copy on every use). Default: none (a cache then
+              makes a lifetime of its own from Last-Modified).
 --stats-log   JSON lines about connections, for counting them per client:
               {"kind": "conn", "conn", "t_open", "t_close", "requests",
               "tags"} when a connection closes ("tags": the query strings of
@@ -58,11 +65,24 @@ stores, throttled mirrors).
               progress (head read, response not finished), those that sent
               body bytes since the previous sample, and the body bytes sent.
 
+Every file is served with `ETag` ("SIZE-MTIME_NS" in hex, strong) and
+`Last-Modified` (its mtime), and `Accept-Ranges: bytes`. Conditional GET and
+HEAD (RFC 9110 13.2.2): `If-None-Match` listing that ETag (weak comparison,
+or `*`), or, only when the request has no If-None-Match, `If-Modified-Since`
+no older than the Last-Modified, are answered `304 Not Modified` with ETag,
+Last-Modified, Cache-Control (if set) and no body, also when the request
+has a Range (the condition is decided before the range). A 304 waits its
+--ttfb draw like any answer and is logged with "status": 304 and "bytes": 0.
+`If-Range` with another validator than the file's gets the whole file (200).
+Log lines of requests with those headers carry them: "if_none_match",
+"if_modified_since", "if_range".
+
 Stdlib only. Runs until SIGTERM/SIGINT.
 """
 
 import argparse
 import asyncio
+import datetime
 import email.utils
 import hashlib
 import itertools
@@ -197,6 +217,40 @@ class BadRequest(Exception):
     pass
 
 
+def etag_matches(header, etag):
+    """Whether an If-None-Match value lists `etag` (weak comparison, RFC 9110
+    8.8.3.2: W/ ignored on both sides) or is `*`."""
+    if header.strip() == "*":
+        return True
+    def opaque(tag):
+        tag = tag.strip()
+        return tag[2:] if tag.startswith("W/") else tag
+    return any(opaque(t) == opaque(etag) for t in header.split(",") if t.strip())
+
+
+def not_modified(headers, etag, mtime):
+    """Whether a GET or HEAD with these (lower-cased) request headers is to
+    be answered 304: If-None-Match lists the ETag; without If-None-Match,
+    If-Modified-Since is a valid date no older than the last modification
+    (`mtime`, unix seconds, compared at whole seconds as Last-Modified
+    states it). An invalid If-Modified-Since is ignored (RFC 9110 13.1.3)."""
+    inm = headers.get("if-none-match")
+    if inm is not None:
+        return etag_matches(inm, etag)
+    ims = headers.get("if-modified-since")
+    if ims is None:
+        return False
+    try:
+        since = email.utils.parsedate_to_datetime(ims)
+    except (TypeError, ValueError, IndexError):
+        return False
+    if since is None:
+        return False
+    if since.tzinfo is None:  # asctime form (or -0000): an HTTP-date is GMT
+        since = since.replace(tzinfo=datetime.timezone.utc)
+    return int(mtime) <= since.timestamp()
+
+
 def parse_range(value, size):
     """Returns (start, end_inclusive), "unsatisfiable", or None to ignore the
     header (absent, malformed or multi-range: RFC 9110 lets a server ignore
@@ -230,8 +284,9 @@ def parse_range(value, size):
 
 class Origin:
     def __init__(self, root, ttfb, rate, log, total_rate=0, max_conns=0, retry_after=1,
-                 stats_log=None, slow=None):
+                 stats_log=None, slow=None, cache_control=None):
         self.root = os.path.realpath(root)
+        self.cache_control = cache_control  # --cache-control: the header's value, or None
         self.ttfb = ttfb
         self.rate = rate
         self.log = log
@@ -315,6 +370,9 @@ class Origin:
                "query": urllib.parse.urlsplit(target).query,
                "range": headers.get("range"), "t_start": t_start,
                "open": len(self.connections)}
+        for name in ("if-none-match", "if-modified-since", "if-range"):
+            if name in headers:
+                rec[name.replace("-", "_")] = headers[name]
         rec["nth"] = self.tag_requests.get(rec["query"], 0) + 1
         self.tag_requests[rec["query"]] = rec["nth"]
         c = self.conns[conn]
@@ -349,6 +407,7 @@ class Origin:
     async def respond(self, writer, method, headers, full, path, keep_alive, rec):
         out_headers = {}
         body_range = None
+        draw_offset = 0  # the offset the --ttfb draw is keyed on
         if method not in ("GET", "HEAD"):
             status = 405
             out_headers["Allow"] = "GET, HEAD"
@@ -365,11 +424,20 @@ class Origin:
                 "Last-Modified": last_modified,
                 "Content-Type": mimetypes.guess_type(full)[0] or "application/octet-stream",
             })
+            if self.cache_control:
+                out_headers["Cache-Control"] = self.cache_control
             wanted = parse_range(headers.get("range"), size)
             if_range = headers.get("if-range")
             if if_range is not None and if_range not in (etag, last_modified):
                 wanted = None  # resource changed since the client's copy: send it whole
-            if wanted == "unsatisfiable":
+            if not_modified(headers, etag, st.st_mtime):
+                # Decided before the range (RFC 9110 13.2.2): no body, and no
+                # Content-Type or Content-Length (they would describe a 200).
+                status = 304
+                del out_headers["Content-Type"]
+                if isinstance(wanted, tuple):
+                    draw_offset = wanted[0]  # the wait a range request would draw
+            elif wanted == "unsatisfiable":
                 status = 416
                 out_headers["Content-Range"] = f"bytes */{size}"
             elif wanted is None:
@@ -381,26 +449,27 @@ class Origin:
                 out_headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
 
         length = body_range[1] - body_range[0] + 1 if body_range else 0
-        out_headers["Content-Length"] = str(length)
+        if status != 304:
+            out_headers["Content-Length"] = str(length)
         out_headers["Date"] = email.utils.formatdate(usegmt=True)
         out_headers["Connection"] = "keep-alive" if keep_alive else "close"
         rec["status"] = status
         rec["bytes"] = 0
 
         offset = body_range[0] if body_range else 0
-        delay = self.ttfb.delay(path, offset, rec["query"])
+        delay = self.ttfb.delay(path, offset if body_range else draw_offset, rec["query"])
         if rec["nth"] in self.slow:
             delay, rec["slow"] = self.slow[rec["nth"]], True
         await asyncio.sleep(delay)
 
-        reason = {200: "OK", 206: "Partial Content", 404: "Not Found",
+        reason = {200: "OK", 206: "Partial Content", 304: "Not Modified", 404: "Not Found",
                   405: "Method Not Allowed", 416: "Range Not Satisfiable"}[status]
         head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in out_headers.items()) + "\r\n"
         writer.write(head.encode("latin-1"))
         await writer.drain()
         rec["t_first_byte"] = time.monotonic()
-        if method == "GET" and length:
+        if method == "GET" and length and status != 304:
             await self.send_body(writer, full, offset, length, rec)
         return keep_alive
 
@@ -458,7 +527,8 @@ async def main(args):
     log = open(args.log, "a", encoding="utf-8") if args.log else None
     stats_log = open(args.stats_log, "a", encoding="utf-8") if args.stats_log else None
     origin = Origin(args.root, ttfb, args.rate, log, args.total_rate, args.max_conns,
-                    args.retry_after, stats_log, parse_slow(args.slow_requests))
+                    args.retry_after, stats_log, parse_slow(args.slow_requests),
+                    args.cache_control)
     server = await asyncio.start_server(origin.handle, "127.0.0.1", args.port,
                                         limit=MAX_HEAD, backlog=128)
     port = server.sockets[0].getsockname()[1]
@@ -505,6 +575,9 @@ def parse_args(argv):
                    help="seconds in the 503's Retry-After (with --max-conns)")
     p.add_argument("--slow-requests", action="append", metavar="K[,K...]:S",
                    help="the K-th request of each query tag waits S s for its first byte")
+    p.add_argument("--cache-control", metavar="VALUE",
+                   help="send Cache-Control: VALUE with every answer about a file "
+                        "(e.g. max-age=3600, no-cache)")
     p.add_argument("--stats-log", help="JSON-lines log of connections and samples")
     p.add_argument("--sample-interval", type=float, default=0.1,
                    help="seconds between samples in --stats-log")

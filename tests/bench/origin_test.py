@@ -14,7 +14,14 @@ Starts origin.py on 127.0.0.1:0 and checks:
   --stats-log     one conn line per connection with its tags, samples with
                   per-tag open/busy/sending counts;
   --slow-requests the K-th request of each query tag waits the scripted
-                  time, counted per tag, the others their --ttfb draw.
+                  time, counted per tag, the others their --ttfb draw;
+  conditional GET If-None-Match with the file's ETag (with or without a
+                  Range), or If-Modified-Since no older than its
+                  Last-Modified (without If-None-Match), gets 304 with no
+                  body on a connection that stays usable, logged with
+                  status 304 and the validator sent; other validators get
+                  the body; --cache-control VALUE is sent with 200, 206 and
+                  304.
 """
 
 import json
@@ -188,6 +195,62 @@ class OriginTest(unittest.TestCase):
             else:
                 self.assertLess(first_byte, 0.3, r)
                 self.assertLess(wait, 0.3, r)
+
+    def test_conditional(self):
+        server = Server(self.tmp.name, "--cache-control", "max-age=3600")
+        try:
+            s = connect(server.port)
+            status, h, body = get(s, "/f.bin?a")
+            self.assertEqual((status, body, h.get("cache-control")), (200, self.data, "max-age=3600"))
+            etag, lm = h["etag"], h["last-modified"]
+            older = "Thu, 01 Jan 1970 00:00:00 GMT"
+            cases = [  # (headers, expected status, expected body)
+                (f"If-None-Match: {etag}\r\n", 304, b""),
+                (f"If-None-Match: {etag}\r\nRange: bytes=0-1048575\r\n", 304, b""),
+                (f'If-None-Match: "x", W/{etag}\r\nRange: bytes=5-9\r\n', 304, b""),
+                ("If-None-Match: *\r\n", 304, b""),
+                ('If-None-Match: "other"\r\nRange: bytes=5-9\r\n', 206, self.data[5:10]),
+                (f"If-Modified-Since: {lm}\r\nRange: bytes=0-9\r\n", 304, b""),
+                (f"If-Modified-Since: {older}\r\nRange: bytes=0-9\r\n", 206, self.data[:10]),
+                ("If-Modified-Since: garbage\r\nRange: bytes=0-9\r\n", 206, self.data[:10]),
+                # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
+                (f'If-None-Match: "other"\r\nIf-Modified-Since: {lm}\r\n', 200, self.data),
+            ]
+            for extra, want, want_body in cases:
+                status, h, body = get(s, "/f.bin?b", extra)
+                self.assertEqual((status, body), (want, want_body), extra)
+                self.assertEqual(h.get("etag"), etag, extra)
+                self.assertEqual(h.get("cache-control"), "max-age=3600", extra)
+                if want == 304:
+                    self.assertNotIn("content-length", h)
+                    self.assertNotIn("content-range", h)
+            # The connection is still in step after the 304s.
+            self.assertEqual(get(s, "/f.bin?c", "Range: bytes=1-2\r\n")[2], self.data[1:3])
+            s.close()
+            time.sleep(0.2)
+        finally:
+            server.stop()
+        log = server.lines(server.log)
+        self.assertEqual([(r["status"], r["bytes"]) for r in log],
+                         [(200, MIB)] + [(want, len(b)) for _, want, b in cases] + [(206, 2)])
+        self.assertEqual(log[2].get("if_none_match"), etag)
+        self.assertEqual(log[2]["range"], "bytes=0-1048575")
+        self.assertEqual(log[6].get("if_modified_since"), lm)
+        self.assertNotIn("if_none_match", log[0])
+
+    def test_not_modified(self):
+        sys.path.insert(0, str(ORIGIN.parent))
+        import origin
+        etag, mtime = '"10-abc"', 1_700_000_000.7  # Last-Modified: ...:20 GMT (whole seconds)
+        lm = "Tue, 14 Nov 2023 22:13:20 GMT"
+        self.assertTrue(origin.not_modified({"if-none-match": 'W/"10-abc"'}, etag, mtime))
+        self.assertFalse(origin.not_modified({"if-none-match": '"10-ab"'}, etag, mtime))
+        self.assertTrue(origin.not_modified({"if-modified-since": lm}, etag, mtime))
+        self.assertTrue(origin.not_modified({"if-modified-since": "Tue Nov 14 22:13:20 2023"},
+                                            etag, mtime))
+        self.assertFalse(origin.not_modified({"if-modified-since": "Tue, 14 Nov 2023 22:13:19 GMT"},
+                                             etag, mtime))
+        self.assertFalse(origin.not_modified({}, etag, mtime))
 
     def test_slow_requests_spec(self):
         sys.path.insert(0, str(ORIGIN.parent))

@@ -6,16 +6,21 @@
 How the auto row is detected from gst-inspect-1.0's text, how the automatic-concurrency
 first check picks the best fixed concurrency and takes the ratio within
 each run, how the most connections open at once are counted, how extra
-requests per start are counted from a request log, and how a quantile check
-compares two rows' quantiles over their runs.
+requests per start are counted from a request log, how a quantile check
+compares two rows' quantiles over their runs, and scenario k's (the disk
+cache's) plays, per-play request counts, ratios, checks and table.
 """
 
 import importlib.machinery
 import importlib.util
 import math
+import os
+import sys
+import tempfile
 import unittest
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run imports diskcache, timeline
 _path = str(Path(__file__).resolve().with_name("run"))
 _loader = importlib.machinery.SourceFileLoader("bench_run", _path)
 _spec = importlib.util.spec_from_loader("bench_run", _loader)
@@ -182,6 +187,168 @@ class QuantileTest(unittest.TestCase):
         self.assertEqual(run.summarize(runs, quantiles=True)["first_buffer_p90_s"]["text"],
                          "1.00")
         self.assertNotIn("first_buffer_p90_s", run.summarize(runs))
+
+
+import diskcache  # noqa: E402  (after the path is set)
+
+
+def disk_run(cold, warm, off, warm_reqs=1, warm_sent=0, exact=100.0):
+    """One run of scenario k's rows as run_disk_scenario leaves them."""
+    return {("prefetchsrc-disk", "cold"): {"total_s": cold, "failed": 0, "requests": 40,
+                                           "sent_bytes": 64 << 20, "exact_pct": 100.0},
+            ("prefetchsrc-disk", "warm"): {"total_s": warm, "failed": 0, "requests": warm_reqs,
+                                           "sent_bytes": warm_sent, "exact_pct": exact},
+            ("prefetchsrc", "off"): {"total_s": off, "failed": 0, "requests": 40}}
+
+
+class DiskCacheTest(unittest.TestCase):
+    SC = next(s for s in run.SCENARIOS if s.key == "k")
+
+    def test_opt_in(self):
+        default = next(a.default for a in _parser_actions() if a.dest == "scenarios")
+        self.assertNotIn("k", default)
+        self.assertEqual(self.SC.kinds, ("diskcache",))
+        self.assertIn(run.DOWNLOAD_ROW, run.ROWS)
+        self.assertEqual(run.scenario_runs(self.SC, 5, False, False), 3)
+        self.assertEqual(run.scenario_runs(self.SC, 2, True, False), 2)
+        self.assertEqual(run.scenario_runs(self.SC, 5, False, True), 5)
+
+    def test_sequences(self):
+        seqs = diskcache.sequences(self.SC.rows)
+        self.assertEqual([s[0].seq for s in seqs],
+                         ["disk", "fresh", "off", "soup", "download", "loop-off", "loop-disk"])
+        disk = seqs[0]
+        self.assertEqual([(p.media, p.cache, p.origin) for p in disk],
+                         [("cold", True, "reval"), ("warm", True, "reval")])
+        self.assertEqual([p.media for p in seqs[-1]], ["cold", "warm", "warm, hashed"])
+        self.assertEqual([p.hashed for p in seqs[-1]], [False, False, True])
+        only_soup = diskcache.sequences(("souphttpsrc",))
+        self.assertEqual([[p.media for p in s] for s in only_soup], [["cold", "warm"]])
+        self.assertEqual(diskcache.CACHE_CONTROL["fresh"], "max-age=3600")
+
+    def test_descriptions(self):
+        plays = {(p.row, p.media): p for p in diskcache.PLAYS}
+        d = diskcache.description
+        self.assertEqual(d(plays[("prefetchsrc-disk", "warm")], "U", "/c", "/t"),
+                         "prefetchsrc location=U disk-cache=/c")
+        self.assertEqual(d(plays[("prefetchsrc", "off")], "U", "/c", "/t"),
+                         "prefetchsrc location=U")
+        self.assertEqual(d(plays[(run.DOWNLOAD_ROW, "cold")], "U", "/c", "/t"),
+                         "souphttpsrc location=U ! queue2 ring-buffer-max-size=0 "
+                         "temp-template=/t/q2-XXXXXX use-buffering=true")
+        self.assertEqual(d(plays[("souphttpsrc", "warm")], "U"), "souphttpsrc location=U")
+        self.assertEqual(set(diskcache.LABELS), {p.row for p in diskcache.PLAYS})
+
+    def test_requests_of_a_play(self):
+        # One tag for the pair: the cold play's requests, then the warm one's 304.
+        reqs = [{"t_start": 10.1, "status": 206, "bytes": 3 << 20},
+                {"t_start": 10.2, "status": 206, "bytes": 5 << 20, "aborted": True},
+                {"t_start": 12.5, "status": 304, "bytes": 0, "if_none_match": '"x"'}]
+        cold = diskcache.origin_figures(diskcache.requests_between(reqs, 10.0, 12.0))
+        warm = diskcache.origin_figures(diskcache.requests_between(reqs, 12.1, 13.0))
+        self.assertEqual((cold["requests"], cold["sent_bytes"], cold["sent_mib"],
+                          cold["responses_304"], cold["conditional"]), (2, 8 << 20, 8.0, 0, 0))
+        self.assertEqual((warm["requests"], warm["sent_bytes"], warm["responses_304"],
+                          warm["conditional"], warm["statuses"]), (1, 0, 1, 1, [304]))
+        self.assertEqual(diskcache.origin_figures([])["requests"], 0)
+
+    def test_ratios(self):
+        r = disk_run(4.0, 1.0, 3.8)
+        r[("souphttpsrc", "cold")] = {"total_s": 16.0, "failed": 0}
+        r[("souphttpsrc", "warm")] = {"total_s": 16.4, "failed": 0}
+        r[("prefetchsrc-disk-loopback", "cold")] = {"total_s": 1.2, "failed": 0}
+        r[("prefetchsrc-loopback", "off")] = {"failed": 1}
+        diskcache.add_ratios(r)
+        self.assertAlmostEqual(r[("prefetchsrc-disk", "warm")]["warm_ratio"], 0.25)
+        self.assertAlmostEqual(r[("prefetchsrc-disk", "cold")]["on_ratio"], 4.0 / 3.8)
+        self.assertAlmostEqual(r[("souphttpsrc", "warm")]["warm_ratio"], 16.4 / 16.0)
+        self.assertNotIn("on_ratio", r[("prefetchsrc-disk-loopback", "cold")])  # off failed
+        self.assertNotIn("warm_ratio", r[("prefetchsrc-disk", "cold")])
+
+    def test_stats_figures(self):
+        f = diskcache.stats_figures({"disk-bytes-read": 64 << 20, "disk-bytes-written": 0,
+                                     "disk-blocks-not-written": 3})
+        self.assertEqual(f, {"disk_read_mib": 64.0, "disk_written_mib": 0.0,
+                             "disk_not_written": 3})
+        self.assertEqual(diskcache.stats_figures(None), {})
+
+    def test_dir_bytes_counts_what_sparse_files_hold(self):
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "data"))
+            with open(os.path.join(d, "data", "1"), "wb") as f:
+                f.truncate(64 << 20)  # a hole
+                f.seek(8 << 20)
+                f.write(os.urandom(1 << 20))
+            held = diskcache.dir_bytes(d)
+            self.assertGreaterEqual(held, 1 << 20)
+            self.assertLess(held, 2 << 20)
+
+    def checks(self, runs):
+        rows = {}
+        for one in runs:
+            for key, r in one.items():
+                rows.setdefault(key, []).append(r)
+        rep = {"scenarios": [{"key": "k", "rows": [
+            {"row": row, "media": media, "runs": r} for (row, media), r in rows.items()]}]}
+        keys = ("disk-cold-cost", "disk-warm-requests", "disk-warm-sent", "disk-warm-exact",
+                "disk-fresh-requests")
+        return {e["key"]: e for e in run.evaluate([c for c in run.CHECKS if c.key in keys],
+                                                  rep, ALL)}
+
+    def test_checks(self):
+        e = self.checks([disk_run(4.0, 0.2, 4.0), disk_run(4.2, 0.2, 4.0),
+                         disk_run(4.1, 0.2, 3.8)])
+        self.assertAlmostEqual(e["disk-cold-cost"]["value"], 1.05)
+        self.assertEqual(e["disk-cold-cost"]["verdict"], "PASS")
+        self.assertEqual((e["disk-warm-requests"]["value"], e["disk-warm-requests"]["verdict"]),
+                         (1, "PASS"))
+        self.assertEqual(e["disk-warm-sent"]["verdict"], "PASS")
+        self.assertEqual(e["disk-warm-exact"]["verdict"], "PASS")
+        self.assertTrue(e["disk-fresh-requests"]["verdict"].startswith("SKIP"))
+        # One warm play that refetched a block fails the bytes check (max over runs).
+        e = self.checks([disk_run(4.0, 0.2, 4.0), disk_run(4.0, 0.3, 4.0, 2, 1 << 20, 0.0)])
+        self.assertEqual((e["disk-warm-sent"]["value"], e["disk-warm-sent"]["verdict"]),
+                         (1 << 20, "FAIL"))
+        self.assertEqual(e["disk-warm-requests"]["verdict"], "FAIL")
+        self.assertEqual(e["disk-warm-exact"]["verdict"], "FAIL")
+
+    def test_markdown_table(self):
+        r = disk_run(4.0, 0.2, 4.0)
+        diskcache.add_ratios(r)
+        sc = {"key": "k", "title": "disk", "model": "m", "server": "origin", "ttfb": "none",
+              "rate_bytes_per_s": 4 << 20, "concurrency": 0, "block_size": 1 << 20,
+              "file_bytes": 64 << 20, "blocks": 64, "video_bytes": None, "seeds": [1],
+              "media_label": "play", "params": "PARAMS", "server_text": "SERVER",
+              "rows": [{"row": row, "label": diskcache.LABELS[row], "media": media,
+                        "runs": [v], "summary": run.summarize([v])}
+                       for (row, media), v in r.items()]}
+        text = run.markdown({"quick": True, "runs": 1, "command": "c", "commit": "x", "seed": 1,
+                             "wall_s": 1, "has_hedge": True, "features": ALL,
+                             "scenarios": [sc], "acceptance": []})
+        self.assertIn("PARAMS; server: SERVER", text)
+        self.assertIn("| row | play | total s | requests | warm / cold | on / off | exact % |",
+                      text)
+        self.assertIn("| prefetchsrc disk-cache=DIR (origin: no-cache) | warm | 0.20 (0.20–0.20) "
+                      "| 1 (1–1) | 0.05 (0.05–0.05) | — | 100 (100–100) |", text)
+
+
+def _parser_actions():
+    """main()'s argparse actions, without running main()."""
+    import argparse
+    captured = []
+    real = argparse.ArgumentParser.parse_args
+
+    def grab(self, *a, **k):
+        captured.extend(self._actions)
+        raise SystemExit(0)
+    argparse.ArgumentParser.parse_args = grab
+    try:
+        run.main()
+    except SystemExit:
+        pass
+    finally:
+        argparse.ArgumentParser.parse_args = real
+    return captured
 
 
 if __name__ == "__main__":
