@@ -62,7 +62,13 @@ class CacheFetch : public Fetch {
 
   std::weak_ptr<DiskOrigin::Impl> impl_;
   const RangeRequest req;
-  const std::shared_ptr<FetchListener> listener;
+  // Until its on_done: the engine's request holds this fetch, so holding
+  // the request after the last callback would keep both alive for good.
+  std::shared_ptr<FetchListener> listener;
+  void done(const Error* e) {
+    std::shared_ptr<FetchListener> last = std::move(listener);
+    last->on_done(e);
+  }
   // Guarded by Impl::mu:
   bool cancelled = false;
   bool paused = false;

@@ -82,7 +82,7 @@ void DiskOrigin::Impl::reads_loop() {
   claim_waiting.clear();
   lock.unlock();
   const Error e = make_error(ErrorKind::kCancelled, 0, "cancelled");
-  for (auto& f : left) f->listener->on_done(&e);
+  for (auto& f : left) f->done(&e);
 }
 
 void DiskOrigin::Impl::decide(const std::shared_ptr<CacheFetch>& f) {
@@ -103,7 +103,7 @@ void DiskOrigin::Impl::decide(const std::shared_ptr<CacheFetch>& f) {
   if (cancelled) {
     // Never passed on (or back from the network): no other callback came.
     const Error e = make_error(ErrorKind::kCancelled, 0, "cancelled");
-    f->listener->on_done(&e);
+    f->done(&e);
     return;
   }
   if (!id && !f->req.whole) id = adopt_entry();
@@ -224,7 +224,7 @@ bool DiskOrigin::Impl::start_disk(const std::shared_ptr<CacheFetch>& f) {
   log(LogLevel::kDebug, "disk cache: bytes %" PRIu64 "-%" PRIu64 " from disk", f->pos, f->end - 1);
   if (!f->listener->on_head(head)) {
     const Error c = make_error(ErrorKind::kCancelled, 0, "cancelled");
-    f->listener->on_done(&c);
+    f->done(&c);
     return true;
   }
   std::lock_guard<std::mutex> lock(mu);
@@ -260,7 +260,7 @@ void DiskOrigin::Impl::end(const std::shared_ptr<CacheFetch>& f, const Error* e)
     serving.erase(std::remove(serving.begin(), serving.end(), f), serving.end());
   }
   f->block = std::vector<uint8_t>();
-  f->listener->on_done(e);
+  f->done(e);
 }
 
 void DiskOrigin::Impl::step(const std::shared_ptr<CacheFetch>& f) {

@@ -84,7 +84,7 @@ class Tee : public FetchListener {
       std::lock_guard<std::mutex> lock(impl_->mu);
       impl_->validation_over();
     }
-    f_->listener->on_done(error);
+    f_->done(error);
   }
 
  private:
