@@ -84,7 +84,6 @@ class CacheFetch : public Fetch {
   uint64_t pos = 0, end = 0;
   std::vector<uint8_t> block;
   uint64_t loaded = UINT64_MAX;  // the block in `block`
-  uint64_t loaded_begin = 0;
 };
 
 class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
@@ -122,7 +121,8 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   void reads_loop();
   void decide(const std::shared_ptr<CacheFetch>& f);
   void forward(const std::shared_ptr<CacheFetch>& f, bool conditional, uint64_t bound = 0);
-  bool start_disk(const std::shared_ptr<CacheFetch>& f);
+  bool start_disk(const std::shared_ptr<CacheFetch>& f, int64_t id,
+                  const std::vector<uint64_t>& held);
   void step(const std::shared_ptr<CacheFetch>& f);
   void end(const std::shared_ptr<CacheFetch>& f, const Error* e);
   bool load_block(CacheFetch& f, uint64_t index, uint64_t size);

@@ -114,7 +114,7 @@ void DiskOrigin::Impl::decide(const std::shared_ptr<CacheFetch>& f) {
   const bool begin_held = std::binary_search(held.begin(), held.end(), index);
   const auto next = std::upper_bound(held.begin(), held.end(), index);
   uint64_t bound = next == held.end() ? 0 : *next * opt.block_size;
-  if (begin_held && !conditional && start_disk(f)) return;
+  if (begin_held && !conditional && start_disk(f, id, held)) return;
   int64_t claim = 0;
   if (!begin_held && !f->req.whole && !off_now()) {
     // Blocks another element fetches are waited for, not fetched again,
@@ -183,17 +183,18 @@ void DiskOrigin::Impl::forward(const std::shared_ptr<CacheFetch>& f, bool condit
   f->net = network->start(r, make_tee(shared_from_this(), f, conditional));
 }
 
-bool DiskOrigin::Impl::start_disk(const std::shared_ptr<CacheFetch>& f) {
+// `held`: the blocks entry `id` holds, as decide() just read them.
+bool DiskOrigin::Impl::start_disk(const std::shared_ptr<CacheFetch>& f, int64_t id,
+                                  const std::vector<uint64_t>& held) {
   std::optional<Entry> e;
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (!usable(f->req.begin)) return false;
+    if (!usable(f->req.begin) || entry->id != id) return false;
     e = entry;
   }
   const uint64_t bs = opt.block_size;
   const uint64_t size = e->meta.size;
   const uint64_t want_end = std::min(f->req.end.value_or(size), size);
-  const std::vector<uint64_t> held = store->held_blocks(e->id);
   uint64_t index = f->req.begin / bs;
   auto it = std::lower_bound(held.begin(), held.end(), index);
   uint64_t run_end = f->req.begin;
@@ -250,7 +251,6 @@ bool DiskOrigin::Impl::load_block(CacheFetch& f, uint64_t index, uint64_t size) 
     return false;
   }
   f.loaded = index;
-  f.loaded_begin = index * bs;
   return true;
 }
 
@@ -290,10 +290,11 @@ void DiskOrigin::Impl::step(const std::shared_ptr<CacheFetch>& f) {
     f->paused = true;  // until resume()
     return;
   }
-  const uint64_t block_end = f->loaded_begin + f->block.size();
+  const uint64_t loaded_begin = f->loaded * bs;
+  const uint64_t block_end = loaded_begin + f->block.size();
   const size_t n =
       static_cast<size_t>(std::min<uint64_t>({length, block_end - f->pos, f->end - f->pos}));
-  std::memcpy(area, f->block.data() + (f->pos - f->loaded_begin), n);
+  std::memcpy(area, f->block.data() + (f->pos - loaded_begin), n);
   f->pos += n;
   if (f->pos == block_end || f->pos == f->end) {
     std::lock_guard<std::mutex> lock(mu);
