@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "disk_store_impl.h"
 
@@ -26,6 +27,7 @@ namespace {
 constexpr int kSchemaVersion = 1;
 constexpr int kBusyTimeoutMs = 5000;
 constexpr uint64_t kDefaultMaxBytes = uint64_t{2} << 30;
+constexpr int kCheckpointPages = 64;
 
 // last_used is a counter, not a clock: seconds would tie entries made in the
 // same second, and the order is all eviction needs.
@@ -96,7 +98,8 @@ std::unique_ptr<DiskStore> DiskStore::open(const std::string& dir, uint64_t max_
   // SQLite gives its -wal and -shm files the index's mode.
   const std::string index = dir + "/index.sqlite";
   int fd = ::open(index.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) ::fchmod(fd, 0600);
+  const bool created = fd >= 0;
+  if (created) ::fchmod(fd, 0600);
   if (fd < 0 && errno == EEXIST) fd = ::open(index.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return fail("cannot open the cache index " + index + ": " + errno_text(errno));
   ::close(fd);
@@ -110,6 +113,9 @@ std::unique_ptr<DiskStore> DiskStore::open(const std::string& dir, uint64_t max_
     return fail("cannot open the cache index " + index + ": " +
                 (db ? impl->db_error() : sqlite3_errstr(rc)));
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  // A new, empty index has nothing to lose: turning it to WAL need not wait
+  // for the disk (three syncs, tens of ms before a play's first request).
+  if (created) pragma(db, "PRAGMA synchronous = OFF");
   auto bad_index = [&] {
     return fail("the cache index " + index + " is not a valid one (" + impl->db_error() +
                 "); remove it to start afresh");
@@ -129,9 +135,11 @@ std::unique_ptr<DiskStore> DiskStore::open(const std::string& dir, uint64_t max_
       !Stmt(db, "PRAGMA foreign_keys = ON").run() || pragma(db, "PRAGMA quick_check") != "ok")
     return bad_index();
   // The index's own files stay small beside the blocks (the budget counts
-  // blocks): a checkpoint every 64 pages, and the WAL cut back to 256 KiB
-  // after one, instead of SQLite's 1000 pages and no limit.
-  pragma(db, "PRAGMA wal_autocheckpoint = 64");
+  // blocks): a checkpoint every kCheckpointPages, and the WAL cut back to
+  // 256 KiB after one, instead of SQLite's 1000 pages and no limit. Not in
+  // the commit that passes the mark, which would hold the store's lock for
+  // its syncs: checkpoint() does it, on a connection of its own.
+  sqlite3_wal_hook(db, &Impl::on_commit, impl.get());
   pragma(db, "PRAGMA journal_size_limit = 262144");
   std::optional<std::string> version = pragma(db, "PRAGMA user_version");
   if (!version) return bad_index();
@@ -186,6 +194,26 @@ std::unique_ptr<DiskStore> DiskStore::open(const std::string& dir, uint64_t max_
 }
 
 uint64_t DiskStore::max_bytes() const { return impl_->max_bytes; }
+
+void DiskStore::checkpoint() {
+  Impl& s = *impl_;
+  if (s.wal_pages.load() < kCheckpointPages) return;
+  std::lock_guard<std::mutex> lock(s.checkpoint_mu);
+  if (!s.checkpoint_db) {
+    if (sqlite3_open_v2((s.dir + "/index.sqlite").c_str(), &s.checkpoint_db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+      sqlite3_close_v2(std::exchange(s.checkpoint_db, nullptr));
+      return;
+    }
+    sqlite3_busy_timeout(s.checkpoint_db, kBusyTimeoutMs);
+    pragma(s.checkpoint_db, "PRAGMA journal_size_limit = 262144");
+  }
+  int log = 0, done = 0;
+  if (sqlite3_wal_checkpoint_v2(s.checkpoint_db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==
+          SQLITE_OK &&
+      done == log)
+    s.wal_pages = 0;
+}
 
 std::optional<Entry> DiskStore::find(const std::string& key) {
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "disk_store_impl.h"
 
@@ -41,6 +42,23 @@ size_t read_all(int fd, uint8_t* p, size_t n, off_t at) {
     got += static_cast<size_t>(r);
   }
   return got;
+}
+
+// Writes n bytes at `at`: the page-aligned part past the page cache where
+// the file system allows it (disk_store.h), the rest through it.
+bool write_block_bytes(File& file, const uint8_t* p, size_t n, off_t at) {
+  const bool aligned = reinterpret_cast<uintptr_t>(p) % kDiskPage == 0 && at % kDiskPage == 0;
+  const size_t head = aligned ? n / kDiskPage * kDiskPage : 0;
+  if (head > 0 && file.direct >= 0 && !file.direct_refused.load()) {
+    if (write_all(file.direct, p, head, at)) {
+      p += head, n -= head, at += static_cast<off_t>(head);
+    } else if (errno == EINVAL) {
+      file.direct_refused = true;  // refused after all: through the page cache from now on
+    } else {
+      return false;
+    }
+  }
+  return write_all(file.fd, p, n, at);
 }
 
 // Gives a dropped block's space back; a file system without holes just
@@ -99,59 +117,83 @@ BlockRead DiskStore::read(int64_t id, uint64_t index, uint8_t* out, size_t lengt
 BlockWrite DiskStore::write(int64_t id, uint64_t index, const uint8_t* data, size_t length,
                             std::string* error) {
   Impl& s = *impl_;
-  std::lock_guard<std::mutex> lock(s.mu);
   auto failed = [&](const std::string& message) {
     set_error(error, message);
     return BlockWrite::kFailed;
   };
-  // Victims stay locked until their files are gone (after the commit), or
-  // until the rollback has put their rows back.
-  std::vector<std::pair<int64_t, File>> victims;
-  // The data is written inside the transaction: its write lock keeps the
-  // budget checked and the row inserted atomic across processes too.
-  Txn txn(s.db);
-  if (!txn.ok()) return failed("cannot update the cache index: " + s.db_error());
-  uint64_t size = 0, block = 0;
+  // The bytes are written outside the lock and the transaction (a write to
+  // the disk takes milliseconds, and a claim or a read in another thread or
+  // process would wait them out), before the row: until the row is in, no
+  // one reads them, and the budget counts them only then (one block per
+  // writer over it at most).
+  std::shared_ptr<File> file;
+  uint64_t at = 0;
   {
+    std::lock_guard<std::mutex> lock(s.mu);
     Stmt q(s.db, "SELECT size, block_size FROM entries WHERE id = ?1", id);
     if (!q.row()) {
       s.files.erase(id);
       return q.ok() ? BlockWrite::kGone : failed("cannot read the cache index: " + s.db_error());
     }
-    size = static_cast<uint64_t>(q.i64(0));
-    block = static_cast<uint64_t>(q.i64(1));
+    const uint64_t size = static_cast<uint64_t>(q.i64(0)), block = static_cast<uint64_t>(q.i64(1));
+    if (block == 0 || index >= (size + block - 1) / block ||
+        length != std::min(block, size - index * block))
+      return failed("block " + std::to_string(index) + " of " + std::to_string(length) +
+                    " bytes does not fit the resource");
+    at = index * block;
+    if (s.any("SELECT 1 FROM blocks WHERE entry = ?1 AND idx = ?2", id, index))
+      return BlockWrite::kHeld;
+    file = s.file(id);
+    if (!file) {
+      if (errno != ENOENT) return failed("cannot open the cache file: " + errno_text(errno));
+      // A row without its file is no use to anyone: drop it.
+      s.exec("DELETE FROM entries WHERE id = ?1", id);
+      return BlockWrite::kGone;
+    }
+    if (file->direct == File::kUnknown)
+      file->direct = ::open(s.path(id).c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
   }
-  if (block == 0 || index >= (size + block - 1) / block ||
-      length != std::min(block, size - index * block))
-    return failed("block " + std::to_string(index) + " of " + std::to_string(length) +
-                  " bytes does not fit the resource");
-  const uint64_t at = index * block;
-  if (s.any("SELECT 1 FROM blocks WHERE entry = ?1 AND idx = ?2", id, index))
-    return BlockWrite::kHeld;
-
-  if (!s.make_room(id, length, &victims)) return BlockWrite::kNoRoom;
-
-  std::shared_ptr<File> file = s.file(id);
-  if (!file) {
-    if (errno != ENOENT) return failed("cannot open the cache file: " + errno_text(errno));
-    // A row without its file is no use to anyone: drop it.
-    s.exec("DELETE FROM entries WHERE id = ?1", id);
-    txn.commit();
-    return BlockWrite::kGone;
-  }
-  if (!write_all(file->fd, data, length, static_cast<off_t>(at))) {
+  // Gives back what was written for no row (mutex held, no transaction
+  // open): unless another writer's row vouches for the same bytes.
+  auto punch_unless_held = [&] {
+    if (!s.any("SELECT 1 FROM blocks WHERE entry = ?1 AND idx = ?2", id, index))
+      punch(file->fd, at, length);
+  };
+  if (!write_block_bytes(*file, data, length, static_cast<off_t>(at))) {
     int e = errno;
-    punch(file->fd, at, length);  // whatever part made it in
+    std::lock_guard<std::mutex> lock(s.mu);
+    punch_unless_held();  // whatever part made it in
     return failed("cannot write the cache file " + s.path(id) + ": " + errno_text(e));
   }
-  // The row exists only once its bytes do.
-  if (!s.exec("INSERT OR IGNORE INTO blocks(entry, idx, length, checksum) VALUES(?1, ?2, ?3, ?4)",
-              id, index, length, checksum(data, length)) ||
-      (sqlite3_changes(s.db) == 1 &&
-       !s.exec("UPDATE entries SET bytes_held = bytes_held + ?1 WHERE id = ?2", length, id)) ||
+  const int64_t sum = checksum(data, length);
+
+  std::lock_guard<std::mutex> lock(s.mu);
+  // Victims stay locked until their files are gone (after the commit), or
+  // until the rollback has put their rows back.
+  std::vector<std::pair<int64_t, File>> victims;
+  // The transaction's write lock keeps the budget checked and the row
+  // inserted atomic across processes too.
+  Txn txn(s.db);
+  if (!txn.ok()) {
+    std::string message = "cannot update the cache index: " + s.db_error();
+    punch_unless_held();
+    return failed(message);
+  }
+  if (!s.any("SELECT 1 FROM entries WHERE id = ?1", id)) return BlockWrite::kGone;
+  if (s.any("SELECT 1 FROM blocks WHERE entry = ?1 AND idx = ?2", id, index))
+    return BlockWrite::kHeld;  // another writer's row vouches for the same bytes
+  if (!s.make_room(id, length, &victims)) {
+    txn.rollback();  // the victims' rows back
+    punch_unless_held();
+    return BlockWrite::kNoRoom;
+  }
+  if (!s.exec("INSERT INTO blocks(entry, idx, length, checksum) VALUES(?1, ?2, ?3, ?4)", id, index,
+              length, sum) ||
+      !s.exec("UPDATE entries SET bytes_held = bytes_held + ?1 WHERE id = ?2", length, id) ||
       !txn.commit()) {
     std::string message = "cannot update the cache index: " + s.db_error();
-    punch(file->fd, at, length);  // no row will ever vouch for these bytes
+    txn.rollback();
+    punch_unless_held();  // no row will ever vouch for these bytes
     return failed(message);
   }
   // Rows first, then files.

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -87,8 +88,10 @@ class Txn {
   explicit Txn(sqlite3* db) : db_(db) {
     ok_ = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
   }
-  ~Txn() {
+  ~Txn() { rollback(); }
+  void rollback() {
     if (ok_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    ok_ = false;
   }
   bool ok() const { return ok_; }
   bool commit() {
@@ -108,11 +111,22 @@ class Txn {
 // is also a pin or an eviction's hold on its victim.
 struct File : DiskStore::Pin {
   explicit File(int f) : fd(f) {}
-  File(File&& other) noexcept : fd(std::exchange(other.fd, -1)) {}
+  File(File&& other) noexcept
+      : fd(std::exchange(other.fd, -1)),
+        direct(std::exchange(other.direct, kUnknown)),
+        direct_refused(other.direct_refused.load()) {}
   ~File() override {
     if (fd >= 0) ::close(fd);
+    if (direct >= 0) ::close(direct);
   }
+  static constexpr int kUnknown = -2;
   int fd;
+  // The same file opened O_DIRECT for writes (disk_store_blocks.cc), once
+  // asked for (under the store's mutex); -1 where the file system refuses
+  // it, or direct_refused once a write there was (kept open meanwhile: a
+  // write in another thread may be using it).
+  int direct = kUnknown;
+  std::atomic<bool> direct_refused{false};
 };
 
 inline void set_error(std::string* error, std::string message) {
@@ -132,7 +146,16 @@ using disk_store_detail::Txn;
 
 class DiskStore::Impl {
  public:
-  ~Impl() { sqlite3_close_v2(db); }
+  ~Impl() {
+    sqlite3_close_v2(db);
+    sqlite3_close_v2(checkpoint_db);
+  }
+
+  // After each commit (sqlite3_wal_hook): the pages in the WAL now.
+  static int on_commit(void* self, sqlite3*, const char*, int pages) {
+    static_cast<Impl*>(self)->wal_pages = pages;
+    return SQLITE_OK;
+  }
 
   std::string path(int64_t id) const { return dir + "/data/" + std::to_string(id); }
   std::string db_error() const { return sqlite3_errmsg(db); }
@@ -221,6 +244,9 @@ class DiskStore::Impl {
   sqlite3* db = nullptr;
   std::mutex mu;  // the connection, `files`
   std::map<int64_t, std::shared_ptr<File>> files;
+  std::atomic<int> wal_pages{0};
+  std::mutex checkpoint_mu;  // checkpoint_db
+  sqlite3* checkpoint_db = nullptr;
 };
 
 }  // namespace prefetch

@@ -6,6 +6,13 @@
 // file per entry, `DIR/data/<entry id>`, with block i at i x block_size.
 // The directory is made 0700, its files 0600.
 //
+// Blocks are written past the page cache (O_DIRECT) where the file system
+// allows it and the bytes are page-aligned in memory and in the file: a
+// buffered write costs the CPU about five times as much (the copy into the
+// page cache, then its writeback), which a play from a fast origin pays
+// for in pace. The rest (a last, short block; a file system without it)
+// is written through the page cache.
+//
 // Bytes stay right without an fsync per block: a block's data is written
 // first and its row (with the checksum of what was written) after it; a
 // read checks the checksum, and a block that does not match (a torn write,
@@ -25,6 +32,11 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+namespace prefetch {
+// The alignment a direct write needs, in memory and in the file.
+constexpr size_t kDiskPage = 4096;
+}  // namespace prefetch
 
 namespace prefetch {
 
@@ -130,6 +142,12 @@ class DiskStore {
                 uint64_t* claimed_end);
   void release(int64_t claim);
   void release_all(const std::string& owner);
+
+  // Moves the index's log (its WAL) into it once the log has grown past a
+  // few hundred KiB; cheap otherwise. Commits never do it themselves (it
+  // syncs the disk, and they hold the store's lock): whoever writes calls
+  // this after, outside it.
+  void checkpoint();
   // The live claims on `key` of owners other than `owner`.
   std::vector<Claim> claims(const std::string& key, const std::string& owner);
 
