@@ -33,9 +33,23 @@ using Clock = std::chrono::steady_clock;
 // reader paused, say) and the request goes to the network.
 constexpr std::chrono::seconds kClaimPatience{2};
 
+// A request to the network stops short of held blocks only where they
+// make a run this long (or reach the resource's end): stopping costs a
+// request's first byte later, which a few blocks read from disk do not
+// make up for on a slow origin.
+constexpr uint64_t kMinHeldRun = 8;
+
 // The writes thread's burst beyond its share of the time
 // (DiskOriginOptions::write_share).
 constexpr std::chrono::milliseconds kWriteBurst{100};
+
+// Writing is held to its share only while the machine's processors are
+// busy at least this share of the time (/proc/stat, over windows of
+// kBusyWindow): a fast origin, or others at work, and a block written
+// costs the play about what writing it takes. From a slow origin, with
+// the processors mostly idle, every block is written.
+constexpr double kBusyMachine = 0.5;
+constexpr std::chrono::milliseconds kBusyWindow{100};
 
 // Names this element's claims: the process, and a number of its own.
 inline std::string next_owner() {
@@ -43,12 +57,19 @@ inline std::string next_owner() {
   return std::to_string(getpid()) + "/" + std::to_string(++n);
 }
 
-// A block's bytes on their way to the disk: reused, never zero-filled.
-struct BlockBytes {
-  std::unique_ptr<uint8_t[]> data;
-  size_t capacity = 0;
+// The machine's processors' time so far, in clock ticks: busy and idle.
+struct CpuTicks {
+  uint64_t busy = 0, idle = 0;
+};
+std::optional<CpuTicks> machine_cpu_ticks();  // disk_writes.cc; nullopt if unreadable
+
+// A whole block from the network on its way to the disk: its bytes where
+// the engine put them, kept (unchanged: FetchListener::area_keeper) until
+// written. Not copied: the copy cost a fast play as much as the write.
+struct BlockRef {
+  std::shared_ptr<const void> keeper;
+  const uint8_t* data = nullptr;
   size_t size = 0;
-  bool empty() const { return !data; }
 };
 
 // One request, answered from disk or passed to the network.
@@ -101,6 +122,7 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
 
   void run_threads() {
     load_entry();
+    write_clock_start = Clock::now();
     reads_thread = std::thread([this] { reads_loop(); });
     writes_thread = std::thread([this] { writes_loop(); });
   }
@@ -141,7 +163,7 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
     int64_t id = 0;  // kRefresh, kDrop; kRelease: the claim
     int64_t fresh_until = 0;
     uint64_t index = 0;  // kBlock
-    BlockBytes bytes;
+    BlockRef block;
 
     static Task drop(int64_t id) {
       Task t{kDrop};
@@ -157,9 +179,10 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   };
   void writes_loop();
   void write_block(Task& t, int64_t id);
-  void queue_block(uint64_t gen, uint64_t index, BlockBytes&& bytes);
-  BlockBytes spare_buffer(uint64_t index, size_t n);
-  void keep_spare(BlockBytes&& b);  // mu held
+  void queue_block(uint64_t gen, uint64_t index, BlockRef&& block);
+  bool may_queue(uint64_t index);
+  void measure_machine();
+  bool over_share() const;  // mu held
   void warn_once(const std::string& kind, const std::string& message);
 
   const std::shared_ptr<Origin> network;
@@ -186,16 +209,19 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   std::deque<Task> writes;
   bool writing = false;
   unsigned queued_blocks = 0;
-  std::vector<BlockBytes> spares;
   std::vector<std::string> warned;
   DiskStats stats;
   bool stop = false;
   std::thread reads_thread, writes_thread;
-  // The writes thread's own: when it started, and the CPU time it spent
-  // writing since (CPU, not wall time: a disk busy with others makes a
-  // write take longer, not cost the play more).
+  // When the tier started, and the time the writes thread spent writing
+  // since. Under mu.
   Clock::time_point write_clock_start{};
   std::chrono::duration<double> writing_time{0};
+  // How busy the machine is (kBusyMachine): taken as busy until a window
+  // is measured. Under mu.
+  double machine_busy = 1;
+  Clock::time_point busy_since{};
+  CpuTicks ticks_since;
 
  private:
   Warn warn_;

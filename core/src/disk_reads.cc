@@ -30,6 +30,22 @@ HttpHeaders parse_headers(const std::string& text) {
   return out;
 }
 
+// The first block after `index` where a run of held blocks worth stopping
+// a network request for begins (kMinHeldRun, or one that reaches the last
+// of `blocks`; with `blocks` 0, not known, any run); 0 if none. `held` is
+// sorted.
+uint64_t next_long_run(const std::vector<uint64_t>& held, uint64_t index, uint64_t blocks) {
+  auto it = std::upper_bound(held.begin(), held.end(), index);
+  while (it != held.end()) {
+    auto run_end = it + 1;
+    while (run_end != held.end() && *run_end == *(run_end - 1) + 1) ++run_end;
+    const uint64_t length = static_cast<uint64_t>(run_end - it);
+    if (length >= kMinHeldRun || *(run_end - 1) + 1 >= blocks) return *it;
+    it = run_end;
+  }
+  return 0;
+}
+
 }  // namespace
 
 // ---- the reads thread ----
@@ -108,12 +124,16 @@ void DiskOrigin::Impl::decide(const std::shared_ptr<CacheFetch>& f) {
   }
   if (!id && !f->req.whole) id = adopt_entry();
   // The blocks held: from the first one a request goes to the disk; short
-  // of it, only up to the next held one goes to the network.
+  // of it, only up to the next long run of them goes to the network.
   std::vector<uint64_t> held;
-  if (id) held = store->held_blocks(id);
+  uint64_t blocks = 0;
+  if (id) {
+    held = store->held_blocks(id);
+    std::lock_guard<std::mutex> lock(mu);
+    if (entry && entry->id == id) blocks = entry->block_count();
+  }
   const bool begin_held = std::binary_search(held.begin(), held.end(), index);
-  const auto next = std::upper_bound(held.begin(), held.end(), index);
-  uint64_t bound = next == held.end() ? 0 : *next * opt.block_size;
+  uint64_t bound = next_long_run(held, index, blocks) * opt.block_size;
   if (begin_held && !conditional && start_disk(f, id, held)) return;
   int64_t claim = 0;
   if (!begin_held && !f->req.whole && !off_now()) {

@@ -3,10 +3,10 @@
 #include <glib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -18,13 +18,6 @@ namespace prefetch {
 
 namespace {
 
-// The calling thread's CPU time so far.
-std::chrono::duration<double> thread_cpu_time() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::chrono::duration<double>(static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9);
-}
-
 // No answer at all for a network reason: the origin may simply be out of
 // reach, so the disk's copy may stand in.
 bool network_failure(const Error* e) {
@@ -34,11 +27,22 @@ bool network_failure(const Error* e) {
 
 }  // namespace
 
+std::optional<CpuTicks> machine_cpu_ticks() {
+  FILE* f = std::fopen("/proc/stat", "re");
+  if (!f) return std::nullopt;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  const int got = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system,
+                              &idle, &iowait, &irq, &softirq);
+  std::fclose(f);
+  if (got != 7) return std::nullopt;
+  return CpuTicks{user + nice + system + irq + softirq, idle + iowait};
+}
+
 // ---- a network answer, teed ----
 
-// Passes a network fetch's callbacks on, copies the whole blocks its body
-// brings to the writes queue, and turns a 304 (or no answer, offline) to
-// the disk.
+// Passes a network fetch's callbacks on, hands the whole blocks its body
+// brings to the writes queue (held where the engine put them, not copied),
+// and turns a 304 (or no answer, offline) to the disk.
 class Tee : public FetchListener {
  public:
   Tee(std::shared_ptr<DiskOrigin::Impl> impl, std::shared_ptr<CacheFetch> f, bool conditional)
@@ -60,10 +64,12 @@ class Tee : public FetchListener {
   }
   uint8_t* write_area(size_t* length) override {
     area_ = f_->listener->write_area(length);
+    if (keep_ && area_) keeper_ = f_->listener->area_keeper();
     return area_;
   }
   void on_data(size_t n) override {
-    if (keep_) stage(area_, n);  // before the engine may reuse the area
+    if (keep_) stage(area_, n);
+    keeper_.reset();
     body_pos_ += n;
     f_->listener->on_data(n);
   }
@@ -98,14 +104,18 @@ class Tee : public FetchListener {
       if (staged_index_ != index) {
         staged_index_ = index;
         staged_ = 0;
+        block_ = BlockRef();
         // A body that starts inside a block cannot give it whole.
-        buffer_ = pos == begin ? impl_->spare_buffer(index, length) : BlockBytes();
+        if (pos == begin && keeper_ && impl_->may_queue(index)) block_ = {keeper_, data, length};
       }
       const size_t take = static_cast<size_t>(std::min<uint64_t>(n, begin + length - pos));
-      if (!buffer_.empty()) {
-        std::memcpy(buffer_.data.get() + staged_, data, take);
+      // The block's bytes must be one run in one buffer: anything else (a
+      // block the engine dropped and made again) is not written.
+      if (block_.keeper && (keeper_ != block_.keeper || data != block_.data + staged_))
+        block_ = BlockRef();
+      if (block_.keeper) {
         staged_ += take;
-        if (staged_ == length) impl_->queue_block(gen_, index, std::move(buffer_));
+        if (staged_ == length) impl_->queue_block(gen_, index, std::move(block_));
       }
       data += take;
       n -= take;
@@ -123,9 +133,10 @@ class Tee : public FetchListener {
   uint64_t size_ = 0;
   uint64_t body_pos_ = 0;
   uint8_t* area_ = nullptr;
+  std::shared_ptr<const void> keeper_;  // of area_
   uint64_t staged_index_ = UINT64_MAX;
   size_t staged_ = 0;
-  BlockBytes buffer_;
+  BlockRef block_;
 };
 
 std::shared_ptr<FetchListener> make_tee(std::shared_ptr<DiskOrigin::Impl> impl,
@@ -144,47 +155,60 @@ void DiskOrigin::Impl::release_claim(int64_t claim) {
 
 // ---- the writes thread ----
 
-// Where a block from the network is copied for the disk: none when the
-// queue is full (the block is not written; it costs no copy either).
-BlockBytes DiskOrigin::Impl::spare_buffer(uint64_t index, size_t n) {
-  BlockBytes b;
+// Once a window (kBusyWindow): how busy the machine's processors were.
+void DiskOrigin::Impl::measure_machine() {
+  const Clock::time_point now = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (off || full) return b;
-    if (queued_blocks >= opt.max_queued_blocks) {
-      ++stats.blocks_dropped;
-      log(LogLevel::kDebug, "block %" PRIu64 " from the origin, not written: the queue is full",
-          index);
-      return b;
-    }
-    if (!spares.empty()) {
-      b = std::move(spares.back());
-      spares.pop_back();
-    }
+    if (busy_since != Clock::time_point{} && now - busy_since < kBusyWindow) return;
+    busy_since = now;
   }
-  if (b.capacity < n) {
-    b.data.reset(new uint8_t[n]);
-    b.capacity = n;
+  std::optional<CpuTicks> t = machine_cpu_ticks();  // outside the lock: a file read
+  std::lock_guard<std::mutex> lock(mu);
+  if (!t) {
+    machine_busy = 1;
+  } else {
+    const uint64_t busy = t->busy - ticks_since.busy, idle = t->idle - ticks_since.idle;
+    if (ticks_since.busy + ticks_since.idle > 0 && busy + idle > 0)
+      machine_busy = static_cast<double>(busy) / static_cast<double>(busy + idle);
+    ticks_since = *t;
   }
-  b.size = n;
-  return b;
 }
 
-void DiskOrigin::Impl::keep_spare(BlockBytes&& b) {
-  if (spares.size() < opt.max_queued_blocks) spares.push_back(std::move(b));
+// Whether writing has had its share of the time (write_block), while the
+// machine is busy (kBusyMachine).
+bool DiskOrigin::Impl::over_share() const {
+  return machine_busy >= kBusyMachine &&
+         writing_time > opt.write_share * (Clock::now() - write_clock_start) + kWriteBurst;
 }
 
-void DiskOrigin::Impl::queue_block(uint64_t g, uint64_t index, BlockBytes&& bytes) {
+// Whether a block starting to arrive from the network is to be kept for
+// the disk: not when the queue is full or writing has had its share. How
+// busy the machine is gets measured here, where blocks come.
+bool DiskOrigin::Impl::may_queue(uint64_t index) {
+  measure_machine();
+  std::lock_guard<std::mutex> lock(mu);
+  if (off || full) return false;
+  const bool queue_full = queued_blocks >= opt.max_queued_blocks;
+  if (!queue_full && !over_share()) return true;
+  ++stats.blocks_dropped;
+  log(LogLevel::kDebug, "block %" PRIu64 " from the origin, not written: %s", index,
+      queue_full ? "the queue is full" : "writing has had its share of the time");
+  return false;
+}
+
+void DiskOrigin::Impl::queue_block(uint64_t g, uint64_t index, BlockRef&& block) {
+  BlockRef unused;  // let go of outside the lock: it goes back to the engine's pool
   std::lock_guard<std::mutex> lock(mu);
   if (off || full || g != gen || queued_blocks >= opt.max_queued_blocks) {
     if (!off && !full) ++stats.blocks_dropped;
-    keep_spare(std::move(bytes));
+    unused = std::move(block);
     return;
   }
   ++queued_blocks;
   Task t{Task::kBlock, g};
   t.index = index;
-  t.bytes = std::move(bytes);
+  t.block = std::move(block);
   writes.push_back(std::move(t));
   writes_cv.notify_all();
 }
@@ -193,13 +217,12 @@ void DiskOrigin::Impl::writes_loop() {
   // Writing must not slow the play down: the thread runs at a low CPU
   // priority (nice 10, not the idle class: an idle-class writer starves on
   // a busy machine, and another element waiting for its blocks with it),
-  // and spends at most a share of the time writing (the page cache's copy
-  // and the kernel's writeback cost a fast play its pace even from an idle
-  // thread). Blocks past that share are dropped, fetched again next time:
-  // on a fast origin that matters little, and on a slow one writing takes
-  // a sliver of the play.
+  // and while the network's thread is busy (a fast origin) it spends at
+  // most a share of the time writing: a write costs a fast play its pace
+  // even from an idle thread (the disk's interrupts, memory). Blocks past
+  // that share are dropped, fetched again next time: on a fast origin that
+  // matters little, and from a slow one every block is written.
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
-  write_clock_start = Clock::now();
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
     writes_cv.wait(lock, [&] { return stop || !writes.empty(); });
@@ -248,33 +271,31 @@ void DiskOrigin::Impl::writes_loop() {
           break;
       }
     }
+    t.block = BlockRef();  // back to the engine's pool, outside the lock
+    if (!disabled) store->checkpoint();
     lock.lock();
-    if (t.kind == Task::kBlock) {
-      --queued_blocks;
-      keep_spare(std::move(t.bytes));
-    }
+    if (t.kind == Task::kBlock) --queued_blocks;
     writing = false;
     idle_cv.notify_all();
   }
 }
 
 void DiskOrigin::Impl::write_block(Task& t, int64_t id) {
-  const std::chrono::duration<double> begin = thread_cpu_time();
-  if (writing_time > opt.write_share * (Clock::now() - write_clock_start) + kWriteBurst) {
-    std::lock_guard<std::mutex> lock(mu);
+  const Clock::time_point begin = Clock::now();
+  if (std::lock_guard<std::mutex> lock(mu); over_share()) {
     ++stats.blocks_dropped;
     log(LogLevel::kDebug, "block %" PRIu64 " not written: writing has had its share of the time",
         t.index);
     return;
   }
   std::string error;
-  const BlockWrite w = store->write(id, t.index, t.bytes.data.get(), t.bytes.size, &error);
-  writing_time += thread_cpu_time() - begin;
+  const BlockWrite w = store->write(id, t.index, t.block.data, t.block.size, &error);
   std::unique_lock<std::mutex> lock(mu);
+  writing_time += Clock::now() - begin;
   switch (w) {
     case BlockWrite::kWritten:
       ++stats.blocks_written;
-      stats.bytes_written += t.bytes.size;
+      stats.bytes_written += t.block.size;
       log(LogLevel::kDebug, "block %" PRIu64 " written to disk", t.index);
       return;
     case BlockWrite::kHeld:

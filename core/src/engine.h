@@ -84,6 +84,7 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   uint8_t* write_area(size_t* length) override;
   void on_data(size_t n) override;
   void on_done(const Error* error) override;
+  std::shared_ptr<const void> area_keeper() override;
 
   bool cancelled() const {
     return state == RequestState::kDraining || state == RequestState::kCancelled;
@@ -381,6 +382,7 @@ struct Prefetcher::Impl {
   void keep_resource(const ResponseHead& head);
   void end_at_most(Request& r, uint64_t bound);
   uint8_t* write_area(Request& r, size_t* length);
+  std::shared_ptr<const void> area_keeper(Request& r);
   void on_data(Request& r, size_t n);
   void on_done(Request& r, const Error* error);
   enum class Outcome { kDone, kShort, kFailed };

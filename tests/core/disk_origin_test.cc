@@ -248,6 +248,41 @@ TEST_F(DiskOriginTest, OfflineAPartialEntryFailsAfterItsBlocks) {
   EXPECT_EQ(warm.drained.bytes, std::vector<uint8_t>(data.begin(), data.begin() + 4 * kBlock));
 }
 
+// An entry that holds a few scattered blocks and one long run (a cold
+// play that wrote only part of what it fetched): a network request runs
+// through the scattered ones (stopping at each would cost a first byte per
+// block on a slow origin) and stops at the run, which comes from disk.
+TEST_F(DiskOriginTest, ANetworkRequestRunsThroughShortHeldRunsAndStopsAtALongOne) {
+  constexpr uint64_t kBlocks = 24, kRun = 12;  // blocks 12-23 held, and 2 and 5
+  const std::vector<uint8_t> data = pattern_bytes(kBlocks * kBlock);
+  {
+    std::string error;
+    std::unique_ptr<DiskStore> store = DiskStore::open(dir_, 0, &error);
+    ASSERT_TRUE(store) << error;
+    EntryMeta m;
+    m.key = m.final_url = kKey;
+    m.size = data.size();
+    m.block_size = kBlock;
+    m.etag = "\"v1\"";
+    std::optional<Entry> e = store->put(m, &error);
+    ASSERT_TRUE(e) << error;
+    for (uint64_t i : {uint64_t{2}, uint64_t{5}})
+      ASSERT_EQ(store->write(e->id, i, &data[i * kBlock], kBlock), BlockWrite::kWritten);
+    for (uint64_t i = kRun; i < kBlocks; ++i)
+      ASSERT_EQ(store->write(e->id, i, &data[i * kBlock], kBlock), BlockWrite::kWritten);
+  }
+  Play warm = play(origin(data, "\"v1\""));
+  ASSERT_EQ(warm.drained.last.status, ReadStatus::kEos);
+  EXPECT_EQ(warm.drained.bytes, data);
+  for (const RequestRecord& r : warm.requests) {
+    EXPECT_LT(r.begin, kRun * kBlock) << "request " << r.id;
+    EXPECT_NE(r.end, std::optional<uint64_t>(2 * kBlock)) << "request " << r.id;
+    EXPECT_NE(r.end, std::optional<uint64_t>(5 * kBlock)) << "request " << r.id;
+  }
+  EXPECT_EQ(warm.disk.blocks_read, kBlocks - kRun);
+  EXPECT_EQ(warm.body_bytes(), kRun * kBlock);
+}
+
 TEST_F(DiskOriginTest, NoStoreIsNeverWritten) {
   const std::vector<uint8_t> data = pattern_bytes(kSize);
   Play cold = play(origin(data, "\"v1\"", {{"Cache-Control", "no-store"}}));

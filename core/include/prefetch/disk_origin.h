@@ -57,9 +57,9 @@ struct DiskOriginOptions {
   // Queued blocks waiting to be written, at most; more are not written.
   unsigned max_queued_blocks = 16;
   // The share of the time the writes thread may spend writing, counted in
-  // its CPU time (plus a 100 ms burst); blocks past it are not written.
+  // its CPU time (plus a 25 ms burst); blocks past it are not written.
   // 1: no limit (tests).
-  double write_share = 0.15;
+  double write_share = 0.1;
 };
 
 class DiskOrigin : public Origin {

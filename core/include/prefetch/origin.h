@@ -114,6 +114,12 @@ class FetchListener {
   virtual uint8_t* write_area(size_t* length) = 0;
   // `n` bytes were written at the last write_area.
   virtual void on_data(size_t n) = 0;
+  // Called between write_area and on_data: what keeps the memory of the
+  // last area alive, from a listener that promises that what on_data says
+  // was written there stays as it is while it is held (an area is only
+  // ever appended to); empty from any other. Lets a copy of the body (the
+  // disk cache's) be taken from the listener's memory instead of made.
+  virtual std::shared_ptr<const void> area_keeper() { return nullptr; }
   // The transfer ended: nullptr at a clean end of body.
   virtual void on_done(const Error* error) = 0;
 };
