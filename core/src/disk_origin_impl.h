@@ -43,6 +43,10 @@ constexpr uint64_t kMinHeldRun = 8;
 // (DiskOriginOptions::write_share).
 constexpr std::chrono::milliseconds kWriteBurst{100};
 
+// How often the writes thread looks whether other elements play the same
+// resource (then every block is written: they wait for ours).
+constexpr std::chrono::milliseconds kOthersCheck{100};
+
 // Writing is held to its share only while the machine's processors are
 // busy at least this share of the time (/proc/stat, over windows of
 // kBusyWindow): a fast origin, or others at work, and a block written
@@ -220,6 +224,11 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   // How busy the machine is (kBusyMachine): taken as busy until a window
   // is measured. Under mu.
   double machine_busy = 1;
+  // Whether another element plays the same resource (kOthersCheck): it
+  // waits for the blocks this one claims, so all are written. Under mu;
+  // when it was last looked at: the writes thread's own.
+  bool others_playing = false;
+  Clock::time_point others_checked{};
   Clock::time_point busy_since{};
   CpuTicks ticks_since;
 

@@ -65,6 +65,11 @@ void DiskStore::release(int64_t claim) {
   impl_->exec("DELETE FROM claims WHERE id = ?1", claim);
 }
 
+void DiskStore::announce(const std::string& key, const std::string& owner) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->exec("INSERT INTO claims(key, owner, first, end) VALUES(?1, ?2, 0, 0)", key, owner);
+}
+
 void DiskStore::release_all(const std::string& owner) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->exec("DELETE FROM claims WHERE owner = ?1", owner);

@@ -176,9 +176,9 @@ void DiskOrigin::Impl::measure_machine() {
 }
 
 // Whether writing has had its share of the time (write_block), while the
-// machine is busy (kBusyMachine).
+// machine is busy (kBusyMachine) and no other element waits for our blocks.
 bool DiskOrigin::Impl::over_share() const {
-  return machine_busy >= kBusyMachine &&
+  return !others_playing && machine_busy >= kBusyMachine &&
          writing_time > opt.write_share * (Clock::now() - write_clock_start) + kWriteBurst;
 }
 
@@ -223,6 +223,9 @@ void DiskOrigin::Impl::writes_loop() {
   // that share are dropped, fetched again next time: on a fast origin that
   // matters little, and from a slow one every block is written.
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+  // Others playing this resource may wait for what this element fetches:
+  // they find it announced, and it finds them (write_block).
+  if (!off_now()) store->announce(opt.key, owner);
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
     writes_cv.wait(lock, [&] { return stop || !writes.empty(); });
@@ -282,6 +285,12 @@ void DiskOrigin::Impl::writes_loop() {
 
 void DiskOrigin::Impl::write_block(Task& t, int64_t id) {
   const Clock::time_point begin = Clock::now();
+  if (begin - others_checked >= kOthersCheck) {
+    others_checked = begin;
+    const bool others = !store->claims(opt.key, owner).empty();
+    std::lock_guard<std::mutex> lock(mu);
+    others_playing = others;
+  }
   if (std::lock_guard<std::mutex> lock(mu); over_share()) {
     ++stats.blocks_dropped;
     log(LogLevel::kDebug, "block %" PRIu64 " not written: writing has had its share of the time",

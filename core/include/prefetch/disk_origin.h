@@ -55,10 +55,11 @@ struct DiskOriginOptions {
   uint64_t block_size = 0;
   bool with_credentials = false;  // requests carry credentials (cache_freshness.h)
   // Queued blocks waiting to be written, at most; more are not written.
+  // They are the engine's buffers, held (counted in its memory budget).
   unsigned max_queued_blocks = 16;
-  // The share of the time the writes thread may spend writing, counted in
-  // its CPU time (plus a 25 ms burst); blocks past it are not written.
-  // 1: no limit (tests).
+  // While the machine is busy, the share of the time the writes thread may
+  // spend writing, in wall time (plus a 100 ms burst); blocks past it are
+  // not written. 1: no limit (tests).
   double write_share = 0.1;
 };
 

@@ -142,6 +142,9 @@ class DiskStore {
                 uint64_t* claimed_end);
   void release(int64_t claim);
   void release_all(const std::string& owner);
+  // Says that `owner` plays `key` (a claim of no block, which claims()
+  // lists and claim() never meets), until release_all() or its process ends.
+  void announce(const std::string& key, const std::string& owner);
 
   // Moves the index's log (its WAL) into it once the log has grown past a
   // few hundred KiB; cheap otherwise. Commits never do it themselves (it
