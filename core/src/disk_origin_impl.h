@@ -43,6 +43,11 @@ constexpr uint64_t kMinHeldRun = 8;
 // (DiskOriginOptions::write_share).
 constexpr std::chrono::milliseconds kWriteBurst{100};
 
+// A disk answer keeps the kernel reading at least this many blocks ahead
+// of the one it serves, asking for twice as many at a time
+// (DiskStore::read_ahead).
+constexpr uint64_t kReadAheadBlocks = 8;
+
 // How often the writes thread looks whether other elements play the same
 // resource (then every block is written: they wait for ours).
 constexpr std::chrono::milliseconds kOthersCheck{100};
@@ -107,6 +112,7 @@ class CacheFetch : public Fetch {
   // Served from disk (the reads thread's own):
   int64_t entry = 0;
   uint64_t pos = 0, end = 0;
+  uint64_t read_ahead_to = 0;  // asked of the kernel up to here
   std::vector<uint8_t> block;
   uint64_t loaded = UINT64_MAX;  // the block in `block`
 };

@@ -271,6 +271,13 @@ bool DiskOrigin::Impl::load_block(CacheFetch& f, uint64_t index, uint64_t size) 
     return false;
   }
   f.loaded = index;
+  // The next blocks of the run being served, read ahead while this one is.
+  const uint64_t ahead = (index + 1) * bs;
+  if (ahead + kReadAheadBlocks * bs > f.read_ahead_to && ahead < f.end) {
+    const uint64_t from = std::max(ahead, f.read_ahead_to);
+    f.read_ahead_to = std::min(f.end, ahead + 2 * kReadAheadBlocks * bs);
+    if (f.read_ahead_to > from) store->read_ahead(f.entry, from, f.read_ahead_to - from);
+  }
   return true;
 }
 

@@ -72,6 +72,17 @@ int64_t checksum(const uint8_t* p, size_t n) { return static_cast<int64_t>(XXH3_
 
 }  // namespace
 
+void DiskStore::read_ahead(int64_t id, uint64_t offset, uint64_t length) {
+  std::shared_ptr<File> file;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    file = impl_->file(id);
+  }
+  if (file)
+    ::posix_fadvise(file->fd, static_cast<off_t>(offset), static_cast<off_t>(length),
+                    POSIX_FADV_WILLNEED);
+}
+
 BlockRead DiskStore::read(int64_t id, uint64_t index, uint8_t* out, size_t length) {
   Impl& s = *impl_;
   std::shared_ptr<File> file;

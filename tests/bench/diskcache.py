@@ -62,6 +62,10 @@ class Play:
     hashed: bool = True  # hash what reaches the sink (exact %); else the count only
     warm_of: str = None  # media of the play this one's total is set against: warm / cold
     on_of: tuple = None  # (row, media) of the cache-off play: on / off
+    # Processes playing it at once, into one DIR: its figures are the
+    # slowest one's total and first buffer, the least exact one's exact %,
+    # and the origin's for all of them (sent_ratio: body bytes / file size).
+    together: int = 1
 
 
 PLAYS = (
@@ -74,6 +78,10 @@ PLAYS = (
     Play("prefetchsrc-disk-fresh", "cold", "fresh", "fresh", "prefetchsrc", cache=True),
     Play("prefetchsrc-disk-fresh", "warm", "fresh", "fresh", "prefetchsrc", cache=True,
          warm_of="cold"),
+    # Two players of one file at once, into one directory: what one fetches
+    # the other waits for and reads from disk.
+    Play("prefetchsrc-disk-two", "two at once", "two", "reval", "prefetchsrc", cache=True,
+         together=2),
     # The cold cost's reference: the cache off (the element's defaults).
     Play("prefetchsrc", "off", "off", "reval", "prefetchsrc"),
     # Beside them: what replaying costs without the element's cache.
@@ -97,6 +105,7 @@ PLAYS = (
 LABELS = {
     "prefetchsrc-disk": "prefetchsrc disk-cache=DIR (origin: no-cache)",
     "prefetchsrc-disk-fresh": "prefetchsrc disk-cache=DIR (origin: max-age=3600)",
+    "prefetchsrc-disk-two": "two processes at once: prefetchsrc disk-cache=DIR (origin: no-cache)",
     "prefetchsrc": "prefetchsrc (cache off)",
     "souphttpsrc": "souphttpsrc",
     DOWNLOAD_ROW: "souphttpsrc ! queue2 temp-template=DIR/q2-XXXXXX (download buffering)",
@@ -151,6 +160,21 @@ def origin_figures(reqs):
             "sent_bytes": sent, "sent_mib": sent / MIB}
 
 
+def merge_together(results, file_bytes):
+    """One result for the processes of a `together` play: the slowest one's
+    times, the least exact one's exact %, their CPU summed, failed if any
+    failed; the origin's figures are added after (all of their requests)."""
+    failed = [r for r in results if r.get("failed")]
+    if failed:
+        return dict(failed[0])
+    merged = dict(max(results, key=lambda r: r["total_s"]))
+    merged["first_buffer_s"] = max(r["first_buffer_s"] for r in results)
+    merged["exact_pct"] = min(r["exact_pct"] for r in results)
+    merged["cpu_s"] = sum(r.get("cpu_s", 0) for r in results)
+    merged["file_bytes"] = file_bytes
+    return merged
+
+
 def stats_figures(stats):
     """The element's disk counters in MiB (empty for a play without them)."""
     if not stats:
@@ -168,7 +192,8 @@ def stats_figures(stats):
 def add_ratios(run_results):
     """Within one run ({(row, media): result}): warm_ratio on each play with
     warm_of (its total / that play's), on_ratio on each with on_of (its total
-    / the cache-off play's). A failed play on either side gives none."""
+    / the cache-off play's), sent_ratio on a together play (the origin's body
+    bytes / the file's). A failed play on either side gives none."""
     by_row = {}
     for p in PLAYS:
         by_row[(p.row, p.media)] = p
@@ -176,6 +201,8 @@ def add_ratios(run_results):
         p = by_row.get(key)
         if p is None or r.get("failed") or r.get("total_s") is None:
             continue
+        if p.together > 1 and r.get("file_bytes") and r.get("sent_bytes") is not None:
+            r["sent_ratio"] = r["sent_bytes"] / r["file_bytes"]
         for name, ref in (("warm_ratio", (p.row, p.warm_of) if p.warm_of else None),
                           ("on_ratio", p.on_of)):
             base = run_results.get(ref) if ref else None

@@ -216,7 +216,8 @@ class DiskCacheTest(unittest.TestCase):
     def test_sequences(self):
         seqs = diskcache.sequences(self.SC.rows)
         self.assertEqual([s[0].seq for s in seqs],
-                         ["disk", "fresh", "off", "soup", "download", "loop-off", "loop-disk"])
+                         ["disk", "fresh", "two", "off", "soup", "download", "loop-off",
+                          "loop-disk"])
         disk = seqs[0]
         self.assertEqual([(p.media, p.cache, p.origin) for p in disk],
                          [("cold", True, "reval"), ("warm", True, "reval")])
@@ -264,6 +265,22 @@ class DiskCacheTest(unittest.TestCase):
         self.assertAlmostEqual(r[("souphttpsrc", "warm")]["warm_ratio"], 16.4 / 16.0)
         self.assertNotIn("on_ratio", r[("prefetchsrc-disk-loopback", "cold")])  # off failed
         self.assertNotIn("warm_ratio", r[("prefetchsrc-disk", "cold")])
+
+    def test_two_at_once(self):
+        plays = {(p.row, p.media): p for p in diskcache.PLAYS}
+        two = plays[("prefetchsrc-disk-two", "two at once")]
+        self.assertEqual((two.together, two.cache), (2, True))
+        a = {"total_s": 5.0, "first_buffer_s": 0.1, "exact_pct": 100.0, "cpu_s": 1.0, "failed": 0}
+        b = {"total_s": 6.0, "first_buffer_s": 0.3, "exact_pct": 0.0, "cpu_s": 0.5, "failed": 0}
+        m = diskcache.merge_together([a, b], 64 << 20)
+        self.assertEqual((m["total_s"], m["first_buffer_s"], m["exact_pct"], m["cpu_s"]),
+                         (6.0, 0.3, 0.0, 1.5))
+        self.assertEqual(diskcache.merge_together([a, {"failed": 1, "error": "x"}], 1)["failed"], 1)
+        m["sent_bytes"] = 80 << 20  # the origin's log, for both processes
+        r = {("prefetchsrc-disk-two", "two at once"): m}
+        diskcache.add_ratios(r)
+        self.assertAlmostEqual(m["sent_ratio"], 1.25)
+        self.assertNotIn("sent_ratio", disk_run(4.0, 1.0, 3.8)[("prefetchsrc-disk", "cold")])
 
     def test_stats_figures(self):
         f = diskcache.stats_figures({"disk-bytes-read": 64 << 20, "disk-bytes-written": 0,

@@ -104,6 +104,11 @@ class DiskStore {
   // resource for the last block) into `out` and checks it. kDamaged: it
   // did not match its checksum (or the file was short); it is dropped.
   BlockRead read(int64_t id, uint64_t index, uint8_t* out, size_t length);
+  // Asks the kernel to start reading bytes [offset, offset + length) of
+  // entry `id`'s file now, for the reads to come: blocks are written past
+  // the page cache, so a replay reads the disk, and a read at a time would
+  // leave it idle while the block is served.
+  void read_ahead(int64_t id, uint64_t offset, uint64_t length);
   // Writes block `index`: data first, then its row. kHeld: it already was;
   // kNoRoom: the budget has no room even after evicting every unpinned
   // entry; kGone: the entry was dropped meanwhile; kFailed: the disk
