@@ -52,25 +52,20 @@ constexpr uint64_t kReadAheadBlocks = 8;
 // resource (then every block is written: they wait for ours).
 constexpr std::chrono::milliseconds kOthersCheck{100};
 
-// Writing is held to its share only while the machine's processors are
-// busy at least this share of the time (/proc/stat, over windows of
-// kBusyWindow): a fast origin, or others at work, and a block written
-// costs the play about what writing it takes. From a slow origin, with
-// the processors mostly idle, every block is written.
-constexpr double kBusyMachine = 0.5;
-constexpr std::chrono::milliseconds kBusyWindow{100};
+// Writing is held to its share only while the origin is fast: while
+// writing every block that arrives would take at least the whole time
+// (blocks arrived in a window of kLoadWindow x what a block's write takes).
+// There the disk cannot keep up anyway, and a block written costs the play
+// about what writing it takes. From a slow origin, the one a cache is for,
+// every block is written, whatever else the machine is doing.
+constexpr double kFastOrigin = 1.0;
+constexpr std::chrono::milliseconds kLoadWindow{100};
 
 // Names this element's claims: the process, and a number of its own.
 inline std::string next_owner() {
   static std::atomic<uint64_t> n{0};
   return std::to_string(getpid()) + "/" + std::to_string(++n);
 }
-
-// The machine's processors' time so far, in clock ticks: busy and idle.
-struct CpuTicks {
-  uint64_t busy = 0, idle = 0;
-};
-std::optional<CpuTicks> machine_cpu_ticks();  // disk_writes.cc; nullopt if unreadable
 
 // A whole block from the network on its way to the disk: its bytes where
 // the engine put them, kept (unchanged: FetchListener::area_keeper) until
@@ -191,8 +186,8 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   void write_block(Task& t, int64_t id);
   void queue_block(uint64_t gen, uint64_t index, BlockRef&& block);
   bool may_queue(uint64_t index);
-  void measure_machine();
-  bool over_share() const;  // mu held
+  void measure_load(Clock::time_point now);  // mu held
+  bool over_share() const;                   // mu held
   void warn_once(const std::string& kind, const std::string& message);
 
   const std::shared_ptr<Origin> network;
@@ -227,16 +222,19 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   // since. Under mu.
   Clock::time_point write_clock_start{};
   std::chrono::duration<double> writing_time{0};
-  // How busy the machine is (kBusyMachine): taken as busy until a window
-  // is measured. Under mu.
-  double machine_busy = 1;
+  // What writing every block would take of the time (kFastOrigin): the
+  // blocks that began to arrive in the window since load_since, and what a
+  // block's write takes (a moving average, wall time). Taken as fast until
+  // a window is measured. Under mu.
+  double write_load = kFastOrigin;
+  Clock::time_point load_since{};
+  unsigned arrived = 0;
+  std::chrono::duration<double> write_cost{0.002};
   // Whether another element plays the same resource (kOthersCheck): it
   // waits for the blocks this one claims, so all are written. Under mu;
   // when it was last looked at: the writes thread's own.
   bool others_playing = false;
   Clock::time_point others_checked{};
-  Clock::time_point busy_since{};
-  CpuTicks ticks_since;
 
  private:
   Warn warn_;

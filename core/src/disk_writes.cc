@@ -1,12 +1,9 @@
 // The disk tier's writes (disk_origin_impl.h): a network answer teed on its
 // way to the engine, and the writes thread that stores its whole blocks.
 #include <glib.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 
 #include <algorithm>
 #include <cinttypes>
-#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -26,17 +23,6 @@ bool network_failure(const Error* e) {
 }
 
 }  // namespace
-
-std::optional<CpuTicks> machine_cpu_ticks() {
-  FILE* f = std::fopen("/proc/stat", "re");
-  if (!f) return std::nullopt;
-  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
-  const int got = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system,
-                              &idle, &iowait, &irq, &softirq);
-  std::fclose(f);
-  if (got != 7) return std::nullopt;
-  return CpuTicks{user + nice + system + irq + softirq, idle + iowait};
-}
 
 // ---- a network answer, teed ----
 
@@ -155,39 +141,32 @@ void DiskOrigin::Impl::release_claim(int64_t claim) {
 
 // ---- the writes thread ----
 
-// Once a window (kBusyWindow): how busy the machine's processors were.
-void DiskOrigin::Impl::measure_machine() {
-  const Clock::time_point now = Clock::now();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    if (busy_since != Clock::time_point{} && now - busy_since < kBusyWindow) return;
-    busy_since = now;
-  }
-  std::optional<CpuTicks> t = machine_cpu_ticks();  // outside the lock: a file read
-  std::lock_guard<std::mutex> lock(mu);
-  if (!t) {
-    machine_busy = 1;
-  } else {
-    const uint64_t busy = t->busy - ticks_since.busy, idle = t->idle - ticks_since.idle;
-    if (ticks_since.busy + ticks_since.idle > 0 && busy + idle > 0)
-      machine_busy = static_cast<double>(busy) / static_cast<double>(busy + idle);
-    ticks_since = *t;
+// A block began to arrive: once a window (kLoadWindow), what writing every
+// block would take of the time.
+void DiskOrigin::Impl::measure_load(Clock::time_point now) {
+  ++arrived;
+  if (load_since == Clock::time_point{}) {
+    load_since = now;
+  } else if (now - load_since >= kLoadWindow) {
+    write_load = arrived * write_cost / (now - load_since);
+    arrived = 0;
+    load_since = now;
   }
 }
 
 // Whether writing has had its share of the time (write_block), while the
-// machine is busy (kBusyMachine) and no other element waits for our blocks.
+// origin is fast (kFastOrigin) and no other element waits for our blocks.
 bool DiskOrigin::Impl::over_share() const {
-  return !others_playing && machine_busy >= kBusyMachine &&
+  return !others_playing && write_load >= kFastOrigin &&
          writing_time > opt.write_share * (Clock::now() - write_clock_start) + kWriteBurst;
 }
 
 // Whether a block starting to arrive from the network is to be kept for
-// the disk: not when the queue is full or writing has had its share. How
-// busy the machine is gets measured here, where blocks come.
+// the disk: not when the queue is full or writing has had its share.
 bool DiskOrigin::Impl::may_queue(uint64_t index) {
-  measure_machine();
+  const Clock::time_point now = Clock::now();
   std::lock_guard<std::mutex> lock(mu);
+  measure_load(now);
   if (off || full) return false;
   const bool queue_full = queued_blocks >= opt.max_queued_blocks;
   if (!queue_full && !over_share()) return true;
@@ -214,15 +193,14 @@ void DiskOrigin::Impl::queue_block(uint64_t g, uint64_t index, BlockRef&& block)
 }
 
 void DiskOrigin::Impl::writes_loop() {
-  // Writing must not slow the play down: the thread runs at a low CPU
-  // priority (nice 10, not the idle class: an idle-class writer starves on
-  // a busy machine, and another element waiting for its blocks with it),
-  // and while the network's thread is busy (a fast origin) it spends at
-  // most a share of the time writing: a write costs a fast play its pace
-  // even from an idle thread (the disk's interrupts, memory). Blocks past
-  // that share are dropped, fetched again next time: on a fast origin that
-  // matters little, and from a slow one every block is written.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+  // Writing must not slow the play down: from a fast origin
+  // (kFastOrigin) the thread spends at most a share of the time writing:
+  // there a write costs the play its pace (the disk's interrupts, memory,
+  // a core). Blocks past that share are dropped, fetched again next time:
+  // from a fast origin that matters little. From a slow one every block is
+  // written, at the thread's normal priority: a lower one starves it on a
+  // machine busy with other work (two busy loops on two cores kept 218 of
+  // 256 blocks at nice 5), and then the cache keeps holes.
   // Others playing this resource may wait for what this element fetches:
   // they find it announced, and it finds them (write_block).
   if (!off_now()) store->announce(opt.key, owner);
@@ -300,9 +278,11 @@ void DiskOrigin::Impl::write_block(Task& t, int64_t id) {
   std::string error;
   const BlockWrite w = store->write(id, t.index, t.block.data, t.block.size, &error);
   std::unique_lock<std::mutex> lock(mu);
-  writing_time += Clock::now() - begin;
+  const std::chrono::duration<double> took = Clock::now() - begin;
+  writing_time += took;
   switch (w) {
     case BlockWrite::kWritten:
+      write_cost = 0.8 * write_cost + 0.2 * took;
       ++stats.blocks_written;
       stats.bytes_written += t.block.size;
       log(LogLevel::kDebug, "block %" PRIu64 " written to disk", t.index);
