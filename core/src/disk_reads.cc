@@ -143,15 +143,17 @@ void DiskOrigin::Impl::decide(const std::shared_ptr<CacheFetch>& f) {
     uint64_t end = bound ? bound / bs : UINT64_MAX;
     if (f->req.end) end = std::min(end, (*f->req.end + bs - 1) / bs);
     claim = store->claim(opt.key, owner, index, end, &end);
-    if (claim) {
+    if (claim > 0) {
       if (end != UINT64_MAX) bound = end * bs;
-    } else if (!f->waited_enough && still_waiting(f, held.size())) {
+    } else if (claim == 0 && !f->waited_enough && still_waiting(f, held.size())) {
       std::lock_guard<std::mutex> lock(mu);
       claim_waiting.push_back(f);
       return;
     }
   }
-  f->claim = claim;
+  // A claim the index could not take (a full disk, say) is not another's:
+  // the request goes out unclaimed.
+  f->claim = std::max<int64_t>(claim, 0);
   forward(f, begin_held && conditional, bound);
 }
 

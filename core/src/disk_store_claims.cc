@@ -32,7 +32,7 @@ int64_t DiskStore::claim(const std::string& key, const std::string& owner, uint6
   };
   std::lock_guard<std::mutex> lock(impl_->mu);
   Txn txn(impl_->db);
-  if (!txn.ok()) return 0;
+  if (!txn.ok()) return -1;
   std::vector<std::string> dead;
   {
     Stmt q(impl_->db,
@@ -53,9 +53,9 @@ int64_t DiskStore::claim(const std::string& key, const std::string& owner, uint6
   for (const std::string& d : dead) impl_->exec("DELETE FROM claims WHERE owner = ?1", d);
   if (!impl_->exec("INSERT INTO claims(key, owner, first, end) VALUES(?1, ?2, ?3, ?4)", key, owner,
                    as_row(first), as_row(end)))
-    return 0;
+    return -1;
   const int64_t id = sqlite3_last_insert_rowid(impl_->db);
-  if (!txn.commit()) return 0;
+  if (!txn.commit()) return -1;
   if (claimed_end) *claimed_end = end;
   return id;
 }

@@ -142,7 +142,8 @@ class DiskStore {
   // owner claims `first`: then nothing (0). The claim stops short of the
   // next block another owner claims; `*claimed_end` says where it ends.
   // Check and claim are one transaction: of two owners asking at once, one
-  // gets the block.
+  // gets the block. -1: the index could not say or record it (a full disk,
+  // a lock held past the busy timeout).
   int64_t claim(const std::string& key, const std::string& owner, uint64_t first, uint64_t end,
                 uint64_t* claimed_end);
   void release(int64_t claim);
