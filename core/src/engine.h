@@ -146,9 +146,8 @@ class Request : public FetchListener, public std::enable_shared_from_this<Reques
   // Where its answer's range ends (exclusive): a 206 may carry less than was
   // asked (RFC 9110), and a body that ends there ended well.
   std::optional<uint64_t> promised_end;
-  // Where the last write_area pointed: the discard area, or a block whose
-  // buffer it keeps alive until on_data, even if a seek drops the block
-  // meanwhile (the origin writes without our lock).
+  // Where the last write_area pointed: the discard area, or a block whose buffer it keeps
+  // alive until on_data even if a seek drops it (the origin writes without our lock).
   bool into_scratch = false;
   std::shared_ptr<BlockBuffer> area_owner;
   uint8_t scratch[4096];
@@ -382,7 +381,6 @@ struct Prefetcher::Impl {
   void keep_resource(const ResponseHead& head);
   void end_at_most(Request& r, uint64_t bound);
   uint8_t* write_area(Request& r, size_t* length);
-  std::shared_ptr<const void> area_keeper(Request& r);
   void on_data(Request& r, size_t n);
   void on_done(Request& r, const Error* error);
   enum class Outcome { kDone, kShort, kFailed };

@@ -21,7 +21,6 @@ bool Request::on_head(const ResponseHead& head) { return impl_->on_head(*this, h
 uint8_t* Request::write_area(size_t* length) { return impl_->write_area(*this, length); }
 void Request::on_data(size_t n) { impl_->on_data(*this, n); }
 void Request::on_done(const Error* error) { impl_->on_done(*this, error); }
-std::shared_ptr<const void> Request::area_keeper() { return impl_->area_keeper(*this); }
 
 // ---- starting and cancelling ----
 
@@ -251,10 +250,10 @@ uint8_t* Prefetcher::Impl::write_area(Request& r, size_t* length) {
 
 // A block's buffer is only ever appended to, and goes back to its pool only
 // once no one holds it: what was written in it stays while it is held.
-std::shared_ptr<const void> Prefetcher::Impl::area_keeper(Request& r) {
-  std::lock_guard<std::mutex> lock(mu);
-  if (r.into_scratch) return nullptr;
-  return r.area_owner;
+std::shared_ptr<const void> Request::area_keeper() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (into_scratch) return nullptr;
+  return area_owner;
 }
 
 void Prefetcher::Impl::on_data(Request& r, size_t n) {
