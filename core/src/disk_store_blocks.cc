@@ -152,8 +152,7 @@ BlockWrite DiskStore::write(int64_t id, uint64_t index, const uint8_t* data, siz
       return failed("block " + std::to_string(index) + " of " + std::to_string(length) +
                     " bytes does not fit the resource");
     at = index * block;
-    if (s.any("SELECT 1 FROM blocks WHERE entry = ?1 AND idx = ?2", id, index))
-      return BlockWrite::kHeld;
+    if (s.holds(id, index)) return BlockWrite::kHeld;
     file = s.file(id);
     if (!file) {
       if (errno != ENOENT) return failed("cannot open the cache file: " + errno_text(errno));
@@ -167,8 +166,7 @@ BlockWrite DiskStore::write(int64_t id, uint64_t index, const uint8_t* data, siz
   // Gives back what was written for no row (mutex held, no transaction
   // open): unless another writer's row vouches for the same bytes.
   auto punch_unless_held = [&] {
-    if (!s.any("SELECT 1 FROM blocks WHERE entry = ?1 AND idx = ?2", id, index))
-      punch(file->fd, at, length);
+    if (!s.holds(id, index)) punch(file->fd, at, length);
   };
   if (!write_block_bytes(*file, data, length, static_cast<off_t>(at))) {
     int e = errno;
@@ -191,7 +189,7 @@ BlockWrite DiskStore::write(int64_t id, uint64_t index, const uint8_t* data, siz
     return failed(message);
   }
   if (!s.any("SELECT 1 FROM entries WHERE id = ?1", id)) return BlockWrite::kGone;
-  if (s.any("SELECT 1 FROM blocks WHERE entry = ?1 AND idx = ?2", id, index))
+  if (s.holds(id, index))
     return BlockWrite::kHeld;  // another writer's row vouches for the same bytes
   if (!s.make_room(id, length, &victims)) {
     txn.rollback();  // the victims' rows back

@@ -186,6 +186,11 @@ class DiskStore::Impl {
     return Stmt(db, sql, args...).row();
   }
 
+  // Whether entry `id` has a row for block `index`.
+  bool holds(int64_t id, uint64_t index) {
+    return any("SELECT 1 FROM blocks WHERE entry = ?1 AND idx = ?2", id, index);
+  }
+
   uint64_t total() {
     Stmt q(db, "SELECT total(bytes_held) FROM entries");
     return q.row() ? static_cast<uint64_t>(q.i64(0)) : 0;

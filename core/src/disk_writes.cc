@@ -50,12 +50,10 @@ class Tee : public FetchListener {
   }
   uint8_t* write_area(size_t* length) override {
     area_ = f_->listener->write_area(length);
-    if (keep_ && area_) keeper_ = f_->listener->area_keeper();
     return area_;
   }
   void on_data(size_t n) override {
     if (keep_) stage(area_, n);
-    keeper_.reset();
     body_pos_ += n;
     f_->listener->on_data(n);
   }
@@ -91,14 +89,18 @@ class Tee : public FetchListener {
         staged_index_ = index;
         staged_ = 0;
         block_ = BlockRef();
-        // A body that starts inside a block cannot give it whole.
-        if (pos == begin && keeper_ && impl_->may_queue(index)) block_ = {keeper_, data, length};
+        // A body that starts inside a block cannot give it whole. (An area
+        // never crosses a block's end, so this one is the block's start.)
+        if (pos == begin && impl_->may_queue(index)) {
+          if (auto keeper = f_->listener->area_keeper()) block_ = {keeper, data, length};
+        }
       }
       const size_t take = static_cast<size_t>(std::min<uint64_t>(n, begin + length - pos));
-      // The block's bytes must be one run in one buffer: anything else (a
-      // block the engine dropped and made again) is not written.
-      if (block_.keeper && (keeper_ != block_.keeper || data != block_.data + staged_))
-        block_ = BlockRef();
+      // The block's bytes must be one run from its start: inside the buffer
+      // held (no other can be where it is), and written by this answer. An
+      // area elsewhere (the engine dropped the block and made it again, or
+      // another request filled part of it) is not written.
+      if (block_.keeper && data != block_.data + staged_) block_ = BlockRef();
       if (block_.keeper) {
         staged_ += take;
         if (staged_ == length) impl_->queue_block(gen_, index, std::move(block_));
@@ -119,7 +121,6 @@ class Tee : public FetchListener {
   uint64_t size_ = 0;
   uint64_t body_pos_ = 0;
   uint8_t* area_ = nullptr;
-  std::shared_ptr<const void> keeper_;  // of area_
   uint64_t staged_index_ = UINT64_MAX;
   size_t staged_ = 0;
   BlockRef block_;
