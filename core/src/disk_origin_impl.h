@@ -39,7 +39,7 @@ constexpr std::chrono::seconds kClaimPatience{2};
 // make up for on a slow origin.
 constexpr uint64_t kMinHeldRun = 8;
 
-// The writes thread's burst beyond its share of the time
+// The writes thread's burst of processor time beyond its share
 // (DiskOriginOptions::write_share).
 constexpr std::chrono::milliseconds kWriteBurst{100};
 
@@ -51,15 +51,6 @@ constexpr uint64_t kReadAheadBlocks = 8;
 // How often the writes thread looks whether other elements play the same
 // resource (then every block is written: they wait for ours).
 constexpr std::chrono::milliseconds kOthersCheck{100};
-
-// Writing is held to its share only while the origin is fast: while
-// writing every block that arrives would take at least the whole time
-// (blocks arrived in a window of kLoadWindow x what a block's write takes).
-// There the disk cannot keep up anyway, and a block written costs the play
-// about what writing it takes. From a slow origin, the one a cache is for,
-// every block is written, whatever else the machine is doing.
-constexpr double kFastOrigin = 1.0;
-constexpr std::chrono::milliseconds kLoadWindow{100};
 
 // Names this element's claims: the process, and a number of its own.
 inline std::string next_owner() {
@@ -186,8 +177,7 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   void write_block(Task& t, int64_t id);
   void queue_block(uint64_t gen, uint64_t index, BlockRef&& block);
   bool may_queue(uint64_t index);
-  void measure_load(Clock::time_point now);  // mu held
-  bool over_share() const;                   // mu held
+  bool over_share() const;  // mu held
   void warn_once(const std::string& kind, const std::string& message);
 
   const std::shared_ptr<Origin> network;
@@ -218,18 +208,11 @@ class DiskOrigin::Impl : public std::enable_shared_from_this<Impl> {
   DiskStats stats;
   bool stop = false;
   std::thread reads_thread, writes_thread;
-  // When the tier started, and the time the writes thread spent writing
-  // since. Under mu.
+  // When the tier started, and the processor time the writes thread spent
+  // writing since (its own clock: not the time it waited for the disk or
+  // for a processor). Under mu.
   Clock::time_point write_clock_start{};
   std::chrono::duration<double> writing_time{0};
-  // What writing every block would take of the time (kFastOrigin): the
-  // blocks that began to arrive in the window since load_since, and what a
-  // block's write takes (a moving average, wall time). Taken as fast until
-  // a window is measured. Under mu.
-  double write_load = kFastOrigin;
-  Clock::time_point load_since{};
-  unsigned arrived = 0;
-  std::chrono::duration<double> write_cost{0.002};
   // Whether another element plays the same resource (kOthersCheck): it
   // waits for the blocks this one claims, so all are written. Under mu;
   // when it was last looked at: the writes thread's own.

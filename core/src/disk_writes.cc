@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstring>
+#include <ctime>
 #include <utility>
 
 #include "disk_origin_impl.h"
@@ -20,6 +21,13 @@ namespace {
 bool network_failure(const Error* e) {
   return e && e->http_status == 0 && e->kind != ErrorKind::kCancelled &&
          (e->kind == ErrorKind::kOpenRead || e->transient);
+}
+
+// The calling thread's processor time (user and system).
+std::chrono::duration<double> thread_cpu_time() {
+  struct timespec ts {};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::duration<double>(static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9);
 }
 
 }  // namespace
@@ -142,32 +150,17 @@ void DiskOrigin::Impl::release_claim(int64_t claim) {
 
 // ---- the writes thread ----
 
-// A block began to arrive: once a window (kLoadWindow), what writing every
-// block would take of the time.
-void DiskOrigin::Impl::measure_load(Clock::time_point now) {
-  ++arrived;
-  if (load_since == Clock::time_point{}) {
-    load_since = now;
-  } else if (now - load_since >= kLoadWindow) {
-    write_load = arrived * write_cost / (now - load_since);
-    arrived = 0;
-    load_since = now;
-  }
-}
-
-// Whether writing has had its share of the time (write_block), while the
-// origin is fast (kFastOrigin) and no other element waits for our blocks.
+// Whether writing has had its share of a processor (write_block), while no
+// other element waits for our blocks.
 bool DiskOrigin::Impl::over_share() const {
-  return !others_playing && write_load >= kFastOrigin &&
+  return !others_playing &&
          writing_time > opt.write_share * (Clock::now() - write_clock_start) + kWriteBurst;
 }
 
 // Whether a block starting to arrive from the network is to be kept for
 // the disk: not when the queue is full or writing has had its share.
 bool DiskOrigin::Impl::may_queue(uint64_t index) {
-  const Clock::time_point now = Clock::now();
   std::lock_guard<std::mutex> lock(mu);
-  measure_load(now);
   if (off || full) return false;
   const bool queue_full = queued_blocks >= opt.max_queued_blocks;
   if (!queue_full && !over_share()) return true;
@@ -194,14 +187,16 @@ void DiskOrigin::Impl::queue_block(uint64_t g, uint64_t index, BlockRef&& block)
 }
 
 void DiskOrigin::Impl::writes_loop() {
-  // Writing must not slow the play down: from a fast origin
-  // (kFastOrigin) the thread spends at most a share of the time writing:
-  // there a write costs the play its pace (the disk's interrupts, memory,
-  // a core). Blocks past that share are dropped, fetched again next time:
-  // from a fast origin that matters little. From a slow one every block is
-  // written, at the thread's normal priority: a lower one starves it on a
-  // machine busy with other work (two busy loops on two cores kept 218 of
-  // 256 blocks at nice 5), and then the cache keeps holes.
+  // Writing must not slow the play down: the thread spends at most a share
+  // of one processor's time writing (its own processor time: a write that
+  // waits for the disk, or for a processor on a busy machine, costs the play
+  // nothing). Blocks past that share are dropped, fetched again next time.
+  // Only a fast origin reaches it (over loopback a block's checksum, system
+  // calls and row take about as long as its arrival): from a slow one, the
+  // one a cache is for, every block is written, however slow the disk or
+  // busy the machine, as long as the queue holds them. The thread runs at
+  // normal priority: a lower one starves it on a machine busy with other
+  // work (two busy loops on two cores kept 218 of 256 blocks at nice 5).
   // Others playing this resource may wait for what this element fetches:
   // they find it announced, and it finds them (write_block).
   if (!off_now()) store->announce(opt.key, owner);
@@ -277,13 +272,13 @@ void DiskOrigin::Impl::write_block(Task& t, int64_t id) {
     return;
   }
   std::string error;
+  const std::chrono::duration<double> cpu_begin = thread_cpu_time();
   const BlockWrite w = store->write(id, t.index, t.block.data, t.block.size, &error);
+  const std::chrono::duration<double> took = thread_cpu_time() - cpu_begin;
   std::unique_lock<std::mutex> lock(mu);
-  const std::chrono::duration<double> took = Clock::now() - begin;
   writing_time += took;
   switch (w) {
     case BlockWrite::kWritten:
-      write_cost = 0.8 * write_cost + 0.2 * took;
       ++stats.blocks_written;
       stats.bytes_written += t.block.size;
       log(LogLevel::kDebug, "block %" PRIu64 " written to disk", t.index);

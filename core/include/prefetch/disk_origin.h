@@ -9,10 +9,10 @@
 // of held blocks from there (ResponseHead::from_disk), so the engine asks
 // again for what follows as it does for any short answer. Everything else
 // goes to the network origin, and the blocks its answers bring whole are
-// copied to the writes thread, which stores them; one not stored in time
-// (the queue is full, or writing has had its share of the time) is
-// fetched again next time. Nothing here runs on the
-// engine's or the I/O thread's time beyond a copy and a queue push.
+// handed to the writes thread (held in the engine's buffers), which stores
+// them; one not stored in time (the queue is full, or writing has had its
+// share of a processor) is fetched again next time. Nothing here runs on
+// the engine's or the I/O thread's time beyond a queue push.
 //
 // Validation (RFC 9111, cache_freshness.h): a stale entry is revalidated by
 // the first request that must go out: on a held block a conditional one
@@ -57,9 +57,9 @@ struct DiskOriginOptions {
   // Queued blocks waiting to be written, at most; more are not written.
   // They are the engine's buffers, held (counted in its memory budget).
   unsigned max_queued_blocks = 16;
-  // While the machine is busy, the share of the time the writes thread may
-  // spend writing, in wall time (plus a 100 ms burst); blocks past it are
-  // not written. 1: no limit (tests).
+  // The share of one processor's time the writes thread may spend writing
+  // (its own processor time, plus a 100 ms burst); blocks past it are not
+  // written. 1: no limit (tests).
   double write_share = 0.1;
 };
 
