@@ -216,13 +216,14 @@ class DiskCacheTest(unittest.TestCase):
     def test_sequences(self):
         seqs = diskcache.sequences(self.SC.rows)
         self.assertEqual([s[0].seq for s in seqs],
-                         ["disk", "fresh", "two", "off", "soup", "download", "loop-off",
-                          "loop-disk"])
+                         ["disk", "fresh", "two", "soup", "download", "loop-disk"])
         disk = seqs[0]
+        # The cache-off reference right before the cold play it is set against.
         self.assertEqual([(p.media, p.cache, p.origin) for p in disk],
-                         [("cold", True, "reval"), ("warm", True, "reval")])
-        self.assertEqual([p.media for p in seqs[-1]], ["cold", "warm", "warm, hashed"])
-        self.assertEqual([p.hashed for p in seqs[-1]], [False, False, True])
+                         [("off", False, "reval"), ("cold", True, "reval"),
+                          ("warm", True, "reval")])
+        self.assertEqual([p.media for p in seqs[-1]], ["off", "cold", "warm", "warm, hashed"])
+        self.assertEqual([p.hashed for p in seqs[-1]], [False, False, False, True])
         only_soup = diskcache.sequences(("souphttpsrc",))
         self.assertEqual([[p.media for p in s] for s in only_soup], [["cold", "warm"]])
         self.assertEqual(diskcache.CACHE_CONTROL["fresh"], "max-age=3600")
