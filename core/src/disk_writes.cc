@@ -166,7 +166,7 @@ bool DiskOrigin::Impl::may_queue(uint64_t index) {
   if (!queue_full && !over_share()) return true;
   ++stats.blocks_dropped;
   log(LogLevel::kDebug, "block %" PRIu64 " from the origin, not written: %s", index,
-      queue_full ? "the queue is full" : "writing has had its share of the time");
+      queue_full ? "the queue is full" : "writing has had its share of a processor");
   return false;
 }
 
@@ -267,7 +267,7 @@ void DiskOrigin::Impl::write_block(Task& t, int64_t id) {
   }
   if (std::lock_guard<std::mutex> lock(mu); over_share()) {
     ++stats.blocks_dropped;
-    log(LogLevel::kDebug, "block %" PRIu64 " not written: writing has had its share of the time",
+    log(LogLevel::kDebug, "block %" PRIu64 " not written: writing has had its share of a processor",
         t.index);
     return;
   }
